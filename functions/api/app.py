@@ -1,0 +1,13 @@
+"""ApiFunction: API Gateway REST proxy events → the PromptLab resolver."""
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from promptlab.api.routes import app
+from promptlab.observability import logger
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

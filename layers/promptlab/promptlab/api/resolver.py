@@ -1,0 +1,166 @@
+"""The REST resolver: Powertools plus the checks it lacks (415, 400, 413) and our error shape."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import threading
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from promptlab.api.errors import error_payload, error_response, from_domain_error, validation_fields
+from promptlab.errors import PromptLabError
+from promptlab.observability import logger
+
+MAX_BODY_BYTES = 1_048_576
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _header(event: dict[str, Any], name: str) -> str | None:
+    for key, value in (event.get("headers") or {}).items():
+        if key.lower() == name:
+            return str(value)
+    return None
+
+
+def _request_id(event: dict[str, Any]) -> str | None:
+    context = event.get("requestContext") or {}
+    value = context.get("requestId")
+    return str(value) if value else None
+
+
+def preflight_error(event: dict[str, Any]) -> tuple[int, str, str] | None:
+    """(status, code, message) when the raw request cannot reach a route handler."""
+    if event.get("httpMethod", "").upper() not in _BODY_METHODS:
+        return None
+    body = event.get("body")
+    if not body:
+        return None
+    if len(body) > MAX_BODY_BYTES * (4 / 3 if event.get("isBase64Encoded") else 1):
+        return 413, "payload_too_large", f"the request body is larger than {MAX_BODY_BYTES} bytes"
+    content_type = _header(event, "content-type")
+    if content_type is not None and not _is_json(content_type):
+        return (
+            415,
+            "unsupported_media_type",
+            f"send JSON (Content-Type: application/json), not {content_type!r}",
+        )
+    try:
+        text = base64.b64decode(body, validate=True).decode("utf-8") if event.get("isBase64Encoded") else body
+        json.loads(text)
+    except (ValueError, binascii.Error) as exc:
+        return 400, "bad_request", f"the request body is not valid JSON: {exc}"
+    return None
+
+
+_request_state = threading.local()
+
+
+class PromptLabResolver(APIGatewayRestResolver):
+    """Answers every request in PromptLab's error shape, with `X-Request-Id`.
+
+    Powertools keeps the current request on the class; Lambda runs one request per sandbox, but the
+    local runner serves many threads from one process, so the per-request state here is thread-local.
+    """
+
+    @property  # type: ignore[override]
+    def current_event(self) -> BaseProxyEvent:
+        event: BaseProxyEvent = _request_state.event
+        return event
+
+    @current_event.setter
+    def current_event(self, value: BaseProxyEvent) -> None:
+        _request_state.event = value
+
+    @property
+    def lambda_context(self) -> LambdaContext:
+        context: LambdaContext = _request_state.lambda_context
+        return context
+
+    @lambda_context.setter
+    def lambda_context(self, value: LambdaContext) -> None:
+        _request_state.lambda_context = value
+
+    @property
+    def context(self) -> dict[str, Any]:
+        if not hasattr(_request_state, "context"):
+            _request_state.context = {}
+        routing: dict[str, Any] = _request_state.context
+        return routing
+
+    @context.setter
+    def context(self, value: dict[str, Any]) -> None:
+        _request_state.context = value
+
+    def resolve(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # type: ignore[override]
+        request_id = _request_id(event)
+        problem = preflight_error(event)
+        if problem is not None:
+            status, code, message = problem
+            return {
+                "statusCode": status,
+                "headers": {"Content-Type": "application/json", "X-Request-Id": request_id or ""},
+                "multiValueHeaders": {},
+                "body": error_payload(code=code, message=message, request_id=request_id, details={}),
+                "isBase64Encoded": False,
+            }
+        self.current_event = self._to_proxy_event(event)
+        self.lambda_context = context
+        try:
+            answer: dict[str, Any] = self._build_response(self._resolve())
+        finally:
+            self.clear_context()  # type: ignore[no-untyped-call]
+        return answer
+
+    @property
+    def request_id(self) -> str | None:
+        """The API Gateway request id of the current request."""
+        return _request_id(self.current_event.raw_event)
+
+
+def register_error_handlers(app: PromptLabResolver) -> None:
+    """Attach the exception→HTTP map to the resolver."""
+
+    @app.exception_handler(PromptLabError)  # type: ignore[untyped-decorator]
+    def _domain(exc: PromptLabError) -> Response[str]:
+        return from_domain_error(exc, app.request_id)
+
+    @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
+    def _invalid(exc: RequestValidationError) -> Response[str]:
+        fields = validation_fields(list(exc.errors()))
+        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+        return error_response(
+            code="validation_error",
+            message=f"the request is not valid: {summary}",
+            request_id=app.request_id,
+            details={"fields": fields},
+        )
+
+    @app.not_found
+    def _unknown_route(_exc: NotFoundError) -> Response[str]:
+        event = app.current_event
+        return error_response(
+            code="not_found",
+            message=f"no route for {event.http_method} {event.path}",
+            request_id=app.request_id,
+        )
+
+    @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+    def _unexpected(_exc: Exception) -> Response[str]:
+        logger.exception("unhandled error", request_id=app.request_id)
+        return error_response(
+            code="internal_error",
+            message="something went wrong on our side; quote the request id when you report it",
+            request_id=app.request_id,
+        )

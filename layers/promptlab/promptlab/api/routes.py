@@ -1,0 +1,171 @@
+"""Every HTTP route: parse, call one service function, shape the answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import BaseModel
+
+from promptlab import generation, health, jobs, template_service
+from promptlab.api.resolver import PromptLabResolver, register_error_handlers
+from promptlab.errors import PreconditionFailed
+from promptlab.models import (
+    ErrorBody,
+    GenerateRequest,
+    HealthPublic,
+    JobPublic,
+    TemplateCreate,
+    TemplatePage,
+    TemplatePublic,
+    TemplateUpdate,
+    TemplateVersionList,
+)
+
+API_TITLE = "PromptLab API"
+API_VERSION = "0.1.0"
+DEFAULT_TENANT = "default"
+
+app = PromptLabResolver(enable_validation=True)
+register_error_handlers(app)
+
+TemplateId = Annotated[str, Path(min_length=1, max_length=64, description="A template id (`tpl_…`).")]
+JobId = Annotated[str, Path(min_length=1, max_length=64, description="A job id (`job_…`).")]
+IfMatch = Annotated[
+    str | None,
+    Header(alias="if-match", description="The version you last read (the `ETag`); 412 when it is stale."),
+]
+
+
+def _doc(
+    status: int, model: type[BaseModel] | None, description: str, *errors: int
+) -> dict[int, OpenAPIResponse]:
+    """OpenAPI responses: the success model and the error statuses a route can answer."""
+    ok: OpenAPIResponse = {"description": description}
+    if model is not None:
+        ok["content"] = {"application/json": {"model": model}}
+    documented: dict[int, OpenAPIResponse] = {status: ok}
+    for error in errors:
+        documented[error] = {"description": "Error", "content": {"application/json": {"model": ErrorBody}}}
+    return documented
+
+
+def _json(status: int, model: BaseModel, headers: dict[str, str] | None = None) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=model.model_dump_json(by_alias=True),
+        headers={"X-Request-Id": app.request_id or "", **(headers or {})},
+    )
+
+
+def _tenant() -> str:
+    return DEFAULT_TENANT
+
+
+def _expected_version(if_match: str | None) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise PreconditionFailed(f"If-Match {if_match!r} is not a version this API issued")
+    return int(tag)
+
+
+def _etag(version: int) -> dict[str, str]:
+    return {"ETag": f'"{version}"'}
+
+
+@app.post(
+    "/templates",
+    responses=_doc(201, TemplatePublic, "Created at version 1", 400, 409, 415, 422),
+    tags=["templates"],
+)
+def create_template(body: TemplateCreate) -> Response[str]:
+    template = template_service.create_template(tenant_id=_tenant(), request=body)
+    return _json(201, template, {**_etag(template.version), "Location": f"/templates/{template.id}"})
+
+
+@app.get("/templates", responses=_doc(200, TemplatePage, "A page of live templates", 422), tags=["templates"])
+def list_templates(
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Text in the name or description.")] = None,
+) -> Response[str]:
+    return _json(200, template_service.list_templates(tenant_id=_tenant(), limit=limit, cursor=cursor, q=q))
+
+
+@app.get("/templates/<id>", responses=_doc(200, TemplatePublic, "The template", 404), tags=["templates"])
+def get_template(id: TemplateId) -> Response[str]:
+    template = template_service.get_template(tenant_id=_tenant(), template_id=id)
+    return _json(200, template, _etag(template.version))
+
+
+@app.put(
+    "/templates/<id>",
+    responses=_doc(200, TemplatePublic, "The new version", 400, 404, 409, 412, 415, 422),
+    tags=["templates"],
+)
+def update_template(id: TemplateId, body: TemplateUpdate, if_match: IfMatch = None) -> Response[str]:
+    template = template_service.update_template(
+        tenant_id=_tenant(), template_id=id, request=body, expected_version=_expected_version(if_match)
+    )
+    return _json(200, template, _etag(template.version))
+
+
+@app.delete("/templates/<id>", responses=_doc(204, None, "Archived", 404, 412), tags=["templates"])
+def archive_template(id: TemplateId, if_match: IfMatch = None) -> Response[str]:
+    template_service.archive_template(
+        tenant_id=_tenant(), template_id=id, expected_version=_expected_version(if_match)
+    )
+    return Response(status_code=204, body="", headers={"X-Request-Id": app.request_id or ""})
+
+
+@app.get(
+    "/templates/<id>/versions",
+    responses=_doc(200, TemplateVersionList, "Every version, newest first", 404),
+    tags=["templates"],
+)
+def list_versions(id: TemplateId) -> Response[str]:
+    return _json(200, template_service.list_versions(tenant_id=_tenant(), template_id=id))
+
+
+@app.post(
+    "/generate",
+    responses=_doc(202, JobPublic, "Accepted: the job is queued", 400, 404, 409, 415, 422, 503),
+    tags=["generation"],
+)
+def generate(body: GenerateRequest) -> Response[str]:
+    job = generation.accept_generation(tenant_id=_tenant(), request=body)
+    return _json(202 if job.status in {"queued", "processing"} else 200, job, {"Location": f"/jobs/{job.id}"})
+
+
+@app.get("/jobs/<id>", responses=_doc(200, JobPublic, "The job", 404), tags=["jobs"])
+def get_job(id: JobId) -> Response[str]:
+    return _json(200, jobs.get_job(tenant_id=_tenant(), job_id=id))
+
+
+@app.get("/health", responses=_doc(200, HealthPublic, "Every dependency answers", 503), tags=["operations"])
+def get_health() -> Response[str]:
+    report = health.check_health()
+    return _json(200 if report.status == "ok" else 503, report)
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document of this API."""
+    document: dict[str, Any] = app.get_openapi_schema(title=API_TITLE, version=API_VERSION).model_dump(
+        mode="json", by_alias=True, exclude_none=True
+    )
+    return document
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def get_openapi() -> Response[str]:
+    return Response(
+        status_code=200,
+        content_type="application/json",
+        body=app.get_openapi_json_schema(title=API_TITLE, version=API_VERSION),
+        headers={"X-Request-Id": app.request_id or ""},
+    )

@@ -1,0 +1,159 @@
+"""`promptlab`: run the local stack, invoke functions, migrate the database, print the OpenAPI document."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+
+def _overrides(pairs: list[str]) -> dict[str, str]:
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--parameter-overrides takes Key=Value pairs, not {pair!r}")
+        result[key] = value
+    return result
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    from promptlab.local.runner import LocalRunner, find_template
+
+    runner = LocalRunner(
+        template=args.template or find_template(),
+        host=args.host,
+        port=args.port,
+        parameter_overrides=_overrides(args.parameter_overrides),
+        schedule_speedup=args.schedule_speedup,
+    )
+    runner.start()
+    assert runner.stack is not None
+    print(f"PromptLab local stack on {runner.url}  (template: {runner.template})", flush=True)
+    for note in runner.notes:
+        print(f"  {note}", flush=True)
+    for route in sorted(runner.stack.routes, key=lambda r: (r.path, r.method)):
+        print(f"  {route.method:7} {runner.url}{route.path}  → {route.function}", flush=True)
+    for mapping in runner.stack.mappings:
+        print(
+            f"  SQS {mapping.queue_logical_id} → {mapping.function} (batch {mapping.batch_size})", flush=True
+        )
+    print("Ready. Ctrl-C stops.", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    runner.stop()
+    return 0
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    from promptlab.local.runner import LocalRunner, find_template
+
+    event: dict[str, Any] = (
+        json.loads(Path(args.event).read_text()) if args.event != "-" else json.load(sys.stdin)
+    )
+    runner = LocalRunner(
+        template=args.template or find_template(),
+        parameter_overrides=_overrides(args.parameter_overrides),
+        serve_http=False,
+        run_pollers=False,
+    )
+    with runner:
+        result = runner.invoke(args.function, event)
+    print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from promptlab.db.migrate import migrate
+
+    applied = migrate(args.database_url)
+    print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+    return 0
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from promptlab.api.routes import openapi_document
+
+    text = json.dumps(openapi_document(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_pricing(args: argparse.Namespace) -> int:
+    from promptlab.providers.pricing import price_table
+
+    rows = price_table()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    columns = [
+        "provider",
+        "model",
+        "input",
+        "output",
+        "cacheRead",
+        "cacheWrite5m",
+        "batchInput",
+        "batchOutput",
+    ]
+    widths = [max(len(c), *(len(str(r.get(c, "-"))) for r in rows)) for c in columns]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + "   (USD per million tokens)")
+    for row in rows:
+        print("  ".join(str(row.get(c, "-")).ljust(w) for c, w in zip(columns, widths, strict=True)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="promptlab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    local = sub.add_parser("local", help="run the stack from template.yaml without Docker")
+    local.add_argument("--host", default="127.0.0.1")
+    local.add_argument("--port", type=int, default=3000)
+    local.add_argument("--template", type=Path)
+    local.add_argument("--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE")
+    local.add_argument("--schedule-speedup", type=float, default=1.0, help="fire schedules N times faster")
+    local.set_defaults(func=cmd_local)
+
+    invoke = sub.add_parser("invoke", help="invoke one function with an event file, like `sam local invoke`")
+    invoke.add_argument("function", help="the function's logical id in template.yaml, e.g. ApiFunction")
+    invoke.add_argument("-e", "--event", required=True, help="event JSON file, or - for standard input")
+    invoke.add_argument("--template", type=Path)
+    invoke.add_argument("--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE")
+    invoke.set_defaults(func=cmd_invoke)
+
+    db = sub.add_parser("db", help="database tasks")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    mig = db_sub.add_parser("migrate", help="apply pending migrations (idempotent, advisory-locked)")
+    mig.add_argument("--database-url", default=None)
+    mig.set_defaults(func=cmd_migrate)
+
+    openapi = sub.add_parser("openapi", help="print the OpenAPI document")
+    openapi.add_argument("-o", "--output")
+    openapi.set_defaults(func=cmd_openapi)
+
+    pricing = sub.add_parser("pricing", help="print the model price table")
+    pricing.add_argument("--json", action="store_true")
+    pricing.set_defaults(func=cmd_pricing)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `promptlab` command."""
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Postgres adapter: connections, migrations, and the repositories that own every SQL statement."""

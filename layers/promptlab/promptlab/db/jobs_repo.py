@@ -1,0 +1,137 @@
+"""Every SQL statement about jobs, their attempts and dead letters: one statement per transition."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from promptlab.db.connection import Connection
+
+Row = dict[str, Any]
+
+_JSON_COLUMNS = {"params", "input", "error", "unit_prices", "metadata"}
+
+
+def insert_job(conn: Connection, job: Row) -> Row:
+    """Insert a new job row as given; returns it as stored."""
+    columns = list(job)
+    values = [Jsonb(job[c]) if c in _JSON_COLUMNS and job[c] is not None else job[c] for c in columns]
+    sql = f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) RETURNING *"
+    row = conn.execute(sql.encode(), values).fetchone()
+    assert row is not None
+    return row
+
+
+def mark_enqueued(conn: Connection, *, job_id: str) -> None:
+    """Record that the job's message reached the queue."""
+    conn.execute("UPDATE jobs SET enqueued_at = now(), updated_at = now() WHERE id = %s", (job_id,))
+
+
+def get_job(conn: Connection, *, tenant_id: str, job_id: str) -> Row | None:
+    """A tenant's job, or None."""
+    return conn.execute("SELECT * FROM jobs WHERE id = %s AND tenant_id = %s", (job_id, tenant_id)).fetchone()
+
+
+def claim_job(conn: Connection, *, job_id: str, base_timeout: float, lease_margin: float) -> Row | None:
+    """Take the job for one attempt: queued, or processing with an expired lease. None if not claimable.
+
+    The lease is the provider timeout for this job's maxTokens plus a margin (DESIGN.md §6).
+    """
+    return conn.execute(
+        "UPDATE jobs SET status = 'processing', attempts = attempts + 1,"
+        " lease_until = now() + make_interval(secs => least(%s::float8"
+        " + 0.05 * (params->>'maxTokens')::float8, 240) + %s::float8),"
+        " started_at = coalesce(started_at, now()), updated_at = now()"
+        " WHERE id = %s AND (status = 'queued' OR (status = 'processing' AND lease_until < now()))"
+        " AND expires_at > now() RETURNING *",
+        (base_timeout, lease_margin, job_id),
+    ).fetchone()
+
+
+def start_attempt(conn: Connection, *, job_id: str, n: int) -> None:
+    """Write the attempt row before the provider call, so a crash leaves evidence."""
+    conn.execute(
+        "INSERT INTO job_attempts (job_id, n) VALUES (%s, %s) ON CONFLICT (job_id, n) DO NOTHING", (job_id, n)
+    )
+
+
+def end_attempt(
+    conn: Connection, *, job_id: str, n: int, outcome: str, error: Row | None, provider_request_id: str | None
+) -> None:
+    """Close an attempt with its outcome."""
+    conn.execute(
+        "UPDATE job_attempts SET ended_at = now(), outcome = %s, error = %s, provider_request_id = %s"
+        " WHERE job_id = %s AND n = %s",
+        (outcome, Jsonb(error) if error else None, provider_request_id, job_id, n),
+    )
+
+
+def complete_job(conn: Connection, *, job_id: str, attempt: int, result: Row) -> Row | None:
+    """Write the answer once: only the attempt that holds the job can complete it."""
+    return conn.execute(
+        "UPDATE jobs SET status = 'completed', output = %(output)s, finish_reason = %(finish_reason)s,"
+        " truncated = %(truncated)s, input_tokens = %(input_tokens)s, output_tokens = %(output_tokens)s,"
+        " cache_read_tokens = %(cache_read_tokens)s, cache_write_tokens = %(cache_write_tokens)s,"
+        " total_tokens = %(total_tokens)s, estimated_cost_usd = %(estimated_cost_usd)s,"
+        " unit_prices = %(unit_prices)s, answered_by = %(answered_by)s,"
+        " provider_latency_ms = %(provider_latency_ms)s, error = NULL, lease_until = NULL,"
+        " completed_at = now(), updated_at = now()"
+        " WHERE id = %(job_id)s AND status = 'processing' AND attempts = %(attempt)s RETURNING *",
+        {
+            **result,
+            "unit_prices": Jsonb(result["unit_prices"]) if result["unit_prices"] is not None else None,
+            "job_id": job_id,
+            "attempt": attempt,
+        },
+    ).fetchone()
+
+
+def requeue_job(conn: Connection, *, job_id: str, attempt: int, error: Row) -> bool:
+    """Hand the job back to the queue after a retryable failure."""
+    cur = conn.execute(
+        "UPDATE jobs SET status = 'queued', error = %s, lease_until = NULL, updated_at = now()"
+        " WHERE id = %s AND status = 'processing' AND attempts = %s",
+        (Jsonb(error), job_id, attempt),
+    )
+    return cur.rowcount == 1
+
+
+def fail_job(conn: Connection, *, job_id: str, error: Row) -> bool:
+    """End a job that is not already finished as `failed` with the reason."""
+    cur = conn.execute(
+        "UPDATE jobs SET status = 'failed', error = %s, lease_until = NULL, completed_at = now(),"
+        " updated_at = now() WHERE id = %s AND status IN ('queued', 'processing')",
+        (Jsonb(error), job_id),
+    )
+    return cur.rowcount == 1
+
+
+def get_job_any_tenant(conn: Connection, *, job_id: str) -> Row | None:
+    """A job by id alone: only for the worker and the DLQ handler, which act for every tenant."""
+    return conn.execute("SELECT * FROM jobs WHERE id = %s", (job_id,)).fetchone()
+
+
+def insert_dead_letter(
+    conn: Connection,
+    *,
+    job_id: str | None,
+    queue: str,
+    reason: str,
+    receive_count: int | None,
+    message_id: str,
+    body: str,
+) -> bool:
+    """Record a dead letter once per SQS message id; False when it was already recorded."""
+    cur = conn.execute(
+        "INSERT INTO dead_letters (job_id, queue, reason, receive_count, message_id, body)"
+        " VALUES ((SELECT id FROM jobs WHERE id = %s), %s, %s, %s, %s, %s)"
+        " ON CONFLICT (message_id) DO NOTHING",
+        (job_id, queue, reason, receive_count, message_id, body),
+    )
+    return cur.rowcount == 1
+
+
+def list_dead_letters(conn: Connection, *, limit: int = 100) -> list[Row]:
+    """The newest dead letters."""
+    return conn.execute("SELECT * FROM dead_letters ORDER BY id DESC LIMIT %s", (limit,)).fetchall()

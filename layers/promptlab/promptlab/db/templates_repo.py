@@ -1,0 +1,144 @@
+"""Every SQL statement about templates and their versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from promptlab.db.connection import Connection
+from promptlab.errors import Conflict
+
+Row = dict[str, Any]
+
+_SELECT = """
+SELECT t.id, t.tenant_id, t.name, t.description, t.current_version AS version,
+       t.created_at, t.updated_at, t.archived_at,
+       v.body, v.system, v.variables, v.defaults, v.cache_ttl_seconds
+FROM templates t
+JOIN template_versions v ON v.template_id = t.id AND v.version = t.current_version
+"""
+
+
+def _name_taken(name: str) -> Conflict:
+    return Conflict(
+        f"a template named {name!r} already exists",
+        details={"fields": [{"field": "name", "message": "must be unique among live templates"}]},
+    )
+
+
+def _insert_version(conn: Connection, *, template_id: str, version: int, content: Row) -> None:
+    conn.execute(
+        "INSERT INTO template_versions (template_id, version, body, system, variables, defaults,"
+        " cache_ttl_seconds) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (
+            template_id,
+            version,
+            content["body"],
+            content["system"],
+            Jsonb(content["variables"]),
+            Jsonb(content["defaults"]),
+            content["cache_ttl_seconds"],
+        ),
+    )
+
+
+def insert_template(conn: Connection, *, tenant_id: str, template_id: str, content: Row) -> Row:
+    """Create a template at version 1."""
+    try:
+        with conn.transaction():
+            conn.execute(
+                "INSERT INTO templates (id, tenant_id, name, description, current_version)"
+                " VALUES (%s, %s, %s, %s, 1)",
+                (template_id, tenant_id, content["name"], content["description"]),
+            )
+            _insert_version(conn, template_id=template_id, version=1, content=content)
+    except psycopg.errors.UniqueViolation as exc:
+        raise _name_taken(content["name"]) from exc
+    row = get_template(conn, tenant_id=tenant_id, template_id=template_id, include_archived=True)
+    assert row is not None
+    return row
+
+
+def get_template(
+    conn: Connection, *, tenant_id: str, template_id: str, include_archived: bool = False
+) -> Row | None:
+    """The template with its current version, or None."""
+    sql = _SELECT + " WHERE t.id = %s AND t.tenant_id = %s"
+    if not include_archived:
+        sql += " AND t.archived_at IS NULL"
+    return conn.execute(sql, (template_id, tenant_id)).fetchone()
+
+
+def list_templates(
+    conn: Connection, *, tenant_id: str, limit: int, after_id: str | None, q: str | None
+) -> list[Row]:
+    """Live templates newest first, `limit` rows after the cursor id, optionally filtered by name."""
+    sql = _SELECT + " WHERE t.tenant_id = %s AND t.archived_at IS NULL"
+    params: list[Any] = [tenant_id]
+    if after_id:
+        sql += " AND t.id < %s"
+        params.append(after_id)
+    if q:
+        sql += " AND (t.name ILIKE %s OR t.description ILIKE %s)"
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        params += [pattern, pattern]
+    sql += " ORDER BY t.id DESC LIMIT %s"
+    params.append(limit)
+    return conn.execute(sql, params).fetchall()
+
+
+def add_version(
+    conn: Connection, *, tenant_id: str, template_id: str, expected_version: int | None, content: Row
+) -> int | None:
+    """Bump to a new version (guarded by `expected_version` when given); None when no row matched."""
+    sql = (
+        "UPDATE templates SET current_version = current_version + 1, name = %s, description = %s,"
+        " updated_at = now() WHERE id = %s AND tenant_id = %s AND archived_at IS NULL"
+    )
+    params: list[Any] = [content["name"], content["description"], template_id, tenant_id]
+    if expected_version is not None:
+        sql += " AND current_version = %s"
+        params.append(expected_version)
+    try:
+        with conn.transaction():
+            row = conn.execute(sql + " RETURNING current_version", params).fetchone()
+            if row is None:
+                return None
+            version = int(row["current_version"])
+            _insert_version(conn, template_id=template_id, version=version, content=content)
+    except psycopg.errors.UniqueViolation as exc:
+        raise _name_taken(content["name"]) from exc
+    return version
+
+
+def archive_template(
+    conn: Connection, *, tenant_id: str, template_id: str, expected_version: int | None
+) -> bool:
+    """Archive a live template; False when none matched."""
+    sql = "UPDATE templates SET archived_at = now(), updated_at = now() WHERE id = %s AND tenant_id = %s"
+    sql += " AND archived_at IS NULL"
+    params: list[Any] = [template_id, tenant_id]
+    if expected_version is not None:
+        sql += " AND current_version = %s"
+        params.append(expected_version)
+    return conn.execute(sql, params).rowcount == 1
+
+
+def list_versions(conn: Connection, *, template_id: str) -> list[Row]:
+    """Every version of a template, newest first."""
+    return conn.execute(
+        "SELECT template_id, version, body, system, variables, defaults, cache_ttl_seconds, created_at"
+        " FROM template_versions WHERE template_id = %s ORDER BY version DESC",
+        (template_id,),
+    ).fetchall()
+
+
+def get_version(conn: Connection, *, template_id: str, version: int) -> Row | None:
+    """One version of a template."""
+    return conn.execute(
+        "SELECT template_id, version, body, system, variables, defaults, cache_ttl_seconds, created_at"
+        " FROM template_versions WHERE template_id = %s AND version = %s",
+        (template_id, version),
+    ).fetchone()

@@ -1,0 +1,76 @@
+"""Typed domain errors; the API maps each `code` to its HTTP status in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One bad field of a request: `input.topic`, `maxTokens`, …"""
+
+    field: str
+    message: str
+
+
+class PromptLabError(Exception):
+    """Base of every error PromptLab raises on purpose."""
+
+    code = "internal_error"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class BadRequest(PromptLabError):
+    code = "bad_request"
+
+
+class NotFound(PromptLabError):
+    code = "not_found"
+
+
+class Conflict(PromptLabError):
+    code = "conflict"
+
+
+class PreconditionFailed(PromptLabError):
+    code = "precondition_failed"
+
+
+class PayloadTooLarge(PromptLabError):
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(PromptLabError):
+    code = "unsupported_media_type"
+
+
+class DependencyUnavailable(PromptLabError):
+    code = "dependency_unavailable"
+
+
+class ConfigurationError(PromptLabError):
+    """The deployment is misconfigured (missing queue URL, bad setting)."""
+
+    code = "configuration_error"
+
+
+class ValidationFailed(PromptLabError):
+    """Input that parsed but breaks a rule; names every bad field."""
+
+    code = "validation_error"
+
+    def __init__(self, message: str, fields: list[FieldProblem]) -> None:
+        super().__init__(
+            message, details={"fields": [{"field": f.field, "message": f.message} for f in fields]}
+        )
+        self.fields = fields
+
+    @classmethod
+    def single(cls, field: str, message: str) -> ValidationFailed:
+        """A validation error about exactly one field."""
+        return cls(message, [FieldProblem(field=field, message=message)])

@@ -1,0 +1,156 @@
+"""A concurrent HTTP server turning requests into API Gateway REST proxy events (`sam local start-api`)."""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from promptlab.api.errors import error_payload
+from promptlab.local.stack import ACCOUNT_ID, Route, Stack
+from promptlab.observability import logger
+
+Invoke = Callable[[str, dict[str, Any]], Any]
+
+
+def proxy_event(
+    *, route: Route, path_params: dict[str, str], method: str, raw_path: str, headers: list[tuple[str, str]],
+    body: bytes, source_ip: str, stage: str = "local",
+) -> dict[str, Any]:  # fmt: skip
+    """The REST API (v1) proxy event API Gateway would send for this request."""
+    split = urlsplit(raw_path)
+    query = parse_qs(split.query, keep_blank_values=True)
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in headers:
+        multi_headers.setdefault(name, []).append(value)
+    try:
+        text, encoded = (body.decode("utf-8"), False) if body else (None, False)
+    except UnicodeDecodeError:
+        text, encoded = base64.b64encode(body).decode("ascii"), True
+    now = datetime.now(UTC)
+    request_id = str(uuid.uuid4())
+    return {
+        "resource": route.path,
+        "path": split.path,
+        "httpMethod": method,
+        "headers": {k: v[-1] for k, v in multi_headers.items()} or None,
+        "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": path_params or None,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": ACCOUNT_ID,
+            "apiId": "local",
+            "resourceId": "local",
+            "resourcePath": route.path,
+            "httpMethod": method,
+            "path": f"/{stage}{split.path}",
+            "stage": stage,
+            "protocol": "HTTP/1.1",
+            "requestId": request_id,
+            "extendedRequestId": request_id,
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "requestTimeEpoch": int(now.timestamp() * 1000),
+            "domainName": multi_headers.get("Host", ["127.0.0.1"])[-1],
+            "identity": {
+                "sourceIp": source_ip,
+                "userAgent": multi_headers.get("User-Agent", [None])[-1],
+                "accessKey": None,
+                "accountId": None,
+                "caller": None,
+                "user": None,
+                "userArn": None,
+                "cognitoIdentityPoolId": None,
+                "cognitoIdentityId": None,
+                "cognitoAuthenticationType": None,
+                "cognitoAuthenticationProvider": None,
+            },  # fmt: skip
+        },
+        "body": text,
+        "isBase64Encoded": encoded,
+    }
+
+
+class GatewayServer(ThreadingHTTPServer):
+    """One thread per connection; keep-alive connections reuse theirs."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    def __init__(self, address: tuple[str, int], stack: Stack, invoke: Invoke) -> None:
+        super().__init__(address, GatewayHandler)
+        self.stack = stack
+        self.invoke = invoke
+
+
+class GatewayHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: GatewayServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+        logger.debug("http", line=format % args)
+
+    def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in {"content-length", "connection", "transfer-encoding"}:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _error(self, status: int, code: str, message: str) -> None:
+        body = error_payload(code=code, message=message, request_id=None, details={}).encode()
+        self._send(status, {"Content-Type": "application/json"}, body)
+
+    def _handle(self) -> None:
+        started = time.perf_counter()
+        length = self.headers.get("Content-Length")
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            self.close_connection = True
+            self._error(411, "bad_request", "send a Content-Length; chunked bodies are not supported")
+            return
+        body = self.rfile.read(int(length)) if length else b""
+        path = urlsplit(self.path).path
+        found = self.server.stack.route_for(self.command, path)
+        if found is None:
+            self._error(404, "not_found", f"no route for {self.command} {path}")
+            return
+        route, params = found
+        event = proxy_event(
+            route=route,
+            path_params=params,
+            method=self.command,
+            raw_path=self.path,
+            headers=list(self.headers.items()),
+            body=body,
+            source_ip=self.client_address[0],
+        )
+        try:
+            answer = self.server.invoke(route.function, event)
+        except Exception:
+            logger.exception("function failed", function=route.function)
+            self._error(502, "internal_error", "the function failed; see the runner's log")
+            return
+        if not isinstance(answer, dict) or "statusCode" not in answer:
+            self._error(502, "internal_error", "the function returned no API Gateway proxy response")
+            return
+        headers = {k: str(v) for k, v in (answer.get("headers") or {}).items()}
+        for name, values in (answer.get("multiValueHeaders") or {}).items():
+            headers[name] = ", ".join(str(v) for v in values)
+        raw = answer.get("body") or ""
+        payload = base64.b64decode(raw) if answer.get("isBase64Encoded") else str(raw).encode("utf-8")
+        self._send(int(answer["statusCode"]), headers, payload)
+        logger.debug(
+            "request", method=self.command, path=path, ms=round((time.perf_counter() - started) * 1000, 2)
+        )
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _handle

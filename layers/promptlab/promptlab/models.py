@@ -1,0 +1,198 @@
+"""Pydantic models at the edges: the API's wire contract (camelCase) and the queue message."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic.alias_generators import to_camel
+
+from promptlab.clock import rfc3339
+from promptlab.money import money_str
+
+ProviderName = Literal["anthropic", "openai", "openai-compatible", "fake"]
+Priority = Literal["high", "normal", "low"]
+JobStatus = Literal["queued", "processing", "completed", "failed", "cancelled"]
+
+UtcDatetime = Annotated[datetime, PlainSerializer(rfc3339, return_type=str)]
+Money = Annotated[Decimal, PlainSerializer(money_str, return_type=str)]
+VariableName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
+ModelName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/@-]+$")]
+MaxTokens = Annotated[int, Field(ge=1, le=64_000)]
+Temperature = Annotated[Decimal, Field(ge=0, le=2, max_digits=6)]
+
+
+class WireModel(BaseModel):
+    """camelCase on the wire, snake_case in Python."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class RequestModel(WireModel):
+    """A request body: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class VariableSpec(RequestModel):
+    name: VariableName
+    required: bool = True
+    default: Annotated[str, Field(max_length=100_000)] | None = None
+
+
+class TemplateDefaults(RequestModel):
+    provider: ProviderName | None = None
+    model: ModelName | None = None
+    max_tokens: MaxTokens | None = None
+    temperature: Temperature | None = None
+
+
+class TemplateCreate(RequestModel):
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
+    description: Annotated[str, Field(max_length=2_000)] | None = None
+    body: Annotated[str, Field(min_length=1, max_length=100_000)]
+    system: Annotated[str, Field(max_length=100_000)] | None = None
+    variables: Annotated[list[VariableSpec], Field(max_length=100)] | None = None
+    defaults: TemplateDefaults = Field(default_factory=TemplateDefaults)
+    cache_ttl_seconds: Annotated[int, Field(ge=0, le=30 * 86_400)] | None = None
+
+
+class TemplateUpdate(TemplateCreate):
+    """`PUT` replaces the whole template and makes a new version."""
+
+
+class VariablePublic(WireModel):
+    name: str
+    required: bool
+    default: str | None
+
+
+class TemplateDefaultsPublic(WireModel):
+    provider: str | None = None
+    model: str | None = None
+    max_tokens: int | None = None
+    temperature: Decimal | None = None
+
+
+class TemplateVersionPublic(WireModel):
+    template_id: str
+    version: int
+    body: str
+    system: str | None
+    variables: list[VariablePublic]
+    defaults: TemplateDefaultsPublic
+    cache_ttl_seconds: int
+    created_at: UtcDatetime
+
+
+class TemplatePublic(WireModel):
+    id: str
+    name: str
+    description: str | None
+    version: int
+    body: str
+    system: str | None
+    variables: list[VariablePublic]
+    defaults: TemplateDefaultsPublic
+    cache_ttl_seconds: int
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    archived_at: UtcDatetime | None = None
+
+
+class TemplatePage(WireModel):
+    items: list[TemplatePublic]
+    next_cursor: str | None
+
+
+class TemplateVersionList(WireModel):
+    items: list[TemplateVersionPublic]
+
+
+class GenerateRequest(RequestModel):
+    template_id: Annotated[str, Field(min_length=1, max_length=64)]
+    provider: ProviderName | None = None
+    model: ModelName | None = None
+    input: str | dict[str, Any] = Field(default_factory=dict)
+    max_tokens: MaxTokens | None = None
+    temperature: Temperature | None = None
+    priority: Priority = "normal"
+    cache: bool = True
+    metadata: Annotated[dict[str, str], Field(max_length=50)] | None = None
+
+
+class JobError(WireModel):
+    code: str
+    message: str
+    retryable: bool = False
+    provider_status: int | None = None
+
+
+class JobPublic(WireModel):
+    id: str
+    job_id: str
+    status: JobStatus
+    template_id: str
+    template_version: int
+    provider: str
+    model: str
+    priority: str
+    input: dict[str, str] | None
+    output: str | None = None
+    finish_reason: str | None = None
+    truncated: bool | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    total_tokens: int | None = None
+    estimated_cost_usd: Money | None = Field(default=None, alias="estimatedCostUSD")
+    saved_cost_usd: Money | None = Field(default=None, alias="savedCostUSD")
+    cache_hit: bool = False
+    attempts: int
+    max_attempts: int
+    error: JobError | None = None
+    metadata: dict[str, str] | None = None
+    provider_latency_ms: int | None = None
+    created_at: UtcDatetime
+    enqueued_at: UtcDatetime | None = None
+    started_at: UtcDatetime | None = None
+    completed_at: UtcDatetime | None = None
+    expires_at: UtcDatetime
+    updated_at: UtcDatetime
+
+
+class DependencyCheck(WireModel):
+    status: Literal["ok", "unavailable"]
+    latency_ms: float
+    error: str | None = None
+
+
+class HealthPublic(WireModel):
+    status: Literal["ok", "degraded"]
+    checks: dict[str, DependencyCheck]
+
+
+class ErrorField(WireModel):
+    field: str
+    message: str
+
+
+class ErrorDetail(WireModel):
+    code: str
+    message: str
+    request_id: str | None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorBody(WireModel):
+    error: ErrorDetail
+
+
+class JobMessage(WireModel):
+    """The SQS message body: only a pointer to the durable job row."""
+
+    job_id: Annotated[str, Field(min_length=1, max_length=64)]
+    v: Literal[1] = 1

@@ -1,0 +1,185 @@
+"""The worker's use case: run one job message exactly as far as it is allowed to go."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+
+from promptlab.db import jobs_repo, templates_repo
+from promptlab.db.connection import connection
+from promptlab.models import JobMessage
+from promptlab.observability import logger
+from promptlab.providers import get_provider
+from promptlab.providers.base import GenerationCall, Message, ProviderError, ProviderResult
+from promptlab.providers.pricing import cost_usd, unit_prices
+from promptlab.queue import JobQueue, get_queue
+from promptlab.settings import get_settings
+from promptlab.templates import render
+
+
+class PoisonMessage(Exception):
+    """A message that can never be processed; SQS's maxReceiveCount moves it to the DLQ."""
+
+
+class RetryLater(Exception):
+    """The job went back to `queued`; the message stays on the queue, delayed by the backoff."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One SQS record as the worker sees it."""
+
+    body: str
+    message_id: str
+    receipt_handle: str
+    source_arn: str
+
+
+def provider_timeout(max_tokens: int) -> float:
+    """min(base + 0.05 s per output token, 240 s): long answers get longer."""
+    return min(get_settings().provider_timeout_seconds + 0.05 * max_tokens, 240.0)
+
+
+def backoff_seconds(attempt: int, retry_after: float | None) -> int:
+    """The delay before attempt `attempt + 1`: the schedule, or the provider's retry-after if larger."""
+    schedule = get_settings().retry_backoff_seconds
+    delay = schedule[min(attempt - 1, len(schedule) - 1)]
+    return int(max(delay, retry_after or 0))
+
+
+def parse_message(body: str) -> JobMessage:
+    """The job pointer in a message body, or `PoisonMessage`."""
+    try:
+        return JobMessage.model_validate_json(body)
+    except ValidationError as exc:
+        raise PoisonMessage(f"not a job message: {exc.errors()[0]['msg']}") from exc
+
+
+def _error(exc: ProviderError, attempt: int) -> dict[str, Any]:
+    return {
+        "code": exc.code,
+        "message": exc.message,
+        "retryable": exc.retryable,
+        "providerStatus": exc.status,
+        "attempt": attempt,
+    }
+
+
+def _call_provider(job: dict[str, Any]) -> ProviderResult:
+    with connection() as conn:
+        version = templates_repo.get_version(
+            conn, template_id=job["template_id"], version=job["template_version"]
+        )
+    if version is None:
+        raise ProviderError(code="template_missing", message="the template version is gone", retryable=False)
+    values = job["input"] or {}
+    max_tokens = int(job["params"]["maxTokens"])
+    temperature = job["params"].get("temperature")
+    call = GenerationCall(
+        model=job["model"],
+        system=render(version["system"], values),
+        messages=[Message(role="user", content=render(version["body"], values) or "")],
+        max_tokens=max_tokens,
+        temperature=None if temperature is None else Decimal(temperature),
+        timeout_seconds=provider_timeout(max_tokens),
+    )
+    return get_provider(job["provider"]).generate(call)
+
+
+def _complete(job: dict[str, Any], result: ProviderResult, latency_ms: int) -> None:
+    prices = unit_prices(job["provider"], result.model) or unit_prices(job["provider"], job["model"])
+    if prices is None:
+        logger.warning("no price for model; cost left null", provider=job["provider"], model=result.model)
+    usage = result.usage
+    outcome = {
+        "output": result.text,
+        "finish_reason": result.finish_reason,
+        "truncated": result.truncated or not result.text,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_read_tokens": usage.cache_read_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "total_tokens": usage.total_tokens,
+        "estimated_cost_usd": cost_usd(usage, prices) if prices else None,
+        "unit_prices": prices.snapshot() if prices else None,
+        "answered_by": f"{job['provider']}/{result.model}",
+        "provider_latency_ms": latency_ms,
+    }
+    with connection() as conn:
+        done = jobs_repo.complete_job(conn, job_id=job["id"], attempt=job["attempts"], result=outcome)
+        jobs_repo.end_attempt(
+            conn,
+            job_id=job["id"],
+            n=job["attempts"],
+            outcome="succeeded" if done else "discarded",
+            error=None,
+            provider_request_id=result.request_id,
+        )
+    if done:
+        logger.info(
+            "job completed",
+            job_id=job["id"],
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            latency_ms=latency_ms,
+        )
+    else:
+        logger.warning("job result discarded: the job is no longer held by this attempt", job_id=job["id"])
+
+
+def _handle_failure(job: dict[str, Any], exc: ProviderError, delivery: Delivery, queue: JobQueue) -> None:
+    attempt = job["attempts"]
+    error = _error(exc, attempt)
+    with connection() as conn:
+        jobs_repo.end_attempt(
+            conn, job_id=job["id"], n=attempt, outcome="error", error=error, provider_request_id=None
+        )
+        if exc.retryable and attempt < job["max_attempts"]:
+            jobs_repo.requeue_job(conn, job_id=job["id"], attempt=attempt, error=error)
+            delay = backoff_seconds(attempt, exc.retry_after)
+            queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=delay)
+            logger.info(
+                "job will retry", job_id=job["id"], attempt=attempt, delay_seconds=delay, code=exc.code
+            )
+            raise RetryLater(str(exc)) from exc
+        if exc.retryable:
+            reason = f"attempts exhausted ({attempt} of {job['max_attempts']}): {exc.code}: {exc.message}"
+            error = {**error, "message": reason}
+            queue.dead_letter(body=delivery.body, job_id=job["id"], reason=reason, attempts=attempt)
+        jobs_repo.fail_job(conn, job_id=job["id"], error=error)
+    logger.warning("job failed", job_id=job["id"], code=exc.code, retryable=exc.retryable, attempt=attempt)
+
+
+def process_delivery(delivery: Delivery, queue: JobQueue | None = None) -> str:
+    """Claim, call, and complete or fail one job; returns what happened (`completed`, `skipped`, …)."""
+    message = parse_message(delivery.body)
+    queue = queue or get_queue()
+    with connection() as conn:
+        job = jobs_repo.claim_job(
+            conn, job_id=message.job_id, base_timeout=get_settings().provider_timeout_seconds, lease_margin=60
+        )
+        if job is None:
+            current = jobs_repo.get_job_any_tenant(conn, job_id=message.job_id)
+            logger.info(
+                "job not claimable; message acknowledged",
+                job_id=message.job_id,
+                status=current["status"] if current else "missing",
+            )
+            return "skipped"
+        jobs_repo.start_attempt(conn, job_id=job["id"], n=job["attempts"])
+    logger.append_keys(job_id=job["id"], template_id=job["template_id"])
+    started = time.monotonic()
+    try:
+        try:
+            result = _call_provider(job)
+        except ProviderError as exc:
+            _handle_failure(job, exc, delivery, queue)
+            return "failed"
+        _complete(job, result, latency_ms=int((time.monotonic() - started) * 1000))
+        return "completed"
+    finally:
+        logger.remove_keys(["job_id", "template_id"])

@@ -1,0 +1,104 @@
+"""The provider port: what a generation call takes, returns, and how it fails."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+# DESIGN.md §6: everything else in 4xx is permanent.
+RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
+
+_CODES = {
+    400: "invalid_request",
+    401: "authentication_failed",
+    403: "permission_denied",
+    404: "model_not_found",
+    408: "timeout",
+    409: "conflict",
+    413: "request_too_large",
+    422: "invalid_request",
+    425: "too_early",
+    429: "rate_limited",
+    529: "overloaded",
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationCall:
+    model: str
+    system: str | None
+    messages: list[Message]
+    max_tokens: int
+    temperature: Decimal | None
+    timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+
+@dataclass(frozen=True)
+class ProviderResult:
+    text: str
+    usage: Usage
+    model: str
+    request_id: str | None
+    finish_reason: str
+    truncated: bool = False
+
+
+@dataclass
+class ProviderError(Exception):
+    """A failed call, classified once: `retryable` decides between the queue and `failed`."""
+
+    code: str
+    message: str
+    retryable: bool
+    status: int | None = None
+    retry_after: float | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+def is_retryable_status(status: int) -> bool:
+    """408, 409, 425, 429 and every 5xx (529 included) are worth another attempt."""
+    return status in RETRYABLE_STATUSES or 500 <= status <= 599
+
+
+def error_for_status(status: int, message: str, *, retry_after: float | None = None) -> ProviderError:
+    """The classified error for an HTTP status from a provider."""
+    code = _CODES.get(status) or ("provider_unavailable" if status >= 500 else "provider_error")
+    return ProviderError(
+        code=code,
+        message=message,
+        retryable=is_retryable_status(status),
+        status=status,
+        retry_after=retry_after,
+    )
+
+
+class Provider(Protocol):
+    """One LLM API. Implementations never retry: the queue does."""
+
+    name: str
+
+    def generate(self, call: GenerationCall) -> ProviderResult:
+        """Run one generation or raise `ProviderError`."""
+        ...

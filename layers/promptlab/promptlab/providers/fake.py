@@ -1,0 +1,117 @@
+"""An offline, deterministic provider: same input → same output, realistic token counts."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import time
+
+from promptlab.providers.base import GenerationCall, ProviderResult, Usage, error_for_status
+from promptlab.settings import get_settings
+
+_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+_WORDS = (
+    "prompt",
+    "template",
+    "queue",
+    "worker",
+    "answer",
+    "token",
+    "model",
+    "cost",
+    "cache",
+    "retry",
+    "durable",
+    "cheap",
+    "observable",
+    "serverless",
+    "lambda",
+    "request",
+    "latency",
+    "budget",
+    "job",
+    "result",
+    "version",
+    "variable",
+    "output",
+    "input",
+    "provider",
+    "the",
+    "a",
+    "of",
+    "to",
+    "and",
+    "in",
+    "is",
+    "for",
+    "on",
+    "with",
+    "that",
+    "it",
+    "as",
+    "by",
+    "this",
+    "be",
+    "are",
+    "from",
+    "at",
+)
+
+
+def count_tokens(text: str) -> int:
+    """A tokenizer-like estimate: about four characters per token, punctuation separately."""
+    return sum(max(1, -(-len(piece) // 4)) for piece in _TOKEN.findall(text))
+
+
+def _answer(call: GenerationCall) -> str:
+    prompt = "\n".join(m.content for m in call.messages)
+    seed = hashlib.sha256(f"{call.model}\x00{call.system or ''}\x00{prompt}".encode()).digest()
+    length = 20 + seed[0] % 120
+    words = [_WORDS[seed[(i % 31) + 1] * (i + 1) % len(_WORDS)] for i in range(length)]
+    return f"Fake answer for: {prompt[:60].strip().rstrip('.!?')}. " + " ".join(words).capitalize() + "."
+
+
+def _truncate_to_tokens(text: str, limit: int) -> str:
+    kept: list[str] = []
+    used = 0
+    for match in _TOKEN.finditer(text):
+        cost = max(1, -(-len(match.group(0)) // 4))
+        if used + cost > limit:
+            return text[: match.start()].rstrip()
+        used += cost
+        kept.append(match.group(0))
+    return text
+
+
+class FakeProvider:
+    """Latency and faults come from settings (`PROMPTLAB_FAKE_*`)."""
+
+    name = "fake"
+
+    def generate(self, call: GenerationCall) -> ProviderResult:
+        settings = get_settings()
+        if settings.fake_latency_ms:
+            time.sleep(min(settings.fake_latency_ms / 1000, call.timeout_seconds))
+        if settings.fake_fail_status and random.random() < float(settings.fake_fail_rate):
+            raise error_for_status(
+                settings.fake_fail_status, f"fake provider told to fail with {settings.fake_fail_status}"
+            )
+        text = _answer(call)
+        output_tokens = count_tokens(text)
+        truncated = output_tokens > call.max_tokens
+        if truncated:
+            text = _truncate_to_tokens(text, call.max_tokens)
+            output_tokens = count_tokens(text)
+        input_tokens = count_tokens(call.system or "") + sum(
+            count_tokens(m.content) + 4 for m in call.messages
+        )
+        digest = hashlib.sha256(text.encode()).hexdigest()[:24]
+        return ProviderResult(
+            text=text,
+            usage=Usage(input_tokens=input_tokens, output_tokens=output_tokens),
+            model=call.model,
+            request_id=f"fake_req_{digest}",
+            finish_reason="max_tokens" if truncated else "end_turn",
+            truncated=truncated,
+        )

@@ -1,0 +1,92 @@
+"""Model prices from one data file, and cost arithmetic in `Decimal`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from promptlab.money import MILLION
+from promptlab.providers.base import Usage
+
+
+@dataclass(frozen=True)
+class UnitPrices:
+    """USD per million tokens for one model."""
+
+    provider: str
+    model: str
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+
+    def snapshot(self) -> dict[str, str]:
+        """The prices as stored on a job (strings, so they stay exact in JSON)."""
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "unit": "USD per million tokens",
+            "input": str(self.input),
+            "output": str(self.output),
+            "cacheRead": str(self.cache_read),
+            "cacheWrite": str(self.cache_write),
+        }
+
+
+@cache
+def _data() -> dict[str, Any]:
+    text = (resources.files("promptlab.providers") / "pricing.json").read_text(encoding="utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def default_model(provider: str) -> str | None:
+    """The model used when neither the request nor the template names one."""
+    value = _data()["defaultModels"].get(provider)
+    return str(value) if value else None
+
+
+def unit_prices(provider: str, model: str) -> UnitPrices | None:
+    """Prices for a model (dated snapshots such as `claude-haiku-4-5-20251001` match); None if unknown."""
+    table: dict[str, dict[str, str]] = _data()["models"].get(provider, {})
+    name = _data()["aliases"].get(provider, {}).get(model, model)
+    entry = table.get(name)
+    if entry is None:
+        candidates = [key for key in table if name.startswith(key + "-")]
+        if candidates:
+            name = max(candidates, key=len)
+            entry = table[name]
+    if entry is None:
+        return None
+    inp = Decimal(entry["input"])
+    return UnitPrices(
+        provider=provider,
+        model=name,
+        input=inp,
+        output=Decimal(entry["output"]),
+        cache_read=Decimal(entry.get("cacheRead", entry["input"])),
+        cache_write=Decimal(entry.get("cacheWrite5m", entry["input"])),
+    )
+
+
+def cost_usd(usage: Usage, prices: UnitPrices) -> Decimal:
+    """Exact cost of one call; rounding is left to display."""
+    return (
+        usage.input_tokens * prices.input
+        + usage.output_tokens * prices.output
+        + usage.cache_read_tokens * prices.cache_read
+        + usage.cache_write_tokens * prices.cache_write
+    ) / MILLION
+
+
+def price_table() -> list[dict[str, str]]:
+    """Every priced model as rows, for `promptlab pricing`."""
+    rows = []
+    for provider, models in _data()["models"].items():
+        for model, entry in models.items():
+            rows.append({"provider": provider, "model": model, **entry})
+    return rows

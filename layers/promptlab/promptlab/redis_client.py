@@ -1,0 +1,21 @@
+"""The Redis client: short timeouts, so a dead Redis costs milliseconds."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import redis
+
+from promptlab.settings import get_settings
+
+
+@cache
+def get_redis() -> redis.Redis:
+    """The process-wide Redis client (thread-safe connection pool)."""
+    settings = get_settings()
+    return redis.Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+        socket_timeout=settings.redis_timeout_seconds,
+        health_check_interval=30,
+    )

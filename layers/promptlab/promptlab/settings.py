@@ -1,0 +1,85 @@
+"""One typed settings object, read lazily from the environment."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from promptlab.errors import ConfigurationError
+
+Mode = Literal["local", "aws"]
+
+
+class Settings(BaseSettings):
+    """Every knob PromptLab reads; `PROMPTLAB_*` unless a standard name exists."""
+
+    model_config = SettingsConfigDict(env_prefix="PROMPTLAB_", extra="ignore", populate_by_name=True)
+
+    mode: Mode = Field(default="local", description="`local` allows the offline fake provider by default.")
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/promptlab",
+        validation_alias=AliasChoices("DATABASE_URL", "PROMPTLAB_DATABASE_URL"),
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "PROMPTLAB_REDIS_URL"),
+    )
+    redis_prefix: str = Field(default="pl:", description="Prefix of every Redis key PromptLab writes.")
+    aws_endpoint_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL"),
+    )
+    aws_region: str = Field(
+        default="us-east-1",
+        validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"),
+    )
+    job_queue_high_url: str = Field(default="", validation_alias="JOB_QUEUE_HIGH_URL")
+    job_queue_normal_url: str = Field(default="", validation_alias="JOB_QUEUE_NORMAL_URL")
+    job_queue_low_url: str = Field(default="", validation_alias="JOB_QUEUE_LOW_URL")
+    job_dlq_url: str = Field(default="", validation_alias="JOB_DLQ_URL")
+
+    default_provider: str = "fake"
+    default_model: str | None = None
+    default_max_tokens: int = Field(default=1024, ge=1, le=64_000)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    retry_backoff_seconds: tuple[int, ...] = (1, 3, 10)
+    provider_timeout_seconds: float = Field(default=30.0, gt=0, le=240)
+    job_ttl_seconds: int = Field(default=86_400, ge=60)
+    default_cache_ttl_seconds: int = Field(default=3600, ge=0)
+    db_pool_size: int = Field(default=1, ge=1, le=64, description="Connections per process (1 in Lambda).")
+    db_connect_timeout_seconds: int = Field(default=5, ge=1, le=60)
+    db_statement_timeout_ms: int = Field(default=10_000, ge=100)
+    redis_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
+
+    anthropic_api_key: str | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY", repr=False)
+    openai_api_key: str | None = Field(default=None, validation_alias="OPENAI_API_KEY", repr=False)
+
+    fake_latency_ms: int = Field(default=0, ge=0, le=600_000)
+    fake_fail_status: int | None = Field(default=None, ge=400, le=599)
+    fake_fail_rate: Decimal = Field(default=Decimal("1"), ge=0, le=1)
+
+    def queue_url(self, priority: str) -> str:
+        """The job queue URL for a priority (`high`, `normal`, `low`)."""
+        urls = {
+            "high": self.job_queue_high_url,
+            "normal": self.job_queue_normal_url,
+            "low": self.job_queue_low_url,
+        }
+        url = urls.get(priority, "")
+        if not url:
+            raise ConfigurationError(f"no queue URL configured for priority {priority!r}")
+        return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationError(f"invalid PromptLab settings: {problems}") from exc
