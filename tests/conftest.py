@@ -1,0 +1,45 @@
+"""Session fixtures: the template's stack on real Postgres, Redis and moto SQS, in a fresh database."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from promptlab.db.connection import close_all
+from promptlab.local.runner import LocalRunner
+from promptlab.local.services import drop_database
+from tests.support import ROOT, purge_queues
+
+
+@pytest.fixture(scope="session")
+def runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRunner]:
+    """The template's functions and queues, handlers invoked in process (no HTTP, no background pollers)."""
+    suffix = uuid.uuid4().hex[:12]
+    os.environ["PROMPTLAB_REDIS_PREFIX"] = f"test:{suffix}:"
+    stack = LocalRunner(
+        template=ROOT / "template.yaml",
+        serve_http=False,
+        run_pollers=False,
+        database_name=f"promptlab_test_{suffix}",
+        # A small redrive count (still above the 3 attempts) so a poison message reaches the DLQ quickly.
+        parameter_overrides={"MaxReceiveCount": "4"},
+        data_dir=Path(os.environ.get("PROMPTLAB_TEST_DATA_DIR") or tmp_path_factory.mktemp("embedded")),
+    )
+    stack.start()
+    try:
+        yield stack
+    finally:
+        close_all()
+        drop_database(stack.database_url)
+        stack.stop()
+
+
+@pytest.fixture
+def clean_queues(runner: LocalRunner) -> LocalRunner:
+    """The stack with every queue emptied first."""
+    purge_queues(runner)
+    return runner

@@ -1,0 +1,117 @@
+"""The README's walk-through, over HTTP, against `promptlab local` started as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from promptlab.local.services import drop_database, free_port, with_database
+from tests.support import ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def request(base: str, method: str, path: str, body: Any = None) -> tuple[int, dict[str, str], Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(base + path, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as answer:
+            text = answer.read()
+            return answer.status, dict(answer.headers), json.loads(text) if text else None
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), json.loads(err.read() or b"null")
+
+
+@pytest.fixture(scope="module")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    base_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/promptlab")
+    env = {
+        **os.environ,
+        "DATABASE_URL": with_database(base_url, f"promptlab_e2e_{uuid.uuid4().hex[:10]}"),
+        "PROMPTLAB_DATA_DIR": str(tmp_path_factory.mktemp("data")),
+        "PROMPTLAB_REDIS_PREFIX": f"e2e:{uuid.uuid4().hex[:8]}:",
+    }
+    log = Path(env["PROMPTLAB_DATA_DIR"]) / "local.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "promptlab.cli", "local", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if request(base, "GET", "/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("promptlab local did not start:\n" + log.read_text())
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        database_url = env["DATABASE_URL"]
+        if "127.0.0.1" in database_url or "localhost" in database_url:
+            drop_database(database_url)
+
+
+def test_the_readme_walk_through(local_stack: str) -> None:
+    status, headers, template = request(
+        local_stack,
+        "POST",
+        "/templates",
+        {"name": f"blog-post-{uuid.uuid4().hex[:6]}", "body": "Write a blog post about {{ input }}."},
+    )
+    assert status == 201 and headers.get("ETag") == '"1"'
+
+    status, _, job = request(
+        local_stack, "POST", "/generate", {"templateId": template["id"], "input": "TypeScript"}
+    )
+    assert status == 202 and job["status"] == "queued"
+
+    deadline = time.monotonic() + 30
+    while job["status"] in {"queued", "processing"}:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+        status, _, job = request(local_stack, "GET", f"/jobs/{job['id']}")
+        assert status == 200
+
+    assert job["status"] == "completed", job
+    assert "TypeScript" in job["output"]
+    assert job["inputTokens"] > 0 and job["outputTokens"] > 0
+    expected = (
+        Decimal(job["inputTokens"]) * 1 + Decimal(job["outputTokens"]) * 5
+    ) / 1_000_000  # fake-1 prices
+    assert Decimal(job["estimatedCostUSD"]) == expected
+
+
+def test_errors_over_http_keep_the_error_shape(local_stack: str) -> None:
+    status, headers, body = request(local_stack, "GET", "/nowhere")
+    assert status == 404 and body["error"]["code"] == "not_found"
+    status, headers, body = request(local_stack, "POST", "/generate", {"templateId": "tpl_x"})
+    assert status == 404 and body["error"]["requestId"] == headers["X-Request-Id"]

@@ -1,0 +1,149 @@
+"""Failure modes of DESIGN.md §6: retries, exhausted attempts, permanent errors, poison messages, the DLQ."""
+
+import json
+import threading
+from typing import Any
+
+from promptlab.db.connection import connection
+from promptlab.local.pollers import SqsPoller
+from promptlab.local.runner import LocalRunner
+from tests.integration.conftest import SetEnv
+from tests.integration.test_generation import generate, queued_messages, rows
+from tests.support import call_api, drain_queues
+
+
+def poller(runner: LocalRunner, queue: str) -> SqsPoller:
+    assert runner.stack is not None
+    mapping = next(m for m in runner.stack.mappings if m.queue_logical_id == queue)
+    return SqsPoller(
+        mapping=mapping,
+        sqs=runner.sqs_client(),
+        invoke=runner.invoke,
+        region=runner.stack.region,
+        stop=threading.Event(),
+        index=0,
+    )
+
+
+def job(runner: LocalRunner, job_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = call_api(runner, "GET", f"/jobs/{job_id}").body
+    return body
+
+
+def test_a_retryable_error_requeues_the_job_with_its_error(
+    clean_queues: LocalRunner, template: dict[str, Any], set_env: SetEnv
+) -> None:
+    set_env(PROMPTLAB_FAKE_FAIL_STATUS="429", PROMPTLAB_RETRY_BACKOFF_SECONDS="[0]")
+    made = generate(clean_queues, template)
+    assert poller(clean_queues, "JobQueueNormal").poll_once(wait_seconds=0) == 1
+    current = job(clean_queues, made["id"])
+    assert current["status"] == "queued" and current["attempts"] == 1
+    assert current["error"]["code"] == "rate_limited" and current["error"]["retryable"] is True
+    # The message stayed on the queue (a batch item failure), visible again after the backoff.
+    assert len(queued_messages(clean_queues, "JobQueueNormal")) == 1
+
+
+def test_exhausted_attempts_go_to_the_dlq_and_end_failed(
+    clean_queues: LocalRunner, template: dict[str, Any], set_env: SetEnv
+) -> None:
+    set_env(
+        PROMPTLAB_FAKE_FAIL_STATUS="529", PROMPTLAB_RETRY_BACKOFF_SECONDS="[0]", PROMPTLAB_MAX_ATTEMPTS="3"
+    )
+    made = generate(clean_queues, template)
+    assert drain_queues(clean_queues) == 3
+    failed = job(clean_queues, made["id"])
+    assert failed["status"] == "failed" and failed["attempts"] == 3
+    assert failed["error"]["code"] == "overloaded"
+    assert "attempts exhausted (3 of 3)" in failed["error"]["message"]
+    assert queued_messages(clean_queues, "JobQueueNormal") == []
+    dead = queued_messages(clean_queues, "JobDLQ")
+    assert len(dead) == 1 and "attempts exhausted" in dead[0]["MessageAttributes"]["reason"]["StringValue"]
+    outcomes = rows("SELECT n, outcome FROM job_attempts WHERE job_id = %s ORDER BY n", made["id"])
+    assert [r["outcome"] for r in outcomes] == ["error", "error", "error"]
+    # The DLQ handler records the dead letter and keeps the worker's reason on the job.
+    assert drain_queues(clean_queues, function="DlqFunction") == 1
+    letters = rows("SELECT reason, queue FROM dead_letters WHERE job_id = %s", made["id"])
+    assert len(letters) == 1 and "attempts exhausted" in letters[0]["reason"]
+    assert job(clean_queues, made["id"])["error"]["code"] == "overloaded"
+
+
+def test_a_permanent_error_fails_at_once_without_the_dlq(
+    clean_queues: LocalRunner, template: dict[str, Any], set_env: SetEnv
+) -> None:
+    set_env(PROMPTLAB_FAKE_FAIL_STATUS="401")
+    made = generate(clean_queues, template)
+    assert drain_queues(clean_queues) == 1
+    failed = job(clean_queues, made["id"])
+    assert failed["status"] == "failed" and failed["attempts"] == 1
+    assert failed["error"] == {
+        "code": "authentication_failed",
+        "message": "fake provider told to fail with 401",
+        "retryable": False,
+        "providerStatus": 401,
+    }
+    assert queued_messages(clean_queues, "JobDLQ") == []
+
+
+def test_a_poison_message_is_redriven_to_the_dlq_and_recorded(clean_queues: LocalRunner) -> None:
+    assert clean_queues.stack is not None
+    sqs = clean_queues.sqs_client()
+    url = clean_queues.stack.queue_urls["JobQueueLow"]
+    sqs.send_message(QueueUrl=url, MessageBody="this is not a job")
+    low = poller(clean_queues, "JobQueueLow")
+    seen: list[dict[str, Any]] = []
+
+    def invoke_and_keep(function: str, event: dict[str, Any]) -> Any:
+        seen.extend(event["Records"])
+        return clean_queues.invoke(function, event)
+
+    low.invoke = invoke_and_keep
+    for _ in range(4):  # maxReceiveCount is 4 in the tests
+        assert low.poll_once(wait_seconds=0) == 1
+        # Skip the 30-minute visibility timeout instead of waiting for it.
+        sqs.change_message_visibility(
+            QueueUrl=url, ReceiptHandle=seen[-1]["receiptHandle"], VisibilityTimeout=0
+        )
+    assert low.poll_once(wait_seconds=0) == 0
+    dead = queued_messages(clean_queues, "JobDLQ")
+    assert [m["Body"] for m in dead] == ["this is not a job"]
+    assert drain_queues(clean_queues, function="DlqFunction") == 1
+    letters = rows(
+        "SELECT job_id, reason, receive_count FROM dead_letters WHERE body = %s", "this is not a job"
+    )
+    assert letters[-1]["job_id"] is None and letters[-1]["reason"].startswith("dead-lettered after")
+
+
+def test_the_dlq_handler_fails_a_job_that_crash_looped(
+    clean_queues: LocalRunner, template: dict[str, Any]
+) -> None:
+    made = generate(clean_queues, template)
+    assert clean_queues.stack is not None
+    clean_queues.sqs_client().send_message(
+        QueueUrl=clean_queues.stack.queue_urls["JobDLQ"],
+        MessageBody=json.dumps({"jobId": made["id"], "v": 1}),
+    )
+    assert drain_queues(clean_queues, function="DlqFunction") == 1
+    failed = job(clean_queues, made["id"])
+    assert failed["status"] == "failed" and failed["error"]["code"] == "dead_lettered"
+    assert failed["error"]["message"].startswith("dead-lettered after 1 receives")
+    # A second delivery of the same dead letter changes nothing.
+    with connection() as conn:
+        count = conn.execute(
+            "SELECT count(*) AS n FROM dead_letters WHERE job_id = %s", (made["id"],)
+        ).fetchone()
+    assert count is not None and count["n"] == 1
+
+
+def test_the_committed_sample_events_run_through_their_handlers(runner: LocalRunner) -> None:
+    from tests.support import sample_event
+
+    health = runner.invoke("ApiFunction", sample_event("api-health.json"))
+    assert health["statusCode"] == 200
+    missing = runner.invoke("ApiFunction", sample_event("api-get-job.json"))
+    assert missing["statusCode"] == 404 and json.loads(missing["body"])["error"]["code"] == "not_found"
+    generated = runner.invoke("ApiFunction", sample_event("api-generate.json"))
+    assert generated["statusCode"] == 404  # the sample names a template that does not exist here
+    assert runner.invoke("WorkerFunction", sample_event("worker-job-message.json")) == {
+        "batchItemFailures": []
+    }
+    assert runner.invoke("DlqFunction", sample_event("dlq-dead-letter.json")) == {"batchItemFailures": []}

@@ -1,0 +1,157 @@
+"""POST /generate → Postgres row + SQS message → worker → completed job, on real services."""
+
+from decimal import Decimal
+from typing import Any
+
+from promptlab.db.connection import connection
+from promptlab.local.runner import LocalRunner
+from promptlab.providers.pricing import unit_prices
+from tests.integration.conftest import SetEnv
+from tests.support import call_api, drain_queues, unique
+
+
+def generate(runner: LocalRunner, template: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    answer = call_api(
+        runner, "POST", "/generate", body={"templateId": template["id"], "input": "SQS", **fields}
+    )
+    assert answer.status == 202, answer.body
+    job: dict[str, Any] = answer.body
+    return job
+
+
+def rows(sql: str, *params: Any) -> list[dict[str, Any]]:
+    with connection() as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def queued_messages(runner: LocalRunner, logical_id: str) -> list[dict[str, Any]]:
+    assert runner.stack is not None
+    sqs = runner.sqs_client()
+    found: list[dict[str, Any]] = []
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=runner.stack.queue_urls[logical_id],
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=0,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        new = [m for m in batch if m["MessageId"] not in {f["MessageId"] for f in found}]
+        if not new:
+            return found
+        found.extend(new)  # type: ignore[arg-type]
+
+
+def test_accepting_writes_one_row_and_one_message(
+    clean_queues: LocalRunner, template: dict[str, Any]
+) -> None:
+    job = generate(clean_queues, template, priority="high", metadata={"ticket": "T-1"})
+    assert job["status"] == "queued" and job["id"] == job["jobId"] and job["id"].startswith("job_")
+    assert job["provider"] == "fake" and job["model"] == "fake-1" and job["metadata"] == {"ticket": "T-1"}
+    assert len(rows("SELECT id FROM jobs WHERE template_id = %s", template["id"])) == 1
+    high = queued_messages(clean_queues, "JobQueueHigh")
+    assert [m["Body"] for m in high] == [f'{{"jobId":"{job["id"]}","v":1}}']
+    assert queued_messages(clean_queues, "JobQueueNormal") == []
+    assert rows("SELECT enqueued_at FROM jobs WHERE id = %s", job["id"])[0]["enqueued_at"] is not None
+
+
+def test_the_worker_completes_the_job_with_tokens_and_exact_cost(
+    clean_queues: LocalRunner, template: dict[str, Any]
+) -> None:
+    job = generate(clean_queues, template)
+    assert drain_queues(clean_queues) == 1
+    done = call_api(clean_queues, "GET", f"/jobs/{job['id']}").body
+    assert done["status"] == "completed" and done["attempts"] == 1 and done["error"] is None
+    assert done["output"].startswith("Fake answer for: Explain SQS")
+    assert done["inputTokens"] > 0 and done["outputTokens"] > 0
+    assert done["totalTokens"] == done["inputTokens"] + done["outputTokens"]
+    prices = unit_prices("fake", "fake-1")
+    assert prices is not None
+    expected = (done["inputTokens"] * prices.input + done["outputTokens"] * prices.output) / Decimal(
+        1_000_000
+    )
+    assert isinstance(done["estimatedCostUSD"], str) and Decimal(done["estimatedCostUSD"]) == expected
+    attempts = rows(
+        "SELECT outcome, provider_request_id, ended_at FROM job_attempts WHERE job_id = %s", job["id"]
+    )
+    assert len(attempts) == 1 and attempts[0]["outcome"] == "succeeded" and attempts[0]["provider_request_id"]
+
+
+def test_a_duplicate_delivery_makes_no_second_call(
+    clean_queues: LocalRunner, template: dict[str, Any]
+) -> None:
+    job = generate(clean_queues, template)
+    drain_queues(clean_queues)
+    before = call_api(clean_queues, "GET", f"/jobs/{job['id']}").body
+    assert clean_queues.stack is not None
+    clean_queues.sqs_client().send_message(
+        QueueUrl=clean_queues.stack.queue_urls["JobQueueNormal"],
+        MessageBody=f'{{"jobId":"{job["id"]}","v":1}}',
+    )
+    assert drain_queues(clean_queues) == 1
+    after = call_api(clean_queues, "GET", f"/jobs/{job['id']}").body
+    assert after == before
+    assert len(rows("SELECT n FROM job_attempts WHERE job_id = %s", job["id"])) == 1
+
+
+def test_request_parameters_reach_the_job_and_template_defaults_apply(runner: LocalRunner) -> None:
+    made = call_api(
+        runner,
+        "POST",
+        "/templates",
+        body={"name": unique("defaults"), "body": "{{ a }} {{ b }}", "defaults": {"maxTokens": 7}},
+    ).body
+    job = call_api(
+        runner, "POST", "/generate", body={"templateId": made["id"], "input": {"a": "x", "b": 2}}
+    ).body
+    assert job["input"] == {"a": "x", "b": "2"}
+    stored = rows("SELECT params FROM jobs WHERE id = %s", job["id"])[0]["params"]
+    assert stored == {"maxTokens": 7}
+    drain_queues(runner)
+    done = call_api(runner, "GET", f"/jobs/{job['id']}").body
+    assert done["outputTokens"] <= 7 and done["truncated"] is True and done["finishReason"] == "max_tokens"
+
+
+def test_bad_generate_requests_name_the_field(runner: LocalRunner, template: dict[str, Any]) -> None:
+    cases = [
+        ({"templateId": template["id"], "input": {"topc": "x"}}, {"input.topc", "input.topic"}),
+        ({"templateId": template["id"], "input": "x", "maxTokens": 0}, {"maxTokens"}),
+        ({"templateId": template["id"], "input": "x", "temperature": 3}, {"temperature"}),
+        ({"templateId": template["id"], "input": "x", "priority": "urgent"}, {"priority"}),
+        ({"templateId": template["id"], "input": "x", "provider": "anthropic"}, {"provider"}),
+        ({"templateId": template["id"], "input": 5}, {"input"}),
+        ({"input": "x"}, {"templateId"}),
+    ]
+    for body, expected in cases:
+        answer = call_api(runner, "POST", "/generate", body=body)
+        assert answer.status == 422, (body, answer.body)
+        assert {f["field"] for f in answer.body["error"]["details"]["fields"]} == expected, body
+
+
+def test_generating_on_a_missing_or_archived_template(runner: LocalRunner, template: dict[str, Any]) -> None:
+    missing = call_api(runner, "POST", "/generate", body={"templateId": "tpl_nope", "input": "x"})
+    assert missing.status == 404
+    call_api(runner, "DELETE", f"/templates/{template['id']}")
+    archived = call_api(runner, "POST", "/generate", body={"templateId": template["id"], "input": "x"})
+    assert archived.status == 409 and archived.body["error"]["code"] == "conflict"
+
+
+def test_an_unknown_job_is_a_404(runner: LocalRunner) -> None:
+    answer = call_api(runner, "GET", "/jobs/job_nope")
+    assert answer.status == 404 and answer.body["error"]["code"] == "not_found"
+
+
+def test_a_job_accepted_while_sqs_is_down_stays_durable(
+    runner: LocalRunner, template: dict[str, Any], set_env: SetEnv
+) -> None:
+    from promptlab.queue import get_queue
+
+    set_env(JOB_QUEUE_NORMAL_URL="http://127.0.0.1:9/queue/gone")
+    get_queue.cache_clear()
+    try:
+        answer = call_api(runner, "POST", "/generate", body={"templateId": template["id"], "input": "x"})
+    finally:
+        get_queue.cache_clear()
+    assert answer.status == 202 and answer.body["status"] == "queued" and answer.body["enqueuedAt"] is None
+    stored = rows("SELECT status, enqueued_at FROM jobs WHERE id = %s", answer.body["id"])
+    assert stored == [{"status": "queued", "enqueued_at": None}]

@@ -1,0 +1,72 @@
+import base64
+import json
+from typing import Any
+
+from promptlab.api.errors import STATUS_BY_CODE, validation_fields
+from promptlab.api.resolver import MAX_BODY_BYTES, preflight_error
+
+
+def event(
+    body: str | None, content_type: str | None = "application/json", *, b64: bool = False
+) -> dict[str, object]:
+    headers = {"Content-Type": content_type} if content_type else {}
+    text = base64.b64encode(body.encode()).decode() if (b64 and body is not None) else body
+    return {"httpMethod": "POST", "headers": headers, "body": text, "isBase64Encoded": b64}
+
+
+def test_malformed_json_is_a_400() -> None:
+    assert preflight_error(event("{nope")) is not None
+    assert preflight_error(event("{nope"))[:2] == (400, "bad_request")  # type: ignore[index]
+
+
+def test_a_non_json_content_type_is_a_415() -> None:
+    problem = preflight_error(event("a=b", "application/x-www-form-urlencoded"))
+    assert problem is not None and problem[:2] == (415, "unsupported_media_type")
+
+
+def test_json_variants_and_base64_bodies_pass() -> None:
+    assert preflight_error(event('{"a": 1}', "application/json; charset=utf-8")) is None
+    assert preflight_error(event('{"a": 1}', "application/merge-patch+json")) is None
+    assert preflight_error(event('{"a": 1}', None, b64=True)) is None
+
+
+def test_a_body_over_the_limit_is_a_413() -> None:
+    problem = preflight_error(event(json.dumps({"x": "a" * MAX_BODY_BYTES})))
+    assert problem is not None and problem[:2] == (413, "payload_too_large")
+
+
+def test_validation_errors_name_fields_in_camel_case_with_indices() -> None:
+    errors: list[dict[str, Any]] = [
+        {
+            "loc": ("body", "maxTokens"),
+            "msg": "Input should be greater than or equal to 1",
+            "type": "greater_than_equal",
+        },
+        {
+            "loc": ("body", "variables", 2, "name"),
+            "msg": "String should match pattern",
+            "type": "string_pattern_mismatch",
+        },
+        {"loc": ("body", "templateId"), "msg": "Field required", "type": "missing"},
+        {"loc": ("body", "input", "str"), "msg": "Input should be a valid string", "type": "string_type"},
+        {
+            "loc": ("body", "input", "dict[str,any]"),
+            "msg": "Input should be a valid dictionary",
+            "type": "dict_type",
+        },
+    ]
+    assert validation_fields(errors) == [
+        {"field": "maxTokens", "message": "Input should be greater than or equal to 1"},
+        {"field": "variables[2].name", "message": "String should match pattern"},
+        {"field": "templateId", "message": "is required"},
+        {"field": "input", "message": "must be a string or an object of variables"},
+    ]
+
+
+def test_every_design_error_code_has_its_status() -> None:
+    expected = {
+        "bad_request": 400, "unauthorized": 401, "budget_exceeded": 402, "not_found": 404, "conflict": 409,
+        "precondition_failed": 412, "payload_too_large": 413, "unsupported_media_type": 415,
+        "validation_error": 422, "rate_limited": 429, "dependency_unavailable": 503,
+    }  # fmt: skip
+    assert {code: STATUS_BY_CODE[code] for code in expected} == expected

@@ -1,0 +1,60 @@
+from pathlib import Path
+
+from promptlab.local.cfn import Resolver, load_template, merge_globals, parameter_values
+from promptlab.local.pollers import failed_ids
+from promptlab.local.stack import _path_pattern, _rate_seconds
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_short_form_tags_load_as_intrinsics() -> None:
+    template = load_template(ROOT / "template.yaml")
+    worker = template["Resources"]["WorkerFunction"]["Properties"]
+    assert worker["Events"]["HighPriorityJobs"]["Properties"]["Queue"] == {
+        "Fn::GetAtt": ["JobQueueHigh", "Arn"]
+    }
+    # Globals merged: the worker keeps its own variables and gains the global ones.
+    variables = worker["Environment"]["Variables"]
+    assert "PROMPTLAB_ANTHROPIC_API_KEY_PARAMETER" in variables and "DATABASE_URL" in variables
+    assert worker["Runtime"] == "python3.11" and worker["Timeout"] == 300
+
+
+def test_globals_merge_maps_but_replace_lists() -> None:
+    merged = merge_globals({"Layers": ["a"], "Environment": {"Variables": {"A": "1", "B": "1"}}},
+                           {"Layers": ["b"], "Environment": {"Variables": {"B": "2"}}})  # fmt: skip
+    assert merged == {"Layers": ["b"], "Environment": {"Variables": {"A": "1", "B": "2"}}}
+
+
+def test_intrinsics_resolve() -> None:
+    template = {"Conditions": {"IsProd": {"Fn::Equals": [{"Ref": "Stage"}, "prod"]}}}
+    resolver = Resolver(
+        template,
+        parameters=parameter_values({"Parameters": {"Stage": {"Default": "dev"}}}, {"Stage": "prod"}),
+        pseudo={"AWS::Region": "eu-west-1"},
+        refs={"Queue": "http://q"},
+        attributes={("Queue", "Arn"): "arn:q"},
+    )
+    assert (
+        resolver.resolve({"Fn::Sub": "${AWS::Region}/${Stage}/${Queue.Arn}/${!Literal}"})
+        == "eu-west-1/prod/arn:q/${Literal}"
+    )
+    assert resolver.resolve({"Fn::If": ["IsProd", "big", "small"]}) == "big"
+    assert resolver.resolve({"Fn::Join": ["-", [{"Ref": "Queue"}, "x"]]}) == "http://q-x"
+    assert resolver.resolve({"A": {"Ref": "AWS::NoValue"}, "B": 1}) == {"B": 1}
+
+
+def test_paths_and_rates() -> None:
+    assert _path_pattern("/templates/{id}/versions").fullmatch("/templates/tpl_1/versions")
+    assert not _path_pattern("/templates/{id}").fullmatch("/templates/a/b")
+    assert _path_pattern("/files/{proxy+}").fullmatch("/files/a/b")
+    assert _rate_seconds("rate(5 minutes)") == 300 and _rate_seconds("rate(1 hour)") == 3600
+
+
+def test_partial_batch_response_rules() -> None:
+    batch = {"m1", "m2"}
+    assert failed_ids({"batchItemFailures": []}, batch) == set()
+    assert failed_ids({"batchItemFailures": [{"itemIdentifier": "m2"}]}, batch) == {"m2"}
+    # Lambda treats an unknown or empty identifier as a failure of the whole batch.
+    assert failed_ids({"batchItemFailures": [{"itemIdentifier": "zzz"}]}, batch) == batch
+    assert failed_ids({"batchItemFailures": [{"itemIdentifier": ""}]}, batch) == batch
+    assert failed_ids(None, batch) == set()

@@ -1,0 +1,41 @@
+from collections.abc import Iterator
+
+import pytest
+
+from promptlab.ids import ulid
+from promptlab.processing import PoisonMessage, backoff_seconds, parse_message, provider_timeout
+from promptlab.settings import get_settings
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_backoff_follows_the_schedule_then_repeats_the_last_step() -> None:
+    assert [backoff_seconds(n, None) for n in (1, 2, 3, 4)] == [1, 3, 10, 10]
+
+
+def test_a_longer_retry_after_wins() -> None:
+    assert backoff_seconds(1, 42.5) == 42
+    assert backoff_seconds(3, 2) == 10
+
+
+def test_provider_timeout_grows_with_max_tokens_and_is_capped() -> None:
+    assert provider_timeout(100) == 35
+    assert provider_timeout(64_000) == 240
+
+
+def test_a_body_that_is_not_a_job_message_is_poison() -> None:
+    assert parse_message('{"jobId": "job_1", "v": 1}').job_id == "job_1"
+    for body in ("not json", '{"v": 1}', '{"jobId": "job_1", "v": 2}'):
+        with pytest.raises(PoisonMessage):
+            parse_message(body)
+
+
+def test_ulids_sort_by_time_and_match_the_spec() -> None:
+    assert ulid(1469918176385).startswith("01ARYZ6S41")
+    assert ulid(1_000) < ulid(2_000)
+    assert len(ulid()) == 26
