@@ -135,3 +135,67 @@ def insert_dead_letter(
 def list_dead_letters(conn: Connection, *, limit: int = 100) -> list[Row]:
     """The newest dead letters."""
     return conn.execute("SELECT * FROM dead_letters ORDER BY id DESC LIMIT %s", (limit,)).fetchall()
+
+
+def unsent_jobs(conn: Connection, *, older_than_seconds: int, limit: int) -> list[Row]:
+    """Queued jobs whose message never reached the queue, oldest first, locked for this transaction."""
+    return conn.execute(
+        "SELECT id, priority FROM jobs WHERE status = 'queued' AND enqueued_at IS NULL"
+        " AND created_at < now() - make_interval(secs => %s) ORDER BY created_at LIMIT %s"
+        " FOR UPDATE SKIP LOCKED",
+        (older_than_seconds, limit),
+    ).fetchall()
+
+
+def release_expired_leases(conn: Connection, *, grace_seconds: int, limit: int) -> list[Row]:
+    """Jobs whose worker vanished: close the open attempt as `interrupted` and requeue (or fail when spent).
+
+    Returns the rows with `requeued` set, so the caller can send the requeued ones at once.
+    """
+    with conn.transaction():
+        rows = conn.execute(
+            "SELECT id, priority, attempts, max_attempts FROM jobs WHERE status = 'processing'"
+            " AND lease_until < now() - make_interval(secs => %s) ORDER BY lease_until LIMIT %s"
+            " FOR UPDATE SKIP LOCKED",
+            (grace_seconds, limit),
+        ).fetchall()
+        for row in rows:
+            conn.execute(
+                "UPDATE job_attempts SET outcome = 'interrupted', ended_at = now()"
+                " WHERE job_id = %s AND n = %s AND ended_at IS NULL",
+                (row["id"], row["attempts"]),
+            )
+            error = {
+                "code": "interrupted",
+                "message": f"the worker stopped during attempt {row['attempts']}; it may have been billed",
+                "retryable": True,
+                "providerStatus": None,
+            }
+            row["requeued"] = row["attempts"] < row["max_attempts"]
+            if not row["requeued"]:
+                conn.execute(
+                    "UPDATE jobs SET status = 'failed', error = %s, lease_until = NULL, completed_at = now(),"
+                    " updated_at = now() WHERE id = %s",
+                    (Jsonb(error), row["id"]),
+                )
+            else:
+                conn.execute(
+                    "UPDATE jobs SET status = 'queued', error = %s, lease_until = NULL, enqueued_at = NULL,"
+                    " updated_at = now() WHERE id = %s",
+                    (Jsonb(error), row["id"]),
+                )
+    return rows
+
+
+def expire_jobs(conn: Connection, *, limit: int) -> int:
+    """Fail queued jobs past their deadline with `expired`."""
+    cur = conn.execute(
+        "UPDATE jobs SET status = 'failed', completed_at = now(), updated_at = now(),"
+        " error = jsonb_build_object('code', 'expired',"
+        " 'message', 'the job was not started before expiresAt',"
+        " 'retryable', false, 'providerStatus', null)"
+        " WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND expires_at <= now()"
+        " ORDER BY expires_at LIMIT %s FOR UPDATE SKIP LOCKED)",
+        (limit,),
+    )
+    return cur.rowcount

@@ -1,0 +1,14 @@
+"""SweeperFunction: on a schedule, send unsent jobs, recover expired leases, expire overdue jobs."""
+
+from dataclasses import asdict
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from promptlab.observability import logger
+from promptlab.sweeper import sweep
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+    return asdict(sweep())

@@ -1,0 +1,109 @@
+"""SweeperFunction: jobs that never reached SQS, dead workers' leases, overdue jobs (DESIGN.md §6, §10)."""
+
+import threading
+from typing import Any
+
+from promptlab.db import jobs_repo
+from promptlab.db.connection import connection
+from promptlab.local.runner import LocalRunner
+from promptlab.sweeper import sweep
+from tests.integration.conftest import SetEnv
+from tests.integration.test_generation import generate, queued_messages, rows
+from tests.support import call_api, drain_queues, purge_queues, sample_event
+
+
+def accept_while_sqs_is_down(runner: LocalRunner, template: dict[str, Any], set_env: SetEnv) -> str:
+    from promptlab.queue import get_queue
+
+    set_env(JOB_QUEUE_NORMAL_URL="http://127.0.0.1:9/queue/gone")
+    get_queue.cache_clear()
+    answer = call_api(runner, "POST", "/generate", body={"templateId": template["id"], "input": "x"})
+    assert answer.status == 202 and answer.body["enqueuedAt"] is None
+    set_env(JOB_QUEUE_NORMAL_URL=runner.stack.queue_urls["JobQueueNormal"] if runner.stack else "")
+    get_queue.cache_clear()
+    job_id: str = answer.body["id"]
+    return job_id
+
+
+def age(job_id: str, seconds: int) -> None:
+    with connection() as conn:
+        conn.execute(
+            "UPDATE jobs SET created_at = created_at - make_interval(secs => %s) WHERE id = %s",
+            (seconds, job_id),
+        )
+
+
+def test_a_job_that_never_reached_sqs_is_sent_and_completes(
+    clean_queues: LocalRunner, template: dict[str, Any], set_env: SetEnv
+) -> None:
+    job_id = accept_while_sqs_is_down(clean_queues, template, set_env)
+    assert (
+        clean_queues.invoke("SweeperFunction", sample_event("sweeper-schedule.json"))["sent"] == 0
+    )  # too young
+    age(job_id, 120)
+    report = clean_queues.invoke("SweeperFunction", sample_event("sweeper-schedule.json"))
+    assert report["sent"] == 1
+    assert drain_queues(clean_queues) == 1
+    assert call_api(clean_queues, "GET", f"/jobs/{job_id}").body["status"] == "completed"
+
+
+def test_two_sweeps_at_once_send_each_job_once(
+    clean_queues: LocalRunner, template: dict[str, Any], set_env: SetEnv
+) -> None:
+    job_ids = [accept_while_sqs_is_down(clean_queues, template, set_env) for _ in range(5)]
+    for job_id in job_ids:
+        age(job_id, 120)
+    threads = [threading.Thread(target=sweep) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    bodies = sorted(m["Body"] for m in queued_messages(clean_queues, "JobQueueNormal"))
+    assert bodies == sorted(f'{{"jobId":"{j}","v":1}}' for j in job_ids)
+
+
+def claim_and_crash(job_id: str) -> None:
+    """A worker claims the job, writes its attempt, then vanishes: its lease runs out."""
+    with connection() as conn:
+        claimed = jobs_repo.claim_job(conn, job_id=job_id, base_timeout=30, lease_margin=60)
+        assert claimed is not None
+        jobs_repo.start_attempt(conn, job_id=job_id, n=claimed["attempts"])
+        conn.execute("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = %s", (job_id,))
+
+
+def test_an_expired_lease_is_recovered_and_the_interrupted_attempt_stays_visible(
+    clean_queues: LocalRunner, template: dict[str, Any]
+) -> None:
+    made = generate(clean_queues, template)
+    purge_queues(clean_queues)  # the first delivery is lost with the crashed worker
+    claim_and_crash(made["id"])
+    report = sweep()
+    assert report.recovered >= 1 and report.sent >= 1
+    assert drain_queues(clean_queues) == 1
+    done = call_api(clean_queues, "GET", f"/jobs/{made['id']}").body
+    assert done["status"] == "completed" and done["attempts"] == 2
+    attempts = rows("SELECT n, outcome FROM job_attempts WHERE job_id = %s ORDER BY n", made["id"])
+    assert [(a["n"], a["outcome"]) for a in attempts] == [(1, "interrupted"), (2, "succeeded")]
+
+
+def test_a_lease_that_expires_on_the_last_attempt_fails_the_job(
+    clean_queues: LocalRunner, template: dict[str, Any], set_env: SetEnv
+) -> None:
+    set_env(PROMPTLAB_MAX_ATTEMPTS="1")
+    made = generate(clean_queues, template)
+    claim_and_crash(made["id"])
+    sweep()
+    failed = call_api(clean_queues, "GET", f"/jobs/{made['id']}").body
+    assert failed["status"] == "failed" and failed["error"]["code"] == "interrupted"
+
+
+def test_an_overdue_job_ends_failed_expired(clean_queues: LocalRunner, template: dict[str, Any]) -> None:
+    made = generate(clean_queues, template)
+    with connection() as conn:
+        conn.execute("UPDATE jobs SET expires_at = now() - interval '1 second' WHERE id = %s", (made["id"],))
+    assert sweep().expired >= 1
+    expired = call_api(clean_queues, "GET", f"/jobs/{made['id']}").body
+    assert expired["status"] == "failed" and expired["error"]["code"] == "expired"
+    # Its message is still on the queue; the worker acknowledges it without a call.
+    assert drain_queues(clean_queues) == 1
+    assert rows("SELECT n FROM job_attempts WHERE job_id = %s", made["id"]) == []
