@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any
 
 from promptlab.local.pollers import SqsPoller
 from promptlab.local.runner import LocalRunner
+from promptlab.local.stack import SqsMapping
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -93,24 +95,24 @@ def call_api(runner: LocalRunner, method: str, path: str, **kwargs: Any) -> ApiA
     return ApiAnswer(status=answer["statusCode"], headers=headers, body=json.loads(text) if text else None)
 
 
+def make_poller(runner: LocalRunner, mapping: SqsMapping) -> SqsPoller:
+    """A poller for one event source mapping, driven by the test instead of a thread."""
+    assert runner.stack is not None
+    return SqsPoller(
+        mapping=mapping,
+        sqs=runner.sqs_client(),
+        invoke=runner.invoke,
+        region=runner.stack.region,
+        stop=threading.Event(),
+        index=0,
+    )
+
+
 def drain_queues(runner: LocalRunner, *, function: str = "WorkerFunction", rounds: int = 20) -> int:
     """Run the function's SQS mappings until their queues are empty; returns messages handled."""
-    import threading
-
     assert runner.stack is not None
     total = 0
-    pollers = [
-        SqsPoller(
-            mapping=m,
-            sqs=runner.sqs_client(),
-            invoke=runner.invoke,
-            region=runner.stack.region,
-            stop=threading.Event(),
-            index=0,
-        )
-        for m in runner.stack.mappings
-        if m.function == function
-    ]
+    pollers = [make_poller(runner, m) for m in runner.stack.mappings if m.function == function]
     empty_rounds = 0
     for _ in range(rounds):
         handled = sum(p.poll_once(wait_seconds=0) for p in pollers)

@@ -1,7 +1,6 @@
 """Failure modes of DESIGN.md §6: retries, exhausted attempts, permanent errors, poison messages, the DLQ."""
 
 import json
-import threading
 from typing import Any
 
 from promptlab.db.connection import connection
@@ -9,20 +8,12 @@ from promptlab.local.pollers import SqsPoller
 from promptlab.local.runner import LocalRunner
 from tests.integration.conftest import SetEnv
 from tests.integration.test_generation import generate, queued_messages, rows
-from tests.support import call_api, drain_queues
+from tests.support import call_api, drain_queues, make_poller
 
 
 def poller(runner: LocalRunner, queue: str) -> SqsPoller:
     assert runner.stack is not None
-    mapping = next(m for m in runner.stack.mappings if m.queue_logical_id == queue)
-    return SqsPoller(
-        mapping=mapping,
-        sqs=runner.sqs_client(),
-        invoke=runner.invoke,
-        region=runner.stack.region,
-        stop=threading.Event(),
-        index=0,
-    )
+    return make_poller(runner, next(m for m in runner.stack.mappings if m.queue_logical_id == queue))
 
 
 def job(runner: LocalRunner, job_id: str) -> dict[str, Any]:
