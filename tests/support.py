@@ -69,9 +69,7 @@ def api_event(
         isBase64Encoded=text is not None,
     )
     event["headers"] = {k: v for k, v in event["headers"].items() if k.lower() != "content-type"}
-    event["multiValueHeaders"] = {
-        k: v for k, v in event["multiValueHeaders"].items() if k.lower() != "content-type"
-    }
+    event["multiValueHeaders"] = {k: v for k, v in event["multiValueHeaders"].items() if k.lower() != "content-type"}
     if text is not None:
         event["headers"]["Content-Type"] = "application/json"
     for name, value in (headers or {}).items():
@@ -79,9 +77,7 @@ def api_event(
         event["headers"][name] = value
     event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
     context = event["requestContext"]
-    context.update(
-        httpMethod=method, resourcePath=route.path, path=f"/prod{path}", requestId=str(uuid.uuid4())
-    )
+    context.update(httpMethod=method, resourcePath=route.path, path=f"/prod{path}", requestId=str(uuid.uuid4()))
     return event
 
 
@@ -139,6 +135,24 @@ def purge_queues(runner: LocalRunner) -> None:
                 QueueUrl=url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
             )
+
+
+def queued_messages(runner: LocalRunner, logical_id: str) -> list[dict[str, Any]]:
+    """Every visible message on a queue, left visible again afterwards."""
+    assert runner.stack is not None
+    sqs = runner.sqs_client()
+    url = runner.stack.queue_urls[logical_id]
+    found: list[dict[str, Any]] = []
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30, MessageAttributeNames=["All"]
+        ).get("Messages", [])
+        if not batch:
+            break
+        found.extend(dict(m) for m in batch)
+    for message in found:
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+    return found
 
 
 def unique(prefix: str) -> str:

@@ -89,9 +89,7 @@ def test_the_readme_walk_through(local_stack: str) -> None:
     )
     assert status == 201 and headers.get("ETag") == '"1"'
 
-    status, _, job = request(
-        local_stack, "POST", "/generate", {"templateId": template["id"], "input": "TypeScript"}
-    )
+    status, _, job = request(local_stack, "POST", "/generate", {"templateId": template["id"], "input": "TypeScript"})
     assert status == 202 and job["status"] == "queued"
 
     deadline = time.monotonic() + 30
@@ -104,9 +102,7 @@ def test_the_readme_walk_through(local_stack: str) -> None:
     assert job["status"] == "completed", job
     assert "TypeScript" in job["output"]
     assert job["inputTokens"] > 0 and job["outputTokens"] > 0
-    expected = (
-        Decimal(job["inputTokens"]) * 1 + Decimal(job["outputTokens"]) * 5
-    ) / 1_000_000  # fake-1 prices
+    expected = (Decimal(job["inputTokens"]) * 1 + Decimal(job["outputTokens"]) * 5) / 1_000_000  # fake-1 prices
     assert Decimal(job["estimatedCostUSD"]) == expected
 
 

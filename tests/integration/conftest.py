@@ -15,8 +15,12 @@ def set_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[SetEnv]:
     """Change settings for one test (they are read lazily, so the cache is dropped around it)."""
 
     def apply(**values: str) -> None:
+        """Set each variable; an empty value removes it."""
         for key, value in values.items():
-            monkeypatch.setenv(key, value)
+            if value:
+                monkeypatch.setenv(key, value)
+            else:
+                monkeypatch.delenv(key, raising=False)
         get_settings.cache_clear()
 
     yield apply
@@ -27,9 +31,7 @@ def set_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[SetEnv]:
 @pytest.fixture
 def template(runner: LocalRunner) -> dict[str, Any]:
     """A fresh one-variable template."""
-    answer = call_api(
-        runner, "POST", "/templates", body={"name": unique("gen"), "body": "Explain {{ topic }}."}
-    )
+    answer = call_api(runner, "POST", "/templates", body={"name": unique("gen"), "body": "Explain {{ topic }}."})
     assert answer.status == 201
     made: dict[str, Any] = answer.body
     return made

@@ -7,8 +7,8 @@ from promptlab.db.connection import connection
 from promptlab.local.pollers import SqsPoller
 from promptlab.local.runner import LocalRunner
 from tests.integration.conftest import SetEnv
-from tests.integration.test_generation import generate, queued_messages, rows
-from tests.support import call_api, drain_queues, make_poller
+from tests.integration.test_generation import generate, rows
+from tests.support import call_api, drain_queues, make_poller, queued_messages
 
 
 def poller(runner: LocalRunner, queue: str) -> SqsPoller:
@@ -37,9 +37,7 @@ def test_a_retryable_error_requeues_the_job_with_its_error(
 def test_exhausted_attempts_go_to_the_dlq_and_end_failed(
     clean_queues: LocalRunner, template: dict[str, Any], set_env: SetEnv
 ) -> None:
-    set_env(
-        PROMPTLAB_FAKE_FAIL_STATUS="529", PROMPTLAB_RETRY_BACKOFF_SECONDS="[0]", PROMPTLAB_MAX_ATTEMPTS="3"
-    )
+    set_env(PROMPTLAB_FAKE_FAIL_STATUS="529", PROMPTLAB_RETRY_BACKOFF_SECONDS="[0]", PROMPTLAB_MAX_ATTEMPTS="3")
     made = generate(clean_queues, template)
     assert drain_queues(clean_queues) == 3
     failed = job(clean_queues, made["id"])
@@ -91,22 +89,16 @@ def test_a_poison_message_is_redriven_to_the_dlq_and_recorded(clean_queues: Loca
     for _ in range(4):  # maxReceiveCount is 4 in the tests
         assert low.poll_once(wait_seconds=0) == 1
         # Skip the 30-minute visibility timeout instead of waiting for it.
-        sqs.change_message_visibility(
-            QueueUrl=url, ReceiptHandle=seen[-1]["receiptHandle"], VisibilityTimeout=0
-        )
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=seen[-1]["receiptHandle"], VisibilityTimeout=0)
     assert low.poll_once(wait_seconds=0) == 0
     dead = queued_messages(clean_queues, "JobDLQ")
     assert [m["Body"] for m in dead] == ["this is not a job"]
     assert drain_queues(clean_queues, function="DlqFunction") == 1
-    letters = rows(
-        "SELECT job_id, reason, receive_count FROM dead_letters WHERE body = %s", "this is not a job"
-    )
+    letters = rows("SELECT job_id, reason, receive_count FROM dead_letters WHERE body = %s", "this is not a job")
     assert letters[-1]["job_id"] is None and letters[-1]["reason"].startswith("dead-lettered after")
 
 
-def test_the_dlq_handler_fails_a_job_that_crash_looped(
-    clean_queues: LocalRunner, template: dict[str, Any]
-) -> None:
+def test_the_dlq_handler_fails_a_job_that_crash_looped(clean_queues: LocalRunner, template: dict[str, Any]) -> None:
     made = generate(clean_queues, template)
     assert clean_queues.stack is not None
     clean_queues.sqs_client().send_message(
@@ -119,9 +111,7 @@ def test_the_dlq_handler_fails_a_job_that_crash_looped(
     assert failed["error"]["message"].startswith("dead-lettered after 1 receives")
     # A second delivery of the same dead letter changes nothing.
     with connection() as conn:
-        count = conn.execute(
-            "SELECT count(*) AS n FROM dead_letters WHERE job_id = %s", (made["id"],)
-        ).fetchone()
+        count = conn.execute("SELECT count(*) AS n FROM dead_letters WHERE job_id = %s", (made["id"],)).fetchone()
     assert count is not None and count["n"] == 1
 
 
@@ -134,7 +124,5 @@ def test_the_committed_sample_events_run_through_their_handlers(runner: LocalRun
     assert missing["statusCode"] == 404 and json.loads(missing["body"])["error"]["code"] == "not_found"
     generated = runner.invoke("ApiFunction", sample_event("api-generate.json"))
     assert generated["statusCode"] == 404  # the sample names a template that does not exist here
-    assert runner.invoke("WorkerFunction", sample_event("worker-job-message.json")) == {
-        "batchItemFailures": []
-    }
+    assert runner.invoke("WorkerFunction", sample_event("worker-job-message.json")) == {"batchItemFailures": []}
     assert runner.invoke("DlqFunction", sample_event("dlq-dead-letter.json")) == {"batchItemFailures": []}

@@ -7,13 +7,12 @@ from promptlab.db.connection import connection
 from promptlab.local.runner import LocalRunner
 from promptlab.providers.pricing import unit_prices
 from tests.integration.conftest import SetEnv
-from tests.support import call_api, drain_queues, unique
+from tests.support import call_api, drain_queues, queued_messages, unique
 
 
 def generate(runner: LocalRunner, template: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    answer = call_api(
-        runner, "POST", "/generate", body={"templateId": template["id"], "input": "SQS", **fields}
-    )
+    body = {"templateId": template["id"], "input": "SQS", **fields}
+    answer = call_api(runner, "POST", "/generate", body=body)
     assert answer.status == 202, answer.body
     job: dict[str, Any] = answer.body
     return job
@@ -24,27 +23,7 @@ def rows(sql: str, *params: Any) -> list[dict[str, Any]]:
         return conn.execute(sql, params).fetchall()
 
 
-def queued_messages(runner: LocalRunner, logical_id: str) -> list[dict[str, Any]]:
-    assert runner.stack is not None
-    sqs = runner.sqs_client()
-    found: list[dict[str, Any]] = []
-    while True:
-        batch = sqs.receive_message(
-            QueueUrl=runner.stack.queue_urls[logical_id],
-            MaxNumberOfMessages=10,
-            VisibilityTimeout=0,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
-        new = [m for m in batch if m["MessageId"] not in {f["MessageId"] for f in found}]
-        if not new:
-            return found
-        found.extend(new)  # type: ignore[arg-type]
-
-
-def test_accepting_writes_one_row_and_one_message(
-    clean_queues: LocalRunner, template: dict[str, Any]
-) -> None:
+def test_accepting_writes_one_row_and_one_message(clean_queues: LocalRunner, template: dict[str, Any]) -> None:
     job = generate(clean_queues, template, priority="high", metadata={"ticket": "T-1"})
     assert job["status"] == "queued" and job["id"] == job["jobId"] and job["id"].startswith("job_")
     assert job["provider"] == "fake" and job["model"] == "fake-1" and job["metadata"] == {"ticket": "T-1"}
@@ -67,19 +46,13 @@ def test_the_worker_completes_the_job_with_tokens_and_exact_cost(
     assert done["totalTokens"] == done["inputTokens"] + done["outputTokens"]
     prices = unit_prices("fake", "fake-1")
     assert prices is not None
-    expected = (done["inputTokens"] * prices.input + done["outputTokens"] * prices.output) / Decimal(
-        1_000_000
-    )
+    expected = (done["inputTokens"] * prices.input + done["outputTokens"] * prices.output) / Decimal(1_000_000)
     assert isinstance(done["estimatedCostUSD"], str) and Decimal(done["estimatedCostUSD"]) == expected
-    attempts = rows(
-        "SELECT outcome, provider_request_id, ended_at FROM job_attempts WHERE job_id = %s", job["id"]
-    )
+    attempts = rows("SELECT outcome, provider_request_id, ended_at FROM job_attempts WHERE job_id = %s", job["id"])
     assert len(attempts) == 1 and attempts[0]["outcome"] == "succeeded" and attempts[0]["provider_request_id"]
 
 
-def test_a_duplicate_delivery_makes_no_second_call(
-    clean_queues: LocalRunner, template: dict[str, Any]
-) -> None:
+def test_a_duplicate_delivery_makes_no_second_call(clean_queues: LocalRunner, template: dict[str, Any]) -> None:
     job = generate(clean_queues, template)
     drain_queues(clean_queues)
     before = call_api(clean_queues, "GET", f"/jobs/{job['id']}").body
@@ -101,9 +74,7 @@ def test_request_parameters_reach_the_job_and_template_defaults_apply(runner: Lo
         "/templates",
         body={"name": unique("defaults"), "body": "{{ a }} {{ b }}", "defaults": {"maxTokens": 7}},
     ).body
-    job = call_api(
-        runner, "POST", "/generate", body={"templateId": made["id"], "input": {"a": "x", "b": 2}}
-    ).body
+    job = call_api(runner, "POST", "/generate", body={"templateId": made["id"], "input": {"a": "x", "b": 2}}).body
     assert job["input"] == {"a": "x", "b": "2"}
     stored = rows("SELECT params FROM jobs WHERE id = %s", job["id"])[0]["params"]
     assert stored == {"maxTokens": 7}

@@ -8,8 +8,8 @@ from promptlab.db.connection import connection
 from promptlab.local.runner import LocalRunner
 from promptlab.sweeper import sweep
 from tests.integration.conftest import SetEnv
-from tests.integration.test_generation import generate, queued_messages, rows
-from tests.support import call_api, drain_queues, purge_queues, sample_event
+from tests.integration.test_generation import generate, rows
+from tests.support import call_api, drain_queues, purge_queues, queued_messages, sample_event
 
 
 def accept_while_sqs_is_down(runner: LocalRunner, template: dict[str, Any], set_env: SetEnv) -> str:
@@ -37,9 +37,7 @@ def test_a_job_that_never_reached_sqs_is_sent_and_completes(
     clean_queues: LocalRunner, template: dict[str, Any], set_env: SetEnv
 ) -> None:
     job_id = accept_while_sqs_is_down(clean_queues, template, set_env)
-    assert (
-        clean_queues.invoke("SweeperFunction", sample_event("sweeper-schedule.json"))["sent"] == 0
-    )  # too young
+    assert clean_queues.invoke("SweeperFunction", sample_event("sweeper-schedule.json"))["sent"] == 0  # too young
     age(job_id, 120)
     report = clean_queues.invoke("SweeperFunction", sample_event("sweeper-schedule.json"))
     assert report["sent"] == 1

@@ -41,10 +41,7 @@ def test_put_makes_a_new_version_and_keeps_the_old_one(runner: LocalRunner) -> N
 def test_a_stale_if_match_is_a_412_and_a_fresh_one_passes(runner: LocalRunner) -> None:
     made = create(runner)
     body = {"name": made["name"], "body": "v2 {{ x }}"}
-    assert (
-        call_api(runner, "PUT", f"/templates/{made['id']}", body=body, headers={"If-Match": '"1"'}).status
-        == 200
-    )
+    assert call_api(runner, "PUT", f"/templates/{made['id']}", body=body, headers={"If-Match": '"1"'}).status == 200
     stale = call_api(runner, "PUT", f"/templates/{made['id']}", body=body, headers={"If-Match": '"1"'})
     assert stale.status == 412 and stale.body["error"]["code"] == "precondition_failed"
     assert stale.body["error"]["details"]["currentVersion"] == 2
@@ -75,9 +72,7 @@ def test_list_pages_with_a_cursor_and_filters_by_text(runner: LocalRunner) -> No
     ids = [create(runner, name=f"{tag}-{i}")["id"] for i in range(3)]
     first = call_api(runner, "GET", "/templates", query={"q": tag, "limit": "2"}).body
     assert [t["id"] for t in first["items"]] == ids[::-1][:2]
-    second = call_api(
-        runner, "GET", "/templates", query={"q": tag, "limit": "2", "cursor": first["nextCursor"]}
-    ).body
+    second = call_api(runner, "GET", "/templates", query={"q": tag, "limit": "2", "cursor": first["nextCursor"]}).body
     assert [t["id"] for t in second["items"]] == [ids[0]] and second["nextCursor"] is None
 
 
@@ -96,9 +91,7 @@ def test_validation_errors_name_each_field(runner: LocalRunner) -> None:
 
 
 def test_a_bad_placeholder_is_a_422_on_body(runner: LocalRunner) -> None:
-    answer = call_api(
-        runner, "POST", "/templates", body={"name": unique("bad"), "body": "Hi {{ user.name }}"}
-    )
+    answer = call_api(runner, "POST", "/templates", body={"name": unique("bad"), "body": "Hi {{ user.name }}"})
     assert answer.status == 422
     assert answer.body["error"]["details"]["fields"][0]["field"] == "body"
 
@@ -119,9 +112,7 @@ def test_malformed_json_is_400_and_form_data_is_415(runner: LocalRunner) -> None
 def test_openapi_document_is_served(runner: LocalRunner) -> None:
     answer = call_api(runner, "GET", "/openapi.json")
     assert answer.status == 200
-    assert {"/templates", "/templates/{id}", "/generate", "/jobs/{id}", "/health"} <= set(
-        answer.body["paths"]
-    )
+    assert {"/templates", "/templates/{id}", "/generate", "/jobs/{id}", "/health"} <= set(answer.body["paths"])
 
 
 def test_health_reports_every_dependency(runner: LocalRunner) -> None:

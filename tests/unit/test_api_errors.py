@@ -2,13 +2,12 @@ import base64
 import json
 from typing import Any
 
-from promptlab.api.errors import STATUS_BY_CODE, validation_fields
+from promptlab.api.errors import STATUS_BY_CODE
 from promptlab.api.resolver import MAX_BODY_BYTES, preflight_error
+from promptlab.validation import validation_fields
 
 
-def event(
-    body: str | None, content_type: str | None = "application/json", *, b64: bool = False
-) -> dict[str, object]:
+def event(body: str | None, content_type: str | None = "application/json", *, b64: bool = False) -> dict[str, object]:
     headers = {"Content-Type": content_type} if content_type else {}
     text = base64.b64encode(body.encode()).decode() if (b64 and body is not None) else body
     return {"httpMethod": "POST", "headers": headers, "body": text, "isBase64Encoded": b64}

@@ -10,9 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_short_form_tags_load_as_intrinsics() -> None:
     template = load_template(ROOT / "template.yaml")
     worker = template["Resources"]["WorkerFunction"]["Properties"]
-    assert worker["Events"]["HighPriorityJobs"]["Properties"]["Queue"] == {
-        "Fn::GetAtt": ["JobQueueHigh", "Arn"]
-    }
+    assert worker["Events"]["HighPriorityJobs"]["Properties"]["Queue"] == {"Fn::GetAtt": ["JobQueueHigh", "Arn"]}
     # Globals merged: the worker keeps its own variables and gains the global ones.
     variables = worker["Environment"]["Variables"]
     assert "PROMPTLAB_ANTHROPIC_API_KEY_PARAMETER" in variables and "DATABASE_URL" in variables
@@ -58,3 +56,13 @@ def test_partial_batch_response_rules() -> None:
     assert failed_ids({"batchItemFailures": [{"itemIdentifier": "zzz"}]}, batch) == batch
     assert failed_ids({"batchItemFailures": [{"itemIdentifier": ""}]}, batch) == batch
     assert failed_ids(None, batch) == set()
+
+
+def test_every_api_route_is_an_api_event_in_the_template() -> None:
+    from promptlab.api.routes import openapi_document
+
+    template = load_template(ROOT / "template.yaml")
+    events = template["Resources"]["ApiFunction"]["Properties"]["Events"].values()
+    declared = {(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events if e["Type"] == "Api"}
+    documented = {(method.upper(), path) for path, methods in openapi_document()["paths"].items() for method in methods}
+    assert declared == documented | {("GET", "/openapi.json")}

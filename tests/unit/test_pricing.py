@@ -16,9 +16,7 @@ def test_design_example_costs_exactly_0_003951() -> None:
 def test_cache_tokens_are_priced_separately() -> None:
     prices = unit_prices("anthropic", "claude-sonnet-4-5")
     assert prices is not None
-    usage = Usage(
-        input_tokens=1_000_000, output_tokens=0, cache_read_tokens=1_000_000, cache_write_tokens=1_000_000
-    )
+    usage = Usage(input_tokens=1_000_000, output_tokens=0, cache_read_tokens=1_000_000, cache_write_tokens=1_000_000)
     assert cost_usd(usage, prices) == Decimal("3.00") + Decimal("0.30") + Decimal("3.75")
 
 

@@ -13,9 +13,7 @@ def test_placeholders_are_found_in_order_with_optional_spaces() -> None:
 
 
 def test_system_variables_come_before_body_variables() -> None:
-    variables = derive_variables(
-        body="Write about {{ topic }}", system="You are {{ persona }}", declared=None
-    )
+    variables = derive_variables(body="Write about {{ topic }}", system="You are {{ persona }}", declared=None)
     assert [v.name for v in variables] == ["persona", "topic"]
 
 
@@ -58,6 +56,4 @@ def test_defaults_fill_missing_optional_variables_and_scalars_become_text() -> N
 
 
 def test_nested_values_render_as_compact_json() -> None:
-    assert bind_input([Variable("data")], {"data": {"b": 1, "a": [True, None]}}) == {
-        "data": '{"a":[true,null],"b":1}'
-    }
+    assert bind_input([Variable("data")], {"data": {"b": 1, "a": [True, None]}}) == {"data": '{"a":[true,null],"b":1}'}

@@ -40,9 +40,7 @@ def cmd_local(args: argparse.Namespace) -> int:
     for route in sorted(runner.stack.routes, key=lambda r: (r.path, r.method)):
         print(f"  {route.method:7} {runner.url}{route.path}  → {route.function}", flush=True)
     for mapping in runner.stack.mappings:
-        print(
-            f"  SQS {mapping.queue_logical_id} → {mapping.function} (batch {mapping.batch_size})", flush=True
-        )
+        print(f"  SQS {mapping.queue_logical_id} → {mapping.function} (batch {mapping.batch_size})", flush=True)
     print("Ready. Ctrl-C stops.", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -55,9 +53,7 @@ def cmd_local(args: argparse.Namespace) -> int:
 def cmd_invoke(args: argparse.Namespace) -> int:
     from promptlab.local.runner import LocalRunner, find_template
 
-    event: dict[str, Any] = (
-        json.loads(Path(args.event).read_text()) if args.event != "-" else json.load(sys.stdin)
-    )
+    event: dict[str, Any] = json.loads(Path(args.event).read_text()) if args.event != "-" else json.load(sys.stdin)
     runner = LocalRunner(
         template=args.template or find_template(),
         parameter_overrides=_overrides(args.parameter_overrides),
@@ -75,6 +71,29 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     applied = migrate(args.database_url)
     print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+    return 0
+
+
+def cmd_dlq_list(args: argparse.Namespace) -> int:
+    from promptlab.dead_letters import list_dead_letters
+
+    letters = list_dead_letters(limit=args.limit)
+    if args.json:
+        print(json.dumps([letter.model_dump(mode="json", by_alias=True) for letter in letters], indent=2))
+        return 0
+    if not letters:
+        print("no dead letters")
+    for letter in letters:
+        state = f"redriven {letter.redriven_at:%Y-%m-%d %H:%M}" if letter.redriven_at else "open"
+        print(f"{letter.dead_lettered_at:%Y-%m-%d %H:%M:%S}  {letter.job_id or '(no job)'}  [{state}]  {letter.reason}")
+    return 0
+
+
+def cmd_dlq_redrive(args: argparse.Namespace) -> int:
+    from promptlab.dead_letters import redrive
+
+    result = redrive(tenant_id=None, job_id=args.job, limit=args.limit)
+    print(f"redriven: {len(result.redriven)}" + "".join(f"\n  {job_id}" for job_id in result.redriven))
     return 0
 
 
@@ -137,6 +156,17 @@ def build_parser() -> argparse.ArgumentParser:
     mig = db_sub.add_parser("migrate", help="apply pending migrations (idempotent, advisory-locked)")
     mig.add_argument("--database-url", default=None)
     mig.set_defaults(func=cmd_migrate)
+
+    dlq = sub.add_parser("dlq", help="dead-lettered jobs")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    dlq_list = dlq_sub.add_parser("list", help="each dead letter with its reason")
+    dlq_list.add_argument("--limit", type=int, default=100)
+    dlq_list.add_argument("--json", action="store_true")
+    dlq_list.set_defaults(func=cmd_dlq_list)
+    dlq_redrive = dlq_sub.add_parser("redrive", help="send dead-lettered jobs again with a fresh attempt budget")
+    dlq_redrive.add_argument("--job", help="only this job id")
+    dlq_redrive.add_argument("--limit", type=int, default=100)
+    dlq_redrive.set_defaults(func=cmd_dlq_redrive)
 
     openapi = sub.add_parser("openapi", help="print the OpenAPI document")
     openapi.add_argument("-o", "--output")

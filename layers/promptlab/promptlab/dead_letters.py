@@ -6,8 +6,11 @@ from dataclasses import dataclass
 
 from promptlab.db import jobs_repo
 from promptlab.db.connection import connection
+from promptlab.jobs import dispatch
+from promptlab.models import DeadLetterPublic, RedriveResult
 from promptlab.observability import logger
 from promptlab.processing import PoisonMessage, parse_message
+from promptlab.settings import get_settings
 
 
 @dataclass(frozen=True)
@@ -51,3 +54,33 @@ def record_dead_letter(letter: DeadLetter) -> str | None:
         )
     logger.warning("dead letter recorded", job_id=job_id, reason=reason)
     return job_id
+
+
+def list_dead_letters(*, limit: int = 100) -> list[DeadLetterPublic]:
+    """The newest dead letters with their reasons."""
+    with connection() as conn:
+        rows = jobs_repo.list_dead_letters(conn, limit=limit)
+    return [DeadLetterPublic.model_validate(r) for r in rows]
+
+
+def redrive(*, tenant_id: str | None, job_id: str | None = None, limit: int = 100) -> RedriveResult:
+    """Re-send dead-lettered failed jobs with a fresh attempt budget; each dead letter is redriven once."""
+    settings = get_settings()
+    redriven: list[str] = []
+    with connection() as conn:
+        for letter in jobs_repo.dead_letters_for_redrive(conn, tenant_id=tenant_id, job_id=job_id, limit=limit):
+            with conn.transaction():
+                row = jobs_repo.retry_job(
+                    conn,
+                    tenant_id=tenant_id,
+                    job_id=letter["job_id"],
+                    extra_attempts=settings.max_attempts,
+                    ttl_seconds=settings.job_ttl_seconds,
+                )
+                if row is None:
+                    continue
+                jobs_repo.mark_redriven(conn, job_id=letter["job_id"])
+            dispatch(conn, job_id=row["id"], priority=row["priority"])
+            redriven.append(row["id"])
+    logger.info("dead letters redriven", count=len(redriven))
+    return RedriveResult(redriven=redriven)

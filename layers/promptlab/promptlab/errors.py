@@ -65,9 +65,7 @@ class ValidationFailed(PromptLabError):
     code = "validation_error"
 
     def __init__(self, message: str, fields: list[FieldProblem]) -> None:
-        super().__init__(
-            message, details={"fields": [{"field": f.field, "message": f.message} for f in fields]}
-        )
+        super().__init__(message, details={"fields": [{"field": f.field, "message": f.message} for f in fields]})
         self.fields = fields
 
     @classmethod

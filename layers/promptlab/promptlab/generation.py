@@ -7,21 +7,23 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from pydantic import ValidationError
+
 from promptlab import ids
 from promptlab.clock import utc_now
 from promptlab.db import jobs_repo
 from promptlab.db.connection import connection
-from promptlab.errors import Conflict, DependencyUnavailable, ValidationFailed
+from promptlab.errors import Conflict, FieldProblem, PromptLabError, ValidationFailed
 from promptlab.hashing import input_hash
-from promptlab.jobs import job_public
-from promptlab.models import GenerateRequest, JobPublic
+from promptlab.jobs import dispatch, dispatch_many, job_public
+from promptlab.models import BatchItemError, BatchItemResult, GenerateBatchResult, GenerateRequest, JobPublic
 from promptlab.observability import logger
 from promptlab.providers import check_available
 from promptlab.providers.pricing import default_model
-from promptlab.queue import get_queue
 from promptlab.settings import get_settings
 from promptlab.template_service import get_template_row, variables_of
 from promptlab.templates import bind_input
+from promptlab.validation import validation_fields
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,8 @@ def resolve(*, template: dict[str, Any], request: GenerateRequest) -> Resolved:
     return Resolved(provider=provider, model=model, params=params, bound_input=bound, input_hash=digest)
 
 
-def accept_generation(*, tenant_id: str, request: GenerateRequest) -> JobPublic:
-    """Persist the job, then send its message; a failed send leaves it for the sweeper."""
+def new_job(*, tenant_id: str, request: GenerateRequest) -> dict[str, Any]:
+    """Validate a request against its template and build the job row (not yet stored)."""
     template = get_template_row(tenant_id=tenant_id, template_id=request.template_id)
     if template["archived_at"] is not None:
         raise Conflict(
@@ -78,7 +80,7 @@ def accept_generation(*, tenant_id: str, request: GenerateRequest) -> JobPublic:
         )
     resolved = resolve(template=template, request=request)
     settings = get_settings()
-    job = {
+    return {
         "id": ids.job_id(),
         "tenant_id": tenant_id,
         "template_id": template["id"],
@@ -94,14 +96,45 @@ def accept_generation(*, tenant_id: str, request: GenerateRequest) -> JobPublic:
         "metadata": request.metadata,
         "expires_at": utc_now() + timedelta(seconds=settings.job_ttl_seconds),
     }
+
+
+def accept_generation(*, tenant_id: str, request: GenerateRequest) -> JobPublic:
+    """Persist the job, then send its message; a failed send leaves it for the sweeper."""
+    job = new_job(tenant_id=tenant_id, request=request)
     with connection() as conn:
         row = jobs_repo.insert_job(conn, job)
-        try:
-            get_queue().send_job(job_id=row["id"], priority=request.priority)
-        except DependencyUnavailable:
-            # The row is durable; the sweeper sends jobs that never reached the queue.
-            logger.warning("job accepted but not enqueued", job_id=row["id"])
-            return job_public(row)
-        jobs_repo.mark_enqueued(conn, job_id=row["id"])
+        if dispatch(conn, job_id=row["id"], priority=request.priority):
+            row = {**row, "enqueued_at": utc_now()}
     logger.info("job accepted", job_id=row["id"], template_id=row["template_id"], provider=row["provider"])
-    return job_public({**row, "enqueued_at": utc_now()})
+    return job_public(row)
+
+
+def _item_error(exc: PromptLabError) -> BatchItemResult:
+    return BatchItemResult(error=BatchItemError(code=exc.code, message=exc.message, details=exc.details))
+
+
+def accept_batch(*, tenant_id: str, items: list[dict[str, Any]]) -> GenerateBatchResult:
+    """Accept up to 100 generations; each item answers with its job or its own error."""
+    results: list[BatchItemResult] = []
+    accepted: list[dict[str, Any]] = []
+    for index, raw in enumerate(items):
+        try:
+            request = GenerateRequest.model_validate(raw)
+            job = new_job(tenant_id=tenant_id, request=request)
+        except ValidationError as exc:
+            fields = validation_fields([dict(e) for e in exc.errors()])
+            results.append(
+                _item_error(ValidationFailed(f"item {index} is not valid", [FieldProblem(**f) for f in fields]))
+            )
+            continue
+        except PromptLabError as exc:
+            results.append(_item_error(exc))
+            continue
+        accepted.append(job)
+        results.append(BatchItemResult(job_id=job["id"], status="queued"))
+    with connection() as conn:
+        for job in accepted:
+            jobs_repo.insert_job(conn, job)
+        dispatch_many(conn, jobs=[(j["id"], j["priority"]) for j in accepted])
+    logger.info("batch accepted", accepted=len(accepted), rejected=len(items) - len(accepted))
+    return GenerateBatchResult(items=results)

@@ -1,13 +1,18 @@
-"""The job state machine and the job's wire view."""
+"""The job state machine, the job's wire views, and the job use cases (read, list, cancel, retry)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from promptlab.db import jobs_repo
-from promptlab.db.connection import connection
-from promptlab.errors import NotFound
-from promptlab.models import JobPublic
+from promptlab.db.connection import Connection, connection
+from promptlab.errors import Conflict, DependencyUnavailable, NotFound
+from promptlab.models import AttemptPublic, JobPage, JobPublic, JobSummary
+from promptlab.observability import logger
+from promptlab.pagination import decode_cursor, encode_cursor
+from promptlab.queue import get_queue
+from promptlab.settings import get_settings
 
 QUEUED, PROCESSING, COMPLETED, FAILED, CANCELLED = "queued", "processing", "completed", "failed", "cancelled"
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
@@ -17,7 +22,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     QUEUED: frozenset({PROCESSING, FAILED, CANCELLED}),
     PROCESSING: frozenset({COMPLETED, FAILED, QUEUED, CANCELLED}),
     COMPLETED: frozenset(),
-    FAILED: frozenset({QUEUED}),  # an explicit retry
+    FAILED: frozenset({QUEUED}),  # an explicit retry or a DLQ redrive
     CANCELLED: frozenset(),
 }
 
@@ -27,15 +32,116 @@ def can_transition(current: str, target: str) -> bool:
     return target in TRANSITIONS.get(current, frozenset())
 
 
-def job_public(row: dict[str, Any]) -> JobPublic:
-    """The wire view of a job row."""
-    return JobPublic.model_validate({**row, "job_id": row["id"]})
+def job_summary(row: dict[str, Any]) -> JobSummary:
+    """The list view of a job row."""
+    return JobSummary.model_validate({**row, "job_id": row["id"]})
+
+
+def job_public(row: dict[str, Any], attempts: list[dict[str, Any]] | None = None) -> JobPublic:
+    """The full wire view of a job row (with its attempt history when given)."""
+    history = [AttemptPublic.model_validate(a) for a in attempts] if attempts is not None else None
+    return JobPublic.model_validate({**row, "job_id": row["id"], "attempt_history": history})
+
+
+def dispatch(conn: Connection, *, job_id: str, priority: str) -> bool:
+    """Send the job's message and record it; on a queue outage the row stays for the sweeper."""
+    try:
+        get_queue().send_job(job_id=job_id, priority=priority)
+    except DependencyUnavailable:
+        logger.warning("job not enqueued; the sweeper will send it", job_id=job_id)
+        return False
+    jobs_repo.mark_enqueued(conn, job_id=job_id)
+    return True
+
+
+def _require(row: dict[str, Any] | None, job_id: str) -> dict[str, Any]:
+    if row is None:
+        raise NotFound(f"job {job_id!r} not found", details={"jobId": job_id})
+    return row
 
 
 def get_job(*, tenant_id: str, job_id: str) -> JobPublic:
-    """A tenant's job or 404."""
+    """A tenant's job with its attempt history, or 404."""
     with connection() as conn:
-        row = jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id)
-    if row is None:
-        raise NotFound(f"job {job_id!r} not found", details={"jobId": job_id})
-    return job_public(row)
+        row = _require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id)
+        attempts = jobs_repo.list_attempts(conn, job_id=job_id)
+    return job_public(row, attempts)
+
+
+def list_jobs(
+    *,
+    tenant_id: str,
+    limit: int,
+    cursor: str | None,
+    status: str | None = None,
+    template_id: str | None = None,
+    provider: str | None = None,
+    priority: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+) -> JobPage:
+    """A page of a tenant's jobs, newest first, filtered."""
+    filters = {
+        "status": status,
+        "template_id": template_id,
+        "provider": provider,
+        "priority": priority,
+        "created_from": created_from,
+        "created_to": created_to,
+    }
+    with connection() as conn:
+        rows = jobs_repo.list_jobs(
+            conn, tenant_id=tenant_id, limit=limit + 1, after_id=decode_cursor(cursor), filters=filters
+        )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return JobPage(items=[job_summary(r) for r in rows], next_cursor=encode_cursor(rows[-1]["id"]) if more else None)
+
+
+def _conflict(row: dict[str, Any], action: str) -> Conflict:
+    return Conflict(
+        f"a {row['status']} job cannot be {action}",
+        details={"jobId": row["id"], "status": row["status"]},
+    )
+
+
+def cancel_job(*, tenant_id: str, job_id: str) -> JobPublic:
+    """Cancel a queued job, or a processing one (its result is then discarded, its cost kept)."""
+    with connection() as conn:
+        row = jobs_repo.cancel_job(conn, tenant_id=tenant_id, job_id=job_id)
+        if row is None:
+            raise _conflict(_require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id), "cancelled")
+        attempts = jobs_repo.list_attempts(conn, job_id=job_id)
+    logger.info("job cancelled", job_id=job_id)
+    return job_public(row, attempts)
+
+
+def retry_job(*, tenant_id: str, job_id: str) -> JobPublic:
+    """Run a failed job again with a fresh attempt budget."""
+    settings = get_settings()
+    with connection() as conn:
+        row = jobs_repo.retry_job(
+            conn,
+            tenant_id=tenant_id,
+            job_id=job_id,
+            extra_attempts=settings.max_attempts,
+            ttl_seconds=settings.job_ttl_seconds,
+        )
+        if row is None:
+            raise _conflict(_require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id), "retried")
+        dispatch(conn, job_id=job_id, priority=row["priority"])
+        row = _require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id)
+        attempts = jobs_repo.list_attempts(conn, job_id=job_id)
+    logger.info("job retried", job_id=job_id)
+    return job_public(row, attempts)
+
+
+def dispatch_many(conn: Connection, *, jobs: list[tuple[str, str]]) -> set[str]:
+    """Send many jobs' messages in SQS batches of 10; returns the ids sent (the rest wait for the sweeper)."""
+    if not jobs:
+        return set()
+    sent = get_queue().send_jobs(jobs)
+    if len(sent) < len(jobs):
+        logger.warning("some jobs not enqueued; the sweeper will send them", unsent=len(jobs) - len(sent))
+    jobs_repo.mark_enqueued_many(conn, job_ids=sorted(sent))
+    return sent

@@ -123,6 +123,50 @@ class GenerateRequest(RequestModel):
     metadata: Annotated[dict[str, str], Field(max_length=50)] | None = None
 
 
+class GenerateBatchRequest(RequestModel):
+    items: Annotated[
+        list[dict[str, Any]],
+        Field(min_length=1, max_length=100, description="Up to 100 `POST /generate` bodies; each answers alone."),
+    ]
+
+
+class BatchItemError(WireModel):
+    code: str
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class BatchItemResult(WireModel):
+    """Either `jobId` and `status`, or `error`."""
+
+    job_id: str | None = None
+    status: str | None = None
+    error: BatchItemError | None = None
+
+
+class GenerateBatchResult(WireModel):
+    items: list[BatchItemResult]
+
+
+class RedriveRequest(RequestModel):
+    job_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+
+
+class RedriveResult(WireModel):
+    redriven: list[str]
+
+
+class DeadLetterPublic(WireModel):
+    id: int
+    job_id: str | None
+    queue: str
+    reason: str
+    receive_count: int | None
+    dead_lettered_at: UtcDatetime
+    redriven_at: UtcDatetime | None
+
+
 class JobError(WireModel):
     code: str
     message: str
@@ -130,7 +174,18 @@ class JobError(WireModel):
     provider_status: int | None = None
 
 
-class JobPublic(WireModel):
+class AttemptPublic(WireModel):
+    n: int
+    started_at: UtcDatetime
+    ended_at: UtcDatetime | None = None
+    outcome: str
+    error: dict[str, Any] | None = None
+    provider_request_id: str | None = None
+
+
+class JobSummary(WireModel):
+    """A job as lists show it: everything but the output and the attempt history."""
+
     id: str
     job_id: str
     status: JobStatus
@@ -140,7 +195,6 @@ class JobPublic(WireModel):
     model: str
     priority: str
     input: dict[str, str] | None
-    output: str | None = None
     finish_reason: str | None = None
     truncated: bool | None = None
     input_tokens: int | None = None
@@ -162,6 +216,16 @@ class JobPublic(WireModel):
     completed_at: UtcDatetime | None = None
     expires_at: UtcDatetime
     updated_at: UtcDatetime
+
+
+class JobPublic(JobSummary):
+    output: str | None = None
+    attempt_history: list[AttemptPublic] | None = None
+
+
+class JobPage(WireModel):
+    items: list[JobSummary]
+    next_cursor: str | None
 
 
 class DependencyCheck(WireModel):

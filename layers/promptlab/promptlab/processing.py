@@ -71,9 +71,7 @@ def _error(exc: ProviderError, attempt: int) -> dict[str, Any]:
 
 def _call_provider(job: dict[str, Any]) -> ProviderResult:
     with connection() as conn:
-        version = templates_repo.get_version(
-            conn, template_id=job["template_id"], version=job["template_version"]
-        )
+        version = templates_repo.get_version(conn, template_id=job["template_id"], version=job["template_version"])
     if version is None:
         raise ProviderError(code="template_missing", message="the template version is gone", retryable=False)
     values = job["input"] or {}
@@ -111,6 +109,9 @@ def _complete(job: dict[str, Any], result: ProviderResult, latency_ms: int) -> N
     }
     with connection() as conn:
         done = jobs_repo.complete_job(conn, job_id=job["id"], attempt=job["attempts"], result=outcome)
+        if done is None:
+            # Cancelled during the call: the tokens were spent, so they are billed once; the output is dropped.
+            jobs_repo.record_spend_on_cancelled(conn, job_id=job["id"], attempt=job["attempts"], result=outcome)
         jobs_repo.end_attempt(
             conn,
             job_id=job["id"],
@@ -135,16 +136,12 @@ def _handle_failure(job: dict[str, Any], exc: ProviderError, delivery: Delivery,
     attempt = job["attempts"]
     error = _error(exc, attempt)
     with connection() as conn:
-        jobs_repo.end_attempt(
-            conn, job_id=job["id"], n=attempt, outcome="error", error=error, provider_request_id=None
-        )
+        jobs_repo.end_attempt(conn, job_id=job["id"], n=attempt, outcome="error", error=error, provider_request_id=None)
         if exc.retryable and attempt < job["max_attempts"]:
             jobs_repo.requeue_job(conn, job_id=job["id"], attempt=attempt, error=error)
             delay = backoff_seconds(attempt, exc.retry_after)
             queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=delay)
-            logger.info(
-                "job will retry", job_id=job["id"], attempt=attempt, delay_seconds=delay, code=exc.code
-            )
+            logger.info("job will retry", job_id=job["id"], attempt=attempt, delay_seconds=delay, code=exc.code)
             raise RetryLater(str(exc)) from exc
         if exc.retryable:
             reason = f"attempts exhausted ({attempt} of {job['max_attempts']}): {exc.code}: {exc.message}"

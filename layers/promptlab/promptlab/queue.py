@@ -19,6 +19,8 @@ class JobQueue(Protocol):
 
     def send_job(self, *, job_id: str, priority: str) -> None: ...
 
+    def send_jobs(self, jobs: list[tuple[str, str]]) -> set[str]: ...
+
     def delay(self, *, source_arn: str, receipt_handle: str, seconds: int) -> None: ...
 
     def dead_letter(self, *, body: str, job_id: str, reason: str, attempts: int) -> None: ...
@@ -54,13 +56,32 @@ class SqsJobQueue:
         try:
             return getattr(self.client, operation)(**kwargs)
         except (BotoCoreError, ClientError) as exc:
-            raise DependencyUnavailable(
-                "the job queue is unreachable", details={"dependency": "sqs"}
-            ) from exc
+            raise DependencyUnavailable("the job queue is unreachable", details={"dependency": "sqs"}) from exc
 
     def send_job(self, *, job_id: str, priority: str) -> None:
         body = JobMessage(job_id=job_id).model_dump_json(by_alias=True)
         self._call("send_message", QueueUrl=self._settings.queue_url(priority), MessageBody=body)
+
+    def send_jobs(self, jobs: list[tuple[str, str]]) -> set[str]:
+        """Send (job id, priority) pairs in batches of 10 per queue; returns the ids SQS accepted."""
+        by_priority: dict[str, list[str]] = {}
+        for job_id, priority in jobs:
+            by_priority.setdefault(priority, []).append(job_id)
+        sent: set[str] = set()
+        for priority, ids in by_priority.items():
+            url = self._settings.queue_url(priority)
+            for start in range(0, len(ids), 10):
+                chunk = ids[start : start + 10]
+                entries = [
+                    {"Id": str(i), "MessageBody": JobMessage(job_id=job_id).model_dump_json(by_alias=True)}
+                    for i, job_id in enumerate(chunk)
+                ]
+                try:
+                    answer = self._call("send_message_batch", QueueUrl=url, Entries=entries)
+                except DependencyUnavailable:
+                    continue
+                sent.update(chunk[int(ok["Id"])] for ok in answer.get("Successful", []))
+        return sent
 
     def queue_url_for_arn(self, arn: str) -> str:
         """The URL of a queue given the ARN an SQS event carries."""

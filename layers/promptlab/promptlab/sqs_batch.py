@@ -18,9 +18,5 @@ def process_sqs_batch(
 ) -> PartialItemFailureResponse:
     """Handle every record; the ones that raise come back as `batchItemFailures`."""
     # A processor per invocation: it holds batch state, and the local runner invokes concurrently.
-    processor = BatchProcessor(
-        event_type=EventType.SQS, raise_on_entire_batch_failure=False, logger=batch_logger
-    )
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False, logger=batch_logger)
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -38,9 +38,7 @@ def sweep(
                 try:
                     queue.send_job(job_id=job["id"], priority=job["priority"])
                 except DependencyUnavailable:
-                    logger.warning(
-                        "sweeper could not reach the queue; next run tries again", job_id=job["id"]
-                    )
+                    logger.warning("sweeper could not reach the queue; next run tries again", job_id=job["id"])
                     break
                 jobs_repo.mark_enqueued(conn, job_id=job["id"])
                 sent += 1

@@ -46,28 +46,21 @@ def template_public(row: dict[str, Any]) -> TemplatePublic:
 
 def variables_of(version_row: dict[str, Any]) -> list[Variable]:
     """The stored variables of a version as domain objects."""
-    return [
-        Variable(name=v["name"], required=v["required"], default=v["default"])
-        for v in version_row["variables"]
-    ]
+    return [Variable(name=v["name"], required=v["required"], default=v["default"]) for v in version_row["variables"]]
 
 
 def create_template(*, tenant_id: str, request: TemplateCreate) -> TemplatePublic:
     """Create a template at version 1."""
     content = _content(request)
     with connection() as conn:
-        row = templates_repo.insert_template(
-            conn, tenant_id=tenant_id, template_id=ids.template_id(), content=content
-        )
+        row = templates_repo.insert_template(conn, tenant_id=tenant_id, template_id=ids.template_id(), content=content)
     return template_public(row)
 
 
 def get_template_row(*, tenant_id: str, template_id: str) -> dict[str, Any]:
     """A template (archived ones too) or 404."""
     with connection() as conn:
-        row = templates_repo.get_template(
-            conn, tenant_id=tenant_id, template_id=template_id, include_archived=True
-        )
+        row = templates_repo.get_template(conn, tenant_id=tenant_id, template_id=template_id, include_archived=True)
     if row is None:
         raise NotFound(f"template {template_id!r} not found", details={"templateId": template_id})
     return row

@@ -102,9 +102,7 @@ def bind_input(variables: list[Variable], raw: str | Mapping[str, Any]) -> dict[
         return {variables[0].name: raw}
     known = {v.name for v in variables}
     problems = [
-        FieldProblem(
-            field=f"input.{key}", message=f"unknown variable {key!r}; the template has {sorted(known)}"
-        )
+        FieldProblem(field=f"input.{key}", message=f"unknown variable {key!r}; the template has {sorted(known)}")
         for key in raw
         if key not in known
     ]
@@ -115,9 +113,7 @@ def bind_input(variables: list[Variable], raw: str | Mapping[str, Any]) -> dict[
             if var.default is not None:
                 bound[var.name] = var.default
             elif var.required:
-                problems.append(
-                    FieldProblem(field=f"input.{var.name}", message=f"variable {var.name!r} is required")
-                )
+                problems.append(FieldProblem(field=f"input.{var.name}", message=f"variable {var.name!r} is required"))
             else:
                 bound[var.name] = ""
         else:

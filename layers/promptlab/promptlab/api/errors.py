@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -25,14 +24,6 @@ STATUS_BY_CODE = {
     "internal_error": 500,
     "configuration_error": 500,
     "dependency_unavailable": 503,
-}
-
-# Union branches pydantic adds to an error location (`input.str`, `input.dict[str,any]`).
-_BRANCH = re.compile(r"^(str|int|float|bool|none|dict\[.*\]|list\[.*\]|literal\[.*\]|function-\w+.*)$")
-
-_FRIENDLY = {
-    "missing": "is required",
-    "extra_forbidden": "is not a known field",
 }
 
 
@@ -63,27 +54,3 @@ def error_response(
 def from_domain_error(exc: PromptLabError, request_id: str | None) -> Response[str]:
     """The answer for a typed domain error."""
     return error_response(code=exc.code, message=exc.message, request_id=request_id, details=exc.details)
-
-
-def _field_name(loc: tuple[Any, ...]) -> str:
-    parts = [p for p in loc if not (isinstance(p, str) and _BRANCH.match(p))]
-    if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
-        parts = parts[1:]
-    name = ""
-    for part in parts:
-        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
-    return name or "body"
-
-
-def validation_fields(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """Pydantic errors as `[{field, message}]`, one entry per field, in a person's words."""
-    merged: dict[str, list[str]] = {}
-    for err in errors:
-        field = _field_name(tuple(err.get("loc", ())))
-        message = _FRIENDLY.get(err.get("type", ""), err.get("msg", "is not valid"))
-        if err.get("type") in {"string_type", "dict_type"} and field == "input":
-            message = "must be a string or an object of variables"
-        bucket = merged.setdefault(field, [])
-        if message not in bucket:
-            bucket.append(message)
-    return [{"field": f, "message": "; ".join(m)} for f, m in merged.items()]

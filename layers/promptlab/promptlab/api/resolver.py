@@ -14,9 +14,10 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from promptlab.api.errors import error_payload, error_response, from_domain_error, validation_fields
+from promptlab.api.errors import error_payload, error_response, from_domain_error
 from promptlab.errors import PromptLabError
 from promptlab.observability import logger
+from promptlab.validation import validation_fields
 
 MAX_BODY_BYTES = 1_048_576
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -9,14 +10,21 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Que
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
-from promptlab import generation, health, jobs, template_service
+from promptlab import dead_letters, generation, health, jobs, template_service
 from promptlab.api.resolver import PromptLabResolver, register_error_handlers
 from promptlab.errors import PreconditionFailed
 from promptlab.models import (
     ErrorBody,
+    GenerateBatchRequest,
+    GenerateBatchResult,
     GenerateRequest,
     HealthPublic,
+    JobPage,
     JobPublic,
+    JobStatus,
+    Priority,
+    RedriveRequest,
+    RedriveResult,
     TemplateCreate,
     TemplatePage,
     TemplatePublic,
@@ -39,9 +47,7 @@ IfMatch = Annotated[
 ]
 
 
-def _doc(
-    status: int, model: type[BaseModel] | None, description: str, *errors: int
-) -> dict[int, OpenAPIResponse]:
+def _doc(status: int, model: type[BaseModel] | None, description: str, *errors: int) -> dict[int, OpenAPIResponse]:
     """OpenAPI responses: the success model and the error statuses a route can answer."""
     ok: OpenAPIResponse = {"description": description}
     if model is not None:
@@ -52,11 +58,13 @@ def _doc(
     return documented
 
 
-def _json(status: int, model: BaseModel, headers: dict[str, str] | None = None) -> Response[str]:
+def _json(
+    status: int, model: BaseModel, headers: dict[str, str] | None = None, *, exclude_none: bool = False
+) -> Response[str]:
     return Response(
         status_code=status,
         content_type="application/json",
-        body=model.model_dump_json(by_alias=True),
+        body=model.model_dump_json(by_alias=True, exclude_none=exclude_none),
         headers={"X-Request-Id": app.request_id or "", **(headers or {})},
     )
 
@@ -117,9 +125,7 @@ def update_template(id: TemplateId, body: TemplateUpdate, if_match: IfMatch = No
 
 @app.delete("/templates/<id>", responses=_doc(204, None, "Archived", 404, 412), tags=["templates"])
 def archive_template(id: TemplateId, if_match: IfMatch = None) -> Response[str]:
-    template_service.archive_template(
-        tenant_id=_tenant(), template_id=id, expected_version=_expected_version(if_match)
-    )
+    template_service.archive_template(tenant_id=_tenant(), template_id=id, expected_version=_expected_version(if_match))
     return Response(status_code=204, body="", headers={"X-Request-Id": app.request_id or ""})
 
 
@@ -142,9 +148,58 @@ def generate(body: GenerateRequest) -> Response[str]:
     return _json(202 if job.status in {"queued", "processing"} else 200, job, {"Location": f"/jobs/{job.id}"})
 
 
-@app.get("/jobs/<id>", responses=_doc(200, JobPublic, "The job", 404), tags=["jobs"])
+@app.post(
+    "/generate/batch",
+    responses=_doc(202, GenerateBatchResult, "Each item: its job or its error", 400, 415, 422),
+    tags=["generation"],
+)
+def generate_batch(body: GenerateBatchRequest) -> Response[str]:
+    return _json(202, generation.accept_batch(tenant_id=_tenant(), items=body.items), exclude_none=True)
+
+
+@app.get("/jobs/<id>", responses=_doc(200, JobPublic, "The job with its attempt history", 404), tags=["jobs"])
 def get_job(id: JobId) -> Response[str]:
     return _json(200, jobs.get_job(tenant_id=_tenant(), job_id=id))
+
+
+@app.get("/jobs", responses=_doc(200, JobPage, "A page of jobs, newest first", 422), tags=["jobs"])
+def list_jobs(
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    status: Annotated[JobStatus | None, Query()] = None,
+    template_id: Annotated[str | None, Query(alias="templateId", max_length=64)] = None,
+    provider: Annotated[str | None, Query(max_length=64)] = None,
+    priority: Annotated[Priority | None, Query()] = None,
+    created_from: Annotated[datetime | None, Query(alias="createdFrom", description="RFC 3339, inclusive")] = None,
+    created_to: Annotated[datetime | None, Query(alias="createdTo", description="RFC 3339, exclusive")] = None,
+) -> Response[str]:
+    page = jobs.list_jobs(
+        tenant_id=_tenant(),
+        limit=limit,
+        cursor=cursor,
+        status=status,
+        template_id=template_id,
+        provider=provider,
+        priority=priority,
+        created_from=created_from,
+        created_to=created_to,
+    )
+    return _json(200, page)
+
+
+@app.post("/jobs/<id>/cancel", responses=_doc(200, JobPublic, "Cancelled", 404, 409), tags=["jobs"])
+def cancel_job(id: JobId) -> Response[str]:
+    return _json(200, jobs.cancel_job(tenant_id=_tenant(), job_id=id))
+
+
+@app.post("/jobs/<id>/retry", responses=_doc(200, JobPublic, "Queued again", 404, 409), tags=["jobs"])
+def retry_job(id: JobId) -> Response[str]:
+    return _json(200, jobs.retry_job(tenant_id=_tenant(), job_id=id))
+
+
+@app.post("/dlq/redrive", responses=_doc(200, RedriveResult, "The jobs sent again", 400, 415, 422), tags=["jobs"])
+def redrive_dead_letters(body: RedriveRequest) -> Response[str]:
+    return _json(200, dead_letters.redrive(tenant_id=_tenant(), job_id=body.job_id, limit=body.limit))
 
 
 @app.get("/health", responses=_doc(200, HealthPublic, "Every dependency answers", 503), tags=["operations"])

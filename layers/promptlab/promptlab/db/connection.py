@@ -32,9 +32,7 @@ def open_connection(url: str | None = None) -> Connection:
             options=f"-c statement_timeout={settings.db_statement_timeout_ms} -c timezone=UTC",
         )
     except psycopg.OperationalError as exc:
-        raise DependencyUnavailable(
-            "the database is unreachable", details={"dependency": "postgres"}
-        ) from exc
+        raise DependencyUnavailable("the database is unreachable", details={"dependency": "postgres"}) from exc
 
 
 def _release(conn: Connection) -> None:
@@ -58,9 +56,7 @@ def connection() -> Iterator[Connection]:
         yield conn
     except psycopg.OperationalError as exc:
         conn.close()
-        raise DependencyUnavailable(
-            "the database is unreachable", details={"dependency": "postgres"}
-        ) from exc
+        raise DependencyUnavailable("the database is unreachable", details={"dependency": "postgres"}) from exc
     except BaseException:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.close()

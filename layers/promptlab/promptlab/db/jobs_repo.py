@@ -51,9 +51,7 @@ def claim_job(conn: Connection, *, job_id: str, base_timeout: float, lease_margi
 
 def start_attempt(conn: Connection, *, job_id: str, n: int) -> None:
     """Write the attempt row before the provider call, so a crash leaves evidence."""
-    conn.execute(
-        "INSERT INTO job_attempts (job_id, n) VALUES (%s, %s) ON CONFLICT (job_id, n) DO NOTHING", (job_id, n)
-    )
+    conn.execute("INSERT INTO job_attempts (job_id, n) VALUES (%s, %s) ON CONFLICT (job_id, n) DO NOTHING", (job_id, n))
 
 
 def end_attempt(
@@ -199,3 +197,106 @@ def expire_jobs(conn: Connection, *, limit: int) -> int:
         (limit,),
     )
     return cur.rowcount
+
+
+def record_spend_on_cancelled(conn: Connection, *, job_id: str, attempt: int, result: Row) -> bool:
+    """A job cancelled during its call: keep what the call cost (it was spent), drop the output. Once."""
+    cur = conn.execute(
+        "UPDATE jobs SET input_tokens = %(input_tokens)s, output_tokens = %(output_tokens)s,"
+        " cache_read_tokens = %(cache_read_tokens)s, cache_write_tokens = %(cache_write_tokens)s,"
+        " total_tokens = %(total_tokens)s, estimated_cost_usd = %(estimated_cost_usd)s,"
+        " unit_prices = %(unit_prices)s, lease_until = NULL, updated_at = now()"
+        " WHERE id = %(job_id)s AND status = 'cancelled' AND attempts = %(attempt)s AND total_tokens IS NULL",
+        {
+            **result,
+            "unit_prices": Jsonb(result["unit_prices"]) if result["unit_prices"] is not None else None,
+            "job_id": job_id,
+            "attempt": attempt,
+        },
+    )
+    return cur.rowcount == 1
+
+
+def cancel_job(conn: Connection, *, tenant_id: str, job_id: str) -> Row | None:
+    """Cancel a queued or processing job; None when it is in another state."""
+    return conn.execute(
+        "UPDATE jobs SET status = 'cancelled', completed_at = now(), updated_at = now()"
+        " WHERE id = %s AND tenant_id = %s AND status IN ('queued', 'processing') RETURNING *",
+        (job_id, tenant_id),
+    ).fetchone()
+
+
+def retry_job(
+    conn: Connection, *, tenant_id: str | None, job_id: str, extra_attempts: int, ttl_seconds: int
+) -> Row | None:
+    """Give a failed job a fresh attempt budget and a new deadline; None when it is not failed."""
+    sql = (
+        "UPDATE jobs SET status = 'queued', max_attempts = attempts + %s, error = NULL, lease_until = NULL,"
+        " completed_at = NULL, enqueued_at = NULL, expires_at = now() + make_interval(secs => %s),"
+        " updated_at = now() WHERE id = %s AND status = 'failed'"
+    )
+    params: list[Any] = [extra_attempts, ttl_seconds, job_id]
+    if tenant_id is not None:
+        sql += " AND tenant_id = %s"
+        params.append(tenant_id)
+    return conn.execute(sql + " RETURNING *", params).fetchone()
+
+
+def list_attempts(conn: Connection, *, job_id: str) -> list[Row]:
+    """A job's attempts in order."""
+    return conn.execute(
+        "SELECT n, started_at, ended_at, outcome, error, provider_request_id FROM job_attempts"
+        " WHERE job_id = %s ORDER BY n",
+        (job_id,),
+    ).fetchall()
+
+
+def list_jobs(conn: Connection, *, tenant_id: str, limit: int, after_id: str | None, filters: Row) -> list[Row]:
+    """A tenant's jobs newest first, without their input and output."""
+    sql = "SELECT * FROM jobs WHERE tenant_id = %s"
+    params: list[Any] = [tenant_id]
+    for column in ("status", "template_id", "provider", "priority"):
+        if filters.get(column) is not None:
+            sql += f" AND {column} = %s"
+            params.append(filters[column])
+    if filters.get("created_from") is not None:
+        sql += " AND created_at >= %s"
+        params.append(filters["created_from"])
+    if filters.get("created_to") is not None:
+        sql += " AND created_at < %s"
+        params.append(filters["created_to"])
+    if after_id:
+        sql += " AND id < %s"
+        params.append(after_id)
+    sql += " ORDER BY id DESC LIMIT %s"
+    params.append(limit)
+    return conn.execute(sql.encode(), params).fetchall()
+
+
+def dead_letters_for_redrive(conn: Connection, *, tenant_id: str | None, job_id: str | None, limit: int) -> list[Row]:
+    """Dead letters not yet redriven whose job is failed (one per job, the newest)."""
+    sql = (
+        "SELECT DISTINCT ON (d.job_id) d.id, d.job_id, j.priority FROM dead_letters d"
+        " JOIN jobs j ON j.id = d.job_id WHERE d.redriven_at IS NULL AND j.status = 'failed'"
+    )
+    params: list[Any] = []
+    if tenant_id is not None:
+        sql += " AND j.tenant_id = %s"
+        params.append(tenant_id)
+    if job_id is not None:
+        sql += " AND d.job_id = %s"
+        params.append(job_id)
+    sql += " ORDER BY d.job_id, d.id DESC LIMIT %s"
+    params.append(limit)
+    return conn.execute(sql.encode(), params).fetchall()
+
+
+def mark_redriven(conn: Connection, *, job_id: str) -> None:
+    """Every open dead letter of the job is now redriven."""
+    conn.execute("UPDATE dead_letters SET redriven_at = now() WHERE job_id = %s AND redriven_at IS NULL", (job_id,))
+
+
+def mark_enqueued_many(conn: Connection, *, job_ids: list[str]) -> None:
+    """Record that these jobs' messages reached the queue."""
+    if job_ids:
+        conn.execute("UPDATE jobs SET enqueued_at = now(), updated_at = now() WHERE id = ANY(%s)", (job_ids,))

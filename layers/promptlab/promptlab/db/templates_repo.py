@@ -49,8 +49,7 @@ def insert_template(conn: Connection, *, tenant_id: str, template_id: str, conte
     try:
         with conn.transaction():
             conn.execute(
-                "INSERT INTO templates (id, tenant_id, name, description, current_version)"
-                " VALUES (%s, %s, %s, %s, 1)",
+                "INSERT INTO templates (id, tenant_id, name, description, current_version) VALUES (%s, %s, %s, %s, 1)",
                 (template_id, tenant_id, content["name"], content["description"]),
             )
             _insert_version(conn, template_id=template_id, version=1, content=content)
@@ -61,9 +60,7 @@ def insert_template(conn: Connection, *, tenant_id: str, template_id: str, conte
     return row
 
 
-def get_template(
-    conn: Connection, *, tenant_id: str, template_id: str, include_archived: bool = False
-) -> Row | None:
+def get_template(conn: Connection, *, tenant_id: str, template_id: str, include_archived: bool = False) -> Row | None:
     """The template with its current version, or None."""
     sql = _SELECT + " WHERE t.id = %s AND t.tenant_id = %s"
     if not include_archived:
@@ -71,9 +68,7 @@ def get_template(
     return conn.execute(sql, (template_id, tenant_id)).fetchone()
 
 
-def list_templates(
-    conn: Connection, *, tenant_id: str, limit: int, after_id: str | None, q: str | None
-) -> list[Row]:
+def list_templates(conn: Connection, *, tenant_id: str, limit: int, after_id: str | None, q: str | None) -> list[Row]:
     """Live templates newest first, `limit` rows after the cursor id, optionally filtered by name."""
     sql = _SELECT + " WHERE t.tenant_id = %s AND t.archived_at IS NULL"
     params: list[Any] = [tenant_id]
@@ -113,9 +108,7 @@ def add_version(
     return version
 
 
-def archive_template(
-    conn: Connection, *, tenant_id: str, template_id: str, expected_version: int | None
-) -> bool:
+def archive_template(conn: Connection, *, tenant_id: str, template_id: str, expected_version: int | None) -> bool:
     """Archive a live template; False when none matched."""
     sql = "UPDATE templates SET archived_at = now(), updated_at = now() WHERE id = %s AND tenant_id = %s"
     sql += " AND archived_at IS NULL"

@@ -149,8 +149,6 @@ class GatewayHandler(BaseHTTPRequestHandler):
         raw = answer.get("body") or ""
         payload = base64.b64decode(raw) if answer.get("isBase64Encoded") else str(raw).encode("utf-8")
         self._send(int(answer["statusCode"]), headers, payload)
-        logger.debug(
-            "request", method=self.command, path=path, ms=round((time.perf_counter() - started) * 1000, 2)
-        )
+        logger.debug("request", method=self.command, path=path, ms=round((time.perf_counter() - started) * 1000, 2))
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _handle

@@ -89,9 +89,7 @@ class SqsPoller(threading.Thread):
         messages = response.get("Messages") or []
         if not messages:
             return 0
-        event = {
-            "Records": [sqs_record(m, queue_arn=mapping.queue_arn, region=self.region) for m in messages]
-        }
+        event = {"Records": [sqs_record(m, queue_arn=mapping.queue_arn, region=self.region) for m in messages]}
         batch_ids = {m["MessageId"] for m in messages}
         try:
             result = self.invoke(mapping.function, event)

@@ -120,9 +120,7 @@ class LocalRunner:
         sqs = self.sqs_client()
         overrides = {"DefaultProvider": "fake", **self.parameter_overrides}
         overrides.update(DatabaseUrl=self.database_url, RedisUrl=self.redis_url)
-        self.stack = build_stack(
-            self.template, sqs=sqs, region=sqs.meta.region_name, parameter_overrides=overrides
-        )
+        self.stack = build_stack(self.template, sqs=sqs, region=sqs.meta.region_name, parameter_overrides=overrides)
         for key, value in self.stack.environment().items():
             if key not in os.environ or key.startswith("JOB_"):
                 os.environ[key] = value
@@ -135,9 +133,7 @@ class LocalRunner:
         )
         _reset_clients()
         migrate(self.database_url)
-        self.functions = {
-            lid: LocalFunction(spec, self.stack.region) for lid, spec in self.stack.functions.items()
-        }
+        self.functions = {lid: LocalFunction(spec, self.stack.region) for lid, spec in self.stack.functions.items()}
         if self.serve_http:
             self._server = GatewayServer((self.host, self.port), self.stack, self.invoke)
             self.port = self._server.server_address[1]

@@ -77,9 +77,7 @@ def drop_database(url: str) -> None:
     """Drop the database named in `url`, closing its sessions (tests clean up after themselves)."""
     name = urlsplit(url).path.lstrip("/")
     with psycopg.connect(with_database(url, "postgres"), autocommit=True, connect_timeout=5) as conn:
-        conn.execute(
-            psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name))
-        )
+        conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
 
 
 def redis_answers(url: str) -> bool:
@@ -104,9 +102,7 @@ class Embedded:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._pg = pgserver.get_server(self.data_dir / "postgres", cleanup_mode="stop")  # type: ignore[attr-defined]
         url: str = self._pg.get_uri("postgres")
-        logger.warning(
-            "no Postgres answered; using an embedded PostgreSQL 16", data=str(self.data_dir / "postgres")
-        )
+        logger.warning("no Postgres answered; using an embedded PostgreSQL 16", data=str(self.data_dir / "postgres"))
         return with_database(url, "promptlab")
 
     def redis_url(self) -> str:

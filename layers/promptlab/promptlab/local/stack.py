@@ -140,9 +140,7 @@ def _create_queues(
             if props.get("FifoQueue"):
                 attrs["FifoQueue"] = "true"
             url = sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]  # type: ignore[arg-type]
-            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-                "QueueArn"
-            ]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
             urls[logical_id] = url
             attributes[(logical_id, "Arn")] = arn
             attributes[(logical_id, "QueueName")] = name
@@ -221,8 +219,7 @@ def build_stack(
                         queue_url=urls[queue_lid],
                         queue_arn=ep["Queue"],
                         batch_size=int(ep.get("BatchSize", 10)),
-                        report_batch_item_failures="ReportBatchItemFailures"
-                        in (ep.get("FunctionResponseTypes") or []),
+                        report_batch_item_failures="ReportBatchItemFailures" in (ep.get("FunctionResponseTypes") or []),
                         maximum_concurrency=int((ep.get("ScalingConfig") or {}).get("MaximumConcurrency", 2)),
                         enabled=bool(ep.get("Enabled", True)),
                     )
@@ -230,7 +227,5 @@ def build_stack(
             elif kind in {"Schedule", "ScheduleV2"}:
                 expression = str(ep.get("Schedule") or ep.get("ScheduleExpression"))
                 payload = json.loads(ep["Input"]) if ep.get("Input") else {}
-                stack.schedules.append(
-                    Schedule(function=lid, rate_seconds=_rate_seconds(expression), payload=payload)
-                )
+                stack.schedules.append(Schedule(function=lid, rate_seconds=_rate_seconds(expression), payload=payload))
     return stack

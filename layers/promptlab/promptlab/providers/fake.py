@@ -103,9 +103,7 @@ class FakeProvider:
         if truncated:
             text = _truncate_to_tokens(text, call.max_tokens)
             output_tokens = count_tokens(text)
-        input_tokens = count_tokens(call.system or "") + sum(
-            count_tokens(m.content) + 4 for m in call.messages
-        )
+        input_tokens = count_tokens(call.system or "") + sum(count_tokens(m.content) + 4 for m in call.messages)
         digest = hashlib.sha256(text.encode()).hexdigest()[:24]
         return ProviderResult(
             text=text,

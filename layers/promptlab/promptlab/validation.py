@@ -1,0 +1,38 @@
+"""Pydantic validation errors in a person's words: one `{field, message}` per bad field."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# Union branches pydantic adds to an error location (`input.str`, `input.dict[str,any]`).
+_BRANCH = re.compile(r"^(str|int|float|bool|none|dict\[.*\]|list\[.*\]|literal\[.*\]|function-\w+.*)$")
+
+_FRIENDLY = {
+    "missing": "is required",
+    "extra_forbidden": "is not a known field",
+}
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [p for p in loc if not (isinstance(p, str) and _BRANCH.match(p))]
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
+        parts = parts[1:]
+    name = ""
+    for part in parts:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "body"
+
+
+def validation_fields(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Pydantic errors as `[{field, message}]`, one entry per field, in a person's words."""
+    merged: dict[str, list[str]] = {}
+    for err in errors:
+        field = _field_name(tuple(err.get("loc", ())))
+        message = _FRIENDLY.get(err.get("type", ""), err.get("msg", "is not valid"))
+        if err.get("type") in {"string_type", "dict_type"} and field == "input":
+            message = "must be a string or an object of variables"
+        bucket = merged.setdefault(field, [])
+        if message not in bucket:
+            bucket.append(message)
+    return [{"field": f, "message": "; ".join(m)} for f, m in merged.items()]

@@ -1,0 +1,143 @@
+"""Listing, cancelling, retrying, batches, redrive and priorities, through the API handler."""
+
+from typing import Any
+
+from promptlab.db.connection import connection
+from promptlab.local.runner import LocalRunner
+from tests.integration.conftest import SetEnv
+from tests.integration.test_generation import generate, rows
+from tests.support import call_api, drain_queues, queued_messages, unique
+
+
+def test_get_job_shows_the_attempt_history(
+    clean_queues: LocalRunner, template: dict[str, Any], set_env: SetEnv
+) -> None:
+    set_env(PROMPTLAB_FAKE_FAIL_STATUS="503", PROMPTLAB_FAKE_FAIL_RATE="1", PROMPTLAB_RETRY_BACKOFF_SECONDS="[0]")
+    made = generate(clean_queues, template)
+    drain_queues(clean_queues)
+    history = call_api(clean_queues, "GET", f"/jobs/{made['id']}").body["attemptHistory"]
+    assert [(a["n"], a["outcome"], a["error"]["code"]) for a in history] == [
+        (1, "error", "provider_unavailable"),
+        (2, "error", "provider_unavailable"),
+        (3, "error", "provider_unavailable"),
+    ]
+    assert all(a["startedAt"].endswith("Z") and a["endedAt"] for a in history)
+
+
+def test_list_filters_and_pages_and_omits_output(runner: LocalRunner, template: dict[str, Any]) -> None:
+    ids = [generate(runner, template, priority=p)["id"] for p in ("low", "low", "high")]
+    drain_queues(runner)
+    page = call_api(runner, "GET", "/jobs", query={"templateId": template["id"], "limit": "2"}).body
+    assert [j["id"] for j in page["items"]] == ids[::-1][:2] and "output" not in page["items"][0]
+    rest = call_api(runner, "GET", "/jobs", query={"templateId": template["id"], "cursor": page["nextCursor"]}).body
+    assert [j["id"] for j in rest["items"]] == [ids[0]] and rest["nextCursor"] is None
+    low = call_api(runner, "GET", "/jobs", query={"templateId": template["id"], "priority": "low"}).body
+    assert sorted(j["id"] for j in low["items"]) == sorted(ids[:2])
+    done = call_api(runner, "GET", "/jobs", query={"templateId": template["id"], "status": "completed"}).body
+    assert len(done["items"]) == 3
+    future = call_api(
+        runner, "GET", "/jobs", query={"templateId": template["id"], "createdFrom": "2999-01-01T00:00:00Z"}
+    ).body
+    assert future["items"] == []
+    bad = call_api(runner, "GET", "/jobs", query={"status": "sleeping"})
+    assert bad.status == 422 and bad.body["error"]["details"]["fields"][0]["field"] == "status"
+
+
+def test_cancel_a_queued_job_and_the_worker_skips_it(clean_queues: LocalRunner, template: dict[str, Any]) -> None:
+    made = generate(clean_queues, template)
+    cancelled = call_api(clean_queues, "POST", f"/jobs/{made['id']}/cancel")
+    assert cancelled.status == 200 and cancelled.body["status"] == "cancelled"
+    assert drain_queues(clean_queues) == 1
+    assert rows("SELECT n FROM job_attempts WHERE job_id = %s", made["id"]) == []
+    again = call_api(clean_queues, "POST", f"/jobs/{made['id']}/cancel")
+    assert again.status == 409 and again.body["error"]["details"]["status"] == "cancelled"
+
+
+def test_cancel_during_the_call_keeps_the_cost_once_and_drops_the_output(
+    clean_queues: LocalRunner, template: dict[str, Any]
+) -> None:
+    from promptlab.providers import fake
+
+    made = generate(clean_queues, template)
+    original = fake.FakeProvider.generate
+
+    def cancel_then_answer(self: fake.FakeProvider, call: Any) -> Any:
+        assert call_api(clean_queues, "POST", f"/jobs/{made['id']}/cancel").status == 200
+        return original(self, call)
+
+    fake.FakeProvider.generate = cancel_then_answer  # type: ignore[method-assign]
+    try:
+        drain_queues(clean_queues)
+    finally:
+        fake.FakeProvider.generate = original  # type: ignore[method-assign]
+    job = call_api(clean_queues, "GET", f"/jobs/{made['id']}").body
+    assert job["status"] == "cancelled" and job["output"] is None
+    assert job["outputTokens"] > 0 and job["estimatedCostUSD"] is not None
+    assert job["attemptHistory"][0]["outcome"] == "discarded"
+
+
+def test_retry_a_failed_job_with_a_fresh_budget(
+    clean_queues: LocalRunner, template: dict[str, Any], set_env: SetEnv
+) -> None:
+    set_env(PROMPTLAB_FAKE_FAIL_STATUS="400")
+    made = generate(clean_queues, template)
+    drain_queues(clean_queues)
+    assert call_api(clean_queues, "GET", f"/jobs/{made['id']}").body["status"] == "failed"
+    set_env(PROMPTLAB_FAKE_FAIL_STATUS="")
+    retried = call_api(clean_queues, "POST", f"/jobs/{made['id']}/retry")
+    assert retried.status == 200 and retried.body["status"] == "queued" and retried.body["maxAttempts"] == 4
+    drain_queues(clean_queues)
+    done = call_api(clean_queues, "GET", f"/jobs/{made['id']}").body
+    assert done["status"] == "completed" and done["attempts"] == 2
+    assert call_api(clean_queues, "POST", f"/jobs/{made['id']}/retry").status == 409
+
+
+def test_batch_answers_per_item_and_sends_in_batches(clean_queues: LocalRunner, template: dict[str, Any]) -> None:
+    items: list[dict[str, Any]] = [{"templateId": template["id"], "input": f"topic {i}"} for i in range(23)]
+    items[5] = {"templateId": template["id"], "input": {"nope": 1}}
+    items[9] = {"templateId": "tpl_missing", "input": "x"}
+    items[12] = {"templateId": template["id"], "input": "x", "maxTokens": 0}
+    answer = call_api(clean_queues, "POST", "/generate/batch", body={"items": items})
+    assert answer.status == 202
+    results = answer.body["items"]
+    assert len(results) == 23
+    assert results[5]["error"]["code"] == "validation_error" and "jobId" not in results[5]
+    assert results[9]["error"]["code"] == "not_found"
+    assert results[12]["error"]["details"]["fields"][0]["field"] == "maxTokens"
+    accepted = [r["jobId"] for r in results if "jobId" in r]
+    assert len(accepted) == 20 and all(r["status"] == "queued" for r in results if "jobId" in r)
+    assert len(queued_messages(clean_queues, "JobQueueNormal")) == 20
+    assert drain_queues(clean_queues) == 20
+    too_many = call_api(clean_queues, "POST", "/generate/batch", body={"items": items * 5})
+    assert too_many.status == 422 and too_many.body["error"]["details"]["fields"][0]["field"] == "items"
+
+
+def test_redrive_sends_dead_lettered_jobs_again_once(
+    clean_queues: LocalRunner, template: dict[str, Any], set_env: SetEnv
+) -> None:
+    set_env(PROMPTLAB_FAKE_FAIL_STATUS="529", PROMPTLAB_RETRY_BACKOFF_SECONDS="[0]")
+    made = generate(clean_queues, template)
+    drain_queues(clean_queues)
+    drain_queues(clean_queues, function="DlqFunction")
+    set_env(PROMPTLAB_FAKE_FAIL_STATUS="")
+    first = call_api(clean_queues, "POST", "/dlq/redrive", body={"jobId": made["id"]})
+    assert first.status == 200 and first.body["redriven"] == [made["id"]]
+    assert call_api(clean_queues, "POST", "/dlq/redrive", body={"jobId": made["id"]}).body["redriven"] == []
+    drain_queues(clean_queues)
+    done = call_api(clean_queues, "GET", f"/jobs/{made['id']}").body
+    assert done["status"] == "completed" and done["attempts"] == 4
+    with connection() as conn:
+        letter = conn.execute("SELECT redriven_at FROM dead_letters WHERE job_id = %s", (made["id"],)).fetchone()
+    assert letter is not None and letter["redriven_at"] is not None
+
+
+def test_priorities_use_their_own_queues(clean_queues: LocalRunner, runner: LocalRunner) -> None:
+    made = call_api(runner, "POST", "/templates", body={"name": unique("prio"), "body": "{{ x }}"}).body
+    for priority in ("high", "normal", "low"):
+        generate(clean_queues, made, input={"x": priority}, priority=priority)
+    for logical_id, priority in (("JobQueueHigh", "high"), ("JobQueueNormal", "normal"), ("JobQueueLow", "low")):
+        bodies = [m["Body"] for m in queued_messages(clean_queues, logical_id)]
+        assert len(bodies) == 1, (priority, bodies)
+    assert clean_queues.stack is not None
+    concurrency = {m.queue_logical_id: m.maximum_concurrency for m in clean_queues.stack.mappings}
+    assert concurrency["JobQueueHigh"] > concurrency["JobQueueNormal"] > concurrency["JobQueueLow"]
