@@ -28,5 +28,5 @@ def test_forbidden_transitions(current: str, target: str) -> None:
 
 
 def test_completed_and_cancelled_are_final() -> None:
-    assert TERMINAL == {COMPLETED, FAILED, CANCELLED}
+    assert {COMPLETED, FAILED, CANCELLED} == TERMINAL
     assert not any(can_transition(s, t) for s in (COMPLETED, CANCELLED) for t in STATES)
