@@ -126,3 +126,5 @@ def test_the_committed_sample_events_run_through_their_handlers(runner: LocalRun
     assert generated["statusCode"] == 404  # the sample names a template that does not exist here
     assert runner.invoke("WorkerFunction", sample_event("worker-job-message.json")) == {"batchItemFailures": []}
     assert runner.invoke("DlqFunction", sample_event("dlq-dead-letter.json")) == {"batchItemFailures": []}
+    # The sample's template does not exist here: the submission is parked on the intake DLQ, not retried.
+    assert runner.invoke("IntakeFunction", sample_event("intake-submission.json")) == {"batchItemFailures": []}

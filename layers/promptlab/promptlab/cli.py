@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -31,6 +32,7 @@ def cmd_local(args: argparse.Namespace) -> int:
         port=args.port,
         parameter_overrides=_overrides(args.parameter_overrides),
         schedule_speedup=args.schedule_speedup,
+        sqs_port=args.sqs_port,
     )
     runner.start()
     assert runner.stack is not None
@@ -39,8 +41,11 @@ def cmd_local(args: argparse.Namespace) -> int:
         print(f"  {note}", flush=True)
     for route in sorted(runner.stack.routes, key=lambda r: (r.path, r.method)):
         print(f"  {route.method:7} {runner.url}{route.path}  → {route.function}", flush=True)
-    for mapping in runner.stack.mappings:
-        print(f"  SQS {mapping.queue_logical_id} → {mapping.function} (batch {mapping.batch_size})", flush=True)
+    print(f"  SQS endpoint: {runner.sqs_endpoint}", flush=True)
+    for logical_id, url in runner.stack.queue_urls.items():
+        consumers = [m.function for m in runner.stack.mappings if m.queue_logical_id == logical_id]
+        print(f"  queue {url}  → {', '.join(consumers) or '(no consumer)'}", flush=True)
+    print(f"  endpoints saved to {runner.state_file} (used by `promptlab dlq …`)", flush=True)
     print("Ready. Ctrl-C stops.", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -74,9 +79,20 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _use_local_stack() -> None:
+    """Fill unset endpoints from a running `promptlab local` (its state file), like an AWS profile would."""
+    from promptlab.local.runner import LocalRunner
+
+    runner = LocalRunner(template=Path("template.yaml"))
+    if runner.state_file.is_file():
+        for key, value in json.loads(runner.state_file.read_text()).items():
+            os.environ.setdefault(key, value)
+
+
 def cmd_dlq_list(args: argparse.Namespace) -> int:
     from promptlab.dead_letters import list_dead_letters
 
+    _use_local_stack()
     letters = list_dead_letters(limit=args.limit)
     if args.json:
         print(json.dumps([letter.model_dump(mode="json", by_alias=True) for letter in letters], indent=2))
@@ -92,6 +108,7 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
 def cmd_dlq_redrive(args: argparse.Namespace) -> int:
     from promptlab.dead_letters import redrive
 
+    _use_local_stack()
     result = redrive(tenant_id=None, job_id=args.job, limit=args.limit)
     print(f"redriven: {len(result.redriven)}" + "".join(f"\n  {job_id}" for job_id in result.redriven))
     return 0
@@ -142,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--template", type=Path)
     local.add_argument("--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE")
     local.add_argument("--schedule-speedup", type=float, default=1.0, help="fire schedules N times faster")
+    local.add_argument("--sqs-port", type=int, default=None, help="fix the local SQS endpoint's port")
     local.set_defaults(func=cmd_local)
 
     invoke = sub.add_parser("invoke", help="invoke one function with an event file, like `sam local invoke`")

@@ -70,7 +70,7 @@ def resolve(*, template: dict[str, Any], request: GenerateRequest) -> Resolved:
     return Resolved(provider=provider, model=model, params=params, bound_input=bound, input_hash=digest)
 
 
-def new_job(*, tenant_id: str, request: GenerateRequest) -> dict[str, Any]:
+def new_job(*, tenant_id: str, request: GenerateRequest, source_message_id: str | None = None) -> dict[str, Any]:
     """Validate a request against its template and build the job row (not yet stored)."""
     template = get_template_row(tenant_id=tenant_id, template_id=request.template_id)
     if template["archived_at"] is not None:
@@ -94,15 +94,19 @@ def new_job(*, tenant_id: str, request: GenerateRequest) -> dict[str, Any]:
         "priority": request.priority,
         "max_attempts": settings.max_attempts,
         "metadata": request.metadata,
+        "callback_url": request.callback,
+        "source_message_id": source_message_id,
         "expires_at": utc_now() + timedelta(seconds=settings.job_ttl_seconds),
     }
 
 
-def accept_generation(*, tenant_id: str, request: GenerateRequest) -> JobPublic:
+def accept_generation(*, tenant_id: str, request: GenerateRequest, source_message_id: str | None = None) -> JobPublic:
     """Persist the job, then send its message; a failed send leaves it for the sweeper."""
-    job = new_job(tenant_id=tenant_id, request=request)
+    job = new_job(tenant_id=tenant_id, request=request, source_message_id=source_message_id)
     with connection() as conn:
         row = jobs_repo.insert_job(conn, job)
+        if row["id"] != job["id"]:
+            return job_public(row)  # a redelivered intake message: the job exists already
         if dispatch(conn, job_id=row["id"], priority=request.priority):
             row = {**row, "enqueued_at": utc_now()}
     logger.info("job accepted", job_id=row["id"], template_id=row["template_id"], provider=row["provider"])

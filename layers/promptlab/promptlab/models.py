@@ -121,6 +121,17 @@ class GenerateRequest(RequestModel):
     priority: Priority = "normal"
     cache: bool = True
     metadata: Annotated[dict[str, str], Field(max_length=50)] | None = None
+    callback: (
+        Annotated[
+            str,
+            Field(
+                pattern=r"^https?://[^\s]+$",
+                max_length=2048,
+                description="A URL that receives the finished job as a signed POST (see README, Webhooks).",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class GenerateBatchRequest(RequestModel):
@@ -209,6 +220,7 @@ class JobSummary(WireModel):
     max_attempts: int
     error: JobError | None = None
     metadata: dict[str, str] | None = None
+    callback_url: str | None = None
     provider_latency_ms: int | None = None
     created_at: UtcDatetime
     enqueued_at: UtcDatetime | None = None
@@ -218,9 +230,20 @@ class JobSummary(WireModel):
     updated_at: UtcDatetime
 
 
+class NotificationPublic(WireModel):
+    channel: str
+    event: str
+    attempt: int
+    status_code: int | None = None
+    error: str | None = None
+    delivered: bool
+    created_at: UtcDatetime
+
+
 class JobPublic(JobSummary):
     output: str | None = None
     attempt_history: list[AttemptPublic] | None = None
+    notifications: list[NotificationPublic] | None = None
 
 
 class JobPage(WireModel):

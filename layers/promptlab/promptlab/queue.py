@@ -25,6 +25,8 @@ class JobQueue(Protocol):
 
     def dead_letter(self, *, body: str, job_id: str, reason: str, attempts: int) -> None: ...
 
+    def reject_submission(self, *, body: str, reason: str, tenant_id: str | None) -> None: ...
+
 
 class SqsJobQueue:
     """Job queues (one per priority) and the dead-letter queue on SQS."""
@@ -117,6 +119,17 @@ class SqsJobQueue:
                 "jobId": {"DataType": "String", "StringValue": job_id},
                 "attempts": {"DataType": "Number", "StringValue": str(attempts)},
             },
+        )
+
+    def reject_submission(self, *, body: str, reason: str, tenant_id: str | None) -> None:
+        """Park a bad intake message on the intake DLQ with the reason, instead of dropping it."""
+        if not self._settings.intake_dlq_url:
+            raise DependencyUnavailable("no intake dead-letter queue configured (INTAKE_DLQ_URL)")
+        attributes: dict[str, Any] = {"reason": {"DataType": "String", "StringValue": reason[:1000]}}
+        if tenant_id:
+            attributes["tenant"] = {"DataType": "String", "StringValue": tenant_id}
+        self._call(
+            "send_message", QueueUrl=self._settings.intake_dlq_url, MessageBody=body, MessageAttributes=attributes
         )
 
     def ping(self) -> None:

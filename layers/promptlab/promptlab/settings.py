@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     job_queue_normal_url: str = Field(default="", validation_alias="JOB_QUEUE_NORMAL_URL")
     job_queue_low_url: str = Field(default="", validation_alias="JOB_QUEUE_LOW_URL")
     job_dlq_url: str = Field(default="", validation_alias="JOB_DLQ_URL")
+    intake_dlq_url: str = Field(default="", validation_alias="INTAKE_DLQ_URL")
 
     default_provider: str = "fake"
     default_model: str | None = None

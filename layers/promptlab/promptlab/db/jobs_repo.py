@@ -14,11 +14,19 @@ _JSON_COLUMNS = {"params", "input", "error", "unit_prices", "metadata"}
 
 
 def insert_job(conn: Connection, job: Row) -> Row:
-    """Insert a new job row as given; returns it as stored."""
+    """Insert a new job row as given; returns it as stored.
+
+    A job carrying a `source_message_id` that is already stored returns that earlier job instead.
+    """
     columns = list(job)
     values = [Jsonb(job[c]) if c in _JSON_COLUMNS and job[c] is not None else job[c] for c in columns]
-    sql = f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) RETURNING *"
+    sql = (
+        f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
+        " ON CONFLICT (source_message_id) WHERE source_message_id IS NOT NULL DO NOTHING RETURNING *"
+    )
     row = conn.execute(sql.encode(), values).fetchone()
+    if row is None:
+        row = conn.execute("SELECT * FROM jobs WHERE source_message_id = %s", (job["source_message_id"],)).fetchone()
     assert row is not None
     return row
 

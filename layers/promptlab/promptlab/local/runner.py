@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class LocalRunner:
     serve_http: bool = True
     run_pollers: bool = True
     database_name: str | None = None
+    sqs_port: int | None = None
     database_url: str = ""
     redis_url: str = ""
     sqs_endpoint: str = ""
@@ -97,7 +99,7 @@ class LocalRunner:
             self.notes.append(f"Redis: embedded Redis 6.2, data in {self.data_dir / 'redis.db'}")
         endpoint = os.environ.get("AWS_ENDPOINT_URL_SQS") or os.environ.get("AWS_ENDPOINT_URL") or ""
         if not endpoint:
-            self._moto = MotoSqs().start()
+            self._moto = (MotoSqs(port=self.sqs_port) if self.sqs_port else MotoSqs()).start()
             endpoint = self._moto.endpoint
             for key, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local")):
                 os.environ.setdefault(key, value)
@@ -133,6 +135,7 @@ class LocalRunner:
         )
         _reset_clients()
         migrate(self.database_url)
+        self._write_state()
         self.functions = {lid: LocalFunction(spec, self.stack.region) for lid, spec in self.stack.functions.items()}
         if self.serve_http:
             self._server = GatewayServer((self.host, self.port), self.stack, self.invoke)
@@ -157,6 +160,18 @@ class LocalRunner:
                     )
                 )  # fmt: skip
         return self
+
+    @property
+    def state_file(self) -> Path:
+        """Where a running stack leaves its endpoints, so `promptlab dlq …` in another shell can find them."""
+        return self.data_dir / "local-stack.json"
+
+    def _write_state(self) -> None:
+        keys = ["DATABASE_URL", "REDIS_URL", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+        keys += [k for k in os.environ if k.endswith("_URL") and k.startswith(("JOB_", "INTAKE_"))]
+        state = {key: os.environ[key] for key in keys if key in os.environ}
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(json.dumps(state, indent=2))
 
     def _spawn(self, thread: threading.Thread) -> None:
         thread.start()

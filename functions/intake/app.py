@@ -1,0 +1,23 @@
+"""IntakeFunction: `POST /generate` bodies sent over SQS by other services → jobs."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from promptlab.intake import Submission, accept_submission
+from promptlab.observability import logger
+from promptlab.sqs_batch import process_sqs_batch
+
+
+def record_handler(record: SQSRecord) -> str | None:
+    tenant = record.message_attributes["tenant"]
+    return accept_submission(
+        Submission(body=record.body, message_id=record.message_id, tenant_id=tenant.string_value if tenant else None)
+    )
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_sqs_batch(event, context, record_handler)
