@@ -15,9 +15,7 @@ def plain_client(runner: LocalRunner) -> Any:
     return boto3.client("sqs", region_name="us-east-1", endpoint_url=runner.sqs_endpoint)
 
 
-def test_a_plain_boto3_client_submits_a_job_that_completes(
-    clean_queues: LocalRunner, template: dict[str, Any]
-) -> None:
+def test_a_plain_boto3_client_submits_a_job_that_completes(clean_queues: LocalRunner, template: dict[str, Any]) -> None:
     sqs = plain_client(clean_queues)
     url = sqs.get_queue_url(QueueName="promptlab-local-intake")["QueueUrl"]
     body = {"templateId": template["id"], "input": "intake", "metadata": {"order": "42"}}
