@@ -157,7 +157,10 @@ def process_delivery(delivery: Delivery, queue: JobQueue | None = None) -> str:
     queue = queue or get_queue()
     with connection() as conn:
         job = jobs_repo.claim_job(
-            conn, job_id=message.job_id, base_timeout=get_settings().provider_timeout_seconds, lease_margin=60
+            conn,
+            job_id=message.job_id,
+            base_timeout=get_settings().provider_timeout_seconds,
+            lease_margin=get_settings().lease_margin_seconds,
         )
         if job is None:
             current = jobs_repo.get_job_any_tenant(conn, job_id=message.job_id)

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1, le=20)
     retry_backoff_seconds: tuple[int, ...] = (1, 3, 10)
     provider_timeout_seconds: float = Field(default=30.0, gt=0, le=240)
+    lease_margin_seconds: float = Field(default=60.0, ge=0, le=600, description="Lease = provider timeout + this.")
     job_ttl_seconds: int = Field(default=86_400, ge=60)
     default_cache_ttl_seconds: int = Field(default=3600, ge=0)
     db_pool_size: int = Field(default=1, ge=1, le=64, description="Connections per process (1 in Lambda).")
@@ -62,6 +63,10 @@ class Settings(BaseSettings):
     fake_latency_ms: int = Field(default=0, ge=0, le=600_000)
     fake_fail_status: int | None = Field(default=None, ge=400, le=599)
     fake_fail_rate: Decimal = Field(default=Decimal("1"), ge=0, le=1)
+    fake_timeout_rate: Decimal = Field(default=Decimal("0"), ge=0, le=1)
+    fake_answer_log: str | None = Field(
+        default=None, description="File the fake provider appends a line to per answer."
+    )
 
     def queue_url(self, priority: str) -> str:
         """The job queue URL for a priority (`high`, `normal`, `low`)."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import re
 import time
 
-from promptlab.providers.base import GenerationCall, ProviderResult, Usage, error_for_status
+from promptlab.providers.base import GenerationCall, ProviderError, ProviderResult, Usage, error_for_status
 from promptlab.settings import get_settings
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
@@ -84,6 +85,15 @@ def _truncate_to_tokens(text: str, limit: int) -> str:
     return text
 
 
+def _log_answer(path: str, digest: str) -> None:
+    """One line per answer, appended atomically: an independent witness of calls that succeeded."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{digest}\n".encode())
+    finally:
+        os.close(fd)
+
+
 class FakeProvider:
     """Latency and faults come from settings (`PROMPTLAB_FAKE_*`)."""
 
@@ -93,6 +103,9 @@ class FakeProvider:
         settings = get_settings()
         if settings.fake_latency_ms:
             time.sleep(min(settings.fake_latency_ms / 1000, call.timeout_seconds))
+        if settings.fake_timeout_rate and random.random() < float(settings.fake_timeout_rate):
+            time.sleep(min(0.05, call.timeout_seconds))
+            raise ProviderError(code="timeout", message="fake provider timed out", retryable=True)
         if settings.fake_fail_status and random.random() < float(settings.fake_fail_rate):
             raise error_for_status(
                 settings.fake_fail_status, f"fake provider told to fail with {settings.fake_fail_status}"
@@ -105,6 +118,8 @@ class FakeProvider:
             output_tokens = count_tokens(text)
         input_tokens = count_tokens(call.system or "") + sum(count_tokens(m.content) + 4 for m in call.messages)
         digest = hashlib.sha256(text.encode()).hexdigest()[:24]
+        if settings.fake_answer_log:
+            _log_answer(settings.fake_answer_log, digest)
         return ProviderResult(
             text=text,
             usage=Usage(input_tokens=input_tokens, output_tokens=output_tokens),

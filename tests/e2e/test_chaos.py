@@ -1,0 +1,238 @@
+"""Chaos: 1,000 jobs through `promptlab local` with 30 % retryable faults, timeouts, duplicate deliveries,
+and the worker process killed mid-run (DESIGN.md §10). Bounded: it fails rather than waits forever."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from promptlab.local.services import drop_database, free_port, postgres_answers, with_database
+from tests.e2e.test_local_runner import request
+from tests.support import ROOT
+
+pytestmark = pytest.mark.e2e
+
+JOBS = 1_000
+WAVE = 200
+DEADLINE_SECONDS = 300
+
+
+class Stack:
+    """moto's SQS server in its own process (it must outlive the killed runner) and the runner."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.sqs_port = free_port()
+        self.port = free_port()
+        base = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/promptlab")
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": with_database(base, f"promptlab_chaos_{uuid.uuid4().hex[:10]}"),
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.sqs_port}",
+            "AWS_ACCESS_KEY_ID": "chaos",
+            "AWS_SECRET_ACCESS_KEY": "chaos",
+            "PROMPTLAB_DATA_DIR": str(folder / "data"),
+            "PROMPTLAB_REDIS_PREFIX": f"chaos:{uuid.uuid4().hex[:8]}:",
+            "PROMPTLAB_FAKE_LATENCY_MS": "15",
+            "PROMPTLAB_FAKE_FAIL_STATUS": "503",
+            "PROMPTLAB_FAKE_FAIL_RATE": "0.3",
+            "PROMPTLAB_FAKE_TIMEOUT_RATE": "0.03",
+            "PROMPTLAB_FAKE_ANSWER_LOG": str(folder / "answers.log"),
+            "PROMPTLAB_RETRY_BACKOFF_SECONDS": "[0]",
+            "PROMPTLAB_PROVIDER_TIMEOUT_SECONDS": "1",
+            "PROMPTLAB_LEASE_MARGIN_SECONDS": "1",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+        }
+        self.moto: subprocess.Popen[bytes] | None = None
+        self.runner: subprocess.Popen[bytes] | None = None
+        self.runs = 0
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start_moto(self) -> None:
+        self.moto = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.sqs_port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def start_runner(self) -> None:
+        self.runs += 1
+        log = (self.folder / f"runner-{self.runs}.log").open("w")
+        self.runner = subprocess.Popen(
+            [
+                sys.executable, "-m", "promptlab.cli", "local", "--port", str(self.port),
+                "--schedule-speedup", "60", "--parameter-overrides", "JobVisibilityTimeout=3", "MaxReceiveCount=10",
+            ],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if request(self.base, "GET", "/health")[0] == 200:
+                    return
+            except OSError:
+                pass
+            assert self.runner.poll() is None and time.monotonic() < deadline, "runner did not start"
+            time.sleep(0.2)
+
+    def kill_runner(self) -> None:
+        assert self.runner is not None
+        self.runner.send_signal(signal.SIGKILL)
+        self.runner.wait()
+
+    def stop(self) -> None:
+        for process in (self.runner, self.moto):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+    def sql(self, query: str) -> list[dict[str, Any]]:
+        with psycopg.connect(self.env["DATABASE_URL"], row_factory=dict_row) as conn:
+            return conn.execute(query.encode()).fetchall()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    chaos = Stack(tmp_path)
+    chaos.start_moto()
+    try:
+        yield chaos
+    finally:
+        chaos.stop()
+        if postgres_answers(chaos.env["DATABASE_URL"]):
+            drop_database(chaos.env["DATABASE_URL"])
+
+
+def submit_wave(stack: Stack, template_id: str, count: int) -> list[str]:
+    ids: list[str] = []
+    for start in range(0, count, 100):
+        items = [
+            {"templateId": template_id, "input": f"topic {uuid.uuid4().hex}"} for _ in range(min(100, count - start))
+        ]
+        status, _, body = request(stack.base, "POST", "/generate/batch", {"items": items})
+        assert status == 202, body
+        ids += [item["jobId"] for item in body["items"]]
+    return ids
+
+
+def duplicate_some(stack: Stack, job_ids: list[str], share: float) -> int:
+    """Send extra copies of some jobs' messages, as SQS's at-least-once delivery may."""
+    sqs = boto3.client(
+        "sqs",
+        region_name="us-east-1",
+        endpoint_url=stack.env["AWS_ENDPOINT_URL"],
+        aws_access_key_id="chaos",
+        aws_secret_access_key="chaos",
+    )
+    url = sqs.get_queue_url(QueueName="promptlab-local-jobs-normal")["QueueUrl"]
+    chosen = random.sample(job_ids, int(len(job_ids) * share))
+    for start in range(0, len(chosen), 10):
+        entries = [
+            {"Id": str(i), "MessageBody": json.dumps({"jobId": j, "v": 1}, separators=(",", ":"))}
+            for i, j in enumerate(chosen[start : start + 10])
+        ]
+        sqs.send_message_batch(QueueUrl=url, Entries=entries)
+    return len(chosen)
+
+
+def wait_until(stack: Stack, condition: str, deadline: float) -> None:
+    while not stack.sql(condition)[0]["done"]:
+        assert time.monotonic() < deadline, stack.sql("SELECT status, count(*) FROM jobs GROUP BY status")
+        time.sleep(0.5)
+
+
+def test_a_thousand_jobs_survive_faults_duplicates_and_a_killed_worker(stack: Stack) -> None:
+    started = time.monotonic()
+    deadline = started + DEADLINE_SECONDS
+    stack.start_runner()
+    status, _, template = request(stack.base, "POST", "/templates", {"name": "chaos", "body": "Say {{ input }}"})
+    assert status == 201
+    job_ids: list[str] = []
+    duplicates = 0
+    killed_in_flight = 0
+    for wave in range(JOBS // WAVE):
+        wave_ids = submit_wave(stack, template["id"], WAVE)
+        job_ids += wave_ids
+        duplicates += duplicate_some(stack, wave_ids, 0.1)
+        if wave == 2:
+            # Kill the runner while it is working, then start a new one over the same queues and database.
+            wait_until(stack, "SELECT count(*) > 0 AS done FROM jobs WHERE status = 'processing'", deadline)
+            killed_in_flight = stack.sql("SELECT count(*) AS n FROM jobs WHERE status = 'processing'")[0]["n"]
+            stack.kill_runner()
+            stack.start_runner()
+        else:
+            wait_until(
+                stack, "SELECT count(*) < 150 AS done FROM jobs WHERE status IN ('queued', 'processing')", deadline
+            )
+    wait_until(stack, "SELECT count(*) = 0 AS done FROM jobs WHERE status IN ('queued', 'processing')", deadline)
+    wait_until(
+        stack,
+        "SELECT (SELECT count(DISTINCT job_id) FROM dead_letters) = (SELECT count(*) FROM jobs"
+        " WHERE status = 'failed' AND error->>'message' LIKE 'attempts exhausted%') AS done",
+        deadline,
+    )
+
+    by_status = {r["status"]: r["n"] for r in stack.sql("SELECT status, count(*) AS n FROM jobs GROUP BY status")}
+    completed, failed = by_status.get("completed", 0), by_status.get("failed", 0)
+    answers = len((stack.folder / "answers.log").read_text().splitlines())
+    interrupted = stack.sql("SELECT count(*) AS n FROM job_attempts WHERE outcome = 'interrupted'")[0]["n"]
+    succeeded = stack.sql("SELECT count(*) AS n FROM job_attempts WHERE outcome = 'succeeded'")[0]["n"]
+    exhausted = stack.sql(
+        "SELECT count(*) AS n FROM jobs WHERE status = 'failed' AND error->>'message' LIKE 'attempts exhausted%'"
+    )[0]["n"]
+    dead_letters = stack.sql("SELECT count(DISTINCT job_id) AS n FROM dead_letters")[0]["n"]
+    attempts = stack.sql("SELECT sum(attempts) AS n FROM jobs")[0]["n"]
+    figures = {
+        "jobs": len(job_ids),
+        "completed": completed,
+        "failed": failed,
+        "failed_exhausted": exhausted,
+        "dead_letters": dead_letters,
+        "provider_attempts": attempts,
+        "provider_answers": answers,
+        "interrupted_attempts": interrupted,
+        "in_flight_when_killed": killed_in_flight,
+        "duplicate_deliveries_sent": duplicates,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    print("\nchaos figures: " + json.dumps(figures))
+
+    # None lost: every accepted job is in Postgres and ended completed or failed with a reason.
+    assert len(set(job_ids)) == JOBS
+    assert stack.sql("SELECT count(*) AS n FROM jobs")[0]["n"] == JOBS
+    assert completed + failed == JOBS
+    assert stack.sql("SELECT count(*) AS n FROM jobs WHERE status = 'failed' AND error->>'code' IS NULL")[0]["n"] == 0
+    # No double billing: one succeeded attempt and one recorded cost per completed job.
+    assert succeeded == completed
+    assert (
+        stack.sql(
+            "SELECT count(*) AS n FROM jobs WHERE status = 'completed' AND (estimated_cost_usd IS NULL OR total_tokens IS NULL)"
+        )[0]["n"]
+        == 0
+    )
+    # Every successful provider answer is a completed job or an interrupted attempt (the kill's victims);
+    # duplicates never caused a second call.
+    assert completed <= answers <= completed + interrupted
+    assert killed_in_flight > 0 and interrupted > 0
+    # Dead letters are exactly the jobs that ran out of attempts.
+    assert dead_letters == exhausted > 0
