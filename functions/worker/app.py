@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from promptlab.observability import logger
 from promptlab.processing import Delivery, process_delivery
+from promptlab.settings import get_settings
 from promptlab.sqs_batch import process_sqs_batch
 
 
@@ -24,4 +25,4 @@ def record_handler(record: SQSRecord) -> str:
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_sqs_batch(event, context, record_handler)
+    return process_sqs_batch(event, context, record_handler, concurrency=get_settings().worker_concurrency)

@@ -171,7 +171,7 @@ def process_delivery(delivery: Delivery, queue: JobQueue | None = None) -> str:
             )
             return "skipped"
         jobs_repo.start_attempt(conn, job_id=job["id"], n=job["attempts"])
-    logger.append_keys(job_id=job["id"], template_id=job["template_id"])
+    logger.thread_safe_append_keys(job_id=job["id"], template_id=job["template_id"])
     started = time.monotonic()
     try:
         try:
@@ -182,4 +182,4 @@ def process_delivery(delivery: Delivery, queue: JobQueue | None = None) -> str:
         _complete(job, result, latency_ms=int((time.monotonic() - started) * 1000))
         return "completed"
     finally:
-        logger.remove_keys(["job_id", "template_id"])
+        logger.thread_safe_remove_keys(["job_id", "template_id"])

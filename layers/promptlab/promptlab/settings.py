@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     lease_margin_seconds: float = Field(default=60.0, ge=0, le=600, description="Lease = provider timeout + this.")
     job_ttl_seconds: int = Field(default=86_400, ge=60)
     default_cache_ttl_seconds: int = Field(default=3600, ge=0)
+    worker_concurrency: int = Field(default=4, ge=1, le=10, description="Records of a batch run at once.")
     db_pool_size: int = Field(default=1, ge=1, le=64, description="Connections per process (1 in Lambda).")
     db_connect_timeout_seconds: int = Field(default=5, ge=1, le=60)
     db_statement_timeout_ms: int = Field(default=10_000, ge=100)
