@@ -128,3 +128,9 @@ def test_the_committed_sample_events_run_through_their_handlers(runner: LocalRun
     assert runner.invoke("DlqFunction", sample_event("dlq-dead-letter.json")) == {"batchItemFailures": []}
     # The sample's template does not exist here: the submission is parked on the intake DLQ, not retried.
     assert runner.invoke("IntakeFunction", sample_event("intake-submission.json")) == {"batchItemFailures": []}
+    assert runner.invoke("NotifierFunction", sample_event("notifier-announcement.json")) == {"batchItemFailures": []}
+    assert runner.invoke("SweeperFunction", sample_event("sweeper-schedule.json")).keys() == {
+        "sent",
+        "recovered",
+        "expired",
+    }

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from promptlab.db import jobs_repo
 from promptlab.db.connection import connection
-from promptlab.jobs import dispatch
+from promptlab.jobs import announce, dispatch
 from promptlab.models import DeadLetterPublic, RedriveResult
 from promptlab.observability import logger
 from promptlab.processing import PoisonMessage, parse_message
@@ -32,17 +32,8 @@ def record_dead_letter(letter: DeadLetter) -> str | None:
         job_id = None
     reason = letter.reason or f"dead-lettered after {letter.receive_count or 'too many'} receives"
     with connection() as conn:
-        if job_id is not None:
-            jobs_repo.fail_job(
-                conn,
-                job_id=job_id,
-                error={
-                    "code": "dead_lettered",
-                    "message": reason,
-                    "retryable": False,
-                    "providerStatus": None,
-                },
-            )
+        error = {"code": "dead_lettered", "message": reason, "retryable": False, "providerStatus": None}
+        failed_now = job_id is not None and jobs_repo.fail_job(conn, job_id=job_id, error=error)
         jobs_repo.insert_dead_letter(
             conn,
             job_id=job_id,
@@ -52,6 +43,8 @@ def record_dead_letter(letter: DeadLetter) -> str | None:
             message_id=letter.message_id,
             body=letter.body,
         )
+    if failed_now and job_id is not None:
+        announce(job_id)
     logger.warning("dead letter recorded", job_id=job_id, reason=reason)
     return job_id
 

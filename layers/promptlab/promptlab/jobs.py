@@ -8,7 +8,7 @@ from typing import Any
 from promptlab.db import jobs_repo
 from promptlab.db.connection import Connection, connection
 from promptlab.errors import Conflict, DependencyUnavailable, NotFound
-from promptlab.models import AttemptPublic, JobPage, JobPublic, JobSummary
+from promptlab.models import JobPage, JobPublic, JobSummary
 from promptlab.observability import logger
 from promptlab.pagination import decode_cursor, encode_cursor
 from promptlab.queue import get_queue
@@ -37,10 +37,15 @@ def job_summary(row: dict[str, Any]) -> JobSummary:
     return JobSummary.model_validate({**row, "job_id": row["id"]})
 
 
-def job_public(row: dict[str, Any], attempts: list[dict[str, Any]] | None = None) -> JobPublic:
-    """The full wire view of a job row (with its attempt history when given)."""
-    history = [AttemptPublic.model_validate(a) for a in attempts] if attempts is not None else None
-    return JobPublic.model_validate({**row, "job_id": row["id"], "attempt_history": history})
+def job_public(
+    row: dict[str, Any],
+    attempts: list[dict[str, Any]] | None = None,
+    notifications: list[dict[str, Any]] | None = None,
+) -> JobPublic:
+    """The full wire view of a job row (with its attempts and announcements when given)."""
+    return JobPublic.model_validate(
+        {**row, "job_id": row["id"], "attempt_history": attempts, "notifications": notifications}
+    )
 
 
 def dispatch(conn: Connection, *, job_id: str, priority: str) -> bool:
@@ -54,6 +59,16 @@ def dispatch(conn: Connection, *, job_id: str, priority: str) -> bool:
     return True
 
 
+def announce(job_id: str) -> None:
+    """Queue the announcement of a job that just ended (best effort: a queue outage is only logged)."""
+    if not get_settings().notify_queue_url:
+        return
+    try:
+        get_queue().send_notification(job_id=job_id)
+    except DependencyUnavailable:
+        logger.warning("job end not announced: the notify queue is unreachable", job_id=job_id)
+
+
 def _require(row: dict[str, Any] | None, job_id: str) -> dict[str, Any]:
     if row is None:
         raise NotFound(f"job {job_id!r} not found", details={"jobId": job_id})
@@ -65,7 +80,8 @@ def get_job(*, tenant_id: str, job_id: str) -> JobPublic:
     with connection() as conn:
         row = _require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id)
         attempts = jobs_repo.list_attempts(conn, job_id=job_id)
-    return job_public(row, attempts)
+        notifications = jobs_repo.list_notifications(conn, job_id=job_id)
+    return job_public(row, attempts, notifications)
 
 
 def list_jobs(
@@ -113,6 +129,7 @@ def cancel_job(*, tenant_id: str, job_id: str) -> JobPublic:
             raise _conflict(_require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id), "cancelled")
         attempts = jobs_repo.list_attempts(conn, job_id=job_id)
     logger.info("job cancelled", job_id=job_id)
+    announce(job_id)
     return job_public(row, attempts)
 
 

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from promptlab.db import jobs_repo, templates_repo
 from promptlab.db.connection import connection
+from promptlab.jobs import announce
 from promptlab.models import JobMessage
 from promptlab.observability import logger
 from promptlab.providers import get_provider
@@ -121,6 +122,7 @@ def _complete(job: dict[str, Any], result: ProviderResult, latency_ms: int) -> N
             provider_request_id=result.request_id,
         )
     if done:
+        announce(job["id"])
         logger.info(
             "job completed",
             job_id=job["id"],
@@ -148,6 +150,7 @@ def _handle_failure(job: dict[str, Any], exc: ProviderError, delivery: Delivery,
             error = {**error, "message": reason}
             queue.dead_letter(body=delivery.body, job_id=job["id"], reason=reason, attempts=attempt)
         jobs_repo.fail_job(conn, job_id=job["id"], error=error)
+    announce(job["id"])
     logger.warning("job failed", job_id=job["id"], code=exc.code, retryable=exc.retryable, attempt=attempt)
 
 

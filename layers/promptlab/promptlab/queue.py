@@ -27,6 +27,8 @@ class JobQueue(Protocol):
 
     def reject_submission(self, *, body: str, reason: str, tenant_id: str | None) -> None: ...
 
+    def send_notification(self, *, job_id: str) -> None: ...
+
 
 class SqsJobQueue:
     """Job queues (one per priority) and the dead-letter queue on SQS."""
@@ -131,6 +133,11 @@ class SqsJobQueue:
         self._call(
             "send_message", QueueUrl=self._settings.intake_dlq_url, MessageBody=body, MessageAttributes=attributes
         )
+
+    def send_notification(self, *, job_id: str) -> None:
+        """Queue the announcement of a finished job."""
+        body = JobMessage(job_id=job_id).model_dump_json(by_alias=True)
+        self._call("send_message", QueueUrl=self._settings.notify_queue_url, MessageBody=body)
 
     def ping(self) -> None:
         """Raise `DependencyUnavailable` unless the normal-priority queue answers."""

@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     job_queue_low_url: str = Field(default="", validation_alias="JOB_QUEUE_LOW_URL")
     job_dlq_url: str = Field(default="", validation_alias="JOB_DLQ_URL")
     intake_dlq_url: str = Field(default="", validation_alias="INTAKE_DLQ_URL")
+    notify_queue_url: str = Field(default="", validation_alias="NOTIFY_QUEUE_URL")
+    event_bus_name: str = Field(default="", description="EventBridge bus for promptlab.job.* events; empty: none.")
+    job_events_topic_arn: str = Field(default="", description="SNS topic for finished jobs; empty: none.")
+    webhook_secret: str | None = Field(default=None, repr=False, description="HMAC key for webhook signatures.")
+    webhook_secret_parameter: str | None = Field(default=None, description="SSM name of the webhook key (AWS).")
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+    webhook_max_attempts: int = Field(default=6, ge=1, le=20)
+    webhook_backoff_seconds: tuple[int, ...] = (5, 30, 120, 600, 1800)
 
     default_provider: str = "fake"
     default_model: str | None = None

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from promptlab.db import jobs_repo
 from promptlab.db.connection import connection
 from promptlab.errors import DependencyUnavailable
+from promptlab.jobs import announce
 from promptlab.observability import logger
 from promptlab.queue import JobQueue, get_queue
 
@@ -42,6 +43,8 @@ def sweep(
                     break
                 jobs_repo.mark_enqueued(conn, job_id=job["id"])
                 sent += 1
-    report = SweepReport(sent=sent, recovered=len(recovered), expired=expired)
+    for job_id in expired + [r["id"] for r in recovered if not r["requeued"]]:
+        announce(job_id)
+    report = SweepReport(sent=sent, recovered=len(recovered), expired=len(expired))
     logger.info("sweep done", sent=report.sent, recovered=report.recovered, expired=report.expired)
     return report

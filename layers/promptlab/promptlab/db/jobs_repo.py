@@ -193,18 +193,18 @@ def release_expired_leases(conn: Connection, *, grace_seconds: int, limit: int) 
     return rows
 
 
-def expire_jobs(conn: Connection, *, limit: int) -> int:
-    """Fail queued jobs past their deadline with `expired`."""
-    cur = conn.execute(
+def expire_jobs(conn: Connection, *, limit: int) -> list[str]:
+    """Fail queued jobs past their deadline with `expired`; returns their ids."""
+    rows = conn.execute(
         "UPDATE jobs SET status = 'failed', completed_at = now(), updated_at = now(),"
         " error = jsonb_build_object('code', 'expired',"
         " 'message', 'the job was not started before expiresAt',"
         " 'retryable', false, 'providerStatus', null)"
         " WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND expires_at <= now()"
-        " ORDER BY expires_at LIMIT %s FOR UPDATE SKIP LOCKED)",
+        " ORDER BY expires_at LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id",
         (limit,),
-    )
-    return cur.rowcount
+    ).fetchall()
+    return [r["id"] for r in rows]
 
 
 def record_spend_on_cancelled(conn: Connection, *, job_id: str, attempt: int, result: Row) -> bool:
@@ -308,3 +308,40 @@ def mark_enqueued_many(conn: Connection, *, job_ids: list[str]) -> None:
     """Record that these jobs' messages reached the queue."""
     if job_ids:
         conn.execute("UPDATE jobs SET enqueued_at = now(), updated_at = now() WHERE id = ANY(%s)", (job_ids,))
+
+
+def delivered_channels(conn: Connection, *, job_id: str, event: str) -> set[str]:
+    """Channels that already took this job's announcement."""
+    rows = conn.execute(
+        "SELECT DISTINCT channel FROM job_notifications WHERE job_id = %s AND event = %s AND delivered",
+        (job_id, event),
+    ).fetchall()
+    return {r["channel"] for r in rows}
+
+
+def record_notification(
+    conn: Connection,
+    *,
+    job_id: str,
+    channel: str,
+    event: str,
+    attempt: int,
+    status_code: int | None,
+    error: str | None,
+    delivered: bool,
+) -> None:
+    """Keep one delivery attempt, visible on the job."""
+    conn.execute(
+        "INSERT INTO job_notifications (job_id, channel, event, attempt, status_code, error, delivered)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (job_id, channel, event, attempt, status_code, error, delivered),
+    )
+
+
+def list_notifications(conn: Connection, *, job_id: str) -> list[Row]:
+    """A job's announcement attempts in order."""
+    return conn.execute(
+        "SELECT channel, event, attempt, status_code, error, delivered, created_at FROM job_notifications"
+        " WHERE job_id = %s ORDER BY id",
+        (job_id,),
+    ).fetchall()

@@ -44,12 +44,13 @@ def find_template(start: Path | None = None) -> Path:
 def _reset_clients() -> None:
     """Forget clients built from an earlier environment (settings are read lazily)."""
     from promptlab.db.connection import close_all
+    from promptlab.publishers import get_publishers
     from promptlab.queue import get_queue
     from promptlab.redis_client import get_redis
     from promptlab.settings import get_settings
 
     close_all()
-    for cached in (get_settings, get_queue, get_redis):
+    for cached in (get_settings, get_queue, get_redis, get_publishers):
         cached.cache_clear()
 
 

@@ -1,0 +1,123 @@
+"""Finished jobs are announced: signed webhooks with retries, EventBridge events and SNS messages."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import boto3
+import pytest
+
+from promptlab.local.runner import LocalRunner
+from promptlab.notifications import SIGNATURE_HEADER, sign
+from tests.integration.conftest import SetEnv
+from tests.integration.test_generation import generate
+from tests.support import call_api, drain_queues
+
+
+class Receiver(ThreadingHTTPServer):
+    """A webhook endpoint that answers the statuses it is given, then 200, and keeps what it got."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        super().__init__(("127.0.0.1", 0), ReceiverHandler)
+        self.statuses = statuses
+        self.received: list[tuple[dict[str, str], bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hooks/promptlab"
+
+
+class ReceiverHandler(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+        status = self.server.statuses.pop(0) if self.server.statuses else 200
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver([500])
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_signed_webhook_is_retried_until_delivered(
+    clean_queues: LocalRunner, template: dict[str, Any], receiver: Receiver, set_env: SetEnv
+) -> None:
+    set_env(PROMPTLAB_WEBHOOK_SECRET="s3cret", PROMPTLAB_WEBHOOK_BACKOFF_SECONDS="[0]")
+    made = generate(clean_queues, template, callback=receiver.url)
+    assert made["callbackUrl"] == receiver.url
+    drain_queues(clean_queues)
+    drain_queues(clean_queues, function="NotifierFunction")
+    assert len(receiver.received) == 2  # a 500, then the retry that got a 200
+    headers, body = receiver.received[-1]
+    assert headers["x-promptlab-event"] == "promptlab.job.completed"
+    assert headers[SIGNATURE_HEADER.lower()] == sign("s3cret", headers["x-promptlab-timestamp"], body)
+    payload = json.loads(body)
+    assert payload["event"] == "promptlab.job.completed" and payload["job"]["id"] == made["id"]
+    assert payload["job"]["output"].startswith("Fake answer")
+    deliveries = call_api(clean_queues, "GET", f"/jobs/{made['id']}").body["notifications"]
+    assert [(d["channel"], d["statusCode"], d["delivered"]) for d in deliveries] == [
+        ("webhook", None, False),
+        ("webhook", 200, True),
+    ]
+    assert deliveries[0]["error"] == "webhook answered 500"
+
+
+def test_a_failed_job_is_announced_too(
+    clean_queues: LocalRunner, template: dict[str, Any], receiver: Receiver, set_env: SetEnv
+) -> None:
+    set_env(PROMPTLAB_FAKE_FAIL_STATUS="400")
+    receiver.statuses.clear()
+    made = generate(clean_queues, template, callback=receiver.url)
+    drain_queues(clean_queues)
+    drain_queues(clean_queues, function="NotifierFunction")
+    assert [h["x-promptlab-event"] for h, _ in receiver.received] == ["promptlab.job.failed"]
+    assert json.loads(receiver.received[0][1])["job"]["error"]["code"] == "invalid_request"
+    assert made["id"] in receiver.received[0][0]["x-promptlab-delivery"]
+
+
+def test_eventbridge_and_sns_receive_finished_jobs(
+    clean_queues: LocalRunner, template: dict[str, Any], set_env: SetEnv
+) -> None:
+    endpoint = clean_queues.sqs_endpoint
+    sqs: Any = boto3.client("sqs", region_name="us-east-1", endpoint_url=endpoint)
+    events: Any = boto3.client("events", region_name="us-east-1", endpoint_url=endpoint)
+    sns: Any = boto3.client("sns", region_name="us-east-1", endpoint_url=endpoint)
+    inbox = sqs.create_queue(QueueName="announcements-inbox")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.create_event_bus(Name="promptlab-test")
+    events.put_rule(Name="jobs", EventBusName="promptlab-test", EventPattern=json.dumps({"source": ["promptlab"]}))
+    events.put_targets(Rule="jobs", EventBusName="promptlab-test", Targets=[{"Id": "inbox", "Arn": inbox_arn}])
+    topic = sns.create_topic(Name="promptlab-jobs")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
+    set_env(PROMPTLAB_EVENT_BUS_NAME="promptlab-test", PROMPTLAB_JOB_EVENTS_TOPIC_ARN=topic)
+    from promptlab.publishers import get_publishers
+
+    get_publishers.cache_clear()
+    made = generate(clean_queues, template)
+    drain_queues(clean_queues)
+    drain_queues(clean_queues, function="NotifierFunction")
+    bodies = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10)["Messages"]]
+    event = next(b for b in bodies if "detail-type" in b)
+    assert event["detail-type"] == "promptlab.job.completed" and event["detail"]["job"]["id"] == made["id"]
+    notice = next(b for b in bodies if b.get("Type") == "Notification")
+    assert json.loads(notice["Message"])["job"]["id"] == made["id"]
+    assert notice["MessageAttributes"]["event"]["Value"] == "promptlab.job.completed"
+    channels = {d["channel"] for d in call_api(clean_queues, "GET", f"/jobs/{made['id']}").body["notifications"]}
+    assert channels == {"eventbridge", "sns"}
