@@ -134,3 +134,44 @@ def test_the_committed_sample_events_run_through_their_handlers(runner: LocalRun
         "recovered",
         "expired",
     }
+
+
+def test_a_retry_then_success_bills_once(clean_queues: LocalRunner, template: dict[str, Any], set_env: SetEnv) -> None:
+    from promptlab.providers import fake
+    from promptlab.providers.base import error_for_status
+
+    set_env(PROMPTLAB_RETRY_BACKOFF_SECONDS="[0]")
+    made = generate(clean_queues, template)
+    original = fake.FakeProvider.generate
+    calls: list[str] = []
+
+    def fail_once(self: fake.FakeProvider, call: Any) -> Any:
+        calls.append(call.model)
+        if len(calls) == 1:
+            raise error_for_status(503, "overloaded for a moment", retry_after=0)
+        return original(self, call)
+
+    fake.FakeProvider.generate = fail_once  # type: ignore[method-assign]
+    try:
+        assert drain_queues(clean_queues) == 2
+    finally:
+        fake.FakeProvider.generate = original  # type: ignore[method-assign]
+    done = job(clean_queues, made["id"])
+    assert done["status"] == "completed" and done["attempts"] == 2 and done["error"] is None
+    assert [a["outcome"] for a in done["attemptHistory"]] == ["error", "succeeded"]
+    assert len(calls) == 2 and done["estimatedCostUSD"] is not None
+
+
+def test_a_delivery_of_a_job_leased_by_another_worker_is_acknowledged_without_a_call(
+    clean_queues: LocalRunner, template: dict[str, Any]
+) -> None:
+    from promptlab.db import jobs_repo
+
+    made = generate(clean_queues, template)
+    with connection() as conn:
+        assert jobs_repo.claim_job(conn, job_id=made["id"], base_timeout=30, lease_margin=60) is not None
+    assert drain_queues(clean_queues) == 1  # acknowledged, not retried
+    current = job(clean_queues, made["id"])
+    assert current["status"] == "processing" and current["attempts"] == 1
+    assert current["attemptHistory"] == []  # the other worker never got to write its attempt; no call was made here
+    assert queued_messages(clean_queues, "JobQueueNormal") == []

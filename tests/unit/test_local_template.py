@@ -66,3 +66,10 @@ def test_every_api_route_is_an_api_event_in_the_template() -> None:
     declared = {(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events if e["Type"] == "Api"}
     documented = {(method.upper(), path) for path, methods in openapi_document()["paths"].items() for method in methods}
     assert declared == documented | {("GET", "/openapi.json")}
+
+
+def test_local_pollers_keep_the_priority_ratios() -> None:
+    from promptlab.local.runner import LocalRunner
+
+    runner = LocalRunner(template=ROOT / "template.yaml")
+    assert [runner.pollers_for(n) for n in (20, 10, 5, 2, 1000)] == [4, 2, 1, 1, 4]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 from dataclasses import dataclass, field
@@ -64,7 +65,7 @@ class LocalRunner:
         default_factory=lambda: Path(os.environ.get("PROMPTLAB_DATA_DIR", "~/.promptlab")).expanduser()
     )
     schedule_speedup: float = 1.0
-    pollers_per_mapping: int = 2
+    max_pollers_per_mapping: int = 4
     serve_http: bool = True
     run_pollers: bool = True
     database_name: str | None = None
@@ -146,7 +147,7 @@ class LocalRunner:
             for mapping in self.stack.mappings:
                 if not mapping.enabled:
                     continue
-                for index in range(max(1, min(mapping.maximum_concurrency, self.pollers_per_mapping))):
+                for index in range(self.pollers_for(mapping.maximum_concurrency)):
                     self._spawn(
                         SqsPoller(
                             mapping=mapping, sqs=self.sqs_client(), invoke=self.invoke,
@@ -173,6 +174,10 @@ class LocalRunner:
         state = {key: os.environ[key] for key in keys if key in os.environ}
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(json.dumps(state, indent=2))
+
+    def pollers_for(self, maximum_concurrency: int) -> int:
+        """Pollers for a mapping: its MaximumConcurrency scaled down (÷5, 1 to 4), so ratios hold on a laptop."""
+        return max(1, min(self.max_pollers_per_mapping, math.ceil(maximum_concurrency / 5)))
 
     def _spawn(self, thread: threading.Thread) -> None:
         thread.start()

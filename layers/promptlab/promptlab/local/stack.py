@@ -220,7 +220,7 @@ def build_stack(
                         queue_arn=ep["Queue"],
                         batch_size=int(ep.get("BatchSize", 10)),
                         report_batch_item_failures="ReportBatchItemFailures" in (ep.get("FunctionResponseTypes") or []),
-                        maximum_concurrency=int((ep.get("ScalingConfig") or {}).get("MaximumConcurrency", 2)),
+                        maximum_concurrency=int((ep.get("ScalingConfig") or {}).get("MaximumConcurrency", 10)),
                         enabled=bool(ep.get("Enabled", True)),
                     )
                 )
