@@ -1,5 +1,7 @@
 from pathlib import Path
 
+from pydantic import AliasChoices
+
 from promptlab.settings import Settings
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -13,7 +15,7 @@ def env_names() -> list[str]:
             names.append(f"PROMPTLAB_{name.upper()}")
         elif isinstance(alias, str):
             names.append(alias)
-        else:
+        elif isinstance(alias, AliasChoices):
             names.append(str(alias.choices[0]))
     return names
 
