@@ -159,12 +159,16 @@ def process_delivery(delivery: Delivery, queue: JobQueue | None = None) -> str:
     message = parse_message(delivery.body)
     queue = queue or get_queue()
     with connection() as conn:
-        job = jobs_repo.claim_job(
-            conn,
-            job_id=message.job_id,
-            base_timeout=get_settings().provider_timeout_seconds,
-            lease_margin=get_settings().lease_margin_seconds,
-        )
+        # Claim and attempt row commit together: a job in `processing` always has its open attempt.
+        with conn.transaction():
+            job = jobs_repo.claim_job(
+                conn,
+                job_id=message.job_id,
+                base_timeout=get_settings().provider_timeout_seconds,
+                lease_margin=get_settings().lease_margin_seconds,
+            )
+            if job is not None:
+                jobs_repo.start_attempt(conn, job_id=job["id"], n=job["attempts"])
         if job is None:
             current = jobs_repo.get_job_any_tenant(conn, job_id=message.job_id)
             logger.info(
@@ -173,7 +177,6 @@ def process_delivery(delivery: Delivery, queue: JobQueue | None = None) -> str:
                 status=current["status"] if current else "missing",
             )
             return "skipped"
-        jobs_repo.start_attempt(conn, job_id=job["id"], n=job["attempts"])
     logger.thread_safe_append_keys(job_id=job["id"], template_id=job["template_id"])
     started = time.monotonic()
     try:
