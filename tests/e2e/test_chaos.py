@@ -161,7 +161,9 @@ def wait_until(stack: Stack, condition: str, deadline: float) -> None:
         time.sleep(0.5)
 
 
-def test_a_thousand_jobs_survive_faults_duplicates_and_a_killed_worker(stack: Stack) -> None:
+def test_a_thousand_jobs_survive_faults_duplicates_and_a_killed_worker(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
     started = time.monotonic()
     deadline = started + DEADLINE_SECONDS
     stack.start_runner()
@@ -219,7 +221,8 @@ def test_a_thousand_jobs_survive_faults_duplicates_and_a_killed_worker(stack: St
         "duplicate_deliveries_sent": duplicates,
         "seconds": round(time.monotonic() - started, 1),
     }
-    print("\nchaos figures: " + json.dumps(figures))
+    with capsys.disabled():  # the figures belong in every run's output, not only in failures
+        print("\nchaos figures: " + json.dumps(figures))
 
     # None lost: every accepted job is in Postgres and ended completed or failed with a reason.
     assert len(set(job_ids)) == JOBS

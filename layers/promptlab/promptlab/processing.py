@@ -108,7 +108,8 @@ def _complete(job: dict[str, Any], result: ProviderResult, latency_ms: int) -> N
         "answered_by": f"{job['provider']}/{result.model}",
         "provider_latency_ms": latency_ms,
     }
-    with connection() as conn:
+    # The job's state and its attempt's outcome commit together, so a crash cannot leave one without the other.
+    with connection() as conn, conn.transaction():
         done = jobs_repo.complete_job(conn, job_id=job["id"], attempt=job["attempts"], result=outcome)
         if done is None:
             # Cancelled during the call: the tokens were spent, so they are billed once; the output is dropped.
@@ -137,19 +138,23 @@ def _complete(job: dict[str, Any], result: ProviderResult, latency_ms: int) -> N
 def _handle_failure(job: dict[str, Any], exc: ProviderError, delivery: Delivery, queue: JobQueue) -> None:
     attempt = job["attempts"]
     error = _error(exc, attempt)
-    with connection() as conn:
+    retry = exc.retryable and attempt < job["max_attempts"]
+    if exc.retryable and not retry:
+        reason = f"attempts exhausted ({attempt} of {job['max_attempts']}): {exc.code}: {exc.message}"
+        error = {**error, "message": reason}
+        # Sent before the job is failed: if this process dies here, the redelivery ends the job the same way.
+        queue.dead_letter(body=delivery.body, job_id=job["id"], reason=reason, attempts=attempt)
+    with connection() as conn, conn.transaction():
         jobs_repo.end_attempt(conn, job_id=job["id"], n=attempt, outcome="error", error=error, provider_request_id=None)
-        if exc.retryable and attempt < job["max_attempts"]:
+        if retry:
             jobs_repo.requeue_job(conn, job_id=job["id"], attempt=attempt, error=error)
-            delay = backoff_seconds(attempt, exc.retry_after)
-            queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=delay)
-            logger.info("job will retry", job_id=job["id"], attempt=attempt, delay_seconds=delay, code=exc.code)
-            raise RetryLater(str(exc)) from exc
-        if exc.retryable:
-            reason = f"attempts exhausted ({attempt} of {job['max_attempts']}): {exc.code}: {exc.message}"
-            error = {**error, "message": reason}
-            queue.dead_letter(body=delivery.body, job_id=job["id"], reason=reason, attempts=attempt)
-        jobs_repo.fail_job(conn, job_id=job["id"], error=error)
+        else:
+            jobs_repo.fail_job(conn, job_id=job["id"], error=error)
+    if retry:
+        delay = backoff_seconds(attempt, exc.retry_after)
+        queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=delay)
+        logger.info("job will retry", job_id=job["id"], attempt=attempt, delay_seconds=delay, code=exc.code)
+        raise RetryLater(str(exc)) from exc
     announce(job["id"])
     logger.warning("job failed", job_id=job["id"], code=exc.code, retryable=exc.retryable, attempt=attempt)
 

@@ -42,7 +42,9 @@ def get_job(conn: Connection, *, tenant_id: str, job_id: str) -> Row | None:
 
 
 def claim_job(conn: Connection, *, job_id: str, base_timeout: float, lease_margin: float) -> Row | None:
-    """Take the job for one attempt: queued, or processing with an expired lease. None if not claimable.
+    """Take the job for one attempt: queued, or processing with an expired lease and attempts left.
+
+    None if not claimable (a job whose last attempt was interrupted is failed by the sweeper).
 
     The lease is the provider timeout for this job's maxTokens plus a margin (DESIGN.md §6).
     """
@@ -51,7 +53,8 @@ def claim_job(conn: Connection, *, job_id: str, base_timeout: float, lease_margi
         " lease_until = now() + make_interval(secs => least(%s::float8"
         " + 0.05 * (params->>'maxTokens')::float8, 240) + %s::float8),"
         " started_at = coalesce(started_at, now()), updated_at = now()"
-        " WHERE id = %s AND (status = 'queued' OR (status = 'processing' AND lease_until < now()))"
+        " WHERE id = %s AND (status = 'queued'"
+        " OR (status = 'processing' AND lease_until < now() AND attempts < max_attempts))"
         " AND expires_at > now() RETURNING *",
         (base_timeout, lease_margin, job_id),
     ).fetchone()
