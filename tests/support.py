@@ -50,6 +50,7 @@ def api_event(
     raw_body: str | None = None,
     headers: dict[str, str] | None = None,
     query: dict[str, str] | None = None,
+    source_ip: str | None = None,
 ) -> dict[str, Any]:
     """An API Gateway proxy event shaped exactly like the committed `sam local generate-event` fixture."""
     assert runner.stack is not None
@@ -78,7 +79,15 @@ def api_event(
     event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
     context = event["requestContext"]
     context.update(httpMethod=method, resourcePath=route.path, path=f"/prod{path}", requestId=str(uuid.uuid4()))
+    # Each test gets its own client address unless it names one, so rate limits never leak between tests.
+    context["identity"] = {**context["identity"], "sourceIp": source_ip or random_ip()}
     return event
+
+
+def random_ip() -> str:
+    """A client address no other test uses."""
+    octets = uuid.uuid4().bytes[:3]
+    return "10." + ".".join(str(o) for o in octets)
 
 
 def call_api(runner: LocalRunner, method: str, path: str, **kwargs: Any) -> ApiAnswer:

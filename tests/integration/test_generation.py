@@ -1,5 +1,6 @@
 """POST /generate → Postgres row + SQS message → worker → completed job, on real services."""
 
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -11,7 +12,8 @@ from tests.support import call_api, drain_queues, queued_messages, unique
 
 
 def generate(runner: LocalRunner, template: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    body = {"templateId": template["id"], "input": "SQS", **fields}
+    # A fresh input each time, so the result cache and single flight only join requests that mean to.
+    body = {"templateId": template["id"], "input": f"SQS {uuid.uuid4().hex[:8]}", **fields}
     answer = call_api(runner, "POST", "/generate", body=body)
     assert answer.status == 202, answer.body
     job: dict[str, Any] = answer.body

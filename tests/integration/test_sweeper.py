@@ -9,7 +9,7 @@ from promptlab.local.runner import LocalRunner
 from promptlab.sweeper import sweep
 from tests.integration.conftest import SetEnv
 from tests.integration.test_generation import generate, rows
-from tests.support import call_api, drain_queues, purge_queues, queued_messages, sample_event
+from tests.support import call_api, drain_queues, purge_queues, queued_messages, sample_event, unique
 
 
 def accept_while_sqs_is_down(runner: LocalRunner, template: dict[str, Any], set_env: SetEnv) -> str:
@@ -17,7 +17,8 @@ def accept_while_sqs_is_down(runner: LocalRunner, template: dict[str, Any], set_
 
     set_env(JOB_QUEUE_NORMAL_URL="http://127.0.0.1:9/queue/gone")
     get_queue.cache_clear()
-    answer = call_api(runner, "POST", "/generate", body={"templateId": template["id"], "input": "x"})
+    body = {"templateId": template["id"], "input": unique("x")}
+    answer = call_api(runner, "POST", "/generate", body=body)
     assert answer.status == 202 and answer.body["enqueuedAt"] is None
     set_env(JOB_QUEUE_NORMAL_URL=runner.stack.queue_urls["JobQueueNormal"] if runner.stack else "")
     get_queue.cache_clear()

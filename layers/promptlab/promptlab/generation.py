@@ -9,10 +9,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from promptlab import ids
+from promptlab import cache, ids
 from promptlab.clock import utc_now
 from promptlab.db import jobs_repo
-from promptlab.db.connection import connection
+from promptlab.db.connection import Connection, connection
 from promptlab.errors import Conflict, FieldProblem, PromptLabError, ValidationFailed
 from promptlab.hashing import input_hash
 from promptlab.jobs import dispatch, dispatch_many, job_public
@@ -70,9 +70,10 @@ def resolve(*, template: dict[str, Any], request: GenerateRequest) -> Resolved:
     return Resolved(provider=provider, model=model, params=params, bound_input=bound, input_hash=digest)
 
 
-def new_job(*, tenant_id: str, request: GenerateRequest, source_message_id: str | None = None) -> dict[str, Any]:
+def new_job(
+    *, template: dict[str, Any], tenant_id: str, request: GenerateRequest, source_message_id: str | None = None
+) -> dict[str, Any]:
     """Validate a request against its template and build the job row (not yet stored)."""
-    template = get_template_row(tenant_id=tenant_id, template_id=request.template_id)
     if template["archived_at"] is not None:
         raise Conflict(
             f"template {request.template_id!r} is archived and takes no new generations",
@@ -100,16 +101,71 @@ def new_job(*, tenant_id: str, request: GenerateRequest, source_message_id: str 
     }
 
 
-def accept_generation(*, tenant_id: str, request: GenerateRequest, source_message_id: str | None = None) -> JobPublic:
-    """Persist the job, then send its message; a failed send leaves it for the sweeper."""
-    job = new_job(tenant_id=tenant_id, request=request, source_message_id=source_message_id)
+def _cache_hit_job(job: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """A completed job answered from the cache: it cost nothing and saved what the original cost."""
+    now = utc_now()
+    return {
+        **job,
+        "status": "completed",
+        "cache_hit": True,
+        "single_flight": False,
+        "output": result["output"],
+        "finish_reason": result["finish_reason"],
+        "truncated": result["truncated"],
+        "input_tokens": result["input_tokens"],
+        "output_tokens": result["output_tokens"],
+        "cache_read_tokens": result["cache_read_tokens"],
+        "cache_write_tokens": result["cache_write_tokens"],
+        "total_tokens": result["total_tokens"],
+        "estimated_cost_usd": Decimal(0),
+        "saved_cost_usd": Decimal(result["estimated_cost_usd"]) if result["estimated_cost_usd"] is not None else None,
+        "answered_by": result["answered_by"],
+        "started_at": now,
+        "completed_at": now,
+    }
+
+
+def cached_result(conn: Connection, *, job: dict[str, Any], ttl_seconds: int) -> dict[str, Any] | None:
+    """The answer for this input: Redis first, then a recent completed job in Postgres (re-cached)."""
+    found = cache.get_result(job["input_hash"])
+    if found is not None:
+        return found
+    row = jobs_repo.recent_result(
+        conn, tenant_id=job["tenant_id"], input_hash=job["input_hash"], max_age_seconds=ttl_seconds
+    )
+    if row is None:
+        return None
+    result = cache.entry_for(row)
+    remaining = ttl_seconds - int((utc_now() - row["completed_at"]).total_seconds())
+    cache.put_result(job["input_hash"], result, ttl_seconds=remaining)
+    return result
+
+
+def _store(conn: Connection, *, job: dict[str, Any], ttl_seconds: int, caching: bool) -> tuple[dict[str, Any], bool]:
+    """Answer from the cache, join the identical job in flight, or store the new job; True when it is new."""
+    if caching:
+        result = cached_result(conn, job=job, ttl_seconds=ttl_seconds)
+        if result is not None:
+            row = jobs_repo.insert_cache_hit(conn, _cache_hit_job(job, result))
+            logger.info("job answered from cache", job_id=row["id"], source_job_id=result["job_id"])
+            return row, False
+    row = jobs_repo.insert_job(conn, {**job, "single_flight": caching})
+    # Another id: the same request already in flight, or a redelivered intake message.
+    return row, row["id"] == job["id"]
+
+
+def accept_generation(
+    *, tenant_id: str, request: GenerateRequest, source_message_id: str | None = None, use_cache: bool = True
+) -> JobPublic:
+    """Answer from the cache, join an identical job in flight, or persist a new job and send its message."""
+    template = get_template_row(tenant_id=tenant_id, template_id=request.template_id)
+    job = new_job(template=template, tenant_id=tenant_id, request=request, source_message_id=source_message_id)
     with connection() as conn:
-        row = jobs_repo.insert_job(conn, job)
-        if row["id"] != job["id"]:
-            return job_public(row)  # a redelivered intake message: the job exists already
-        if dispatch(conn, job_id=row["id"], priority=request.priority):
-            row = {**row, "enqueued_at": utc_now()}
-    logger.info("job accepted", job_id=row["id"], template_id=row["template_id"], provider=row["provider"])
+        row, new = _store(conn, job=job, ttl_seconds=template["cache_ttl_seconds"], caching=use_cache and request.cache)
+        if new:
+            if dispatch(conn, job_id=row["id"], priority=request.priority):
+                row = {**row, "enqueued_at": utc_now()}
+            logger.info("job accepted", job_id=row["id"], template_id=row["template_id"], provider=row["provider"])
     return job_public(row)
 
 
@@ -117,28 +173,29 @@ def _item_error(exc: PromptLabError) -> BatchItemResult:
     return BatchItemResult(error=BatchItemError(code=exc.code, message=exc.message, details=exc.details))
 
 
-def accept_batch(*, tenant_id: str, items: list[dict[str, Any]]) -> GenerateBatchResult:
+def accept_batch(*, tenant_id: str, items: list[dict[str, Any]], use_cache: bool = True) -> GenerateBatchResult:
     """Accept up to 100 generations; each item answers with its job or its own error."""
     results: list[BatchItemResult] = []
-    accepted: list[dict[str, Any]] = []
-    for index, raw in enumerate(items):
-        try:
-            request = GenerateRequest.model_validate(raw)
-            job = new_job(tenant_id=tenant_id, request=request)
-        except ValidationError as exc:
-            fields = validation_fields([dict(e) for e in exc.errors()])
-            results.append(
-                _item_error(ValidationFailed(f"item {index} is not valid", [FieldProblem(**f) for f in fields]))
-            )
-            continue
-        except PromptLabError as exc:
-            results.append(_item_error(exc))
-            continue
-        accepted.append(job)
-        results.append(BatchItemResult(job_id=job["id"], status="queued"))
+    fresh: list[tuple[str, str]] = []
     with connection() as conn:
-        for job in accepted:
-            jobs_repo.insert_job(conn, job)
-        dispatch_many(conn, jobs=[(j["id"], j["priority"]) for j in accepted])
-    logger.info("batch accepted", accepted=len(accepted), rejected=len(items) - len(accepted))
+        for index, raw in enumerate(items):
+            try:
+                request = GenerateRequest.model_validate(raw)
+                template = get_template_row(tenant_id=tenant_id, template_id=request.template_id)
+                job = new_job(template=template, tenant_id=tenant_id, request=request)
+            except ValidationError as exc:
+                fields = validation_fields([dict(e) for e in exc.errors()])
+                problems = [FieldProblem(**f) for f in fields]
+                results.append(_item_error(ValidationFailed(f"item {index} is not valid", problems)))
+                continue
+            except PromptLabError as exc:
+                results.append(_item_error(exc))
+                continue
+            caching = use_cache and request.cache
+            row, new = _store(conn, job=job, ttl_seconds=template["cache_ttl_seconds"], caching=caching)
+            if new:
+                fresh.append((row["id"], row["priority"]))
+            results.append(BatchItemResult(job_id=row["id"], status=row["status"]))
+        dispatch_many(conn, jobs=fresh)
+    logger.info("batch accepted", new=len(fresh), items=len(items))
     return GenerateBatchResult(items=results)

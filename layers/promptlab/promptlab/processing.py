@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from promptlab import cache
 from promptlab.db import jobs_repo, templates_repo
 from promptlab.db.connection import connection
 from promptlab.jobs import announce
@@ -70,11 +71,15 @@ def _error(exc: ProviderError, attempt: int) -> dict[str, Any]:
     }
 
 
-def _call_provider(job: dict[str, Any]) -> ProviderResult:
+def _version(job: dict[str, Any]) -> dict[str, Any]:
     with connection() as conn:
         version = templates_repo.get_version(conn, template_id=job["template_id"], version=job["template_version"])
     if version is None:
         raise ProviderError(code="template_missing", message="the template version is gone", retryable=False)
+    return version
+
+
+def _call_provider(job: dict[str, Any], version: dict[str, Any]) -> ProviderResult:
     values = job["input"] or {}
     max_tokens = int(job["params"]["maxTokens"])
     temperature = job["params"].get("temperature")
@@ -89,7 +94,7 @@ def _call_provider(job: dict[str, Any]) -> ProviderResult:
     return get_provider(job["provider"]).generate(call)
 
 
-def _complete(job: dict[str, Any], result: ProviderResult, latency_ms: int) -> None:
+def _complete(job: dict[str, Any], result: ProviderResult, latency_ms: int, cache_ttl_seconds: int) -> None:
     prices = unit_prices(job["provider"], result.model) or unit_prices(job["provider"], job["model"])
     if prices is None:
         logger.warning("no price for model; cost left null", provider=job["provider"], model=result.model)
@@ -123,6 +128,7 @@ def _complete(job: dict[str, Any], result: ProviderResult, latency_ms: int) -> N
             provider_request_id=result.request_id,
         )
     if done:
+        cache.put_result(job["input_hash"], cache.entry_for(done), ttl_seconds=cache_ttl_seconds)
         announce(job["id"])
         logger.info(
             "job completed",
@@ -186,11 +192,13 @@ def process_delivery(delivery: Delivery, queue: JobQueue | None = None) -> str:
     started = time.monotonic()
     try:
         try:
-            result = _call_provider(job)
+            version = _version(job)
+            result = _call_provider(job, version)
         except ProviderError as exc:
             _handle_failure(job, exc, delivery, queue)
             return "failed"
-        _complete(job, result, latency_ms=int((time.monotonic() - started) * 1000))
+        latency_ms = int((time.monotonic() - started) * 1000)
+        _complete(job, result, latency_ms=latency_ms, cache_ttl_seconds=version["cache_ttl_seconds"])
         return "completed"
     finally:
         logger.thread_safe_remove_keys(["job_id", "template_id"])

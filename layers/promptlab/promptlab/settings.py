@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: int = Field(default=5, ge=1, le=60)
     db_statement_timeout_ms: int = Field(default=10_000, ge=100)
     redis_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
+    rate_limit_generate: int = Field(default=100, ge=0, description="Generate requests per client IP per window.")
+    rate_limit_reads: int = Field(default=600, ge=0, description="Other requests per client IP per window.")
+    rate_limit_window_seconds: int = Field(default=60, ge=1, le=3600)
+    rate_limit_fail_open: bool = Field(default=False, description="Redis down: let requests through (uncounted).")
+    cache_max_value_bytes: int = Field(default=262_144, ge=1024, description="Larger results are not cached in Redis.")
+    idempotency_ttl_seconds: int = Field(default=86_400, ge=60)
 
     anthropic_api_key: str | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY", repr=False)
     openai_api_key: str | None = Field(default=None, validation_alias="OPENAI_API_KEY", repr=False)

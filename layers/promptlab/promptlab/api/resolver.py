@@ -14,6 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from promptlab import ratelimit
 from promptlab.api.errors import error_payload, error_response, from_domain_error
 from promptlab.errors import PromptLabError
 from promptlab.observability import logger
@@ -65,6 +66,25 @@ def preflight_error(event: dict[str, Any]) -> tuple[int, str, str] | None:
     return None
 
 
+def _client_ip(event: dict[str, Any]) -> str:
+    """The caller's address as API Gateway saw it (never a header the client could forge)."""
+    identity = (event.get("requestContext") or {}).get("identity") or {}
+    return str(identity.get("sourceIp") or "unknown")
+
+
+def _raw_error(
+    status: int, code: str, message: str, request_id: str | None, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """An error answered before routing, in the same shape as every other error."""
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json", "X-Request-Id": request_id or "", **(headers or {})},
+        "multiValueHeaders": {},
+        "body": error_payload(code=code, message=message, request_id=request_id, details={}),
+        "isBase64Encoded": False,
+    }
+
+
 _request_state = threading.local()
 
 
@@ -106,22 +126,28 @@ class PromptLabResolver(APIGatewayRestResolver):
 
     def resolve(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # type: ignore[override]
         request_id = _request_id(event)
+        try:
+            decision = ratelimit.check(
+                client_ip=_client_ip(event), method=event.get("httpMethod", ""), path=event.get("path", "")
+            )
+        except PromptLabError as exc:
+            return _raw_error(503, exc.code, exc.message, request_id)
+        limit_headers = decision.headers() if decision else {}
+        if decision is not None and not decision.admitted:
+            message = f"rate limit of {decision.limit} requests reached; retry in {decision.reset_seconds} s"
+            headers = {**limit_headers, "Retry-After": str(decision.reset_seconds)}
+            return _raw_error(429, "rate_limited", message, request_id, headers)
         problem = preflight_error(event)
         if problem is not None:
-            status, code, message = problem
-            return {
-                "statusCode": status,
-                "headers": {"Content-Type": "application/json", "X-Request-Id": request_id or ""},
-                "multiValueHeaders": {},
-                "body": error_payload(code=code, message=message, request_id=request_id, details={}),
-                "isBase64Encoded": False,
-            }
+            return _raw_error(*problem, request_id, limit_headers)
         self.current_event = self._to_proxy_event(event)
         self.lambda_context = context
         try:
             answer: dict[str, Any] = self._build_response(self._resolve())
         finally:
             self.clear_context()  # type: ignore[no-untyped-call]
+        if limit_headers:
+            answer.setdefault("multiValueHeaders", {}).update({k: [v] for k, v in limit_headers.items()})
         return answer
 
     @property

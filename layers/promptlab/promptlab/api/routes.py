@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -10,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Que
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
-from promptlab import dead_letters, generation, health, jobs, template_service
+from promptlab import dead_letters, generation, health, idempotency, jobs, template_service
 from promptlab.api.resolver import PromptLabResolver, register_error_handlers
 from promptlab.errors import PreconditionFailed
 from promptlab.models import (
@@ -58,13 +59,11 @@ def _doc(status: int, model: type[BaseModel] | None, description: str, *errors: 
     return documented
 
 
-def _json(
-    status: int, model: BaseModel, headers: dict[str, str] | None = None, *, exclude_none: bool = False
-) -> Response[str]:
+def _json(status: int, model: BaseModel, headers: dict[str, str] | None = None) -> Response[str]:
     return Response(
         status_code=status,
         content_type="application/json",
-        body=model.model_dump_json(by_alias=True, exclude_none=exclude_none),
+        body=model.model_dump_json(by_alias=True),
         headers={"X-Request-Id": app.request_id or "", **(headers or {})},
     )
 
@@ -138,23 +137,74 @@ def list_versions(id: TemplateId) -> Response[str]:
     return _json(200, template_service.list_versions(tenant_id=_tenant(), template_id=id))
 
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="idempotency-key", description="Same key + same body → the first answer again, for 24 h."),
+]
+CacheControl = Annotated[str | None, Header(alias="cache-control", description="`no-cache` skips the result cache.")]
+
+
+def _uses_cache(cache_control: str | None) -> bool:
+    return not (cache_control and "no-cache" in cache_control.lower())
+
+
+def _answer(answer: idempotency.Answer, headers: dict[str, str] | None = None) -> Response[str]:
+    extra = {"Idempotent-Replayed": "true"} if answer.replayed else {}
+    return Response(
+        status_code=answer.status,
+        content_type="application/json",
+        body=answer.body,
+        headers={"X-Request-Id": app.request_id or "", **(headers or {}), **extra},
+    )
+
+
 @app.post(
     "/generate",
-    responses=_doc(202, JobPublic, "Accepted: the job is queued", 400, 404, 409, 415, 422, 503),
+    responses=_doc(
+        202,
+        JobPublic,
+        "Accepted: the job is queued (200 when answered from the cache)",
+        400,
+        404,
+        409,
+        415,
+        422,
+        429,
+        503,
+    ),
     tags=["generation"],
 )
-def generate(body: GenerateRequest) -> Response[str]:
-    job = generation.accept_generation(tenant_id=_tenant(), request=body)
-    return _json(202 if job.status in {"queued", "processing"} else 200, job, {"Location": f"/jobs/{job.id}"})
+def generate(
+    body: GenerateRequest, idempotency_key: IdempotencyKey = None, cache_control: CacheControl = None
+) -> Response[str]:
+    def compute() -> idempotency.Answer:
+        job = generation.accept_generation(tenant_id=_tenant(), request=body, use_cache=_uses_cache(cache_control))
+        status = 202 if job.status in {"queued", "processing"} else 200
+        return idempotency.Answer(status=status, body=job.model_dump_json(by_alias=True))
+
+    answer = idempotency.run(
+        tenant_id=_tenant(), key=idempotency_key, request=body.model_dump(mode="json", by_alias=True), compute=compute
+    )
+    job_id = json.loads(answer.body)["id"]
+    return _answer(answer, {"Location": f"/jobs/{job_id}"})
 
 
 @app.post(
     "/generate/batch",
-    responses=_doc(202, GenerateBatchResult, "Each item: its job or its error", 400, 415, 422),
+    responses=_doc(202, GenerateBatchResult, "Each item: its job or its error", 400, 409, 415, 422),
     tags=["generation"],
 )
-def generate_batch(body: GenerateBatchRequest) -> Response[str]:
-    return _json(202, generation.accept_batch(tenant_id=_tenant(), items=body.items), exclude_none=True)
+def generate_batch(
+    body: GenerateBatchRequest, idempotency_key: IdempotencyKey = None, cache_control: CacheControl = None
+) -> Response[str]:
+    def compute() -> idempotency.Answer:
+        result = generation.accept_batch(tenant_id=_tenant(), items=body.items, use_cache=_uses_cache(cache_control))
+        return idempotency.Answer(status=202, body=result.model_dump_json(by_alias=True, exclude_none=True))
+
+    answer = idempotency.run(
+        tenant_id=_tenant(), key=idempotency_key, request=body.model_dump(mode="json", by_alias=True), compute=compute
+    )
+    return _answer(answer)
 
 
 @app.get("/jobs/<id>", responses=_doc(200, JobPublic, "The job with its attempt history", 404), tags=["jobs"])

@@ -13,20 +13,54 @@ Row = dict[str, Any]
 _JSON_COLUMNS = {"params", "input", "error", "unit_prices", "metadata"}
 
 
+def _insert(job: Row) -> tuple[bytes, list[Any]]:
+    columns = list(job)
+    values = [Jsonb(job[c]) if c in _JSON_COLUMNS and job[c] is not None else job[c] for c in columns]
+    return f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})".encode(), values
+
+
 def insert_job(conn: Connection, job: Row) -> Row:
     """Insert a new job row as given; returns it as stored.
 
-    A job carrying a `source_message_id` that is already stored returns that earlier job instead.
+    When the job would duplicate one already stored (the same intake message, or the same input while
+    a single-flight job is in flight), that earlier job is returned instead.
     """
-    columns = list(job)
-    values = [Jsonb(job[c]) if c in _JSON_COLUMNS and job[c] is not None else job[c] for c in columns]
-    sql = (
-        f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
-        " ON CONFLICT (source_message_id) WHERE source_message_id IS NOT NULL DO NOTHING RETURNING *"
-    )
-    row = conn.execute(sql.encode(), values).fetchone()
-    if row is None:
+    sql, values = _insert(job)
+    row = conn.execute(sql + b" ON CONFLICT DO NOTHING RETURNING *", values).fetchone()
+    if row is None and job.get("source_message_id"):
         row = conn.execute("SELECT * FROM jobs WHERE source_message_id = %s", (job["source_message_id"],)).fetchone()
+    if row is None and job.get("single_flight"):
+        row = in_flight_job(conn, tenant_id=job["tenant_id"], input_hash=job["input_hash"])
+    if row is None:  # the other job finished between our insert and this read: insert for real
+        return insert_job(conn, {**job, "single_flight": False})
+    return row
+
+
+def in_flight_job(conn: Connection, *, tenant_id: str, input_hash: str) -> Row | None:
+    """The queued or processing single-flight job with this input, if any."""
+    return conn.execute(
+        "SELECT * FROM jobs WHERE tenant_id = %s AND input_hash = %s AND single_flight"
+        " AND status IN ('queued', 'processing')",
+        (tenant_id, input_hash),
+    ).fetchone()
+
+
+def recent_result(conn: Connection, *, tenant_id: str, input_hash: str, max_age_seconds: int) -> Row | None:
+    """The newest completed, provider-answered job with this input within the cache TTL."""
+    return conn.execute(
+        "SELECT * FROM jobs WHERE input_hash = %s AND status = 'completed' AND tenant_id = %s AND NOT cache_hit"
+        " AND output IS NOT NULL AND completed_at > now() - make_interval(secs => %s)"
+        " ORDER BY completed_at DESC LIMIT 1",
+        (input_hash, tenant_id, max_age_seconds),
+    ).fetchone()
+
+
+def insert_cache_hit(conn: Connection, job: Row) -> Row:
+    """Store a job answered from the cache without waiting for the WAL flush (it can be re-derived)."""
+    with conn.transaction():
+        conn.execute("SET LOCAL synchronous_commit = off")
+        sql, values = _insert(job)
+        row = conn.execute(sql + b" RETURNING *", values).fetchone()
     assert row is not None
     return row
 
@@ -243,6 +277,7 @@ def retry_job(
     """Give a failed job a fresh attempt budget and a new deadline; None when it is not failed."""
     sql = (
         "UPDATE jobs SET status = 'queued', max_attempts = attempts + %s, error = NULL, lease_until = NULL,"
+        " single_flight = false,"
         " completed_at = NULL, enqueued_at = NULL, expires_at = now() + make_interval(secs => %s),"
         " updated_at = now() WHERE id = %s AND status = 'failed'"
     )

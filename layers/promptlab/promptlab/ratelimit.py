@@ -1,0 +1,127 @@
+"""Exact sliding-window rate limits on Redis sorted sets: one round trip, the server's clock."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from functools import cache
+
+import redis
+
+from promptlab.errors import DependencyUnavailable
+from promptlab.observability import logger
+from promptlab.redis_client import get_redis
+from promptlab.settings import get_settings
+
+# KEYS: one sorted set per limit. ARGV: window (µs), member, then one limit per key.
+# A request is admitted only if every key has room; then it is recorded in all of them.
+# Returns {admitted, limit, remaining, reset_us} for the tightest key.
+SLIDING_WINDOW_LUA = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
+local window = tonumber(ARGV[1])
+local member = ARGV[2]
+local admitted = 1
+local best_limit, best_remaining, best_reset = -1, -1, 0
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[2 + i])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local count = redis.call('ZCARD', key)
+  local remaining = limit - count
+  local reset = 0
+  if count > 0 then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    reset = tonumber(oldest[2]) + window - now
+  end
+  if remaining <= 0 then admitted = 0 end
+  if best_limit < 0 or remaining < best_remaining then
+    best_limit, best_remaining, best_reset = limit, remaining, reset
+  end
+end
+if admitted == 1 then
+  for _, key in ipairs(KEYS) do
+    redis.call('ZADD', key, now, member)
+    redis.call('PEXPIRE', key, math.ceil(window / 1000))
+  end
+  best_remaining = best_remaining - 1
+  if best_reset == 0 then best_reset = window end
+end
+return {admitted, best_limit, math.max(best_remaining, 0), best_reset}
+"""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The limiter's answer for one request, and what the `X-RateLimit-*` headers report."""
+
+    admitted: bool
+    limit: int
+    remaining: int
+    reset_seconds: int
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_seconds),
+        }
+
+
+class SlidingWindowLimiter:
+    """Counts requests per key over the last `window` seconds, exactly (one sorted-set entry per request)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._script = client.register_script(SLIDING_WINDOW_LUA)  # EVALSHA, reloaded on NOSCRIPT
+
+    def admit(self, limits: dict[str, int], *, window_seconds: int) -> Decision:
+        """Admit one request against every (key → limit); raises `DependencyUnavailable` if Redis is down."""
+        keys = list(limits)
+        args: list[str | int] = [window_seconds * 1_000_000, uuid.uuid4().hex, *limits.values()]
+        try:
+            admitted, limit, remaining, reset_us = self._script(keys=keys, args=args)
+        except (redis.RedisError, OSError) as exc:
+            raise DependencyUnavailable("the rate limiter is unavailable", details={"dependency": "redis"}) from exc
+        return Decision(
+            admitted=bool(admitted),
+            limit=int(limit),
+            remaining=int(remaining),
+            reset_seconds=max(1, -(-int(reset_us) // 1_000_000)),
+        )
+
+
+@cache
+def get_limiter() -> SlidingWindowLimiter:
+    """The process-wide limiter."""
+    return SlidingWindowLimiter(get_redis())
+
+
+def route_class(method: str, path: str) -> str | None:
+    """`generate`, `read`, or None for routes that are never limited (health checks)."""
+    if path == "/health":
+        return None
+    if method.upper() == "POST" and path in {"/generate", "/generate/batch"}:
+        return "generate"
+    return "read"
+
+
+def check(*, client_ip: str, method: str, path: str) -> Decision | None:
+    """The decision for one request by client IP and route class; None when it is not limited.
+
+    Redis down: `DependencyUnavailable` (fail-closed), or None when `rate_limit_fail_open` is set.
+    """
+    settings = get_settings()
+    kind = route_class(method, path)
+    if kind is None:
+        return None
+    limit = settings.rate_limit_generate if kind == "generate" else settings.rate_limit_reads
+    if limit <= 0:
+        return None
+    # One hash tag for every limiter key: multi-key scripts work on a Redis cluster (ElastiCache Serverless).
+    key = f"{settings.redis_prefix}{{rl}}:ip:{client_ip}:{kind}"
+    try:
+        return get_limiter().admit({key: limit}, window_seconds=settings.rate_limit_window_seconds)
+    except DependencyUnavailable:
+        if settings.rate_limit_fail_open:
+            logger.warning("rate limiter unavailable; request let through (fail-open)", client_ip=client_ip)
+            return None
+        raise

@@ -1,0 +1,154 @@
+"""The result cache, single flight and Idempotency-Key on the real Redis and Postgres (DESIGN.md §5)."""
+
+import threading
+import time
+from decimal import Decimal
+from typing import Any
+
+from promptlab import cache
+from promptlab.local.runner import LocalRunner
+from promptlab.redis_client import get_redis
+from tests.integration.conftest import SetEnv
+from tests.integration.test_generation import rows
+from tests.support import call_api, drain_queues, unique
+
+
+def two_variable_template(runner: LocalRunner, **fields: Any) -> dict[str, Any]:
+    body = {"name": unique("cache"), "body": "Compare {{ a }} with {{ b }}.", **fields}
+    made: dict[str, Any] = call_api(runner, "POST", "/templates", body=body).body
+    return made
+
+
+def post(runner: LocalRunner, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    return call_api(runner, "POST", "/generate", body=body, headers=headers)
+
+
+def test_a_repeat_with_reordered_keys_is_answered_from_the_cache(clean_queues: LocalRunner) -> None:
+    template = two_variable_template(clean_queues)
+    first = post(clean_queues, {"templateId": template["id"], "input": {"a": "SQS", "b": "SNS"}})
+    assert first.status == 202
+    drain_queues(clean_queues)
+    original = call_api(clean_queues, "GET", f"/jobs/{first.body['id']}").body
+    again = post(clean_queues, {"input": {"b": "SNS", "a": "SQS"}, "templateId": template["id"]})
+    assert again.status == 200
+    hit = again.body
+    assert hit["id"] != original["id"] and hit["status"] == "completed" and hit["cacheHit"] is True
+    assert hit["output"] == original["output"] and hit["outputTokens"] == original["outputTokens"]
+    assert hit["estimatedCostUSD"] == "0" and Decimal(hit["savedCostUSD"]) == Decimal(original["estimatedCostUSD"])
+    # The hit is a job of its own (usage reports count it) and never touched SQS.
+    assert rows("SELECT cache_hit, enqueued_at FROM jobs WHERE id = %s", hit["id"]) == [
+        {"cache_hit": True, "enqueued_at": None}
+    ]
+    assert drain_queues(clean_queues) == 0
+
+
+def test_a_new_version_misses_and_bypasses_skip_the_cache(clean_queues: LocalRunner) -> None:
+    template = two_variable_template(clean_queues)
+    body = {"templateId": template["id"], "input": {"a": "x", "b": "y"}}
+    post(clean_queues, body)
+    drain_queues(clean_queues)
+    assert post(clean_queues, body).status == 200
+    assert post(clean_queues, {**body, "cache": False}).status == 202
+    assert post(clean_queues, body, headers={"Cache-Control": "no-cache"}).status == 202
+    assert post(clean_queues, {**body, "maxTokens": 50}).status == 202  # other parameters, other key
+    call_api(
+        clean_queues, "PUT", f"/templates/{template['id']}", body={"name": template["name"], "body": "{{ a }}{{ b }}"}
+    )
+    assert post(clean_queues, body).status == 202
+
+
+def test_postgres_answers_when_redis_lost_the_entry_and_refills_it(clean_queues: LocalRunner) -> None:
+    template = two_variable_template(clean_queues)
+    body = {"templateId": template["id"], "input": {"a": "1", "b": "2"}}
+    first = post(clean_queues, body).body
+    drain_queues(clean_queues)
+    digest = rows("SELECT input_hash FROM jobs WHERE id = %s", first["id"])[0]["input_hash"]
+    cache.forget(digest)
+    assert cache.get_result(digest) is None
+    hit = post(clean_queues, body)
+    assert hit.status == 200 and hit.body["cacheHit"] is True
+    assert cache.get_result(digest) is not None
+
+
+def test_entries_expire_with_the_template_ttl(clean_queues: LocalRunner) -> None:
+    template = two_variable_template(clean_queues, cacheTtlSeconds=1)
+    body = {"templateId": template["id"], "input": {"a": "t", "b": "l"}}
+    post(clean_queues, body)
+    drain_queues(clean_queues)
+    assert post(clean_queues, body).status == 200
+    time.sleep(1.2)
+    assert post(clean_queues, body).status == 202  # neither Redis nor Postgres answers past the TTL
+
+
+def test_a_dead_redis_never_fails_a_generation(clean_queues: LocalRunner, set_env: SetEnv) -> None:
+    from promptlab.ratelimit import get_limiter
+
+    template = two_variable_template(clean_queues)
+    set_env(REDIS_URL="redis://127.0.0.1:1/0", PROMPTLAB_RATE_LIMIT_FAIL_OPEN="true")
+    get_redis.cache_clear()
+    get_limiter.cache_clear()
+    try:
+        accepted = post(clean_queues, {"templateId": template["id"], "input": {"a": "r", "b": "d"}})
+        assert accepted.status == 202
+        assert drain_queues(clean_queues) == 1  # the worker completes it, its cache write failing quietly
+        done = call_api(clean_queues, "GET", f"/jobs/{accepted.body['id']}").body
+        assert done["status"] == "completed"
+    finally:
+        get_redis.cache_clear()
+        get_limiter.cache_clear()
+
+
+def test_large_results_are_not_cached(set_env: SetEnv) -> None:
+    set_env(PROMPTLAB_CACHE_MAX_VALUE_BYTES="1024")
+    assert not cache.put_result(unique("big"), {"output": "x" * 2000}, ttl_seconds=60)
+    assert cache.put_result(unique("small"), {"output": "x" * 100}, ttl_seconds=60)
+
+
+def test_identical_requests_in_flight_share_one_job(clean_queues: LocalRunner) -> None:
+    template = two_variable_template(clean_queues)
+    body = {"templateId": template["id"], "input": {"a": "same", "b": "time"}}
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def fire() -> None:
+        answer = post(clean_queues, body)
+        with lock:
+            ids.append(answer.body["id"])
+
+    threads = [threading.Thread(target=fire) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(ids)) == 1 and len(ids) == 8
+    assert len(rows("SELECT id FROM jobs WHERE template_id = %s", template["id"])) == 1
+    assert drain_queues(clean_queues) == 1
+
+
+def test_idempotency_key_replays_the_first_answer_even_under_concurrency(clean_queues: LocalRunner) -> None:
+    template = two_variable_template(clean_queues)
+    key = unique("idem")
+    body = {"templateId": template["id"], "input": {"a": "i", "b": "k"}, "cache": False}
+    answers: list[Any] = []
+    lock = threading.Lock()
+
+    def fire() -> None:
+        answer = post(clean_queues, body, headers={"Idempotency-Key": key})
+        with lock:
+            answers.append(answer)
+
+    threads = [threading.Thread(target=fire) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {a.status for a in answers} == {202}
+    assert len({a.body["id"] for a in answers}) == 1
+    assert sum(a.header("Idempotent-Replayed") == "true" for a in answers) == 7
+    assert len(rows("SELECT id FROM jobs WHERE template_id = %s", template["id"])) == 1
+    other = post(clean_queues, {**body, "input": {"a": "other", "b": "k"}}, headers={"Idempotency-Key": key})
+    assert other.status == 409 and other.body["error"]["code"] == "conflict"
+    batch = call_api(
+        clean_queues, "POST", "/generate/batch", body={"items": [body]}, headers={"Idempotency-Key": unique("b")}
+    )
+    assert batch.status == 202
