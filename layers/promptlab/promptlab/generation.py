@@ -21,7 +21,7 @@ from promptlab.observability import logger
 from promptlab.providers import check_available
 from promptlab.providers.pricing import default_model
 from promptlab.settings import get_settings
-from promptlab.template_service import get_template_row, variables_of
+from promptlab.template_service import template_for_generation, variables_of
 from promptlab.templates import bind_input
 from promptlab.validation import validation_fields
 
@@ -146,7 +146,8 @@ def _store(conn: Connection, *, job: dict[str, Any], ttl_seconds: int, caching: 
     if caching:
         result = cached_result(conn, job=job, ttl_seconds=ttl_seconds)
         if result is not None:
-            row = jobs_repo.insert_cache_hit(conn, _cache_hit_job(job, result))
+            with connection(durable=False) as fast:
+                row = jobs_repo.insert_cache_hit(fast, _cache_hit_job(job, result))
             logger.info("job answered from cache", job_id=row["id"], source_job_id=result["job_id"])
             return row, False
     row = jobs_repo.insert_job(conn, {**job, "single_flight": caching})
@@ -158,7 +159,7 @@ def accept_generation(
     *, tenant_id: str, request: GenerateRequest, source_message_id: str | None = None, use_cache: bool = True
 ) -> JobPublic:
     """Answer from the cache, join an identical job in flight, or persist a new job and send its message."""
-    template = get_template_row(tenant_id=tenant_id, template_id=request.template_id)
+    template = template_for_generation(tenant_id=tenant_id, template_id=request.template_id)
     job = new_job(template=template, tenant_id=tenant_id, request=request, source_message_id=source_message_id)
     with connection() as conn:
         row, new = _store(conn, job=job, ttl_seconds=template["cache_ttl_seconds"], caching=use_cache and request.cache)
@@ -181,7 +182,7 @@ def accept_batch(*, tenant_id: str, items: list[dict[str, Any]], use_cache: bool
         for index, raw in enumerate(items):
             try:
                 request = GenerateRequest.model_validate(raw)
-                template = get_template_row(tenant_id=tenant_id, template_id=request.template_id)
+                template = template_for_generation(tenant_id=tenant_id, template_id=request.template_id)
                 job = new_job(template=template, tenant_id=tenant_id, request=request)
             except ValidationError as exc:
                 fields = validation_fields([dict(e) for e in exc.errors()])

@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     rate_limit_window_seconds: int = Field(default=60, ge=1, le=3600)
     rate_limit_fail_open: bool = Field(default=False, description="Redis down: let requests through (uncounted).")
     cache_max_value_bytes: int = Field(default=262_144, ge=1024, description="Larger results are not cached in Redis.")
+    template_cache_seconds: float = Field(default=1.0, ge=0, le=60, description="In-process template cache.")
     idempotency_ttl_seconds: int = Field(default=86_400, ge=60)
 
     anthropic_api_key: str | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY", repr=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from promptlab import ids
@@ -66,6 +67,33 @@ def get_template_row(*, tenant_id: str, template_id: str) -> dict[str, Any]:
     return row
 
 
+_recent: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+
+
+def template_for_generation(*, tenant_id: str, template_id: str) -> dict[str, Any]:
+    """The template as generation sees it, kept in process for `template_cache_seconds`.
+
+    Saves a Postgres round trip on the hot path; another sandbox may use the previous version for up
+    to that long after a `PUT` (the job records which version it used).
+    """
+    ttl = get_settings().template_cache_seconds
+    key = (tenant_id, template_id)
+    now = time.monotonic()
+    cached = _recent.get(key)
+    if cached is not None and now - cached[0] < ttl:
+        return cached[1]
+    row = get_template_row(tenant_id=tenant_id, template_id=template_id)
+    if ttl > 0:
+        if len(_recent) > 10_000:
+            _recent.clear()
+        _recent[key] = (now, row)
+    return row
+
+
+def _forget(tenant_id: str, template_id: str) -> None:
+    _recent.pop((tenant_id, template_id), None)
+
+
 def get_template(*, tenant_id: str, template_id: str) -> TemplatePublic:
     """One template with its current version."""
     return template_public(get_template_row(tenant_id=tenant_id, template_id=template_id))
@@ -107,6 +135,7 @@ def update_template(
             expected_version=expected_version,
             content=content,
         )
+    _forget(tenant_id, template_id)
     if version is None:
         raise _explain_miss(tenant_id=tenant_id, template_id=template_id, expected_version=expected_version)
     return get_template(tenant_id=tenant_id, template_id=template_id)
@@ -118,6 +147,7 @@ def archive_template(*, tenant_id: str, template_id: str, expected_version: int 
         done = templates_repo.archive_template(
             conn, tenant_id=tenant_id, template_id=template_id, expected_version=expected_version
         )
+    _forget(tenant_id, template_id)
     if not done:
         row = get_template_row(tenant_id=tenant_id, template_id=template_id)
         if row["archived_at"] is not None:

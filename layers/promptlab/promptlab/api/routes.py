@@ -183,7 +183,10 @@ def generate(
         return idempotency.Answer(status=status, body=job.model_dump_json(by_alias=True))
 
     answer = idempotency.run(
-        tenant_id=_tenant(), key=idempotency_key, request=body.model_dump(mode="json", by_alias=True), compute=compute
+        tenant_id=_tenant(),
+        key=idempotency_key,
+        request=body.model_dump(mode="json", by_alias=True) if idempotency_key else None,
+        compute=compute,
     )
     job_id = json.loads(answer.body)["id"]
     return _answer(answer, {"Location": f"/jobs/{job_id}"})

@@ -1,4 +1,8 @@
-"""Postgres connections: a small LIFO pool without background threads (one connection in Lambda)."""
+"""Postgres connections: small LIFO pools without background threads (one connection in Lambda).
+
+Two kinds: durable ones (every commit waits for the WAL flush: accepted jobs must survive a crash) and
+one for records that can be re-derived (cache-hit jobs), whose session skips that wait.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +19,15 @@ from promptlab.settings import get_settings
 Connection = psycopg.Connection[DictRow]
 
 _lock = threading.Lock()
-_idle: list[Connection] = []
+_idle: dict[bool, list[Connection]] = {True: [], False: []}
 
 
-def open_connection(url: str | None = None) -> Connection:
+def open_connection(url: str | None = None, *, durable: bool = True) -> Connection:
     """A new autocommit connection with timeouts, rows as dicts, no server-side prepares."""
     settings = get_settings()
+    options = f"-c statement_timeout={settings.db_statement_timeout_ms} -c timezone=UTC"
+    if not durable:
+        options += " -c synchronous_commit=off"
     try:
         return psycopg.connect(
             url or settings.database_url,
@@ -29,29 +36,34 @@ def open_connection(url: str | None = None) -> Connection:
             connect_timeout=settings.db_connect_timeout_seconds,
             # RDS Proxy and PgBouncer in transaction mode cannot keep prepared statements.
             prepare_threshold=None,
-            options=f"-c statement_timeout={settings.db_statement_timeout_ms} -c timezone=UTC",
+            options=options,
         )
     except psycopg.OperationalError as exc:
         raise DependencyUnavailable("the database is unreachable", details={"dependency": "postgres"}) from exc
 
 
-def _release(conn: Connection) -> None:
+def _release(conn: Connection, durable: bool) -> None:
     if conn.closed:
         return
     with _lock:
-        if len(_idle) < get_settings().db_pool_size:
-            _idle.append(conn)
+        if len(_idle[durable]) < get_settings().db_pool_size:
+            _idle[durable].append(conn)
             return
     conn.close()
 
 
 @contextmanager
-def connection() -> Iterator[Connection]:
-    """Borrow a pooled connection; a broken one is dropped, not returned."""
+def connection(*, durable: bool = True) -> Iterator[Connection]:
+    """Borrow a pooled connection; a broken one is dropped, not returned.
+
+    `durable=False` is only for rows that may be lost in a database crash without losing anything a
+    client was promised (a cache hit's job record: the answer it holds is cached elsewhere too).
+    """
     with _lock:
-        conn = _idle.pop() if _idle else None
+        pool = _idle[durable]
+        conn = pool.pop() if pool else None
     if conn is None or conn.closed:
-        conn = open_connection()
+        conn = open_connection(durable=durable)
     try:
         yield conn
     except psycopg.OperationalError as exc:
@@ -62,11 +74,12 @@ def connection() -> Iterator[Connection]:
             conn.close()
         raise
     finally:
-        _release(conn)
+        _release(conn, durable)
 
 
 def close_all() -> None:
     """Close every idle connection (tests, shutdown)."""
     with _lock:
-        while _idle:
-            _idle.pop().close()
+        for pool in _idle.values():
+            while pool:
+                pool.pop().close()

@@ -56,11 +56,9 @@ def recent_result(conn: Connection, *, tenant_id: str, input_hash: str, max_age_
 
 
 def insert_cache_hit(conn: Connection, job: Row) -> Row:
-    """Store a job answered from the cache without waiting for the WAL flush (it can be re-derived)."""
-    with conn.transaction():
-        conn.execute("SET LOCAL synchronous_commit = off")
-        sql, values = _insert(job)
-        row = conn.execute(sql + b" RETURNING *", values).fetchone()
+    """Store a job answered from the cache (on a connection that does not wait for the WAL flush)."""
+    sql, values = _insert(job)
+    row = conn.execute(sql + b" RETURNING *", values).fetchone()
     assert row is not None
     return row
 

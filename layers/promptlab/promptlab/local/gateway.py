@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -93,6 +94,11 @@ class GatewayServer(ThreadingHTTPServer):
 class GatewayHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: GatewayServer
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body leave as separate writes: without this, Nagle + delayed ACK add ~40 ms a request.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
         logger.debug("http", line=format % args)

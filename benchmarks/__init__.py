@@ -1,0 +1,1 @@
+"""PromptLab benchmarks: `./dev bench` (or `python -m benchmarks`). They print figures; they assert nothing."""
