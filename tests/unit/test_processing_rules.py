@@ -2,8 +2,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from promptlab.errors import PoisonMessage
 from promptlab.ids import ulid
-from promptlab.processing import PoisonMessage, backoff_seconds, parse_message, provider_timeout
+from promptlab.models import parse_job_message
+from promptlab.processing import backoff_seconds, provider_timeout
 from promptlab.settings import get_settings
 
 
@@ -29,10 +31,10 @@ def test_provider_timeout_grows_with_max_tokens_and_is_capped() -> None:
 
 
 def test_a_body_that_is_not_a_job_message_is_poison() -> None:
-    assert parse_message('{"jobId": "job_1", "v": 1}').job_id == "job_1"
+    assert parse_job_message('{"jobId": "job_1", "v": 1}').job_id == "job_1"
     for body in ("not json", '{"v": 1}', '{"jobId": "job_1", "v": 2}'):
         with pytest.raises(PoisonMessage):
-            parse_message(body)
+            parse_job_message(body)
 
 
 def test_ulids_sort_by_time_and_match_the_spec() -> None:

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from promptlab.db import jobs_repo
 from promptlab.db.connection import connection
+from promptlab.errors import PoisonMessage
 from promptlab.jobs import announce, dispatch
-from promptlab.models import DeadLetterPublic, RedriveResult
+from promptlab.models import DeadLetterPublic, RedriveResult, parse_job_message
 from promptlab.observability import logger
-from promptlab.processing import PoisonMessage, parse_message
 from promptlab.settings import get_settings
 
 
@@ -27,7 +27,7 @@ class DeadLetter:
 def record_dead_letter(letter: DeadLetter) -> str | None:
     """Mark the job failed (keeping an earlier error) and store the letter once; returns the job id."""
     try:
-        job_id: str | None = parse_message(letter.body).job_id
+        job_id: str | None = parse_job_message(letter.body).job_id
     except PoisonMessage:
         job_id = None
     reason = letter.reason or f"dead-lettered after {letter.receive_count or 'too many'} receives"

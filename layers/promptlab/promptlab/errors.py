@@ -53,6 +53,10 @@ class DependencyUnavailable(PromptLabError):
     code = "dependency_unavailable"
 
 
+class PoisonMessage(Exception):
+    """A queue message that can never be processed; SQS's maxReceiveCount moves it to a DLQ."""
+
+
 class ConfigurationError(PromptLabError):
     """The deployment is misconfigured (missing queue URL, bad setting)."""
 

@@ -6,10 +6,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
 from pydantic.alias_generators import to_camel
 
 from promptlab.clock import rfc3339
+from promptlab.errors import PoisonMessage
 from promptlab.money import money_str
 
 ProviderName = Literal["anthropic", "openai", "openai-compatible", "fake"]
@@ -283,3 +284,11 @@ class JobMessage(WireModel):
 
     job_id: Annotated[str, Field(min_length=1, max_length=64)]
     v: Literal[1] = 1
+
+
+def parse_job_message(body: str) -> JobMessage:
+    """The job pointer in a message body, or `PoisonMessage`."""
+    try:
+        return JobMessage.model_validate_json(body)
+    except ValidationError as exc:
+        raise PoisonMessage(f"not a job message: {exc.errors()[0]['msg']}") from exc

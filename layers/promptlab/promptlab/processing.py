@@ -7,13 +7,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from pydantic import ValidationError
-
 from promptlab import cache
 from promptlab.db import jobs_repo, templates_repo
 from promptlab.db.connection import connection
 from promptlab.jobs import announce
-from promptlab.models import JobMessage
+from promptlab.models import parse_job_message
 from promptlab.observability import logger
 from promptlab.providers import get_provider
 from promptlab.providers.base import GenerationCall, Message, ProviderError, ProviderResult
@@ -21,10 +19,6 @@ from promptlab.providers.pricing import cost_usd, unit_prices
 from promptlab.queue import JobQueue, get_queue
 from promptlab.settings import get_settings
 from promptlab.templates import render
-
-
-class PoisonMessage(Exception):
-    """A message that can never be processed; SQS's maxReceiveCount moves it to the DLQ."""
 
 
 class RetryLater(Exception):
@@ -51,14 +45,6 @@ def backoff_seconds(attempt: int, retry_after: float | None) -> int:
     schedule = get_settings().retry_backoff_seconds
     delay = schedule[min(attempt - 1, len(schedule) - 1)]
     return int(max(delay, retry_after or 0))
-
-
-def parse_message(body: str) -> JobMessage:
-    """The job pointer in a message body, or `PoisonMessage`."""
-    try:
-        return JobMessage.model_validate_json(body)
-    except ValidationError as exc:
-        raise PoisonMessage(f"not a job message: {exc.errors()[0]['msg']}") from exc
 
 
 def _error(exc: ProviderError, attempt: int) -> dict[str, Any]:
@@ -167,7 +153,7 @@ def _handle_failure(job: dict[str, Any], exc: ProviderError, delivery: Delivery,
 
 def process_delivery(delivery: Delivery, queue: JobQueue | None = None) -> str:
     """Claim, call, and complete or fail one job; returns what happened (`completed`, `skipped`, …)."""
-    message = parse_message(delivery.body)
+    message = parse_job_message(delivery.body)
     queue = queue or get_queue()
     with connection() as conn:
         # Claim and attempt row commit together: a job in `processing` always has its open attempt.

@@ -1,0 +1,14 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+API = Path(__file__).resolve().parents[2] / "functions" / "api"
+
+
+def test_the_api_function_stays_light() -> None:
+    code = "import json, sys, app; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=API, capture_output=True, text=True, check=True)
+    loaded = set(json.loads(out.stdout))
+    heavy = {"anthropic", "openai", "boto3", "botocore", "promptlab.processing", "promptlab.providers.fake"}
+    assert loaded & heavy == set()
