@@ -69,6 +69,8 @@ def test_a_permanent_error_fails_at_once_without_the_dlq(
         "message": "fake provider told to fail with 401",
         "retryable": False,
         "providerStatus": 401,
+        "retryAfterSeconds": None,
+        "rateLimit": None,
     }
     assert queued_messages(clean_queues, "JobDLQ") == []
 

@@ -16,3 +16,21 @@ def test_transient_statuses_are_retryable(status: int) -> None:
 def test_other_client_errors_are_permanent(status: int, code: str) -> None:
     error = error_for_status(status, "x")
     assert not error.retryable and error.code == code
+
+
+def test_retry_after_reads_seconds_milliseconds_and_http_dates() -> None:
+    import email.utils
+    import time
+
+    from promptlab.providers.http_errors import rate_limit_headers, retry_after_seconds
+
+    assert retry_after_seconds({"Retry-After": "12"}) == 12
+    assert retry_after_seconds({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 <= (retry_after_seconds({"Retry-After": later}) or 0) <= 31
+    assert retry_after_seconds({"Retry-After": "soon"}) is None and retry_after_seconds({}) is None
+    headers = {"anthropic-ratelimit-tokens-remaining": "10", "X-RateLimit-Reset-Requests": "1s", "other": "x"}
+    assert rate_limit_headers(headers) == {
+        "anthropic-ratelimit-tokens-remaining": "10",
+        "x-ratelimit-reset-requests": "1s",
+    }

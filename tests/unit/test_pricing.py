@@ -38,3 +38,10 @@ def test_money_is_written_without_exponent_or_trailing_zeros() -> None:
     assert money_str(Decimal("0.0039510000")) == "0.003951"
     assert money_str(Decimal("100")) == "100"
     assert money_str(Decimal("0E-10")) == "0"
+
+
+def test_claude_haiku_3_hand_computed() -> None:
+    prices = unit_prices("anthropic", "claude-3-haiku-20240307")
+    assert prices is not None
+    # 36 × $0.25/M + 783 × $1.25/M = $0.000009 + $0.00097875
+    assert cost_usd(Usage(input_tokens=36, output_tokens=783), prices) == Decimal("0.00098775")

@@ -42,7 +42,6 @@ def resolve(*, template: dict[str, Any], request: GenerateRequest) -> Resolved:
     settings = get_settings()
     defaults = template["defaults"]
     provider = request.provider or defaults.get("provider") or settings.default_provider
-    check_available(provider)
     model = request.model
     if model is None and defaults.get("provider", provider) == provider:
         model = defaults.get("model")
@@ -51,6 +50,7 @@ def resolve(*, template: dict[str, Any], request: GenerateRequest) -> Resolved:
     model = model or default_model(provider)
     if model is None:
         raise ValidationFailed.single("model", f"provider {provider!r} has no default model: name one")
+    check_available(provider, model)
     max_tokens = request.max_tokens or defaults.get("max_tokens") or settings.default_max_tokens
     temperature = request.temperature
     if temperature is None and defaults.get("temperature") is not None:

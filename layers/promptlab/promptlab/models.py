@@ -58,6 +58,9 @@ class TemplateCreate(RequestModel):
     variables: Annotated[list[VariableSpec], Field(max_length=100)] | None = None
     defaults: TemplateDefaults = Field(default_factory=TemplateDefaults)
     cache_ttl_seconds: Annotated[int, Field(ge=0, le=30 * 86_400)] | None = None
+    cache_system_prompt: bool = Field(
+        default=False, description="Mark the system prompt cacheable (Anthropic prompt caching)."
+    )
 
 
 class TemplateUpdate(TemplateCreate):
@@ -85,6 +88,7 @@ class TemplateVersionPublic(WireModel):
     variables: list[VariablePublic]
     defaults: TemplateDefaultsPublic
     cache_ttl_seconds: int
+    cache_system_prompt: bool = Field(default=False, validation_alias="cache_system")
     created_at: UtcDatetime
 
 
@@ -98,6 +102,7 @@ class TemplatePublic(WireModel):
     variables: list[VariablePublic]
     defaults: TemplateDefaultsPublic
     cache_ttl_seconds: int
+    cache_system_prompt: bool = Field(default=False, validation_alias="cache_system")
     created_at: UtcDatetime
     updated_at: UtcDatetime
     archived_at: UtcDatetime | None = None
@@ -184,6 +189,8 @@ class JobError(WireModel):
     message: str
     retryable: bool = False
     provider_status: int | None = None
+    retry_after_seconds: float | None = None
+    rate_limit: dict[str, str] | None = None
 
 
 class AttemptPublic(WireModel):
@@ -222,6 +229,7 @@ class JobSummary(WireModel):
     error: JobError | None = None
     metadata: dict[str, str] | None = None
     callback_url: str | None = None
+    warnings: list[str] | None = None
     provider_latency_ms: int | None = None
     created_at: UtcDatetime
     enqueued_at: UtcDatetime | None = None

@@ -48,13 +48,18 @@ def backoff_seconds(attempt: int, retry_after: float | None) -> int:
 
 
 def _error(exc: ProviderError, attempt: int) -> dict[str, Any]:
-    return {
+    error: dict[str, Any] = {
         "code": exc.code,
         "message": exc.message,
         "retryable": exc.retryable,
         "providerStatus": exc.status,
         "attempt": attempt,
     }
+    if exc.retry_after is not None:
+        error["retryAfterSeconds"] = exc.retry_after
+    if exc.extra:
+        error["rateLimit"] = exc.extra
+    return error
 
 
 def _version(job: dict[str, Any]) -> dict[str, Any]:
@@ -76,6 +81,7 @@ def _call_provider(job: dict[str, Any], version: dict[str, Any]) -> ProviderResu
         max_tokens=max_tokens,
         temperature=None if temperature is None else Decimal(temperature),
         timeout_seconds=provider_timeout(max_tokens),
+        cache_system=bool(version.get("cache_system")),
     )
     return get_provider(job["provider"]).generate(call)
 
@@ -85,6 +91,11 @@ def _complete(job: dict[str, Any], result: ProviderResult, latency_ms: int, cach
     if prices is None:
         logger.warning("no price for model; cost left null", provider=job["provider"], model=result.model)
     usage = result.usage
+    warnings = []
+    if not result.text:
+        warnings.append(f"the provider returned an empty answer (finish reason {result.finish_reason})")
+    elif result.truncated:
+        warnings.append(f"the answer was cut at maxTokens (finish reason {result.finish_reason})")
     outcome = {
         "output": result.text,
         "finish_reason": result.finish_reason,
@@ -98,6 +109,7 @@ def _complete(job: dict[str, Any], result: ProviderResult, latency_ms: int, cach
         "unit_prices": prices.snapshot() if prices else None,
         "answered_by": f"{job['provider']}/{result.model}",
         "provider_latency_ms": latency_ms,
+        "warnings": warnings,
     }
     # The job's state and its attempt's outcome commit together, so a crash cannot leave one without the other.
     with connection() as conn, conn.transaction():

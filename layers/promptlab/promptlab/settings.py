@@ -74,7 +74,16 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(default=86_400, ge=60)
 
     anthropic_api_key: str | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY", repr=False)
+    anthropic_base_url: str | None = Field(default=None, validation_alias="ANTHROPIC_BASE_URL")
+    anthropic_api_key_parameter: str | None = Field(default=None, description="SSM name of the key (AWS mode).")
+    anthropic_models: tuple[str, ...] = Field(default=(), description="Allowed models; empty: any.")
     openai_api_key: str | None = Field(default=None, validation_alias="OPENAI_API_KEY", repr=False)
+    openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
+    openai_api_key_parameter: str | None = Field(default=None, description="SSM name of the key (AWS mode).")
+    openai_models: tuple[str, ...] = Field(default=(), description="Allowed models; empty: any.")
+    openai_compatible_base_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:11434/v1")
+    openai_compatible_api_key: str | None = Field(default=None, repr=False)
+    openai_compatible_models: tuple[str, ...] = Field(default=(), description="Allowed models; empty: any.")
 
     fake_latency_ms: int = Field(default=0, ge=0, le=600_000)
     fake_fail_status: int | None = Field(default=None, ge=400, le=599)

@@ -37,6 +37,7 @@ def _content(request: TemplateCreate) -> dict[str, Any]:
         "variables": [{"name": v.name, "required": v.required, "default": v.default} for v in variables],
         "defaults": request.defaults.model_dump(mode="json", exclude_none=True),
         "cache_ttl_seconds": get_settings().default_cache_ttl_seconds if ttl is None else ttl,
+        "cache_system": request.cache_system_prompt,
     }
 
 

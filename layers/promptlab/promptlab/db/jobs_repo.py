@@ -10,7 +10,7 @@ from promptlab.db.connection import Connection
 
 Row = dict[str, Any]
 
-_JSON_COLUMNS = {"params", "input", "error", "unit_prices", "metadata"}
+_JSON_COLUMNS = {"params", "input", "error", "unit_prices", "metadata", "warnings"}
 
 
 def _insert(job: Row) -> tuple[bytes, list[Any]]:
@@ -116,12 +116,13 @@ def complete_job(conn: Connection, *, job_id: str, attempt: int, result: Row) ->
         " cache_read_tokens = %(cache_read_tokens)s, cache_write_tokens = %(cache_write_tokens)s,"
         " total_tokens = %(total_tokens)s, estimated_cost_usd = %(estimated_cost_usd)s,"
         " unit_prices = %(unit_prices)s, answered_by = %(answered_by)s,"
-        " provider_latency_ms = %(provider_latency_ms)s, error = NULL, lease_until = NULL,"
+        " provider_latency_ms = %(provider_latency_ms)s, warnings = %(warnings)s, error = NULL, lease_until = NULL,"
         " completed_at = now(), updated_at = now()"
         " WHERE id = %(job_id)s AND status = 'processing' AND attempts = %(attempt)s RETURNING *",
         {
             **result,
             "unit_prices": Jsonb(result["unit_prices"]) if result["unit_prices"] is not None else None,
+            "warnings": Jsonb(result["warnings"]) if result.get("warnings") else None,
             "job_id": job_id,
             "attempt": attempt,
         },

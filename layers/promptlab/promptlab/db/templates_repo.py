@@ -15,7 +15,7 @@ Row = dict[str, Any]
 _SELECT = """
 SELECT t.id, t.tenant_id, t.name, t.description, t.current_version AS version,
        t.created_at, t.updated_at, t.archived_at,
-       v.body, v.system, v.variables, v.defaults, v.cache_ttl_seconds
+       v.body, v.system, v.variables, v.defaults, v.cache_ttl_seconds, v.cache_system
 FROM templates t
 JOIN template_versions v ON v.template_id = t.id AND v.version = t.current_version
 """
@@ -31,7 +31,7 @@ def _name_taken(name: str) -> Conflict:
 def _insert_version(conn: Connection, *, template_id: str, version: int, content: Row) -> None:
     conn.execute(
         "INSERT INTO template_versions (template_id, version, body, system, variables, defaults,"
-        " cache_ttl_seconds) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        " cache_ttl_seconds, cache_system) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
         (
             template_id,
             version,
@@ -40,6 +40,7 @@ def _insert_version(conn: Connection, *, template_id: str, version: int, content
             Jsonb(content["variables"]),
             Jsonb(content["defaults"]),
             content["cache_ttl_seconds"],
+            content["cache_system"],
         ),
     )
 
@@ -122,7 +123,7 @@ def archive_template(conn: Connection, *, tenant_id: str, template_id: str, expe
 def list_versions(conn: Connection, *, template_id: str) -> list[Row]:
     """Every version of a template, newest first."""
     return conn.execute(
-        "SELECT template_id, version, body, system, variables, defaults, cache_ttl_seconds, created_at"
+        "SELECT template_id, version, body, system, variables, defaults, cache_ttl_seconds, cache_system, created_at"
         " FROM template_versions WHERE template_id = %s ORDER BY version DESC",
         (template_id,),
     ).fetchall()
@@ -131,7 +132,7 @@ def list_versions(conn: Connection, *, template_id: str) -> list[Row]:
 def get_version(conn: Connection, *, template_id: str, version: int) -> Row | None:
     """One version of a template."""
     return conn.execute(
-        "SELECT template_id, version, body, system, variables, defaults, cache_ttl_seconds, created_at"
+        "SELECT template_id, version, body, system, variables, defaults, cache_ttl_seconds, cache_system, created_at"
         " FROM template_versions WHERE template_id = %s AND version = %s",
         (template_id, version),
     ).fetchone()

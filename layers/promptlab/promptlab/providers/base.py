@@ -38,6 +38,7 @@ class GenerationCall:
     max_tokens: int
     temperature: Decimal | None
     timeout_seconds: float
+    cache_system: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,69 @@
+"""Anthropic's Messages API through the official SDK (imported only here, only by the worker)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+
+from promptlab.providers.base import GenerationCall, ProviderError, ProviderResult, Usage
+from promptlab.providers.http_errors import status_error
+
+
+class AnthropicProvider:
+    """Claude models. SDK retries are off: the job queue owns retries."""
+
+    name = "anthropic"
+
+    def __init__(self, *, api_key: str, base_url: str | None) -> None:
+        self._client = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=0)
+
+    def generate(self, call: GenerationCall) -> ProviderResult:
+        from promptlab.providers import known_models
+
+        request: dict[str, Any] = {
+            "model": call.model,
+            "max_tokens": call.max_tokens,
+            "messages": [{"role": m.role, "content": m.content} for m in call.messages],
+        }
+        if call.system:
+            block: dict[str, Any] = {"type": "text", "text": call.system}
+            if call.cache_system:
+                block["cache_control"] = {"type": "ephemeral"}  # prompt caching: a write once, reads after
+            request["system"] = [block]
+        if call.temperature is not None:
+            # This SDK generation has no `temperature` argument; the Messages API still reads the field.
+            request["extra_body"] = {"temperature": float(call.temperature)}
+        try:
+            raw = self._client.messages.with_raw_response.create(**request, timeout=call.timeout_seconds)
+            message = raw.parse()
+        except anthropic.APITimeoutError as exc:
+            raise ProviderError(
+                code="timeout", message=f"no answer within {call.timeout_seconds} s", retryable=True
+            ) from exc
+        except anthropic.APIConnectionError as exc:
+            raise ProviderError(code="connection_error", message=str(exc), retryable=True) from exc
+        except anthropic.APIStatusError as exc:
+            raise status_error(
+                status=exc.status_code, message=exc.message, headers=dict(exc.response.headers),
+                provider=self.name, model=call.model, known=known_models(self.name),
+            ) from exc  # fmt: skip
+        except (anthropic.APIResponseValidationError, ValueError) as exc:
+            raise ProviderError(code="bad_response", message=f"unreadable answer: {exc}", retryable=True) from exc
+        if message.stop_reason == "refusal":
+            raise ProviderError(code="content_refused", message="the model refused to answer", retryable=False)
+        text = "".join(block.text for block in message.content if block.type == "text")
+        usage = message.usage
+        return ProviderResult(
+            text=text,
+            usage=Usage(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cache_read_tokens=usage.cache_read_input_tokens or 0,
+                cache_write_tokens=usage.cache_creation_input_tokens or 0,
+            ),
+            model=message.model,
+            request_id=raw.headers.get("request-id") or message.id,
+            finish_reason=message.stop_reason or "unknown",
+            truncated=message.stop_reason == "max_tokens" or not text,
+        )

@@ -1,0 +1,68 @@
+"""OpenAI's Chat Completions through the official SDK; the same code serves any OpenAI-compatible server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+
+from promptlab.providers.base import GenerationCall, ProviderError, ProviderResult, Usage
+from promptlab.providers.http_errors import status_error
+
+
+class OpenAIProvider:
+    """`openai`, or `openai-compatible` (vLLM, Ollama, LM Studio…) by base URL. SDK retries are off."""
+
+    def __init__(self, *, name: str, api_key: str, base_url: str | None) -> None:
+        self.name = name
+        self._client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0)
+
+    def generate(self, call: GenerationCall) -> ProviderResult:
+        from promptlab.providers import known_models
+
+        messages: list[dict[str, str]] = [{"role": "system", "content": call.system}] if call.system else []
+        messages += [{"role": m.role, "content": m.content} for m in call.messages]
+        request: dict[str, Any] = {"model": call.model, "messages": messages}
+        # OpenAI's own API wants max_completion_tokens; compatible servers still read max_tokens.
+        request["max_completion_tokens" if self.name == "openai" else "max_tokens"] = call.max_tokens
+        if call.temperature is not None:
+            request["temperature"] = float(call.temperature)
+        try:
+            raw = self._client.chat.completions.with_raw_response.create(**request, timeout=call.timeout_seconds)
+            completion = raw.parse()
+        except openai.APITimeoutError as exc:
+            raise ProviderError(
+                code="timeout", message=f"no answer within {call.timeout_seconds} s", retryable=True
+            ) from exc
+        except openai.APIConnectionError as exc:
+            raise ProviderError(code="connection_error", message=str(exc), retryable=True) from exc
+        except openai.APIStatusError as exc:
+            raise status_error(
+                status=exc.status_code, message=exc.message, headers=dict(exc.response.headers),
+                provider=self.name, model=call.model, known=known_models(self.name),
+            ) from exc  # fmt: skip
+        except (openai.APIResponseValidationError, ValueError) as exc:
+            raise ProviderError(code="bad_response", message=f"unreadable answer: {exc}", retryable=True) from exc
+        if not completion.choices:
+            raise ProviderError(code="bad_response", message="the answer had no choices", retryable=True)
+        choice = completion.choices[0]
+        if choice.finish_reason == "content_filter" or getattr(choice.message, "refusal", None):
+            raise ProviderError(code="content_refused", message="the model refused to answer", retryable=False)
+        text = choice.message.content or ""
+        usage = completion.usage
+        cached = 0
+        if usage is not None and usage.prompt_tokens_details is not None:
+            cached = usage.prompt_tokens_details.cached_tokens or 0
+        prompt = usage.prompt_tokens if usage else 0
+        return ProviderResult(
+            text=text,
+            usage=Usage(
+                input_tokens=prompt - cached,
+                output_tokens=usage.completion_tokens if usage else 0,
+                cache_read_tokens=cached,
+            ),
+            model=completion.model,
+            request_id=raw.headers.get("x-request-id") or completion.id,
+            finish_reason=choice.finish_reason or "unknown",
+            truncated=choice.finish_reason == "length" or not text,
+        )

@@ -1,0 +1,186 @@
+"""The Anthropic and OpenAI SDK providers against a local server speaking their real wire formats."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from promptlab.local.runner import LocalRunner
+from promptlab.local.services import free_port
+from promptlab.providers.anthropic_provider import AnthropicProvider
+from promptlab.providers.base import GenerationCall, Message, Provider, ProviderError
+from promptlab.providers.openai_provider import OpenAIProvider
+from tests.fakes.provider_server import ProviderServer
+from tests.integration.conftest import SetEnv
+from tests.support import call_api, drain_queues, unique
+
+CLASSIFICATION = [
+    (400, "invalid_request", False), (401, "authentication_failed", False), (403, "permission_denied", False),
+    (404, "model_not_found", False), (408, "timeout", True), (409, "conflict", True),
+    (413, "request_too_large", False), (422, "invalid_request", False), (429, "rate_limited", True),
+    (500, "provider_unavailable", True), (502, "provider_unavailable", True), (503, "provider_unavailable", True),
+    (504, "provider_unavailable", True), (529, "overloaded", True),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ProviderServer]:
+    running = ProviderServer().start()
+    yield running
+    running.stop()
+
+
+def make(kind: str, base: str) -> Provider:
+    if kind == "anthropic":
+        return AnthropicProvider(api_key="test-key", base_url=base)
+    return OpenAIProvider(name="openai", api_key="test-key", base_url=base + "/v1")
+
+
+def call(model: str, *, timeout: float = 5, cache_system: bool = False) -> GenerationCall:
+    return GenerationCall(
+        model=model,
+        system="You are terse.",
+        messages=[Message(role="user", content="Explain TypeScript")],
+        max_tokens=1000,
+        temperature=Decimal("0.2"),
+        timeout_seconds=timeout,
+        cache_system=cache_system,
+    )
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "openai"])
+@pytest.mark.parametrize(("status", "code", "retryable"), CLASSIFICATION)
+def test_each_error_status_is_classified(
+    server: ProviderServer, kind: str, status: int, code: str, retryable: bool
+) -> None:
+    before = len(server.requests)
+    with pytest.raises(ProviderError) as caught:
+        make(kind, server.url).generate(call(f"status-{status}"))
+    error = caught.value
+    assert (error.status, error.code, error.retryable) == (status, code, retryable)
+    assert len(server.requests) == before + 1  # the SDK does not retry: the queue does
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "openai"])
+def test_a_429_keeps_retry_after_and_the_rate_limit_headers(server: ProviderServer, kind: str) -> None:
+    with pytest.raises(ProviderError) as caught:
+        make(kind, server.url).generate(call("status-429"))
+    assert caught.value.retry_after == 7
+    assert any("remaining" in name for name in caught.value.extra)
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "openai"])
+def test_a_missing_model_names_the_configured_ones(server: ProviderServer, kind: str, set_env: SetEnv) -> None:
+    set_env(**{f"PROMPTLAB_{kind.upper()}_MODELS": '["model-a", "model-b"]'})
+    with pytest.raises(ProviderError) as caught:
+        make(kind, server.url).generate(call("status-404"))
+    assert "configured models: model-a, model-b" in caught.value.message and not caught.value.retryable
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "openai"])
+def test_timeouts_connection_errors_and_broken_answers_are_retryable(server: ProviderServer, kind: str) -> None:
+    for provider, model, code in [
+        (make(kind, server.url), "slow", "timeout"),
+        (make(kind, f"http://127.0.0.1:{free_port()}"), "any", "connection_error"),
+        (make(kind, server.url), "malformed", "bad_response"),
+    ]:
+        with pytest.raises(ProviderError) as caught:
+            provider.generate(call(model, timeout=0.5))
+        assert (caught.value.code, caught.value.retryable) == (code, True)
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "openai"])
+def test_refusals_are_permanent_and_cut_answers_are_flagged(server: ProviderServer, kind: str) -> None:
+    with pytest.raises(ProviderError) as caught:
+        make(kind, server.url).generate(call("refuse"))
+    assert (caught.value.code, caught.value.retryable) == ("content_refused", False)
+    assert make(kind, server.url).generate(call("truncated")).truncated
+
+
+def test_anthropic_answer_usage_and_prompt_caching(server: ProviderServer) -> None:
+    result = make("anthropic", server.url).generate(call("claude-haiku-4-5", cache_system=True))
+    sent = server.requests[-1]["body"]
+    assert sent["system"] == [{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral"}}]
+    assert sent["max_tokens"] == 1000 and sent["temperature"] == 0.2
+    headers = {k.lower(): v for k, v in server.requests[-1]["headers"].items()}
+    assert "test-key" in (headers.get("x-api-key"), headers.get("authorization", "").removeprefix("Bearer "))
+    assert result.text.startswith("Claude says: Explain TypeScript")
+    assert (result.usage.input_tokens, result.usage.output_tokens, result.usage.cache_write_tokens) == (36, 783, 1000)
+    assert result.request_id and result.request_id.startswith("req_") and result.finish_reason == "end_turn"
+
+
+def test_openai_answer_usage_with_cached_prompt_tokens(server: ProviderServer) -> None:
+    result = make("openai", server.url).generate(call("gpt-4o-mini"))
+    sent = server.requests[-1]["body"]
+    assert sent["messages"][0] == {"role": "system", "content": "You are terse."}
+    assert sent["max_completion_tokens"] == 1000
+    assert (result.usage.input_tokens, result.usage.cache_read_tokens, result.usage.output_tokens) == (36, 1000, 783)
+    compatible = OpenAIProvider(name="openai-compatible", api_key="x", base_url=server.url + "/v1")
+    compatible.generate(call("llama3"))
+    assert server.requests[-1]["body"]["max_tokens"] == 1000
+
+
+def job_through_worker(runner: LocalRunner, body: dict[str, Any]) -> dict[str, Any]:
+    made = call_api(runner, "POST", "/templates", body={"name": unique("prov"), **body.pop("template")})
+    answer = call_api(runner, "POST", "/generate", body={"templateId": made.body["id"], **body})
+    assert answer.status == 202, answer.body
+    drain_queues(runner)
+    job: dict[str, Any] = call_api(runner, "GET", f"/jobs/{answer.body['id']}").body
+    return job
+
+
+def test_a_job_completes_on_anthropic_with_exact_cost(
+    clean_queues: LocalRunner, server: ProviderServer, set_env: SetEnv
+) -> None:
+    set_env(ANTHROPIC_API_KEY="test-key", ANTHROPIC_BASE_URL=server.url)
+    job = job_through_worker(
+        clean_queues,
+        {
+            "template": {"body": "Explain {{ x }}"},
+            "input": "TypeScript",
+            "provider": "anthropic",
+            "model": "claude-haiku-4-5",
+        },
+    )
+    assert job["status"] == "completed" and job["inputTokens"] == 36 and job["outputTokens"] == 783
+    assert job["estimatedCostUSD"] == "0.003951"  # DESIGN.md's example
+    cached = job_through_worker(
+        clean_queues,
+        {
+            "template": {"body": "Explain {{ x }}", "system": "Long shared instructions", "cacheSystemPrompt": True},
+            "input": "TypeScript",
+            "provider": "anthropic",
+            "model": "claude-haiku-4-5",
+        },
+    )
+    assert cached["cacheWriteTokens"] == 1000
+    assert Decimal(cached["estimatedCostUSD"]) == Decimal("0.003951") + Decimal("0.00125")  # 1,000 × $1.25/M
+
+
+def test_provider_errors_end_in_the_right_job_state(
+    clean_queues: LocalRunner, server: ProviderServer, set_env: SetEnv
+) -> None:
+    set_env(OPENAI_API_KEY="test-key", OPENAI_BASE_URL=server.url + "/v1", PROMPTLAB_RETRY_BACKOFF_SECONDS="[0]")
+    base = {"template": {"body": "{{ x }}"}, "input": "y", "provider": "openai"}
+    overloaded = job_through_worker(clean_queues, {**base, "model": "status-503"})
+    assert overloaded["status"] == "failed" and overloaded["attempts"] == 3
+    assert overloaded["error"]["code"] == "provider_unavailable"
+    missing = job_through_worker(clean_queues, {**base, "model": "status-404"})
+    assert missing["status"] == "failed" and missing["attempts"] == 1
+    assert "configured models" in missing["error"]["message"]
+    cut = job_through_worker(clean_queues, {**base, "model": "truncated"})
+    assert cut["status"] == "completed" and cut["truncated"] is True
+    assert cut["warnings"] == ["the answer was cut at maxTokens (finish reason length)"]
+
+
+def test_an_unconfigured_provider_is_refused_at_submit(runner: LocalRunner, set_env: SetEnv) -> None:
+    set_env(ANTHROPIC_API_KEY="")
+    made = call_api(runner, "POST", "/templates", body={"name": unique("nokey"), "body": "{{ x }}"}).body
+    answer = call_api(
+        runner, "POST", "/generate", body={"templateId": made["id"], "input": "y", "provider": "anthropic"}
+    )
+    assert answer.status == 422
+    assert "not configured" in answer.body["error"]["details"]["fields"][0]["message"]
