@@ -184,3 +184,53 @@ def test_an_unconfigured_provider_is_refused_at_submit(runner: LocalRunner, set_
     )
     assert answer.status == 422
     assert "not configured" in answer.body["error"]["details"]["fields"][0]["message"]
+
+
+def test_a_fallback_answers_when_the_first_model_fails_for_good(
+    clean_queues: LocalRunner, server: ProviderServer, set_env: SetEnv
+) -> None:
+    set_env(
+        ANTHROPIC_API_KEY="test-key",
+        ANTHROPIC_BASE_URL=server.url,
+        OPENAI_API_KEY="test-key",
+        OPENAI_BASE_URL=server.url + "/v1",
+        PROMPTLAB_RETRY_BACKOFF_SECONDS="[0]",
+    )
+    missing_model = job_through_worker(
+        clean_queues,
+        {
+            "template": {"body": "{{ x }}"},
+            "input": "y",
+            "provider": "anthropic",
+            "model": "status-404",
+            "fallbacks": ["openai:gpt-4o-mini"],
+        },
+    )
+    assert missing_model["status"] == "completed" and missing_model["answeredBy"] == "openai/gpt-4o-mini"
+    assert missing_model["attempts"] == 2 and missing_model["provider"] == "anthropic"
+    # Priced at the model that answered: 36 input, 1,000 cached and 783 output tokens on gpt-4o-mini.
+    assert (
+        Decimal(missing_model["estimatedCostUSD"])
+        == (36 * Decimal("0.15") + 1000 * Decimal("0.075") + 783 * Decimal("0.60")) / 1_000_000
+    )
+    overloaded = job_through_worker(
+        clean_queues,
+        {
+            "template": {
+                "body": "{{ x }}",
+                "defaults": {"fallbacks": ["openai:status-503", "anthropic:claude-haiku-4-5"]},
+            },
+            "input": "y",
+            "provider": "anthropic",
+            "model": "status-529",
+        },
+    )
+    assert overloaded["status"] == "completed" and overloaded["answeredBy"] == "anthropic/claude-haiku-4-5"
+    assert overloaded["attempts"] == 7  # 3 on the first model, 3 on the second, 1 that answered
+    bad = call_api(
+        clean_queues,
+        "POST",
+        "/generate",
+        body={"templateId": "tpl_x", "input": "y", "fallbacks": ["nowhere:model"]},
+    )
+    assert bad.status == 422 and bad.body["error"]["details"]["fields"][0]["field"].startswith("fallbacks")

@@ -35,6 +35,7 @@ class Resolved:
     params: dict[str, Any]
     bound_input: dict[str, str]
     input_hash: str
+    fallbacks: list[str] | None = None
 
 
 def resolve(*, template: dict[str, Any], request: GenerateRequest) -> Resolved:
@@ -58,6 +59,13 @@ def resolve(*, template: dict[str, Any], request: GenerateRequest) -> Resolved:
     params: dict[str, Any] = {"maxTokens": max_tokens}
     if temperature is not None:
         params["temperature"] = temperature
+    fallbacks = request.fallbacks if request.fallbacks is not None else defaults.get("fallbacks")
+    for index, entry in enumerate(fallbacks or []):
+        fallback_provider, _, fallback_model = entry.partition(":")
+        try:
+            check_available(fallback_provider, fallback_model)
+        except ValidationFailed as exc:
+            raise ValidationFailed.single(f"fallbacks[{index}]", exc.message) from exc
     bound = bind_input(variables_of(template), request.input)
     digest = input_hash(
         template_id=template["id"],
@@ -67,7 +75,14 @@ def resolve(*, template: dict[str, Any], request: GenerateRequest) -> Resolved:
         params=params,
         bound_input=bound,
     )
-    return Resolved(provider=provider, model=model, params=params, bound_input=bound, input_hash=digest)
+    return Resolved(
+        provider=provider,
+        model=model,
+        params=params,
+        bound_input=bound,
+        input_hash=digest,
+        fallbacks=list(fallbacks) if fallbacks else None,
+    )
 
 
 def new_job(
@@ -96,6 +111,7 @@ def new_job(
         "max_attempts": settings.max_attempts,
         "metadata": request.metadata,
         "callback_url": request.callback,
+        "fallbacks": resolved.fallbacks,
         "source_message_id": source_message_id,
         "expires_at": utc_now() + timedelta(seconds=settings.job_ttl_seconds),
     }

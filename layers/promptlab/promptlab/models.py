@@ -21,6 +21,15 @@ UtcDatetime = Annotated[datetime, PlainSerializer(rfc3339, return_type=str)]
 Money = Annotated[Decimal, PlainSerializer(money_str, return_type=str)]
 VariableName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
 ModelName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/@-]+$")]
+Fallback = Annotated[
+    str,
+    Field(
+        pattern=r"^(anthropic|openai|openai-compatible|fake):[A-Za-z0-9._:/@-]+$",
+        max_length=220,
+        description="`provider:model`, tried when the one before it fails for good.",
+    ),
+]
+Fallbacks = Annotated[list[Fallback], Field(max_length=5)]
 MaxTokens = Annotated[int, Field(ge=1, le=64_000)]
 Temperature = Annotated[Decimal, Field(ge=0, le=2, max_digits=6)]
 
@@ -48,6 +57,7 @@ class TemplateDefaults(RequestModel):
     model: ModelName | None = None
     max_tokens: MaxTokens | None = None
     temperature: Temperature | None = None
+    fallbacks: Fallbacks | None = None
 
 
 class TemplateCreate(RequestModel):
@@ -78,6 +88,7 @@ class TemplateDefaultsPublic(WireModel):
     model: str | None = None
     max_tokens: int | None = None
     temperature: Decimal | None = None
+    fallbacks: list[str] | None = None
 
 
 class TemplateVersionPublic(WireModel):
@@ -124,6 +135,7 @@ class GenerateRequest(RequestModel):
     input: str | dict[str, Any] = Field(default_factory=dict)
     max_tokens: MaxTokens | None = None
     temperature: Temperature | None = None
+    fallbacks: Fallbacks | None = None
     priority: Priority = "normal"
     cache: bool = True
     metadata: Annotated[dict[str, str], Field(max_length=50)] | None = None
@@ -229,6 +241,8 @@ class JobSummary(WireModel):
     error: JobError | None = None
     metadata: dict[str, str] | None = None
     callback_url: str | None = None
+    fallbacks: list[str] | None = None
+    answered_by: str | None = None
     warnings: list[str] | None = None
     provider_latency_ms: int | None = None
     created_at: UtcDatetime

@@ -10,6 +10,7 @@ from typing import Any
 from promptlab import cache
 from promptlab.db import jobs_repo, templates_repo
 from promptlab.db.connection import connection
+from promptlab.errors import DependencyUnavailable
 from promptlab.jobs import announce
 from promptlab.models import parse_job_message
 from promptlab.observability import logger
@@ -70,12 +71,26 @@ def _version(job: dict[str, Any]) -> dict[str, Any]:
     return version
 
 
+def current_route(job: dict[str, Any]) -> tuple[str, str]:
+    """(provider, model) being tried: the job's own, or the fallback its `route_index` points at."""
+    routes = [(job["provider"], job["model"])]
+    for entry in job.get("fallbacks") or []:
+        provider, _, model = entry.partition(":")
+        routes.append((provider, model))
+    return routes[min(job.get("route_index") or 0, len(routes) - 1)]
+
+
+def _has_next_route(job: dict[str, Any]) -> bool:
+    return (job.get("route_index") or 0) < len(job.get("fallbacks") or [])
+
+
 def _call_provider(job: dict[str, Any], version: dict[str, Any]) -> ProviderResult:
+    provider, model = current_route(job)
     values = job["input"] or {}
     max_tokens = int(job["params"]["maxTokens"])
     temperature = job["params"].get("temperature")
     call = GenerationCall(
-        model=job["model"],
+        model=model,
         system=render(version["system"], values),
         messages=[Message(role="user", content=render(version["body"], values) or "")],
         max_tokens=max_tokens,
@@ -83,13 +98,14 @@ def _call_provider(job: dict[str, Any], version: dict[str, Any]) -> ProviderResu
         timeout_seconds=provider_timeout(max_tokens),
         cache_system=bool(version.get("cache_system")),
     )
-    return get_provider(job["provider"]).generate(call)
+    return get_provider(provider).generate(call)
 
 
 def _complete(job: dict[str, Any], result: ProviderResult, latency_ms: int, cache_ttl_seconds: int) -> None:
-    prices = unit_prices(job["provider"], result.model) or unit_prices(job["provider"], job["model"])
+    provider, model = current_route(job)
+    prices = unit_prices(provider, result.model) or unit_prices(provider, model)
     if prices is None:
-        logger.warning("no price for model; cost left null", provider=job["provider"], model=result.model)
+        logger.warning("no price for model; cost left null", provider=provider, model=result.model)
     usage = result.usage
     warnings = []
     if not result.text:
@@ -107,7 +123,7 @@ def _complete(job: dict[str, Any], result: ProviderResult, latency_ms: int, cach
         "total_tokens": usage.total_tokens,
         "estimated_cost_usd": cost_usd(usage, prices) if prices else None,
         "unit_prices": prices.snapshot() if prices else None,
-        "answered_by": f"{job['provider']}/{result.model}",
+        "answered_by": f"{provider}/{result.model}",
         "provider_latency_ms": latency_ms,
         "warnings": warnings,
     }
@@ -143,17 +159,31 @@ def _handle_failure(job: dict[str, Any], exc: ProviderError, delivery: Delivery,
     attempt = job["attempts"]
     error = _error(exc, attempt)
     retry = exc.retryable and attempt < job["max_attempts"]
-    if exc.retryable and not retry:
+    # A provider that failed for good hands the job to the next fallback, with a fresh attempt budget.
+    fall_back = not retry and exc.code != "content_refused" and _has_next_route(job)
+    if exc.retryable and not retry and not fall_back:
         reason = f"attempts exhausted ({attempt} of {job['max_attempts']}): {exc.code}: {exc.message}"
         error = {**error, "message": reason}
         # Sent before the job is failed: if this process dies here, the redelivery ends the job the same way.
         queue.dead_letter(body=delivery.body, job_id=job["id"], reason=reason, attempts=attempt)
     with connection() as conn, conn.transaction():
         jobs_repo.end_attempt(conn, job_id=job["id"], n=attempt, outcome="error", error=error, provider_request_id=None)
-        if retry:
+        if fall_back:
+            jobs_repo.next_route(
+                conn, job_id=job["id"], attempt=attempt, extra_attempts=get_settings().max_attempts, error=error
+            )
+        elif retry:
             jobs_repo.requeue_job(conn, job_id=job["id"], attempt=attempt, error=error)
         else:
             jobs_repo.fail_job(conn, job_id=job["id"], error=error)
+    if fall_back:
+        # A fresh message, so SQS's receive count (the poison safety net) starts again for the next route.
+        try:
+            queue.send_job(job_id=job["id"], priority=job["priority"])
+        except DependencyUnavailable as send_failed:
+            raise RetryLater("the next fallback could not be queued; this message will be retried") from send_failed
+        logger.info("job moves to its next fallback", job_id=job["id"], code=exc.code)
+        return
     if retry:
         delay = backoff_seconds(attempt, exc.retry_after)
         queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=delay)

@@ -10,7 +10,7 @@ from promptlab.db.connection import Connection
 
 Row = dict[str, Any]
 
-_JSON_COLUMNS = {"params", "input", "error", "unit_prices", "metadata", "warnings"}
+_JSON_COLUMNS = {"params", "input", "error", "unit_prices", "metadata", "warnings", "fallbacks"}
 
 
 def _insert(job: Row) -> tuple[bytes, list[Any]]:
@@ -135,6 +135,17 @@ def requeue_job(conn: Connection, *, job_id: str, attempt: int, error: Row) -> b
         "UPDATE jobs SET status = 'queued', error = %s, lease_until = NULL, updated_at = now()"
         " WHERE id = %s AND status = 'processing' AND attempts = %s",
         (Jsonb(error), job_id, attempt),
+    )
+    return cur.rowcount == 1
+
+
+def next_route(conn: Connection, *, job_id: str, attempt: int, extra_attempts: int, error: Row) -> bool:
+    """Move the job to its next fallback with a fresh attempt budget (only the attempt holding it can)."""
+    cur = conn.execute(
+        "UPDATE jobs SET status = 'queued', route_index = route_index + 1, max_attempts = attempts + %s,"
+        " error = %s, lease_until = NULL, updated_at = now()"
+        " WHERE id = %s AND status = 'processing' AND attempts = %s",
+        (extra_attempts, Jsonb(error), job_id, attempt),
     )
     return cur.rowcount == 1
 
