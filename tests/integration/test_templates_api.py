@@ -18,7 +18,13 @@ def test_create_then_read_round_trips(runner: LocalRunner) -> None:
     made = create(runner, system="You are {{ persona }}.", defaults={"maxTokens": 300, "temperature": 0.7})
     assert made["id"].startswith("tpl_") and made["version"] == 1
     assert [v["name"] for v in made["variables"]] == ["persona", "topic", "tone"]
-    assert made["defaults"] == {"provider": None, "model": None, "maxTokens": 300, "temperature": "0.7"}
+    assert made["defaults"] == {
+        "provider": None,
+        "model": None,
+        "maxTokens": 300,
+        "temperature": "0.7",
+        "fallbacks": None,
+    }
     assert made["createdAt"].endswith("Z")
     read = call_api(runner, "GET", f"/templates/{made['id']}")
     assert read.status == 200 and read.body == made
