@@ -173,7 +173,7 @@ def test_provider_errors_end_in_the_right_job_state(
     assert "configured models" in missing["error"]["message"]
     cut = job_through_worker(clean_queues, {**base, "model": "truncated"})
     assert cut["status"] == "completed" and cut["truncated"] is True
-    assert cut["warnings"] == ["the answer was cut at maxTokens (finish reason length)"]
+    assert "the answer was cut at maxTokens (finish reason length)" in cut["warnings"]
 
 
 def test_an_unconfigured_provider_is_refused_at_submit(runner: LocalRunner, set_env: SetEnv) -> None:
@@ -234,3 +234,33 @@ def test_a_fallback_answers_when_the_first_model_fails_for_good(
         body={"templateId": "tpl_x", "input": "y", "fallbacks": ["nowhere:model"]},
     )
     assert bad.status == 422 and bad.body["error"]["details"]["fields"][0]["field"].startswith("fallbacks")
+
+
+@pytest.mark.parametrize(("status", "code", "retryable"), CLASSIFICATION)
+def test_every_error_class_ends_in_the_right_job_state(
+    clean_queues: LocalRunner, server: ProviderServer, set_env: SetEnv, status: int, code: str, retryable: bool
+) -> None:
+    set_env(ANTHROPIC_API_KEY="test-key", ANTHROPIC_BASE_URL=server.url, PROMPTLAB_RETRY_BACKOFF_SECONDS="[0]")
+    job = job_through_worker(
+        clean_queues,
+        {"template": {"body": "{{ x }}"}, "input": "y", "provider": "anthropic", "model": f"status-{status}"},
+    )
+    if status == 429:  # the provider's retry-after (7 s) outweighs the 0 s backoff: the job waits for it
+        assert (job["status"], job["attempts"], job["error"]["code"]) == ("queued", 1, code)
+        assert job["error"]["retryAfterSeconds"] == 7 and job["error"]["rateLimit"]
+        return
+    assert job["status"] == "failed" and job["error"]["code"] == code
+    assert job["attempts"] == (3 if retryable else 1)
+    assert ("attempts exhausted" in job["error"]["message"]) == retryable
+
+
+def test_an_unpriced_model_completes_with_a_null_cost_and_a_warning(
+    clean_queues: LocalRunner, server: ProviderServer, set_env: SetEnv
+) -> None:
+    set_env(PROMPTLAB_OPENAI_COMPATIBLE_BASE_URL=server.url + "/v1")
+    job = job_through_worker(
+        clean_queues,
+        {"template": {"body": "{{ x }}"}, "input": "y", "provider": "openai-compatible", "model": "llama3"},
+    )
+    assert job["status"] == "completed" and job["estimatedCostUSD"] is None
+    assert job["warnings"] == ["no price known for openai-compatible/llama3: the cost is unknown"]

@@ -107,7 +107,7 @@ def _complete(job: dict[str, Any], result: ProviderResult, latency_ms: int, cach
     if prices is None:
         logger.warning("no price for model; cost left null", provider=provider, model=result.model)
     usage = result.usage
-    warnings = []
+    warnings = [] if prices else [f"no price known for {provider}/{result.model}: the cost is unknown"]
     if not result.text:
         warnings.append(f"the provider returned an empty answer (finish reason {result.finish_reason})")
     elif result.truncated:
