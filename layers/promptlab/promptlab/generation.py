@@ -48,7 +48,7 @@ def resolve(*, template: dict[str, Any], request: GenerateRequest) -> Resolved:
         model = defaults.get("model")
     if model is None and provider == settings.default_provider:
         model = settings.default_model
-    model = model or default_model(provider)
+    model = model or settings.provider_default_model(provider) or default_model(provider)
     if model is None:
         raise ValidationFailed.single("model", f"provider {provider!r} has no default model: name one")
     check_available(provider, model)

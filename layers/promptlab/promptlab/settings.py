@@ -77,13 +77,16 @@ class Settings(BaseSettings):
     anthropic_base_url: str | None = Field(default=None, validation_alias="ANTHROPIC_BASE_URL")
     anthropic_api_key_parameter: str | None = Field(default=None, description="SSM name of the key (AWS mode).")
     anthropic_models: tuple[str, ...] = Field(default=(), description="Allowed models; empty: any.")
+    anthropic_default_model: str | None = None
     openai_api_key: str | None = Field(default=None, validation_alias="OPENAI_API_KEY", repr=False)
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     openai_api_key_parameter: str | None = Field(default=None, description="SSM name of the key (AWS mode).")
     openai_models: tuple[str, ...] = Field(default=(), description="Allowed models; empty: any.")
+    openai_default_model: str | None = None
     openai_compatible_base_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:11434/v1")
     openai_compatible_api_key: str | None = Field(default=None, repr=False)
     openai_compatible_models: tuple[str, ...] = Field(default=(), description="Allowed models; empty: any.")
+    openai_compatible_default_model: str | None = None
 
     fake_latency_ms: int = Field(default=0, ge=0, le=600_000)
     fake_fail_status: int | None = Field(default=None, ge=400, le=599)
@@ -92,6 +95,14 @@ class Settings(BaseSettings):
     fake_answer_log: str | None = Field(
         default=None, description="File the fake provider appends a line to per answer."
     )
+
+    def provider_default_model(self, provider: str) -> str | None:
+        """The model a provider uses when neither request nor template names one (None: the price table's)."""
+        return {
+            "anthropic": self.anthropic_default_model,
+            "openai": self.openai_default_model,
+            "openai-compatible": self.openai_compatible_default_model,
+        }.get(provider)
 
     def queue_url(self, priority: str) -> str:
         """The job queue URL for a priority (`high`, `normal`, `low`)."""
