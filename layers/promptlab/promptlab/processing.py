@@ -142,7 +142,8 @@ def _complete(job: dict[str, Any], result: ProviderResult, latency_ms: int, cach
             provider_request_id=result.request_id,
         )
     if done:
-        cache.put_result(job["input_hash"], cache.entry_for(done), ttl_seconds=cache_ttl_seconds)
+        if not job.get("route_index"):  # a fallback's answer is not what the request's own model would say
+            cache.put_result(job["input_hash"], cache.entry_for(done), ttl_seconds=cache_ttl_seconds)
         announce(job["id"])
         logger.info(
             "job completed",

@@ -49,6 +49,7 @@ def recent_result(conn: Connection, *, tenant_id: str, input_hash: str, max_age_
     """The newest completed, provider-answered job with this input within the cache TTL."""
     return conn.execute(
         "SELECT * FROM jobs WHERE input_hash = %s AND status = 'completed' AND tenant_id = %s AND NOT cache_hit"
+        " AND route_index = 0"
         " AND output IS NOT NULL AND completed_at > now() - make_interval(secs => %s)"
         " ORDER BY completed_at DESC LIMIT 1",
         (input_hash, tenant_id, max_age_seconds),
