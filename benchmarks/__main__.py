@@ -10,9 +10,11 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -95,9 +97,36 @@ def http_load(port: int, body: bytes, *, connections: int, per_connection: int) 
     return {**percentiles(samples), "per_s": round(len(samples) / elapsed), "statuses": statuses}  # type: ignore[dict-item]
 
 
+def wrk_load(port: int, body: bytes, *, connections: int, seconds: int) -> dict[str, Any] | None:
+    """The same load from `wrk` (a C load generator, so the client does not share our GIL), if installed."""
+    if shutil.which("wrk") is None:
+        return None
+    script = Path(tempfile.mkdtemp()) / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(body.decode())}\n"
+    )
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+         f"http://127.0.0.1:{port}/generate"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    figures: dict[str, Any] = {"connections": connections}
+    for line in out.splitlines():
+        parts = line.split()
+        if line.strip().startswith(("50%", "99%")):
+            figures[f"p{parts[0].rstrip('%')}"] = parts[1]
+        elif line.startswith("Requests/sec:"):
+            figures["per_s"] = round(float(parts[1]))
+        elif "Non-2xx" in line:
+            figures["non_2xx"] = int(parts[-1])
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--http-workers", type=int, default=2, help="runner processes serving HTTP")
     args = parser.parse_args()
     os.environ.update(
         PROMPTLAB_RATE_LIMIT_GENERATE="100000000",
@@ -109,12 +138,13 @@ def main() -> int:
     from promptlab.local.services import drop_database, free_port
     from promptlab.ratelimit import get_limiter
 
-    figures: dict[str, Any] = {"cold_import_api_function": cold_import_ms()}
+    figures: dict[str, Any] = {"cold_import_api_function": cold_import_ms(), "http_workers": args.http_workers}
     runner = LocalRunner(
         template=ROOT / "template.yaml",
         port=free_port(),
         run_pollers=False,
         database_name=f"promptlab_bench_{uuid.uuid4().hex[:8]}",
+        http_workers=args.http_workers,
     )
     runner.start()
     try:
@@ -157,6 +187,8 @@ def main() -> int:
         figures["cache_hit_http_8_connections"] = http_load(
             runner.port, payload, connections=8, per_connection=args.requests // 8
         )
+        time.sleep(2)  # the extra gateway processes are up by now
+        figures["cache_hit_http_8_connections_wrk"] = wrk_load(runner.port, payload, connections=8, seconds=5)
         miss_payload = json.dumps({**body, "cache": False}).encode()
         figures["cache_miss_http_8_connections_moto_sqs"] = http_load(
             runner.port, miss_payload, connections=8, per_connection=40

@@ -50,7 +50,8 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = Path(env["PROMPTLAB_DATA_DIR"]) / "local.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "promptlab.cli", "local", "--port", str(port)],
+            # Two processes serve HTTP on the port, as `--http-workers 2` does for users.
+            [sys.executable, "-m", "promptlab.cli", "local", "--port", str(port), "--http-workers", "2"],
             cwd=ROOT,
             env=env,
             stdout=out,

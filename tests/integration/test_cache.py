@@ -152,3 +152,16 @@ def test_idempotency_key_replays_the_first_answer_even_under_concurrency(clean_q
         clean_queues, "POST", "/generate/batch", body={"items": [body]}, headers={"Idempotency-Key": unique("b")}
     )
     assert batch.status == 202
+
+
+def test_the_fast_and_full_generate_paths_answer_alike(clean_queues: LocalRunner) -> None:
+    template = two_variable_template(clean_queues)
+    fast = post(clean_queues, {"templateId": template["id"], "input": {"a": "f", "b": "p"}})
+    full = post(  # an Idempotency-Key takes the full Powertools route
+        clean_queues,
+        {"templateId": template["id"], "input": {"a": "f", "b": "q"}},
+        headers={"Idempotency-Key": unique("k")},
+    )
+    assert fast.status == full.status == 202
+    assert set(fast.body) == set(full.body)
+    assert {k.lower() for k in fast.headers} == {k.lower() for k in full.headers}

@@ -33,9 +33,16 @@ def cmd_local(args: argparse.Namespace) -> int:
         parameter_overrides=_overrides(args.parameter_overrides),
         schedule_speedup=args.schedule_speedup,
         sqs_port=args.sqs_port,
+        http_workers=args.http_workers,
+        gateway_only=args.gateway_only,
+        run_pollers=not args.gateway_only,
     )
     runner.start()
     assert runner.stack is not None
+    if args.gateway_only:
+        _wait_for_stop()
+        runner.stop()
+        return 0
     print(f"PromptLab local stack on {runner.url}  (template: {runner.template})", flush=True)
     for note in runner.notes:
         print(f"  {note}", flush=True)
@@ -47,12 +54,16 @@ def cmd_local(args: argparse.Namespace) -> int:
         print(f"  queue {url}  → {', '.join(consumers) or '(no consumer)'}", flush=True)
     print(f"  endpoints saved to {runner.state_file} (used by `promptlab dlq …`)", flush=True)
     print("Ready. Ctrl-C stops.", flush=True)
+    _wait_for_stop()
+    runner.stop()
+    return 0
+
+
+def _wait_for_stop() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
-    runner.stop()
-    return 0
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
@@ -160,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE")
     local.add_argument("--schedule-speedup", type=float, default=1.0, help="fire schedules N times faster")
     local.add_argument("--sqs-port", type=int, default=None, help="fix the local SQS endpoint's port")
+    local.add_argument(
+        "--http-workers", type=int, default=1, help="processes serving HTTP on the port (threads share one GIL)"
+    )
+    local.add_argument("--gateway-only", action="store_true", help=argparse.SUPPRESS)
     local.set_defaults(func=cmd_local)
 
     invoke = sub.add_parser("invoke", help="invoke one function with an event file, like `sam local invoke`")

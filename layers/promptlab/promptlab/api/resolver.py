@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -85,11 +86,17 @@ def _raw_error(
     }
 
 
+FastPath = Callable[[dict[str, Any], str | None], dict[str, Any] | None]
+
 _request_state = threading.local()
 
 
 class PromptLabResolver(APIGatewayRestResolver):
     """Answers every request in PromptLab's error shape, with `X-Request-Id`.
+
+    A route may also register a fast path: a function that answers the common, valid case of a
+    request without Powertools' routing and validation, and returns None to let the full path answer
+    everything else (errors included), so both paths give the same answers.
 
     Powertools keeps the current request on the class; Lambda runs one request per sandbox, but the
     local runner serves many threads from one process, so the per-request state here is thread-local.
@@ -124,6 +131,19 @@ class PromptLabResolver(APIGatewayRestResolver):
     def context(self, value: dict[str, Any]) -> None:
         _request_state.context = value
 
+    fast_paths: dict[tuple[str, str], FastPath]
+
+    def fast_path(self, method: str, path: str) -> Callable[[FastPath], FastPath]:
+        """Register a fast path for one method and exact path."""
+
+        def register(function: FastPath) -> FastPath:
+            if not hasattr(self, "fast_paths"):
+                self.fast_paths = {}
+            self.fast_paths[(method, path)] = function
+            return function
+
+        return register
+
     def resolve(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # type: ignore[override]
         request_id = _request_id(event)
         try:
@@ -140,6 +160,11 @@ class PromptLabResolver(APIGatewayRestResolver):
         problem = preflight_error(event)
         if problem is not None:
             return _raw_error(*problem, request_id, limit_headers)
+        fast = getattr(self, "fast_paths", {}).get((event.get("httpMethod", ""), event.get("path", "")))
+        quick: dict[str, Any] | None = fast(event, request_id) if fast else None
+        if quick is not None:
+            quick["multiValueHeaders"].update({k: [v] for k, v in limit_headers.items()})
+            return quick
         self.current_event = self._to_proxy_event(event)
         self.lambda_context = context
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -85,10 +86,18 @@ class GatewayServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256
 
-    def __init__(self, address: tuple[str, int], stack: Stack, invoke: Invoke) -> None:
+    def __init__(self, address: tuple[str, int], stack: Stack, invoke: Invoke, *, share_port: bool = False) -> None:
+        # Several runner processes may listen on one port; the kernel spreads connections between them.
+        self.allow_reuse_port = share_port
         super().__init__(address, GatewayHandler)
         self.stack = stack
         self.invoke = invoke
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-request is normal (load tools do it at the end); log the rest."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class GatewayHandler(BaseHTTPRequestHandler):

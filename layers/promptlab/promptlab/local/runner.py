@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +72,8 @@ class LocalRunner:
     run_pollers: bool = True
     database_name: str | None = None
     sqs_port: int | None = None
+    http_workers: int = 1
+    gateway_only: bool = False
     database_url: str = ""
     redis_url: str = ""
     sqs_endpoint: str = ""
@@ -81,6 +85,7 @@ class LocalRunner:
     _server: GatewayServer | None = None
     _moto: MotoSqs | None = None
     _embedded: Embedded | None = None
+    _children: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def _backing_services(self) -> None:
         self._embedded = Embedded(self.data_dir)
@@ -120,7 +125,12 @@ class LocalRunner:
         """Bring up services, queues, functions, the HTTP gateway, pollers and schedules."""
         from promptlab.db.migrate import migrate
 
-        self._backing_services()
+        if self.gateway_only:
+            # A helper gateway process: the parent runner made the services, queues and environment.
+            self.database_url, self.redis_url = os.environ["DATABASE_URL"], os.environ["REDIS_URL"]
+            self.sqs_endpoint = os.environ["AWS_ENDPOINT_URL"]
+        else:
+            self._backing_services()
         sqs = self.sqs_client()
         overrides = {"DefaultProvider": "fake", **self.parameter_overrides}
         overrides.update(DatabaseUrl=self.database_url, RedisUrl=self.redis_url)
@@ -136,14 +146,19 @@ class LocalRunner:
             PROMPTLAB_DB_POOL_SIZE=os.environ.get("PROMPTLAB_DB_POOL_SIZE", "16"),
         )
         _reset_clients()
-        migrate(self.database_url)
-        self._write_state()
+        if not self.gateway_only:
+            migrate(self.database_url)
+            self._write_state()
         self.functions = {lid: LocalFunction(spec, self.stack.region) for lid, spec in self.stack.functions.items()}
         if self.serve_http:
-            self._server = GatewayServer((self.host, self.port), self.stack, self.invoke)
+            shared = self.http_workers > 1 or self.gateway_only
+            self._server = GatewayServer((self.host, self.port), self.stack, self.invoke, share_port=shared)
             self.port = self._server.server_address[1]
             self._spawn(threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True))
-        if self.run_pollers:
+            if not self.gateway_only:
+                for _ in range(self.http_workers - 1):
+                    self._children.append(self._start_gateway_process())
+        if self.run_pollers and not self.gateway_only:
             for mapping in self.stack.mappings:
                 if not mapping.enabled:
                     continue
@@ -179,6 +194,12 @@ class LocalRunner:
         """Pollers for a mapping: its MaximumConcurrency scaled down (÷5, 1 to 4), so ratios hold on a laptop."""
         return max(1, min(self.max_pollers_per_mapping, math.ceil(maximum_concurrency / 5)))
 
+    def _start_gateway_process(self) -> subprocess.Popen[bytes]:
+        """Another process serving HTTP on the same port (Python threads share one GIL; processes do not)."""
+        command = [sys.executable, "-m", "promptlab.cli", "local", "--gateway-only"]
+        command += ["--host", self.host, "--port", str(self.port), "--template", str(self.template)]
+        return subprocess.Popen(command, env=dict(os.environ), stdout=subprocess.DEVNULL)
+
     def _spawn(self, thread: threading.Thread) -> None:
         thread.start()
         self._threads.append(thread)
@@ -196,6 +217,13 @@ class LocalRunner:
     def stop(self) -> None:
         """Stop every thread and service this runner started."""
         self._stop.set()
+        for child in self._children:
+            child.terminate()
+        for child in self._children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
