@@ -7,7 +7,7 @@ from typing import Any
 import anthropic
 
 from promptlab.providers.base import GenerationCall, ProviderError, ProviderResult, Usage
-from promptlab.providers.http_errors import status_error
+from promptlab.providers.http_errors import classified_errors
 
 
 class AnthropicProvider:
@@ -19,8 +19,6 @@ class AnthropicProvider:
         self._client = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=0)
 
     def generate(self, call: GenerationCall) -> ProviderResult:
-        from promptlab.providers import known_models
-
         request: dict[str, Any] = {
             "model": call.model,
             "max_tokens": call.max_tokens,
@@ -34,22 +32,9 @@ class AnthropicProvider:
         if call.temperature is not None:
             # This SDK generation has no `temperature` argument; the Messages API still reads the field.
             request["extra_body"] = {"temperature": float(call.temperature)}
-        try:
+        with classified_errors(anthropic, provider=self.name, model=call.model, timeout=call.timeout_seconds):
             raw = self._client.messages.with_raw_response.create(**request, timeout=call.timeout_seconds)
             message = raw.parse()
-        except anthropic.APITimeoutError as exc:
-            raise ProviderError(
-                code="timeout", message=f"no answer within {call.timeout_seconds} s", retryable=True
-            ) from exc
-        except anthropic.APIConnectionError as exc:
-            raise ProviderError(code="connection_error", message=str(exc), retryable=True) from exc
-        except anthropic.APIStatusError as exc:
-            raise status_error(
-                status=exc.status_code, message=exc.message, headers=dict(exc.response.headers),
-                provider=self.name, model=call.model, known=known_models(self.name),
-            ) from exc  # fmt: skip
-        except (anthropic.APIResponseValidationError, ValueError) as exc:
-            raise ProviderError(code="bad_response", message=f"unreadable answer: {exc}", retryable=True) from exc
         if message.stop_reason == "refusal":
             raise ProviderError(code="content_refused", message="the model refused to answer", retryable=False)
         text = "".join(block.text for block in message.content if block.type == "text")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from types import ModuleType
 
 from promptlab.providers.base import ProviderError, error_for_status
 
@@ -53,3 +55,23 @@ def status_error(
 def timeout_error(seconds: float) -> ProviderError:
     """No answer in time: worth another attempt."""
     return ProviderError(code="timeout", message=f"no answer within {seconds:g} s", retryable=True)
+
+
+@contextmanager
+def classified_errors(sdk: ModuleType, *, provider: str, model: str, timeout: float) -> Iterator[None]:
+    """Run an SDK call, turning the failures of the `anthropic` and `openai` SDKs (same names) into `ProviderError`."""
+    from promptlab.providers import known_models
+
+    try:
+        yield
+    except sdk.APITimeoutError as exc:
+        raise timeout_error(timeout) from exc
+    except sdk.APIConnectionError as exc:
+        raise ProviderError(code="connection_error", message=str(exc), retryable=True) from exc
+    except sdk.APIStatusError as exc:
+        raise status_error(
+            status=exc.status_code, message=exc.message, headers=dict(exc.response.headers),
+            provider=provider, model=model, known=known_models(provider),
+        ) from exc  # fmt: skip
+    except (sdk.APIResponseValidationError, ValueError) as exc:
+        raise ProviderError(code="bad_response", message=f"unreadable answer: {exc}", retryable=True) from exc

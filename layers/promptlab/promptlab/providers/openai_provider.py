@@ -7,7 +7,7 @@ from typing import Any
 import openai
 
 from promptlab.providers.base import GenerationCall, ProviderError, ProviderResult, Usage
-from promptlab.providers.http_errors import status_error
+from promptlab.providers.http_errors import classified_errors
 
 
 class OpenAIProvider:
@@ -18,8 +18,6 @@ class OpenAIProvider:
         self._client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0)
 
     def generate(self, call: GenerationCall) -> ProviderResult:
-        from promptlab.providers import known_models
-
         messages: list[dict[str, str]] = [{"role": "system", "content": call.system}] if call.system else []
         messages += [{"role": m.role, "content": m.content} for m in call.messages]
         request: dict[str, Any] = {"model": call.model, "messages": messages}
@@ -27,22 +25,9 @@ class OpenAIProvider:
         request["max_completion_tokens" if self.name == "openai" else "max_tokens"] = call.max_tokens
         if call.temperature is not None:
             request["temperature"] = float(call.temperature)
-        try:
+        with classified_errors(openai, provider=self.name, model=call.model, timeout=call.timeout_seconds):
             raw = self._client.chat.completions.with_raw_response.create(**request, timeout=call.timeout_seconds)
             completion = raw.parse()
-        except openai.APITimeoutError as exc:
-            raise ProviderError(
-                code="timeout", message=f"no answer within {call.timeout_seconds} s", retryable=True
-            ) from exc
-        except openai.APIConnectionError as exc:
-            raise ProviderError(code="connection_error", message=str(exc), retryable=True) from exc
-        except openai.APIStatusError as exc:
-            raise status_error(
-                status=exc.status_code, message=exc.message, headers=dict(exc.response.headers),
-                provider=self.name, model=call.model, known=known_models(self.name),
-            ) from exc  # fmt: skip
-        except (openai.APIResponseValidationError, ValueError) as exc:
-            raise ProviderError(code="bad_response", message=f"unreadable answer: {exc}", retryable=True) from exc
         if not completion.choices:
             raise ProviderError(code="bad_response", message="the answer had no choices", retryable=True)
         choice = completion.choices[0]
