@@ -129,3 +129,20 @@ def test_health_reports_every_dependency(runner: LocalRunner) -> None:
         "redis": "ok",
         "queue": "ok",
     }
+
+
+def test_text_that_postgres_cannot_hold_and_deep_nesting_are_422s_naming_the_field(runner: LocalRunner) -> None:
+    made = create(runner)
+    deep: Any = "x"
+    for _ in range(70):
+        deep = [deep]
+    cases = [
+        ("/templates", {"name": unique("nul"), "body": "a\u0000b"}, "body"),
+        ("/generate", {"templateId": made["id"], "input": {"topic": "x\u0000", "tone": "y"}}, "input.topic"),
+        ("/generate", {"templateId": made["id"], "input": "\ud800"}, "input"),
+        ("/generate", {"templateId": made["id"], "input": {"topic": deep, "tone": "y"}}, "input.topic"),
+    ]
+    for path, body, field in cases:
+        answer = call_api(runner, "POST", path, body=body)
+        assert answer.status == 422, (path, answer.body)
+        assert answer.body["error"]["details"]["fields"][0]["field"].startswith(field)

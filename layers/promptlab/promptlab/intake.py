@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -13,7 +14,7 @@ from promptlab.generation import accept_generation
 from promptlab.models import GenerateRequest
 from promptlab.observability import logger
 from promptlab.queue import JobQueue, get_queue
-from promptlab.validation import validation_fields
+from promptlab.validation import unsafe_json, validation_fields
 
 DEFAULT_TENANT = "default"
 
@@ -27,6 +28,13 @@ class Submission:
     tenant_id: str | None
 
 
+def _json_or_none(text: str) -> object:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None  # pydantic names the problem next
+
+
 def _reason(exc: ValidationError) -> str:
     fields = validation_fields([dict(e) for e in exc.errors()])
     return "invalid request: " + "; ".join(f"{f['field']}: {f['message']}" for f in fields)
@@ -37,6 +45,9 @@ def accept_submission(submission: Submission, queue: JobQueue | None = None) -> 
     queue = queue or get_queue()
     tenant_id = submission.tenant_id or DEFAULT_TENANT
     try:
+        unsafe = unsafe_json(_json_or_none(submission.body))
+        if unsafe is not None:
+            raise ValueError(f"invalid request: {unsafe[0]}: {unsafe[1]}")
         request = GenerateRequest.model_validate_json(submission.body)
         with connection() as conn:
             if not tenants_repo.tenant_exists(conn, tenant_id=tenant_id):

@@ -113,7 +113,7 @@ def _complete(job: dict[str, Any], result: ProviderResult, latency_ms: int, cach
     elif result.truncated:
         warnings.append(f"the answer was cut at maxTokens (finish reason {result.finish_reason})")
     outcome = {
-        "output": result.text,
+        "output": result.text.replace("\x00", ""),  # Postgres text cannot hold NUL
         "finish_reason": result.finish_reason,
         "truncated": result.truncated or not result.text,
         "input_tokens": usage.input_tokens,

@@ -36,3 +36,33 @@ def validation_fields(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
         if message not in bucket:
             bucket.append(message)
     return [{"field": f, "message": "; ".join(m)} for f, m in merged.items()]
+
+
+MAX_JSON_DEPTH = 64
+
+
+def unsafe_json(value: Any, path: str = "", depth: int = 0) -> tuple[str, str] | None:
+    """(field, problem) for text Postgres cannot store (NUL, lone surrogates) or nesting past 64 levels."""
+    if depth > MAX_JSON_DEPTH:
+        return path or "body", f"is nested more than {MAX_JSON_DEPTH} levels deep"
+    if isinstance(value, str):
+        if "\x00" in value:
+            return path or "body", "contains a NUL character (\\u0000), which text cannot hold"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "body", "contains an unpaired surrogate (not valid Unicode text)"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = unsafe_json(key, path or "body", depth + 1) or unsafe_json(
+                item, f"{path}.{key}" if path else str(key), depth + 1
+            )
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = unsafe_json(item, f"{path}[{index}]", depth + 1)
+            if found:
+                return found
+    return None

@@ -19,7 +19,7 @@ from promptlab import ratelimit
 from promptlab.api.errors import error_payload, error_response, from_domain_error
 from promptlab.errors import PromptLabError
 from promptlab.observability import logger
-from promptlab.validation import validation_fields
+from promptlab.validation import unsafe_json, validation_fields
 
 MAX_BODY_BYTES = 1_048_576
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -43,8 +43,11 @@ def _request_id(event: dict[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-def preflight_error(event: dict[str, Any]) -> tuple[int, str, str] | None:
-    """(status, code, message) when the raw request cannot reach a route handler."""
+Problem = tuple[int, str, str] | tuple[int, str, str, dict[str, Any]]
+
+
+def preflight_error(event: dict[str, Any]) -> Problem | None:
+    """(status, code, message[, details]) when the raw request cannot reach a route handler."""
     if event.get("httpMethod", "").upper() not in _BODY_METHODS:
         return None
     body = event.get("body")
@@ -61,9 +64,15 @@ def preflight_error(event: dict[str, Any]) -> tuple[int, str, str] | None:
         )
     try:
         text = base64.b64decode(body, validate=True).decode("utf-8") if event.get("isBase64Encoded") else body
-        json.loads(text)
+        parsed = json.loads(text)
     except (ValueError, binascii.Error) as exc:
         return 400, "bad_request", f"the request body is not valid JSON: {exc}"
+    except RecursionError:
+        return 400, "bad_request", "the request body is nested too deeply"
+    unsafe = unsafe_json(parsed)
+    if unsafe is not None:
+        field, problem = unsafe
+        return 422, "validation_error", f"{field} {problem}", {"fields": [{"field": field, "message": problem}]}
     return None
 
 
@@ -74,14 +83,19 @@ def _client_ip(event: dict[str, Any]) -> str:
 
 
 def _raw_error(
-    status: int, code: str, message: str, request_id: str | None, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    request_id: str | None,
+    headers: dict[str, str] | None = None,
+    details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An error answered before routing, in the same shape as every other error."""
     return {
         "statusCode": status,
         "headers": {"Content-Type": "application/json", "X-Request-Id": request_id or "", **(headers or {})},
         "multiValueHeaders": {},
-        "body": error_payload(code=code, message=message, request_id=request_id, details={}),
+        "body": error_payload(code=code, message=message, request_id=request_id, details=details or {}),
         "isBase64Encoded": False,
     }
 
@@ -159,7 +173,8 @@ class PromptLabResolver(APIGatewayRestResolver):
             return _raw_error(429, "rate_limited", message, request_id, headers)
         problem = preflight_error(event)
         if problem is not None:
-            return _raw_error(*problem, request_id, limit_headers)
+            status, code, message, *details = problem
+            return _raw_error(status, code, message, request_id, limit_headers, details[0] if details else None)
         fast = getattr(self, "fast_paths", {}).get((event.get("httpMethod", ""), event.get("path", "")))
         quick: dict[str, Any] | None = fast(event, request_id) if fast else None
         if quick is not None:
