@@ -22,6 +22,7 @@ from promptlab.observability import logger
 from promptlab.validation import unsafe_json, validation_fields
 
 MAX_BODY_BYTES = 1_048_576
+INTERNAL_ERROR_MESSAGE = "something went wrong on our side; quote the request id when you report it"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -176,7 +177,11 @@ class PromptLabResolver(APIGatewayRestResolver):
             status, code, message, *details = problem
             return _raw_error(status, code, message, request_id, limit_headers, details[0] if details else None)
         fast = getattr(self, "fast_paths", {}).get((event.get("httpMethod", ""), event.get("path", "")))
-        quick: dict[str, Any] | None = fast(event, request_id) if fast else None
+        try:
+            quick: dict[str, Any] | None = fast(event, request_id) if fast else None
+        except Exception:  # the same answer the full route's last-resort handler gives
+            logger.exception("unhandled error", request_id=request_id)
+            return _raw_error(500, "internal_error", INTERNAL_ERROR_MESSAGE, request_id, limit_headers)
         if quick is not None:
             quick["multiValueHeaders"].update({k: [v] for k, v in limit_headers.items()})
             return quick
@@ -226,8 +231,4 @@ def register_error_handlers(app: PromptLabResolver) -> None:
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def _unexpected(_exc: Exception) -> Response[str]:
         logger.exception("unhandled error", request_id=app.request_id)
-        return error_response(
-            code="internal_error",
-            message="something went wrong on our side; quote the request id when you report it",
-            request_id=app.request_id,
-        )
+        return error_response(code="internal_error", message=INTERNAL_ERROR_MESSAGE, request_id=app.request_id)
