@@ -136,8 +136,11 @@ def _cache_hit_job(job: dict[str, Any], result: dict[str, Any]) -> dict[str, Any
         "estimated_cost_usd": Decimal(0),
         "saved_cost_usd": Decimal(result["estimated_cost_usd"]) if result["estimated_cost_usd"] is not None else None,
         "answered_by": result["answered_by"],
+        "attempts": 0,
         "started_at": now,
         "completed_at": now,
+        "created_at": now,
+        "updated_at": now,
     }
 
 
@@ -162,8 +165,9 @@ def _store(conn: Connection, *, job: dict[str, Any], ttl_seconds: int, caching: 
     if caching:
         result = cached_result(conn, job=job, ttl_seconds=ttl_seconds)
         if result is not None:
+            row = _cache_hit_job(job, result)
             with connection(durable=False) as fast:
-                row = jobs_repo.insert_cache_hit(fast, _cache_hit_job(job, result))
+                jobs_repo.insert_cache_hit(fast, row)
             logger.info("job answered from cache", job_id=row["id"], source_job_id=result["job_id"])
             return row, False
     row = jobs_repo.insert_job(conn, {**job, "single_flight": caching})

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=1, ge=1, le=64, description="Connections per process (1 in Lambda).")
     db_connect_timeout_seconds: int = Field(default=5, ge=1, le=60)
     db_statement_timeout_ms: int = Field(default=10_000, ge=100)
+    db_prepared_statements: bool = Field(
+        default=True,
+        description="Prepare statements used repeatedly on the server; turn off behind RDS Proxy or PgBouncer.",
+    )
     redis_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
     rate_limit_generate: int = Field(default=100, ge=0, description="Generate requests per client IP per window.")
     rate_limit_reads: int = Field(default=600, ge=0, description="Other requests per client IP per window.")

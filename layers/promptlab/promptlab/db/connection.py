@@ -23,7 +23,11 @@ _idle: dict[bool, list[Connection]] = {True: [], False: []}
 
 
 def open_connection(url: str | None = None, *, durable: bool = True) -> Connection:
-    """A new autocommit connection with timeouts, rows as dicts, no server-side prepares."""
+    """A new autocommit connection with timeouts and rows as dicts.
+
+    Statements run often are prepared on the server unless `db_prepared_statements` is off (RDS Proxy
+    would pin the connection, PgBouncer in transaction mode cannot keep them; DESIGN.md §9).
+    """
     settings = get_settings()
     options = f"-c statement_timeout={settings.db_statement_timeout_ms} -c timezone=UTC"
     if not durable:
@@ -34,8 +38,7 @@ def open_connection(url: str | None = None, *, durable: bool = True) -> Connecti
             autocommit=True,
             row_factory=dict_row,
             connect_timeout=settings.db_connect_timeout_seconds,
-            # RDS Proxy and PgBouncer in transaction mode cannot keep prepared statements.
-            prepare_threshold=None,
+            prepare_threshold=2 if settings.db_prepared_statements else None,
             options=options,
         )
     except psycopg.OperationalError as exc:
