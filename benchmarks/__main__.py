@@ -62,12 +62,14 @@ def api_event(runner: Any, method: str, path: str, body: Any = None) -> dict[str
     route, params = found
     raw = json.dumps(body).encode() if body is not None else b""
     headers = [("Content-Type", "application/json"), ("Host", "127.0.0.1")]
+    if runner.dev_key:
+        headers.append(("Authorization", f"Bearer {runner.dev_key}"))
     return proxy_event(
         route=route, path_params=params, method=method, raw_path=path, headers=headers, body=raw, source_ip="127.0.0.9"
     )
 
 
-def http_load(port: int, body: bytes, *, connections: int, per_connection: int) -> dict[str, float]:
+def http_load(port: int, body: bytes, *, key: str | None, connections: int, per_connection: int) -> dict[str, float]:
     samples: list[float] = []
     lock = threading.Lock()
     statuses: dict[int, int] = {}
@@ -77,7 +79,7 @@ def http_load(port: int, body: bytes, *, connections: int, per_connection: int) 
         mine = []
         for _ in range(per_connection):
             begin = time.perf_counter()
-            conn.request("POST", "/generate", body=body, headers={"Content-Type": "application/json"})
+            conn.request("POST", "/generate", body=body, headers=auth_headers(key))
             answer = conn.getresponse()
             answer.read()
             mine.append(time.perf_counter() - begin)
@@ -97,14 +99,19 @@ def http_load(port: int, body: bytes, *, connections: int, per_connection: int) 
     return {**percentiles(samples), "per_s": round(len(samples) / elapsed), "statuses": statuses}  # type: ignore[dict-item]
 
 
-def wrk_load(port: int, body: bytes, *, connections: int, seconds: int) -> dict[str, Any] | None:
+def auth_headers(key: str | None) -> dict[str, str]:
+    return {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+
+
+def wrk_load(port: int, body: bytes, *, key: str | None, connections: int, seconds: int) -> dict[str, Any] | None:
     """The same load from `wrk` (a C load generator, so the client does not share our GIL), if installed."""
     if shutil.which("wrk") is None:
         return None
     script = Path(tempfile.mkdtemp()) / "post.lua"
     script.write_text(
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = {json.dumps(body.decode())}\n"
+        'wrk.method = "POST"\n'
+        + "".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n" for k, v in auth_headers(key).items())
+        + f"wrk.body = {json.dumps(body.decode())}\n"
     )
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
@@ -182,16 +189,18 @@ def main() -> int:
         figures["cache_miss_in_process_with_moto_sqs"] = timed(miss, min(args.requests, 300))
         payload = json.dumps(body).encode()
         figures["cache_hit_http_1_connection"] = http_load(
-            runner.port, payload, connections=1, per_connection=args.requests
+            runner.port, payload, key=runner.dev_key, connections=1, per_connection=args.requests
         )
         figures["cache_hit_http_8_connections"] = http_load(
-            runner.port, payload, connections=8, per_connection=args.requests // 8
+            runner.port, payload, key=runner.dev_key, connections=8, per_connection=args.requests // 8
         )
         time.sleep(2)  # the extra gateway processes are up by now
-        figures["cache_hit_http_8_connections_wrk"] = wrk_load(runner.port, payload, connections=8, seconds=5)
+        figures["cache_hit_http_8_connections_wrk"] = wrk_load(
+            runner.port, payload, key=runner.dev_key, connections=8, seconds=5
+        )
         miss_payload = json.dumps({**body, "cache": False}).encode()
         figures["cache_miss_http_8_connections_moto_sqs"] = http_load(
-            runner.port, miss_payload, connections=8, per_connection=40
+            runner.port, miss_payload, key=runner.dev_key, connections=8, per_connection=40
         )
     finally:
         database = runner.database_url

@@ -51,8 +51,12 @@ def api_event(
     headers: dict[str, str] | None = None,
     query: dict[str, str] | None = None,
     source_ip: str | None = None,
+    api_key: str | None = "",
 ) -> dict[str, Any]:
-    """An API Gateway proxy event shaped exactly like the committed `sam local generate-event` fixture."""
+    """An API Gateway proxy event shaped exactly like the committed `sam local generate-event` fixture.
+
+    It carries the runner's development key unless `api_key` names another (None: no key at all).
+    """
     assert runner.stack is not None
     found = runner.stack.route_for(method, path)
     assert found is not None, f"no route for {method} {path}"
@@ -73,6 +77,9 @@ def api_event(
     event["multiValueHeaders"] = {k: v for k, v in event["multiValueHeaders"].items() if k.lower() != "content-type"}
     if text is not None:
         event["headers"]["Content-Type"] = "application/json"
+    key = runner.dev_key if api_key == "" else api_key
+    if key is not None:
+        event["headers"]["Authorization"] = f"Bearer {key}"
     for name, value in (headers or {}).items():
         event["headers"] = {k: v for k, v in event["headers"].items() if k.lower() != name.lower()}
         event["headers"][name] = value

@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 
 from promptlab.local.runner import DEFAULT_REDIS_URL as DEFAULT_REDIS
 from promptlab.local.services import drop_database, free_port, postgres_answers, redis_answers, with_database
-from tests.e2e.test_local_runner import request
+from tests.e2e.test_local_runner import KEYS, dev_key, request
 from tests.support import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -90,6 +90,7 @@ class Stack:
                 if request(self.base, "GET", "/health")[0] == 200:
                     state = json.loads((self.folder / "data" / "local-stack.json").read_text())
                     self.database_url = state["DATABASE_URL"]
+                    KEYS[self.base] = dev_key(self.folder / "data")
                     return
             except OSError:
                 pass

@@ -24,11 +24,28 @@ from tests.support import ROOT
 pytestmark = pytest.mark.e2e
 
 
-def request(base: str, method: str, path: str, body: Any = None) -> tuple[int, dict[str, str], Any]:
+# The development key each running stack printed, by base URL.
+KEYS: dict[str, str] = {}
+
+
+def dev_key(data_dir: Path) -> str:
+    """The key a runner keeps in its data folder (the one it prints at start)."""
+    return (data_dir / "dev-api-key").read_text().strip()
+
+
+def request(
+    base: str, method: str, path: str, body: Any = None, *, key: str | None = "", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], Any]:
+    """One HTTP call with the stack's key (`key=None`: none; or another key)."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(base + path, data=data, method=method)
     if data is not None:
         req.add_header("Content-Type", "application/json")
+    chosen = KEYS.get(base) if key == "" else key
+    if chosen:
+        req.add_header("Authorization", f"Bearer {chosen}")
+    for name, value in (headers or {}).items():
+        req.add_header(name, value)
     try:
         with urllib.request.urlopen(req, timeout=10) as answer:
             text = answer.read()
@@ -69,6 +86,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail("promptlab local did not start:\n" + log.read_text())
             time.sleep(0.2)
+        KEYS[base] = dev_key(Path(env["PROMPTLAB_DATA_DIR"]))
         yield base
     finally:
         process.send_signal(signal.SIGTERM)

@@ -1,5 +1,6 @@
 """Failure modes of DESIGN.md §6: retries, exhausted attempts, permanent errors, poison messages, the DLQ."""
 
+import copy
 import json
 from typing import Any
 
@@ -122,9 +123,18 @@ def test_the_committed_sample_events_run_through_their_handlers(runner: LocalRun
 
     health = runner.invoke("ApiFunction", sample_event("api-health.json"))
     assert health["statusCode"] == 200
-    missing = runner.invoke("ApiFunction", sample_event("api-get-job.json"))
+    # The samples carry no API key: with auth on (the default) they are refused, saying how to send one.
+    refused = runner.invoke("ApiFunction", sample_event("api-get-job.json"))
+    assert refused["statusCode"] == 401 and json.loads(refused["body"])["error"]["code"] == "unauthorized"
+
+    def with_key(name: str) -> dict[str, Any]:
+        event = copy.deepcopy(sample_event(name))
+        event["headers"]["Authorization"] = f"Bearer {runner.dev_key}"
+        return event
+
+    missing = runner.invoke("ApiFunction", with_key("api-get-job.json"))
     assert missing["statusCode"] == 404 and json.loads(missing["body"])["error"]["code"] == "not_found"
-    generated = runner.invoke("ApiFunction", sample_event("api-generate.json"))
+    generated = runner.invoke("ApiFunction", with_key("api-generate.json"))
     assert generated["statusCode"] == 404  # the sample names a template that does not exist here
     assert runner.invoke("WorkerFunction", sample_event("worker-job-message.json")) == {"batchItemFailures": []}
     assert runner.invoke("DlqFunction", sample_event("dlq-dead-letter.json")) == {"batchItemFailures": []}

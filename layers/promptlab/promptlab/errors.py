@@ -76,3 +76,15 @@ class ValidationFailed(PromptLabError):
     def single(cls, field: str, message: str) -> ValidationFailed:
         """A validation error about exactly one field."""
         return cls(message, [FieldProblem(field=field, message=message)])
+
+
+class Unauthorized(PromptLabError):
+    """No API key, or one that is unknown or revoked."""
+
+    code = "unauthorized"
+
+
+class BudgetExceeded(PromptLabError):
+    """The key's monthly budget cannot cover the job's worst-case cost."""
+
+    code = "budget_exceeded"

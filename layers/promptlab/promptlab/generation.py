@@ -9,7 +9,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from promptlab import cache, ids
+from promptlab import budgets, cache, ids
+from promptlab.auth import Principal
 from promptlab.clock import utc_now
 from promptlab.db import jobs_repo
 from promptlab.db.connection import Connection, connection
@@ -86,7 +87,7 @@ def resolve(*, template: dict[str, Any], request: GenerateRequest) -> Resolved:
 
 
 def new_job(
-    *, template: dict[str, Any], tenant_id: str, request: GenerateRequest, source_message_id: str | None = None
+    *, template: dict[str, Any], principal: Principal, request: GenerateRequest, source_message_id: str | None = None
 ) -> dict[str, Any]:
     """Validate a request against its template and build the job row (not yet stored)."""
     if template["archived_at"] is not None:
@@ -98,7 +99,9 @@ def new_job(
     settings = get_settings()
     return {
         "id": ids.job_id(),
-        "tenant_id": tenant_id,
+        "tenant_id": principal.tenant_id,
+        "api_key_id": principal.key_id,
+        "request_id": logger.get_correlation_id(),
         "template_id": template["id"],
         "template_version": template["version"],
         "provider": resolved.provider,
@@ -160,29 +163,40 @@ def cached_result(conn: Connection, *, job: dict[str, Any], ttl_seconds: int) ->
     return result
 
 
-def _store(conn: Connection, *, job: dict[str, Any], ttl_seconds: int, caching: bool) -> tuple[dict[str, Any], bool]:
-    """Answer from the cache, join the identical job in flight, or store the new job; True when it is new."""
+def _store(
+    conn: Connection, *, principal: Principal, template: dict[str, Any], job: dict[str, Any], caching: bool
+) -> tuple[dict[str, Any], bool]:
+    """Answer from the cache, join the identical job in flight, or store the new job; True when it is new.
+
+    Only a new job is charged to the key's budget (cache hits are free, joining a job in flight too).
+    """
     if caching:
-        result = cached_result(conn, job=job, ttl_seconds=ttl_seconds)
+        result = cached_result(conn, job=job, ttl_seconds=template["cache_ttl_seconds"])
         if result is not None:
             row = _cache_hit_job(job, result)
             with connection(durable=False) as fast:
                 jobs_repo.insert_cache_hit(fast, row)
             logger.info("job answered from cache", job_id=row["id"], source_job_id=result["job_id"])
             return row, False
-    row = jobs_repo.insert_job(conn, {**job, "single_flight": caching})
-    # Another id: the same request already in flight, or a redelivered intake message.
-    return row, row["id"] == job["id"]
+    with conn.transaction():
+        reservation = budgets.reserve(conn, principal=principal, template=template, job=job)
+        row = jobs_repo.insert_job(conn, {**job, **reservation, "single_flight": caching})
+        # Another id: the same request already in flight, or a redelivered intake message.
+        new = row["id"] == job["id"]
+        if not new:
+            budgets.release(conn, reservation=reservation)
+    return row, new
 
 
 def accept_generation(
-    *, tenant_id: str, request: GenerateRequest, source_message_id: str | None = None, use_cache: bool = True
+    *, principal: Principal, request: GenerateRequest, source_message_id: str | None = None, use_cache: bool = True
 ) -> JobPublic:
     """Answer from the cache, join an identical job in flight, or persist a new job and send its message."""
-    template = template_for_generation(tenant_id=tenant_id, template_id=request.template_id)
-    job = new_job(template=template, tenant_id=tenant_id, request=request, source_message_id=source_message_id)
+    template = template_for_generation(tenant_id=principal.tenant_id, template_id=request.template_id)
+    job = new_job(template=template, principal=principal, request=request, source_message_id=source_message_id)
     with connection() as conn:
-        row, new = _store(conn, job=job, ttl_seconds=template["cache_ttl_seconds"], caching=use_cache and request.cache)
+        caching = use_cache and request.cache
+        row, new = _store(conn, principal=principal, template=template, job=job, caching=caching)
         if new:
             if dispatch(conn, job_id=row["id"], priority=request.priority):
                 row = {**row, "enqueued_at": utc_now()}
@@ -194,7 +208,7 @@ def _item_error(exc: PromptLabError) -> BatchItemResult:
     return BatchItemResult(error=BatchItemError(code=exc.code, message=exc.message, details=exc.details))
 
 
-def accept_batch(*, tenant_id: str, items: list[dict[str, Any]], use_cache: bool = True) -> GenerateBatchResult:
+def accept_batch(*, principal: Principal, items: list[dict[str, Any]], use_cache: bool = True) -> GenerateBatchResult:
     """Accept up to 100 generations; each item answers with its job or its own error."""
     results: list[BatchItemResult] = []
     fresh: list[tuple[str, str]] = []
@@ -202,8 +216,10 @@ def accept_batch(*, tenant_id: str, items: list[dict[str, Any]], use_cache: bool
         for index, raw in enumerate(items):
             try:
                 request = GenerateRequest.model_validate(raw)
-                template = template_for_generation(tenant_id=tenant_id, template_id=request.template_id)
-                job = new_job(template=template, tenant_id=tenant_id, request=request)
+                template = template_for_generation(tenant_id=principal.tenant_id, template_id=request.template_id)
+                job = new_job(template=template, principal=principal, request=request)
+                caching = use_cache and request.cache
+                row, new = _store(conn, principal=principal, template=template, job=job, caching=caching)
             except ValidationError as exc:
                 fields = validation_fields([dict(e) for e in exc.errors()])
                 problems = [FieldProblem(**f) for f in fields]
@@ -212,8 +228,6 @@ def accept_batch(*, tenant_id: str, items: list[dict[str, Any]], use_cache: bool
             except PromptLabError as exc:
                 results.append(_item_error(exc))
                 continue
-            caching = use_cache and request.cache
-            row, new = _store(conn, job=job, ttl_seconds=template["cache_ttl_seconds"], caching=caching)
             if new:
                 fresh.append((row["id"], row["priority"]))
             results.append(BatchItemResult(job_id=row["id"], status=row["status"]))

@@ -32,3 +32,13 @@ def template_id() -> str:
 def job_id() -> str:
     """A new job id."""
     return new_id("job")
+
+
+def key_id() -> str:
+    """A new API key id (not the key)."""
+    return new_id("key")
+
+
+def tenant_id() -> str:
+    """A new tenant id."""
+    return new_id("ten")

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from promptlab.db import tenants_repo
+from promptlab.auth import DEFAULT_TENANT, Principal
+from promptlab.db import keys_repo
 from promptlab.db.connection import connection
 from promptlab.errors import DependencyUnavailable, PromptLabError
 from promptlab.generation import accept_generation
@@ -15,8 +16,6 @@ from promptlab.models import GenerateRequest
 from promptlab.observability import logger
 from promptlab.queue import JobQueue, get_queue
 from promptlab.validation import unsafe_json, validation_fields
-
-DEFAULT_TENANT = "default"
 
 
 @dataclass(frozen=True)
@@ -50,9 +49,10 @@ def accept_submission(submission: Submission, queue: JobQueue | None = None) -> 
             raise ValueError(f"invalid request: {unsafe[0]}: {unsafe[1]}")
         request = GenerateRequest.model_validate_json(submission.body)
         with connection() as conn:
-            if not tenants_repo.tenant_exists(conn, tenant_id=tenant_id):
+            if not keys_repo.tenant_exists(conn, tenant_id=tenant_id):
                 raise ValueError(f"unknown tenant {tenant_id!r}")
-        job = accept_generation(tenant_id=tenant_id, request=request, source_message_id=submission.message_id)
+        principal = Principal(tenant_id=tenant_id)
+        job = accept_generation(principal=principal, request=request, source_message_id=submission.message_id)
     except DependencyUnavailable:
         raise  # transient: the message comes back and is tried again
     except ValidationError as exc:

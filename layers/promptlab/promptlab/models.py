@@ -314,3 +314,30 @@ def parse_job_message(body: str) -> JobMessage:
         return JobMessage.model_validate_json(body)
     except ValidationError as exc:
         raise PoisonMessage(f"not a job message: {exc.errors()[0]['msg']}") from exc
+
+
+UsageGroup = Literal["day", "provider", "model", "template"]
+
+
+class UsageRow(WireModel):
+    """What one group (a day, a provider, a model or a template) used."""
+
+    key: str
+    requests: int
+    completed: int
+    failed: int
+    cache_hits: int
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost_usd: Money = Field(alias="costUSD")
+    saved_usd: Money = Field(alias="savedUSD")
+    avg_latency_ms: int | None = Field(description="Mean provider latency of provider-answered jobs.")
+
+
+class UsageReport(WireModel):
+    from_: UtcDatetime = Field(alias="from")
+    to: UtcDatetime
+    group_by: UsageGroup
+    items: list[UsageRow]
+    totals: UsageRow

@@ -104,8 +104,11 @@ def route_class(method: str, path: str) -> str | None:
     return "read"
 
 
-def check(*, client_ip: str, method: str, path: str) -> Decision | None:
-    """The decision for one request by client IP and route class; None when it is not limited.
+def check(
+    *, client_ip: str, method: str, path: str, key_id: str | None = None, key_limit: int | None = None
+) -> Decision | None:
+    """The decision for one request by client IP and route class, and by API key when the key has a
+    limit (`--rpm`: every request of the key, per window); None when it is not limited. One round trip.
 
     Redis down: `DependencyUnavailable` (fail-closed), or None when `rate_limit_fail_open` is set.
     """
@@ -114,12 +117,14 @@ def check(*, client_ip: str, method: str, path: str) -> Decision | None:
     if kind is None:
         return None
     limit = settings.rate_limit_generate if kind == "generate" else settings.rate_limit_reads
-    if limit <= 0:
-        return None
     # One hash tag for every limiter key: multi-key scripts work on a Redis cluster (ElastiCache Serverless).
-    key = f"{settings.redis_prefix}{{rl}}:ip:{client_ip}:{kind}"
+    limits = {f"{settings.redis_prefix}{{rl}}:ip:{client_ip}:{kind}": limit} if limit > 0 else {}
+    if key_id is not None and key_limit:
+        limits[f"{settings.redis_prefix}{{rl}}:key:{key_id}"] = key_limit
+    if not limits:
+        return None
     try:
-        return get_limiter().admit({key: limit}, window_seconds=settings.rate_limit_window_seconds)
+        return get_limiter().admit(limits, window_seconds=settings.rate_limit_window_seconds)
     except DependencyUnavailable:
         if settings.rate_limit_fail_open:
             logger.warning("rate limiter unavailable; request let through (fail-open)", client_ip=client_ip)

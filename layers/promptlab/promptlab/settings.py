@@ -28,6 +28,8 @@ class Settings(BaseSettings):
         default="redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("REDIS_URL", "PROMPTLAB_REDIS_URL"),
     )
+    auth: bool = Field(default=True, description="`off`: no API keys; every request acts for the default tenant.")
+    auth_cache_seconds: float = Field(default=5.0, ge=0, le=300, description="How long a key lookup is reused.")
     redis_prefix: str = Field(default="pl:", description="Prefix of every Redis key PromptLab writes.")
     aws_endpoint_url: str | None = Field(
         default=None,

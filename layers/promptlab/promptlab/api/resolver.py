@@ -15,13 +15,15 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from promptlab import ratelimit
+from promptlab import auth, ratelimit
 from promptlab.api.errors import error_payload, error_response, from_domain_error
-from promptlab.errors import PromptLabError
+from promptlab.auth import Principal
+from promptlab.errors import PromptLabError, Unauthorized
 from promptlab.observability import logger
 from promptlab.validation import unsafe_json, validation_fields
 
 MAX_BODY_BYTES = 1_048_576
+PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
 INTERNAL_ERROR_MESSAGE = "something went wrong on our side; quote the request id when you report it"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -159,12 +161,29 @@ class PromptLabResolver(APIGatewayRestResolver):
 
         return register
 
+    @property
+    def principal(self) -> Principal:
+        """Who the current request acts for (set once the request is authenticated)."""
+        principal: Principal = getattr(_request_state, "principal", auth.ANONYMOUS)
+        return principal
+
     def resolve(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # type: ignore[override]
         request_id = _request_id(event)
+        path = event.get("path", "")
+        _request_state.principal = auth.ANONYMOUS
         try:
+            if path not in PUBLIC_PATHS:
+                _request_state.principal = auth.authenticate(event.get("headers") or {})
+            principal = self.principal
             decision = ratelimit.check(
-                client_ip=_client_ip(event), method=event.get("httpMethod", ""), path=event.get("path", "")
+                client_ip=_client_ip(event),
+                method=event.get("httpMethod", ""),
+                path=path,
+                key_id=principal.key_id,
+                key_limit=principal.rpm_limit,
             )
+        except Unauthorized as exc:
+            return _raw_error(401, exc.code, exc.message, request_id, {"WWW-Authenticate": 'Bearer realm="promptlab"'})
         except PromptLabError as exc:
             return _raw_error(503, exc.code, exc.message, request_id)
         limit_headers = decision.headers() if decision else {}

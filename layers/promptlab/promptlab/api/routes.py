@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Que
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
-from promptlab import dead_letters, generation, health, idempotency, jobs, template_service
+from promptlab import dead_letters, generation, health, idempotency, jobs, template_service, usage
 from promptlab.api.resolver import PromptLabResolver, register_error_handlers
 from promptlab.errors import PreconditionFailed, PromptLabError
 from promptlab.models import (
@@ -32,11 +32,12 @@ from promptlab.models import (
     TemplatePublic,
     TemplateUpdate,
     TemplateVersionList,
+    UsageGroup,
+    UsageReport,
 )
 
 API_TITLE = "PromptLab API"
 API_VERSION = "0.1.0"
-DEFAULT_TENANT = "default"
 
 app = PromptLabResolver(enable_validation=True)
 register_error_handlers(app)
@@ -70,7 +71,7 @@ def _json(status: int, model: BaseModel, headers: dict[str, str] | None = None) 
 
 
 def _tenant() -> str:
-    return DEFAULT_TENANT
+    return app.principal.tenant_id
 
 
 def _expected_version(if_match: str | None) -> int | None:
@@ -179,7 +180,7 @@ def generate(
     body: GenerateRequest, idempotency_key: IdempotencyKey = None, cache_control: CacheControl = None
 ) -> Response[str]:
     def compute() -> idempotency.Answer:
-        job = generation.accept_generation(tenant_id=_tenant(), request=body, use_cache=_uses_cache(cache_control))
+        job = generation.accept_generation(principal=app.principal, request=body, use_cache=_uses_cache(cache_control))
         status = 202 if job.status in {"queued", "processing"} else 200
         return idempotency.Answer(status=status, body=job.model_dump_json(by_alias=True))
 
@@ -205,7 +206,7 @@ def generate_fast(event: dict[str, Any], request_id: str | None) -> dict[str, An
         text = base64.b64decode(raw).decode("utf-8") if event.get("isBase64Encoded") else raw
         request = GenerateRequest.model_validate_json(text)
         job = generation.accept_generation(
-            tenant_id=_tenant(), request=request, use_cache=_uses_cache(headers.get("cache-control"))
+            principal=app.principal, request=request, use_cache=_uses_cache(headers.get("cache-control"))
         )
     except (ValueError, PromptLabError):  # pydantic's ValidationError is a ValueError
         return None  # nothing was written: the full route answers with the proper error
@@ -230,7 +231,8 @@ def generate_batch(
     body: GenerateBatchRequest, idempotency_key: IdempotencyKey = None, cache_control: CacheControl = None
 ) -> Response[str]:
     def compute() -> idempotency.Answer:
-        result = generation.accept_batch(tenant_id=_tenant(), items=body.items, use_cache=_uses_cache(cache_control))
+        use_cache = _uses_cache(cache_control)
+        result = generation.accept_batch(principal=app.principal, items=body.items, use_cache=use_cache)
         return idempotency.Answer(status=202, body=result.model_dump_json(by_alias=True, exclude_none=True))
 
     answer = idempotency.run(
@@ -282,6 +284,17 @@ def retry_job(id: JobId) -> Response[str]:
 @app.post("/dlq/redrive", responses=_doc(200, RedriveResult, "The jobs sent again", 400, 415, 422), tags=["jobs"])
 def redrive_dead_letters(body: RedriveRequest) -> Response[str]:
     return _json(200, dead_letters.redrive(tenant_id=_tenant(), job_id=body.job_id, limit=body.limit))
+
+
+@app.get("/usage", responses=_doc(200, UsageReport, "Usage and cost per group, with totals", 422), tags=["usage"])
+def get_usage(
+    from_: Annotated[
+        datetime | None, Query(alias="from", description="RFC 3339 or a date, inclusive; default: this month's start")
+    ] = None,
+    to: Annotated[datetime | None, Query(description="RFC 3339 or a date, exclusive; default: now")] = None,
+    group_by: Annotated[UsageGroup, Query(alias="groupBy")] = "day",
+) -> Response[str]:
+    return _json(200, usage.usage_report(tenant_id=_tenant(), start=from_, end=to, group_by=group_by))
 
 
 @app.get("/health", responses=_doc(200, HealthPublic, "Every dependency answers", 503), tags=["operations"])

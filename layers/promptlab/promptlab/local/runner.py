@@ -80,6 +80,7 @@ class LocalRunner:
     stack: Stack | None = None
     functions: dict[str, LocalFunction] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    dev_key: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _server: GatewayServer | None = None
@@ -149,6 +150,7 @@ class LocalRunner:
         if not self.gateway_only:
             migrate(self.database_url)
             self._write_state()
+            self._development_key()
         self.functions = {lid: LocalFunction(spec, self.stack.region) for lid, spec in self.stack.functions.items()}
         if self.serve_http:
             shared = self.http_workers > 1 or self.gateway_only
@@ -177,6 +179,25 @@ class LocalRunner:
                     )
                 )  # fmt: skip
         return self
+
+    def _development_key(self) -> None:
+        """Auth is on locally too: keep a development key for the default tenant (printed at start)."""
+        from promptlab import auth
+        from promptlab.settings import get_settings
+
+        if not get_settings().auth:
+            self.notes.append(
+                "!!! AUTH IS OFF (PROMPTLAB_AUTH=off): no API key is checked; anyone who can reach this port"
+                " acts for the default tenant. Never run it like this where others can connect. !!!"
+            )
+            return
+        path = self.data_dir / "dev-api-key"
+        saved = path.read_text().strip() if path.exists() else None
+        self.dev_key, made = auth.development_key(saved)
+        path.write_text(self.dev_key + "\n")
+        path.chmod(0o600)
+        state = "new" if made else f"kept in {path}"
+        self.notes.append(f"API key (development, default tenant; {state}): {self.dev_key}")
 
     @property
     def state_file(self) -> Path:
