@@ -141,3 +141,25 @@ def test_priorities_use_their_own_queues(clean_queues: LocalRunner, runner: Loca
     assert clean_queues.stack is not None
     concurrency = {m.queue_logical_id: m.maximum_concurrency for m in clean_queues.stack.mappings}
     assert concurrency["JobQueueHigh"] > concurrency["JobQueueNormal"] > concurrency["JobQueueLow"]
+
+
+def test_a_long_poll_answers_as_soon_as_the_job_ends(clean_queues: LocalRunner, template: dict[str, Any]) -> None:
+    import threading
+    import time
+    from datetime import UTC, datetime
+
+    job = call_api(clean_queues, "POST", "/generate", body={"templateId": template["id"], "input": unique("wait")}).body
+    still = call_api(clean_queues, "GET", f"/jobs/{job['id']}", query={"wait": "0.3"})
+    assert still.status == 200 and still.body["status"] == "queued"  # the wait ran out: the job as it is
+    worker = threading.Timer(0.5, drain_queues, args=(clean_queues,))
+    worker.start()
+    started = time.monotonic()
+    answer = call_api(clean_queues, "GET", f"/jobs/{job['id']}", query={"wait": "15"})
+    returned = datetime.now(UTC)
+    worker.join()
+    assert answer.body["status"] == "completed" and time.monotonic() - started < 15
+    # It left right after the job ended, not at the end of the wait (50 ms polls; the bound is loose for CI).
+    completed = datetime.fromisoformat(answer.body["completedAt"].replace("Z", "+00:00"))
+    assert (returned - completed).total_seconds() < 1
+    too_long = call_api(clean_queues, "GET", f"/jobs/{job['id']}", query={"wait": "21"})
+    assert too_long.status == 422 and too_long.body["error"]["details"]["fields"][0]["field"] == "wait"

@@ -73,3 +73,20 @@ def test_local_pollers_keep_the_priority_ratios() -> None:
 
     runner = LocalRunner(template=ROOT / "template.yaml")
     assert [runner.pollers_for(n) for n in (20, 10, 5, 2, 1000)] == [4, 2, 1, 1, 4]
+
+
+def test_the_template_keeps_its_security_rules() -> None:
+    template = load_template(ROOT / "template.yaml")
+    resources = template["Resources"]
+    queues = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::SQS::Queue"}
+    assert queues and all(q.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in q for q in queues.values())
+    dead_letter_queues = [name for name in queues if name.endswith("DLQ")]
+    assert dead_letter_queues and all(queues[n]["MessageRetentionPeriod"] == 14 * 86_400 for n in dead_letter_queues)
+    functions = {n: r["Properties"] for n, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
+    for name, props in functions.items():
+        for policy in props.get("Policies", []):
+            # Least privilege: SAM policy templates scoped to one resource, or statements with named actions.
+            assert isinstance(policy, dict), f"{name}: managed policy {policy!r}"
+            for statement in policy.get("Statement", []):
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                assert all("*" not in action for action in actions), f"{name}: wildcard action in {statement}"

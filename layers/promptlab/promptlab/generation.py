@@ -18,7 +18,7 @@ from promptlab.errors import Conflict, FieldProblem, PromptLabError, ValidationF
 from promptlab.hashing import input_hash
 from promptlab.jobs import dispatch, dispatch_many, job_public
 from promptlab.models import BatchItemError, BatchItemResult, GenerateBatchResult, GenerateRequest, JobPublic
-from promptlab.observability import logger
+from promptlab.observability import count, logger
 from promptlab.providers import check_available
 from promptlab.providers.pricing import default_model
 from promptlab.settings import get_settings
@@ -176,6 +176,7 @@ def _store(
             row = _cache_hit_job(job, result)
             with connection(durable=False) as fast:
                 jobs_repo.insert_cache_hit(fast, row)
+            count("CacheHits")
             logger.info("job answered from cache", job_id=row["id"], source_job_id=result["job_id"])
             return row, False
     with conn.transaction():
@@ -200,6 +201,7 @@ def accept_generation(
         if new:
             if dispatch(conn, job_id=row["id"], priority=request.priority):
                 row = {**row, "enqueued_at": utc_now()}
+            count("JobsAccepted")
             logger.info("job accepted", job_id=row["id"], template_id=row["template_id"], provider=row["provider"])
     return job_public(row)
 
@@ -232,5 +234,7 @@ def accept_batch(*, principal: Principal, items: list[dict[str, Any]], use_cache
                 fresh.append((row["id"], row["priority"]))
             results.append(BatchItemResult(job_id=row["id"], status=row["status"]))
         dispatch_many(conn, jobs=fresh)
+    if fresh:
+        count("JobsAccepted", len(fresh))
     logger.info("batch accepted", new=len(fresh), items=len(items))
     return GenerateBatchResult(items=results)

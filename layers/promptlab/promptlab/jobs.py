@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -75,10 +76,23 @@ def _require(row: dict[str, Any] | None, job_id: str) -> dict[str, Any]:
     return row
 
 
-def get_job(*, tenant_id: str, job_id: str) -> JobPublic:
-    """A tenant's job with its attempt history, or 404."""
+WAIT_POLL_SECONDS = 0.05
+
+
+def get_job(*, tenant_id: str, job_id: str, wait_seconds: float = 0) -> JobPublic:
+    """A tenant's job with its attempt history, or 404.
+
+    With `wait_seconds`, an unfinished job is read again every 50 ms until it ends or the wait is over
+    (a long poll: the answer leaves within ~50 ms of the job's end).
+    """
+    deadline = time.monotonic() + wait_seconds
+    while True:  # the connection goes back to the pool between reads
+        with connection() as conn:
+            row = _require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id)
+        if row["status"] in TERMINAL or time.monotonic() >= deadline:
+            break
+        time.sleep(min(WAIT_POLL_SECONDS, deadline - time.monotonic()))
     with connection() as conn:
-        row = _require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id)
         attempts = jobs_repo.list_attempts(conn, job_id=job_id)
         notifications = jobs_repo.list_notifications(conn, job_id=job_id)
     return job_public(row, attempts, notifications)

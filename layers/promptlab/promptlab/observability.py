@@ -1,13 +1,67 @@
-"""The one home of the Powertools logger (metrics and tracing join it here)."""
+"""The one home of logging, metrics and tracing (Powertools).
+
+- Logs: structured JSON with the correlation id (the API request id, carried by the job to the worker)
+  and the job and template ids; prompts, outputs and keys are never logged.
+- Metrics: CloudWatch EMF in namespace `PromptLab` (`POWERTOOLS_METRICS_DISABLED=true` turns them off;
+  the local runner does unless told otherwise).
+- Tracing: X-Ray subsegments around provider calls, in the worker only (`POWERTOOLS_TRACE_DISABLED`).
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import cast
+import os
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, cast
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
 
 logger = Logger(service="promptlab")
+metrics = Metrics(namespace="PromptLab", service="promptlab")
 
 # Powertools' batch processors type their logger as the stdlib's; ours has the same interface.
 batch_logger = cast(logging.Logger, logger)
+
+_metrics_lock = threading.Lock()
+# A request that records no metric (a read) is normal, not worth a warning per request.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+
+def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> None:
+    """Add to a metric published when the handler returns (threads of the local runner share the set).
+
+    Nothing is kept when metrics are off: Powertools would still print a full set of 100 values.
+    """
+    if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() in {"true", "1"}:
+        return
+    with _metrics_lock:
+        metrics.add_metric(name=name, unit=unit, value=value)
+
+
+_tracer: Tracer | None = None
+
+
+def tracer() -> Tracer:
+    """The X-Ray tracer (imported on first use: the API function never pays for it)."""
+    global _tracer
+    if _tracer is None:
+        from aws_lambda_powertools import Tracer
+
+        _tracer = Tracer(service="promptlab")
+    return _tracer
+
+
+@contextmanager
+def provider_segment(provider: str, model: str) -> Iterator[None]:
+    """An X-Ray subsegment around one provider call, annotated with provider and model."""
+    with tracer().provider.in_subsegment(f"## {provider}") as segment:
+        segment.put_annotation("provider", provider)
+        segment.put_annotation("model", model)
+        yield

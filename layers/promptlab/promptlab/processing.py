@@ -7,13 +7,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from promptlab import cache
 from promptlab.db import jobs_repo, templates_repo
 from promptlab.db.connection import connection
 from promptlab.errors import DependencyUnavailable
 from promptlab.jobs import announce
 from promptlab.models import parse_job_message
-from promptlab.observability import logger
+from promptlab.observability import count, logger, provider_segment
 from promptlab.providers import get_provider
 from promptlab.providers.base import GenerationCall, Message, ProviderError, ProviderResult
 from promptlab.providers.pricing import cost_usd, unit_prices
@@ -98,7 +100,8 @@ def _call_provider(job: dict[str, Any], version: dict[str, Any]) -> ProviderResu
         timeout_seconds=provider_timeout(max_tokens),
         cache_system=bool(version.get("cache_system")),
     )
-    return get_provider(provider).generate(call)
+    with provider_segment(provider, model):
+        return get_provider(provider).generate(call)
 
 
 def _complete(job: dict[str, Any], result: ProviderResult, latency_ms: int, cache_ttl_seconds: int) -> None:
@@ -145,6 +148,13 @@ def _complete(job: dict[str, Any], result: ProviderResult, latency_ms: int, cach
         if not job.get("route_index"):  # a fallback's answer is not what the request's own model would say
             cache.put_result(job["input_hash"], cache.entry_for(done), ttl_seconds=cache_ttl_seconds)
         announce(job["id"])
+        count("JobsCompleted")
+        count("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
+        count("InputTokens", usage.input_tokens)
+        count("OutputTokens", usage.output_tokens)
+        cost = done["estimated_cost_usd"]
+        if cost is not None:  # in micro-dollars: metric values are floats, money is not
+            count("CostMicroUSD", int(cost * 1_000_000))
         logger.info(
             "job completed",
             job_id=job["id"],
@@ -188,9 +198,11 @@ def _handle_failure(job: dict[str, Any], exc: ProviderError, delivery: Delivery,
     if retry:
         delay = backoff_seconds(attempt, exc.retry_after)
         queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=delay)
+        count("JobRetries")
         logger.info("job will retry", job_id=job["id"], attempt=attempt, delay_seconds=delay, code=exc.code)
         raise RetryLater(str(exc)) from exc
     announce(job["id"])
+    count("JobsFailed")
     logger.warning("job failed", job_id=job["id"], code=exc.code, retryable=exc.retryable, attempt=attempt)
 
 
@@ -217,7 +229,10 @@ def process_delivery(delivery: Delivery, queue: JobQueue | None = None) -> str:
                 status=current["status"] if current else "missing",
             )
             return "skipped"
-    logger.thread_safe_append_keys(job_id=job["id"], template_id=job["template_id"])
+    # The API request that made the job is the correlation id of every line about it.
+    logger.thread_safe_append_keys(
+        job_id=job["id"], template_id=job["template_id"], correlation_id=job.get("request_id")
+    )
     started = time.monotonic()
     try:
         try:
@@ -230,4 +245,4 @@ def process_delivery(delivery: Delivery, queue: JobQueue | None = None) -> str:
         _complete(job, result, latency_ms=latency_ms, cache_ttl_seconds=version["cache_ttl_seconds"])
         return "completed"
     finally:
-        logger.thread_safe_remove_keys(["job_id", "template_id"])
+        logger.thread_safe_remove_keys(["job_id", "template_id", "correlation_id"])

@@ -19,7 +19,7 @@ from promptlab import auth, ratelimit
 from promptlab.api.errors import error_payload, error_response, from_domain_error
 from promptlab.auth import Principal
 from promptlab.errors import PromptLabError, Unauthorized
-from promptlab.observability import logger
+from promptlab.observability import count, logger
 from promptlab.validation import unsafe_json, validation_fields
 
 MAX_BODY_BYTES = 1_048_576
@@ -51,6 +51,12 @@ Problem = tuple[int, str, str] | tuple[int, str, str, dict[str, Any]]
 
 def preflight_error(event: dict[str, Any]) -> Problem | None:
     """(status, code, message[, details]) when the raw request cannot reach a route handler."""
+    for params in (event.get("pathParameters"), event.get("queryStringParameters")):
+        for name, value in (params or {}).items():
+            unsafe = unsafe_json(value, name)
+            if unsafe is not None:
+                field, problem = unsafe
+                return 422, "validation_error", f"{field} {problem}", {"fields": [{"field": field, "message": problem}]}
     if event.get("httpMethod", "").upper() not in _BODY_METHODS:
         return None
     body = event.get("body")
@@ -188,6 +194,7 @@ class PromptLabResolver(APIGatewayRestResolver):
             return _raw_error(503, exc.code, exc.message, request_id)
         limit_headers = decision.headers() if decision else {}
         if decision is not None and not decision.admitted:
+            count("RateLimited")
             message = f"rate limit of {decision.limit} requests reached; retry in {decision.reset_seconds} s"
             headers = {**limit_headers, "Retry-After": str(decision.reset_seconds)}
             return _raw_error(429, "rate_limited", message, request_id, headers)

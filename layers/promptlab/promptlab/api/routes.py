@@ -242,8 +242,13 @@ def generate_batch(
 
 
 @app.get("/jobs/<id>", responses=_doc(200, JobPublic, "The job with its attempt history", 404), tags=["jobs"])
-def get_job(id: JobId) -> Response[str]:
-    return _json(200, jobs.get_job(tenant_id=_tenant(), job_id=id))
+def get_job(
+    id: JobId,
+    wait: Annotated[
+        float, Query(ge=0, le=20, description="Seconds to hold the answer until the job ends (long poll; ≤ 20).")
+    ] = 0,
+) -> Response[str]:
+    return _json(200, jobs.get_job(tenant_id=_tenant(), job_id=id, wait_seconds=wait))
 
 
 @app.get("/jobs", responses=_doc(200, JobPage, "A page of jobs, newest first", 422), tags=["jobs"])

@@ -123,8 +123,20 @@ class GatewayHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _error(self, status: int, code: str, message: str) -> None:
-        body = error_payload(code=code, message=message, request_id=None, details={}).encode()
-        self._send(status, {"Content-Type": "application/json"}, body)
+        """An answer of the gateway itself, in our error shape with a request id (GatewayResponses in AWS)."""
+        request_id = str(uuid.uuid4())
+        body = error_payload(code=code, message=message, request_id=request_id, details={}).encode()
+        self._send(status, {"Content-Type": "application/json", "X-Request-Id": request_id}, body)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:  # noqa: ARG002
+        """The stdlib's own errors (an unknown method, a malformed request line) in our error shape."""
+        self.close_connection = True
+        if code == 501:  # a method no route has: API Gateway answers it like an unknown route
+            self._error(404, "not_found", f"no route for {self.command} {urlsplit(self.path).path}")
+            return
+        status = code if 400 <= code < 500 else 400
+        codes = {413: "payload_too_large", 414: "bad_request", 431: "bad_request"}
+        self._error(status, codes.get(status, "bad_request"), message or "the request could not be read")
 
     def _handle(self) -> None:
         started = time.perf_counter()

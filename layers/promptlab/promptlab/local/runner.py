@@ -146,6 +146,9 @@ class LocalRunner:
             PROMPTLAB_MODE="local",
             PROMPTLAB_DB_POOL_SIZE=os.environ.get("PROMPTLAB_DB_POOL_SIZE", "16"),
         )
+        # EMF metrics and X-Ray are for AWS; set these to "false" to see them locally.
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
         _reset_clients()
         if not self.gateway_only:
             migrate(self.database_url)

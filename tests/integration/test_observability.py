@@ -1,0 +1,60 @@
+"""Logs carry the correlation id from the API request to the worker, and never a secret (issue 6)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from typing import Any
+
+from promptlab.local.runner import LocalRunner
+from promptlab.observability import logger
+from tests.integration.conftest import SetEnv
+from tests.support import api_event, drain_queues, unique
+
+
+def test_one_correlation_id_follows_a_job_and_no_secret_is_logged(clean_queues: LocalRunner, set_env: SetEnv) -> None:
+    runner = clean_queues
+    provider_key = "sk-test-" + unique("secret")
+    set_env(ANTHROPIC_API_KEY=provider_key)
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logger.registered_formatter)
+    logger._logger.addHandler(handler)
+    try:
+        template = runner.invoke(
+            "ApiFunction", api_event(runner, "POST", "/templates", body={"name": unique("log"), "body": "Say {{ t }}."})
+        )
+        template_id = json.loads(template["body"])["id"]
+        event = api_event(runner, "POST", "/generate", body={"templateId": template_id, "input": "private words"})
+        request_id = event["requestContext"]["requestId"]
+        accepted = runner.invoke("ApiFunction", event)
+        job_id = json.loads(accepted["body"])["id"]
+        drain_queues(runner)
+    finally:
+        logger._logger.removeHandler(handler)
+    text = buffer.getvalue()
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    about_job = [line for line in lines if line.get("job_id") == job_id]
+    messages = {line["message"] for line in about_job}
+    assert {"job accepted", "job completed"} <= messages
+    assert all(line.get("correlation_id") == request_id for line in about_job), about_job
+    assert all(line.get("template_id") == template_id for line in about_job if line["message"] == "job completed")
+    assert runner.dev_key is not None and runner.dev_key not in text and provider_key not in text
+    assert "private words" not in text  # prompts and outputs stay out of the logs
+
+
+def test_emf_metrics_count_what_happened(clean_queues: LocalRunner, set_env: SetEnv, capsys: Any) -> None:
+    runner = clean_queues
+    set_env(POWERTOOLS_METRICS_DISABLED="false")
+    template = runner.invoke(
+        "ApiFunction", api_event(runner, "POST", "/templates", body={"name": unique("m"), "body": "Say {{ t }}."})
+    )
+    body = {"templateId": json.loads(template["body"])["id"], "input": unique("metric")}
+    runner.invoke("ApiFunction", api_event(runner, "POST", "/generate", body=body))
+    drain_queues(runner)
+    runner.invoke("ApiFunction", api_event(runner, "POST", "/generate", body=body))
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    names = {m["Name"] for d in documents for block in d["_aws"]["CloudWatchMetrics"] for m in block["Metrics"]}
+    assert {"JobsAccepted", "JobsCompleted", "CacheHits", "ProviderLatency", "InputTokens", "CostMicroUSD"} <= names
+    assert all(block["Namespace"] == "PromptLab" for d in documents for block in d["_aws"]["CloudWatchMetrics"])

@@ -1,0 +1,207 @@
+"""API keys and tenants (issue 6): auth, isolation on every route, per-key limits, budgets, usage."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from promptlab import auth
+from promptlab.local.runner import LocalRunner
+from tests.integration.conftest import SetEnv
+from tests.integration.test_generation import rows
+from tests.support import call_api, drain_queues, unique
+
+
+def new_key(**limits: Any) -> str:
+    return auth.create_key(name=unique("key"), **limits).key
+
+
+def test_requests_need_a_live_key(runner: LocalRunner) -> None:
+    missing = call_api(runner, "GET", "/templates", api_key=None)
+    assert missing.status == 401 and missing.body["error"]["code"] == "unauthorized"
+    assert missing.header("WWW-Authenticate") == 'Bearer realm="promptlab"'
+    assert "Authorization: Bearer" in missing.body["error"]["message"]
+    assert call_api(runner, "GET", "/templates", api_key="pl_not-a-key").status == 401
+    assert call_api(runner, "GET", "/health", api_key=None).status == 200  # public, for load balancers
+    assert call_api(runner, "GET", "/openapi.json", api_key=None).status == 200
+
+    key = new_key()
+    by_header = call_api(runner, "GET", "/templates", api_key=None, headers={"X-API-Key": key})
+    assert by_header.status == 200
+    revoked = auth.revoke_key(key[:11])
+    assert revoked["revoked_at"] is not None
+    assert call_api(runner, "GET", "/templates", api_key=key).status == 401
+
+
+def test_auth_off_acts_for_the_default_tenant(runner: LocalRunner, set_env: SetEnv) -> None:
+    made = call_api(runner, "POST", "/templates", body={"name": unique("dflt"), "body": "Say {{ x }}."}).body
+    set_env(PROMPTLAB_AUTH="off")
+    seen = call_api(runner, "GET", f"/templates/{made['id']}", api_key=None)
+    assert seen.status == 200  # the development key belongs to the default tenant too
+
+
+def test_a_second_tenant_sees_nothing_of_the_first_on_any_route(runner: LocalRunner) -> None:
+    first = call_api(runner, "POST", "/templates", body={"name": unique("mine"), "body": "Explain {{ t }}."}).body
+    job = call_api(runner, "POST", "/generate", body={"templateId": first["id"], "input": unique("in")}).body
+    failed = call_api(runner, "POST", "/generate", body={"templateId": first["id"], "input": unique("in")}).body
+    rows("UPDATE jobs SET status = 'failed' WHERE id = %s RETURNING id", failed["id"])
+    other = new_key()
+    tid, jid = first["id"], job["id"]
+
+    def as_other(method: str, path: str, **kwargs: Any) -> Any:
+        return call_api(runner, method, path, api_key=other, **kwargs)
+
+    checked: set[tuple[str, str]] = set()
+
+    def expect(method: str, route: str, path: str, status: int, **kwargs: Any) -> Any:
+        answer = as_other(method, path, **kwargs)
+        assert answer.status == status, (method, path, answer.body)
+        checked.add((method, route))
+        return answer
+
+    body = {"name": first["name"], "body": "Hijack {{ t }}."}
+    expect("GET", "/templates/{id}", f"/templates/{tid}", 404)
+    expect("PUT", "/templates/{id}", f"/templates/{tid}", 404, body=body)
+    expect("DELETE", "/templates/{id}", f"/templates/{tid}", 404)
+    expect("GET", "/templates/{id}/versions", f"/templates/{tid}/versions", 404)
+    assert expect("GET", "/templates", "/templates", 200).body["items"] == []
+    # The same name is free in another tenant: names are unique per tenant.
+    expect("POST", "/templates", "/templates", 201, body=body)
+    expect("POST", "/generate", "/generate", 404, body={"templateId": tid, "input": "x"})
+    items = {"items": [{"templateId": tid, "input": "x"}]}
+    batch = expect("POST", "/generate/batch", "/generate/batch", 202, body=items)
+    assert batch.body["items"][0]["error"]["code"] == "not_found"
+    expect("GET", "/jobs/{id}", f"/jobs/{jid}", 404)
+    assert expect("GET", "/jobs", "/jobs", 200).body["items"] == []
+    expect("POST", "/jobs/{id}/cancel", f"/jobs/{jid}/cancel", 404)
+    expect("POST", "/jobs/{id}/retry", f"/jobs/{failed['id']}/retry", 404)
+    assert expect("POST", "/dlq/redrive", "/dlq/redrive", 200, body={"jobId": failed["id"]}).body["redriven"] == []
+    assert expect("GET", "/usage", "/usage", 200).body["totals"]["requests"] == 0
+    expect("GET", "/health", "/health", 200)
+    expect("GET", "/openapi.json", "/openapi.json", 200)
+
+    assert runner.stack is not None
+    every_route = {(route.method.upper(), route.path) for route in runner.stack.routes}
+    assert every_route - checked == set(), "a route was added without an isolation check"
+    # And the owner still sees everything, unchanged.
+    mine = call_api(runner, "GET", f"/templates/{tid}")
+    assert mine.status == 200 and mine.body["version"] == 1 and mine.body["body"] == "Explain {{ t }}."
+    assert call_api(runner, "GET", f"/jobs/{jid}").body["status"] == "queued"
+
+
+def test_a_key_with_a_request_limit_is_limited_across_addresses(runner: LocalRunner) -> None:
+    key = new_key(rpm_limit=3)
+    statuses = [call_api(runner, "GET", "/templates", api_key=key).status for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    limited = call_api(runner, "GET", "/templates", api_key=key)
+    assert limited.header("X-RateLimit-Limit") == "3" and limited.header("Retry-After") is not None
+
+
+def budget_row(key_id: str) -> dict[str, Any]:
+    found = rows("SELECT spent_usd, reserved_usd FROM key_budgets WHERE key_id = %s", key_id)
+    return found[0] if found else {"spent_usd": Decimal(0), "reserved_usd": Decimal(0)}
+
+
+def test_a_budget_reserves_the_worst_case_and_settles_to_the_real_cost(clean_queues: LocalRunner) -> None:
+    runner = clean_queues
+    made = auth.create_key(name=unique("budget"), monthly_budget_usd=Decimal("0.01"))
+    template = call_api(
+        runner, "POST", "/templates", api_key=made.key, body={"name": unique("b"), "body": "Explain {{ t }}."}
+    ).body
+    # fake-1: $1 / M input, $5 / M output; maxTokens 1000 → worst case ≈ $0.005 + input bytes.
+    body = {"templateId": template["id"], "input": "budgets", "maxTokens": 1000}
+    first = call_api(runner, "POST", "/generate", api_key=made.key, body=body)
+    assert first.status == 202
+    reserved = budget_row(made.id)["reserved_usd"]
+    assert Decimal("0.005") < reserved < Decimal("0.0051")
+    refused = call_api(runner, "POST", "/generate", api_key=made.key, body={**body, "input": "more"})
+    assert refused.status == 402 and refused.body["error"]["code"] == "budget_exceeded"
+    details = refused.body["error"]["details"]
+    assert details["limitUSD"] == "0.01" and details["spentUSD"] == "0" and details["budget"]["keyId"] == made.id
+    assert Decimal(details["reservedUSD"]) == reserved and Decimal(details["requestedUSD"]) > 0
+
+    drain_queues(runner)
+    job = call_api(runner, "GET", f"/jobs/{first.body['id']}", api_key=made.key).body
+    assert job["status"] == "completed"
+    settled = budget_row(made.id)
+    assert settled["reserved_usd"] == 0 and settled["spent_usd"] == Decimal(job["estimatedCostUSD"])
+    # A repeat is a cache hit: free, and never blocked by the budget.
+    for _ in range(3):
+        hit = call_api(runner, "POST", "/generate", api_key=made.key, body=body)
+        assert hit.status == 200 and hit.body["cacheHit"] is True and hit.body["estimatedCostUSD"] == "0"
+    assert budget_row(made.id)["spent_usd"] == Decimal(job["estimatedCostUSD"])
+
+
+def test_a_failed_job_releases_its_reservation(clean_queues: LocalRunner, set_env: SetEnv) -> None:
+    made = auth.create_key(name=unique("budget"), monthly_budget_usd=Decimal("1"))
+    template = call_api(
+        clean_queues, "POST", "/templates", api_key=made.key, body={"name": unique("b"), "body": "Do {{ t }}."}
+    ).body
+    set_env(PROMPTLAB_FAKE_FAIL_STATUS="400")
+    body = {"templateId": template["id"], "input": "x"}
+    answer = call_api(clean_queues, "POST", "/generate", api_key=made.key, body=body)
+    assert budget_row(made.id)["reserved_usd"] > 0
+    drain_queues(clean_queues)
+    assert call_api(clean_queues, "GET", f"/jobs/{answer.body['id']}", api_key=made.key).body["status"] == "failed"
+    assert budget_row(made.id) == {"spent_usd": 0, "reserved_usd": 0}
+
+
+def test_concurrent_requests_never_overspend_a_budget(runner: LocalRunner) -> None:
+    made = auth.create_key(name=unique("race"), monthly_budget_usd=Decimal("0.0205"))
+    template = call_api(
+        runner, "POST", "/templates", api_key=made.key, body={"name": unique("r"), "body": "{{ t }}"}
+    ).body
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def submit(n: int) -> None:
+        for i in range(5):
+            body = {"templateId": template["id"], "input": f"{n}-{i}", "maxTokens": 1000}  # ≈ $0.005 each
+            status = call_api(runner, "POST", "/generate", api_key=made.key, body=body).status
+            with lock:
+                statuses.append(status)
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(set(statuses)) == [202, 402]
+    assert statuses.count(202) == 4  # 4 × ~$0.00503 fits in $0.0205; a fifth would not
+    assert budget_row(made.id)["reserved_usd"] <= Decimal("0.0205")
+
+
+def test_usage_matches_the_sum_of_the_jobs(clean_queues: LocalRunner) -> None:
+    runner = clean_queues
+    key = new_key()
+    template = call_api(runner, "POST", "/templates", api_key=key, body={"name": unique("u"), "body": "{{ t }}"}).body
+    for text in ("alpha", "beta", "gamma"):
+        call_api(runner, "POST", "/generate", api_key=key, body={"templateId": template["id"], "input": text})
+    drain_queues(runner)
+    hit = call_api(runner, "POST", "/generate", api_key=key, body={"templateId": template["id"], "input": "alpha"})
+    assert hit.body["cacheHit"] is True
+    jobs = call_api(runner, "GET", "/jobs", api_key=key).body["items"]
+    report = call_api(runner, "GET", "/usage", api_key=key, query={"groupBy": "model"}).body
+    assert [item["key"] for item in report["items"]] == ["fake:fake-1"]
+    totals = report["totals"]
+    provider_jobs = [j for j in jobs if not j["cacheHit"]]
+    assert totals["requests"] == len(jobs) == 4 and totals["cacheHits"] == 1 and totals["completed"] == 4
+    assert totals["inputTokens"] == sum(j["inputTokens"] for j in provider_jobs)
+    assert totals["outputTokens"] == sum(j["outputTokens"] for j in provider_jobs)
+    assert Decimal(totals["costUSD"]) == sum(Decimal(j["estimatedCostUSD"]) for j in jobs)
+    assert Decimal(totals["savedUSD"]) == Decimal(hit.body["savedCostUSD"]) > 0
+    assert report["items"][0] == {**totals, "key": "fake:fake-1"}
+    by_day = call_api(runner, "GET", "/usage", api_key=key, query={"groupBy": "day"}).body
+    assert sum(item["requests"] for item in by_day["items"]) == 4
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [({"groupBy": "week"}, "groupBy"), ({"from": "2026-01-02", "to": "2026-01-01"}, "from"), ({"to": "soon"}, "to")],
+)
+def test_bad_usage_queries_name_the_field(runner: LocalRunner, query: dict[str, str], field: str) -> None:
+    answer = call_api(runner, "GET", "/usage", query=query)
+    assert answer.status == 422 and [f["field"] for f in answer.body["error"]["details"]["fields"]] == [field]
