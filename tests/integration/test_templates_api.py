@@ -146,3 +146,29 @@ def test_text_that_postgres_cannot_hold_and_deep_nesting_are_422s_naming_the_fie
         answer = call_api(runner, "POST", path, body=body)
         assert answer.status == 422, (path, answer.body)
         assert answer.body["error"]["details"]["fields"][0]["field"].startswith(field)
+
+
+def test_a_stale_if_match_on_delete_is_a_412(runner: LocalRunner) -> None:
+    made = create(runner)
+    call_api(runner, "PUT", f"/templates/{made['id']}", body={"name": made["name"], "body": "v2 {{ x }}"})
+    stale = call_api(runner, "DELETE", f"/templates/{made['id']}", headers={"If-Match": '"1"'})
+    assert stale.status == 412 and stale.body["error"]["details"]["currentVersion"] == 2
+    assert call_api(runner, "GET", f"/templates/{made['id']}").body["archivedAt"] is None
+    assert call_api(runner, "DELETE", f"/templates/{made['id']}", headers={"If-Match": '"2"'}).status == 204
+
+
+def test_an_archived_template_refuses_generations_and_can_be_restored(runner: LocalRunner) -> None:
+    made = create(runner)
+    assert call_api(runner, "DELETE", f"/templates/{made['id']}").status == 204
+    refused = call_api(runner, "POST", "/generate", body={"templateId": made["id"], "input": {"topic": "x", "tone": "y"}})
+    assert refused.status == 409 and "archived" in refused.body["error"]["message"]
+    restored = call_api(runner, "POST", f"/templates/{made['id']}/restore")
+    assert restored.status == 200 and restored.body["archivedAt"] is None and restored.header("ETag") == '"1"'
+    again = call_api(runner, "POST", "/generate", body={"templateId": made["id"], "input": {"topic": "x", "tone": "y"}})
+    assert again.status == 202
+    # Archived again, and its name taken by a new template meanwhile: restoring would clash.
+    call_api(runner, "DELETE", f"/templates/{made['id']}")
+    assert call_api(runner, "POST", "/templates", body={"name": made["name"], "body": "y"}).status == 201
+    clash = call_api(runner, "POST", f"/templates/{made['id']}/restore")
+    assert clash.status == 409 and made["name"] in clash.body["error"]["message"]
+    assert call_api(runner, "POST", "/templates/tpl_nope/restore").status == 404

@@ -156,6 +156,15 @@ def archive_template(*, tenant_id: str, template_id: str, expected_version: int 
         raise _explain_miss(tenant_id=tenant_id, template_id=template_id, expected_version=expected_version)
 
 
+def restore_template(*, tenant_id: str, template_id: str) -> TemplatePublic:
+    """Un-archive a template (409 when a live template took its name meanwhile); restoring a live one is a no-op."""
+    row = get_template_row(tenant_id=tenant_id, template_id=template_id)
+    with connection() as conn:
+        templates_repo.restore_template(conn, tenant_id=tenant_id, template_id=template_id, name=row["name"])
+    _forget(tenant_id, template_id)
+    return template_public(get_template_row(tenant_id=tenant_id, template_id=template_id))
+
+
 def list_versions(*, tenant_id: str, template_id: str) -> TemplateVersionList:
     """Every version of a template, newest first."""
     get_template_row(tenant_id=tenant_id, template_id=template_id)

@@ -130,6 +130,16 @@ def archive_template(id: TemplateId, if_match: IfMatch = None) -> Response[str]:
     return Response(status_code=204, body="", headers={"X-Request-Id": app.request_id or ""})
 
 
+@app.post(
+    "/templates/<id>/restore",
+    responses=_doc(200, TemplatePublic, "Live again (a template that was not archived is returned as is)", 404, 409),
+    tags=["templates"],
+)
+def restore_template(id: TemplateId) -> Response[str]:
+    template = template_service.restore_template(tenant_id=_tenant(), template_id=id)
+    return _json(200, template, _etag(template.version))
+
+
 @app.get(
     "/templates/<id>/versions",
     responses=_doc(200, TemplateVersionList, "Every version, newest first", 404),

@@ -120,6 +120,19 @@ def archive_template(conn: Connection, *, tenant_id: str, template_id: str, expe
     return conn.execute(sql, params).rowcount == 1
 
 
+def restore_template(conn: Connection, *, tenant_id: str, template_id: str, name: str) -> bool:
+    """Bring an archived template back; False when it was not archived. Its name must be free again."""
+    try:
+        cur = conn.execute(
+            "UPDATE templates SET archived_at = NULL, updated_at = now()"
+            " WHERE id = %s AND tenant_id = %s AND archived_at IS NOT NULL",
+            (template_id, tenant_id),
+        )
+    except psycopg.errors.UniqueViolation as exc:
+        raise _name_taken(name) from exc
+    return cur.rowcount == 1
+
+
 def list_versions(conn: Connection, *, template_id: str) -> list[Row]:
     """Every version of a template, newest first."""
     return conn.execute(
