@@ -142,6 +142,7 @@ def test_the_committed_sample_events_run_through_their_handlers(runner: LocalRun
     assert runner.invoke("IntakeFunction", sample_event("intake-submission.json")) == {"batchItemFailures": []}
     assert runner.invoke("NotifierFunction", sample_event("notifier-announcement.json")) == {"batchItemFailures": []}
     assert runner.invoke("SweeperFunction", sample_event("sweeper-schedule.json")).keys() == {
+        "purged",
         "sent",
         "recovered",
         "expired",

@@ -163,3 +163,73 @@ def test_a_long_poll_answers_as_soon_as_the_job_ends(clean_queues: LocalRunner, 
     assert (returned - completed).total_seconds() < 1
     too_long = call_api(clean_queues, "GET", f"/jobs/{job['id']}", query={"wait": "21"})
     assert too_long.status == 422 and too_long.body["error"]["details"]["fields"][0]["field"] == "wait"
+
+
+def test_delete_purges_input_and_output_and_keeps_the_accounting(
+    clean_queues: LocalRunner, template: dict[str, Any]
+) -> None:
+    from promptlab import cache
+    from promptlab.redis_client import get_redis
+    from promptlab.settings import get_settings
+
+    body = {"templateId": template["id"], "input": unique("secret text"), "metadata": {"who": "alice"}}
+    job = call_api(clean_queues, "POST", "/generate", body=body).body
+    assert call_api(clean_queues, "DELETE", f"/jobs/{job['id']}").status == 409  # still queued: cancel first
+    drain_queues(clean_queues)
+    done = call_api(clean_queues, "GET", f"/jobs/{job['id']}").body
+    digest = rows("SELECT input_hash FROM jobs WHERE id = %s", job["id"])[0]["input_hash"]
+    key = f"{get_settings().redis_prefix}cache:{digest}"
+    assert get_redis().exists(key) == 1
+    assert call_api(clean_queues, "DELETE", f"/jobs/{job['id']}").status == 204
+    purged = call_api(clean_queues, "GET", f"/jobs/{job['id']}").body
+    assert purged["input"] is None and purged["output"] is None and purged["metadata"] is None
+    assert purged["purgedAt"] is not None and purged["status"] == "completed"
+    assert purged["estimatedCostUSD"] == done["estimatedCostUSD"] and purged["totalTokens"] == done["totalTokens"]
+    stored = rows("SELECT input, output, metadata FROM jobs WHERE id = %s", job["id"])[0]
+    assert stored == {"input": None, "output": None, "metadata": None}
+    assert get_redis().exists(key) == 0 and cache.get_result(key.split("cache:")[1]) is None
+    # The same request is a provider call again, not an answer from the purged one.
+    again = call_api(clean_queues, "POST", "/generate", body=body)
+    assert again.status == 202 and again.body["cacheHit"] is False
+    assert call_api(clean_queues, "DELETE", "/jobs/job_nope").status == 404
+
+
+def test_the_sweeper_purges_past_a_tenants_retention(clean_queues: LocalRunner, template: dict[str, Any]) -> None:
+    from promptlab.sweeper import sweep
+
+    job = call_api(clean_queues, "POST", "/generate", body={"templateId": template["id"], "input": unique("r")}).body
+    drain_queues(clean_queues)
+    rows("UPDATE tenants SET retention_days = 7 WHERE id = 'default' RETURNING id")
+    try:
+        sweep()
+        assert rows("SELECT purged_at FROM jobs WHERE id = %s", job["id"])[0]["purged_at"] is None  # too recent
+        rows("UPDATE jobs SET completed_at = now() - interval '8 days' WHERE id = %s RETURNING id", job["id"])
+        assert sweep().purged >= 1
+        stored = rows("SELECT input, output, purged_at, estimated_cost_usd FROM jobs WHERE id = %s", job["id"])[0]
+        assert stored["input"] is None and stored["output"] is None and stored["purged_at"] is not None
+        assert stored["estimated_cost_usd"] is not None
+    finally:
+        rows("UPDATE tenants SET retention_days = NULL WHERE id = 'default' RETURNING id")
+
+
+def test_expires_at_sets_the_deadline_of_one_job(clean_queues: LocalRunner, template: dict[str, Any]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from promptlab.sweeper import sweep
+
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    job = call_api(
+        clean_queues, "POST", "/generate", body={"templateId": template["id"], "input": unique("e"), "expiresAt": soon}
+    ).body
+    assert job["expiresAt"].startswith(soon[:19])
+    rows("UPDATE jobs SET expires_at = now() - interval '1 second' WHERE id = %s RETURNING id", job["id"])
+    sweep()
+    ended = call_api(clean_queues, "GET", f"/jobs/{job['id']}").body
+    assert ended["status"] == "failed" and ended["error"]["code"] == "expired"
+    past = call_api(
+        clean_queues,
+        "POST",
+        "/generate",
+        body={"templateId": template["id"], "input": "x", "expiresAt": "2020-01-01T00:00:00Z"},
+    )
+    assert past.status == 422 and past.body["error"]["details"]["fields"][0]["field"] == "expiresAt"

@@ -160,11 +160,12 @@ def test_a_stale_if_match_on_delete_is_a_412(runner: LocalRunner) -> None:
 def test_an_archived_template_refuses_generations_and_can_be_restored(runner: LocalRunner) -> None:
     made = create(runner)
     assert call_api(runner, "DELETE", f"/templates/{made['id']}").status == 204
-    refused = call_api(runner, "POST", "/generate", body={"templateId": made["id"], "input": {"topic": "x", "tone": "y"}})
+    inputs = {"topic": "x", "tone": "y"}
+    refused = call_api(runner, "POST", "/generate", body={"templateId": made["id"], "input": inputs})
     assert refused.status == 409 and "archived" in refused.body["error"]["message"]
     restored = call_api(runner, "POST", f"/templates/{made['id']}/restore")
     assert restored.status == 200 and restored.body["archivedAt"] is None and restored.header("ETag") == '"1"'
-    again = call_api(runner, "POST", "/generate", body={"templateId": made["id"], "input": {"topic": "x", "tone": "y"}})
+    again = call_api(runner, "POST", "/generate", body={"templateId": made["id"], "input": inputs})
     assert again.status == 202
     # Archived again, and its name taken by a new template meanwhile: restoring would clash.
     call_api(runner, "DELETE", f"/templates/{made['id']}")

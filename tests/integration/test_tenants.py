@@ -67,6 +67,7 @@ def test_a_second_tenant_sees_nothing_of_the_first_on_any_route(runner: LocalRun
     expect("PUT", "/templates/{id}", f"/templates/{tid}", 404, body=body)
     expect("DELETE", "/templates/{id}", f"/templates/{tid}", 404)
     expect("GET", "/templates/{id}/versions", f"/templates/{tid}/versions", 404)
+    expect("POST", "/templates/{id}/restore", f"/templates/{tid}/restore", 404)
     assert expect("GET", "/templates", "/templates", 200).body["items"] == []
     # The same name is free in another tenant: names are unique per tenant.
     expect("POST", "/templates", "/templates", 201, body=body)
@@ -78,6 +79,7 @@ def test_a_second_tenant_sees_nothing_of_the_first_on_any_route(runner: LocalRun
     assert expect("GET", "/jobs", "/jobs", 200).body["items"] == []
     expect("POST", "/jobs/{id}/cancel", f"/jobs/{jid}/cancel", 404)
     expect("POST", "/jobs/{id}/retry", f"/jobs/{failed['id']}/retry", 404)
+    expect("DELETE", "/jobs/{id}", f"/jobs/{failed['id']}", 404)
     assert expect("POST", "/dlq/redrive", "/dlq/redrive", 200, body={"jobId": failed["id"]}).body["redriven"] == []
     assert expect("GET", "/usage", "/usage", 200).body["totals"]["requests"] == 0
     expect("GET", "/health", "/health", 200)
@@ -90,6 +92,7 @@ def test_a_second_tenant_sees_nothing_of_the_first_on_any_route(runner: LocalRun
     mine = call_api(runner, "GET", f"/templates/{tid}")
     assert mine.status == 200 and mine.body["version"] == 1 and mine.body["body"] == "Explain {{ t }}."
     assert call_api(runner, "GET", f"/jobs/{jid}").body["status"] == "queued"
+    assert call_api(runner, "GET", f"/jobs/{failed['id']}").body["input"] is not None  # not purged
 
 
 def test_a_key_with_a_request_limit_is_limited_across_addresses(runner: LocalRunner) -> None:

@@ -212,6 +212,22 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retention(args: argparse.Namespace) -> int:
+    from promptlab.db import keys_repo
+    from promptlab.db.connection import connection
+
+    _use_local_stack()
+    days = None if args.days == "off" else int(args.days)
+    if days is not None and days < 1:
+        raise SystemExit("--days takes a number of days ≥ 1, or off")
+    with connection() as conn:
+        if not keys_repo.set_retention(conn, tenant_id=args.tenant, days=days):
+            raise SystemExit(f"no tenant {args.tenant!r}")
+    kept = f"{days} days after they finish" if days else "until deleted"
+    print(f"tenant {args.tenant}: inputs and outputs are kept {kept} (the sweeper purges them)")
+    return 0
+
+
 def cmd_usage(args: argparse.Namespace) -> int:
     from promptlab.usage import usage_report
 
@@ -283,6 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id or prefix")
     revoke.add_argument("key")
     revoke.set_defaults(func=cmd_keys_revoke)
+
+    tenants = sub.add_parser("tenants", help="tenant settings")
+    tenants_sub = tenants.add_subparsers(dest="tenants_command", required=True)
+    retention = tenants_sub.add_parser("retention", help="purge inputs and outputs N days after jobs finish")
+    retention.add_argument("--tenant", default="default")
+    retention.add_argument("--days", required=True, help="days to keep, or off")
+    retention.set_defaults(func=cmd_retention)
 
     usage = sub.add_parser("usage", help="requests, cache hits, tokens, cost and savings as a table")
     usage.add_argument("--tenant", default="default")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -60,6 +60,10 @@ def resolve(*, template: dict[str, Any], request: GenerateRequest) -> Resolved:
     params: dict[str, Any] = {"maxTokens": max_tokens}
     if temperature is not None:
         params["temperature"] = temperature
+    if request.top_p is not None:
+        params["topP"] = request.top_p
+    if request.stop:
+        params["stop"] = list(request.stop)
     fallbacks = request.fallbacks if request.fallbacks is not None else defaults.get("fallbacks")
     for index, entry in enumerate(fallbacks or []):
         fallback_provider, _, fallback_model = entry.partition(":")
@@ -84,6 +88,22 @@ def resolve(*, template: dict[str, Any], request: GenerateRequest) -> Resolved:
         input_hash=digest,
         fallbacks=list(fallbacks) if fallbacks else None,
     )
+
+
+MAX_DEADLINE = timedelta(days=30)
+
+
+def _deadline(request: GenerateRequest) -> datetime:
+    """The request's `expiresAt` (in the future, within 30 days), or now + the default job TTL."""
+    now = utc_now()
+    if request.expires_at is None:
+        return now + timedelta(seconds=get_settings().job_ttl_seconds)
+    deadline = request.expires_at if request.expires_at.tzinfo else request.expires_at.replace(tzinfo=UTC)
+    if deadline <= now:
+        raise ValidationFailed.single("expiresAt", "must be in the future")
+    if deadline > now + MAX_DEADLINE:
+        raise ValidationFailed.single("expiresAt", f"must be within {MAX_DEADLINE.days} days")
+    return deadline
 
 
 def new_job(
@@ -116,7 +136,7 @@ def new_job(
         "callback_url": request.callback,
         "fallbacks": resolved.fallbacks,
         "source_message_id": source_message_id,
-        "expires_at": utc_now() + timedelta(seconds=settings.job_ttl_seconds),
+        "expires_at": _deadline(request),
     }
 
 

@@ -6,6 +6,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from promptlab import cache
 from promptlab.db import jobs_repo
 from promptlab.db.connection import Connection, connection
 from promptlab.errors import Conflict, DependencyUnavailable, NotFound
@@ -176,3 +177,20 @@ def dispatch_many(conn: Connection, *, jobs: list[tuple[str, str]]) -> set[str]:
         logger.warning("some jobs not enqueued; the sweeper will send them", unsent=len(jobs) - len(sent))
     jobs_repo.mark_enqueued_many(conn, job_ids=sorted(sent))
     return sent
+
+
+def purge_job(*, tenant_id: str, job_id: str) -> None:
+    """Drop a finished job's input and output from Postgres and its result from the Redis cache.
+
+    The accounting stays. A job still queued or processing is a 409: cancel it first.
+    """
+    with connection() as conn:
+        purged = jobs_repo.purge_job(conn, tenant_id=tenant_id, job_id=job_id)
+        if purged is None:
+            row = _require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id)
+            raise Conflict(
+                f"job {job_id!r} is {row['status']}: cancel it before purging it",
+                details={"jobId": job_id, "status": row["status"]},
+            )
+    cache.forget(purged["input_hash"])
+    logger.info("job purged", job_id=job_id)

@@ -32,6 +32,8 @@ Fallback = Annotated[
 Fallbacks = Annotated[list[Fallback], Field(max_length=5)]
 MaxTokens = Annotated[int, Field(ge=1, le=64_000)]
 Temperature = Annotated[Decimal, Field(ge=0, le=2, max_digits=6)]
+TopP = Annotated[Decimal, Field(ge=0, le=1, max_digits=6)]
+StopSequences = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(min_length=1, max_length=4)]
 
 
 class WireModel(BaseModel):
@@ -136,8 +138,13 @@ class GenerateRequest(RequestModel):
     max_tokens: MaxTokens | None = None
     temperature: Temperature | None = None
     fallbacks: Fallbacks | None = None
+    top_p: TopP | None = None
+    stop: StopSequences | None = Field(default=None, description="Up to 4 sequences that end the answer.")
     priority: Priority = "normal"
     cache: bool = True
+    expires_at: UtcDatetime | None = Field(
+        default=None, description="Deadline: a job not started by then ends `failed` with `expired` (default 24 h)."
+    )
     metadata: Annotated[dict[str, str], Field(max_length=50)] | None = None
     callback: (
         Annotated[
@@ -243,6 +250,8 @@ class JobSummary(WireModel):
     callback_url: str | None = None
     fallbacks: list[str] | None = None
     answered_by: str | None = None
+    params: dict[str, Any] | None = Field(default=None, description="maxTokens, temperature, topP, stop as used.")
+    purged_at: UtcDatetime | None = Field(default=None, description="When input and output were purged.")
     warnings: list[str] | None = None
     provider_latency_ms: int | None = None
     created_at: UtcDatetime

@@ -91,6 +91,7 @@ def _call_provider(job: dict[str, Any], version: dict[str, Any]) -> ProviderResu
     values = job["input"] or {}
     max_tokens = int(job["params"]["maxTokens"])
     temperature = job["params"].get("temperature")
+    top_p = job["params"].get("topP")
     call = GenerationCall(
         model=model,
         system=render(version["system"], values),
@@ -99,6 +100,8 @@ def _call_provider(job: dict[str, Any], version: dict[str, Any]) -> ProviderResu
         temperature=None if temperature is None else Decimal(temperature),
         timeout_seconds=provider_timeout(max_tokens),
         cache_system=bool(version.get("cache_system")),
+        top_p=None if top_p is None else Decimal(top_p),
+        stop=tuple(job["params"].get("stop") or ()),
     )
     with provider_segment(provider, model):
         return get_provider(provider).generate(call)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from promptlab import cache
 from promptlab.db import jobs_repo
 from promptlab.db.connection import connection
 from promptlab.errors import DependencyUnavailable
@@ -17,6 +18,7 @@ class SweepReport:
     sent: int
     recovered: int
     expired: int
+    purged: int = 0
 
 
 def sweep(
@@ -43,8 +45,13 @@ def sweep(
                     break
                 jobs_repo.mark_enqueued(conn, job_id=job["id"])
                 sent += 1
+        purged = jobs_repo.purge_past_retention(conn, limit=limit)
     for job_id in expired + [r["id"] for r in recovered if not r["requeued"]]:
         announce(job_id)
-    report = SweepReport(sent=sent, recovered=len(recovered), expired=len(expired))
-    logger.info("sweep done", sent=report.sent, recovered=report.recovered, expired=report.expired)
+    for hash_of_input in {row["input_hash"] for row in purged}:
+        cache.forget(hash_of_input)
+    report = SweepReport(sent=sent, recovered=len(recovered), expired=len(expired), purged=len(purged))
+    logger.info(
+        "sweep done", sent=report.sent, recovered=report.recovered, expired=report.expired, purged=report.purged
+    )
     return report

@@ -261,6 +261,16 @@ def get_job(
     return _json(200, jobs.get_job(tenant_id=_tenant(), job_id=id, wait_seconds=wait))
 
 
+@app.delete(
+    "/jobs/<id>",
+    responses=_doc(204, None, "Input and output purged (Postgres and the result cache); accounting kept", 404, 409),
+    tags=["jobs"],
+)
+def purge_job(id: JobId) -> Response[str]:
+    jobs.purge_job(tenant_id=_tenant(), job_id=id)
+    return Response(status_code=204, body="", headers={"X-Request-Id": app.request_id or ""})
+
+
 @app.get("/jobs", responses=_doc(200, JobPage, "A page of jobs, newest first", 422), tags=["jobs"])
 def list_jobs(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,

@@ -395,3 +395,27 @@ def list_notifications(conn: Connection, *, job_id: str) -> list[Row]:
         " WHERE job_id = %s ORDER BY id",
         (job_id,),
     ).fetchall()
+
+
+_PURGE = "input = NULL, output = NULL, metadata = NULL, purged_at = now(), updated_at = now()"
+
+
+def purge_job(conn: Connection, *, tenant_id: str, job_id: str) -> Row | None:
+    """Drop a finished job's input and output, keep its accounting; None when it is not finished (or missing)."""
+    return conn.execute(
+        f"UPDATE jobs SET {_PURGE} WHERE id = %s AND tenant_id = %s"
+        " AND status IN ('completed', 'failed', 'cancelled') RETURNING id, input_hash",
+        (job_id, tenant_id),
+    ).fetchone()
+
+
+def purge_past_retention(conn: Connection, *, limit: int) -> list[Row]:
+    """Purge finished jobs older than their tenant's retention period (bounded; safe to run twice at once)."""
+    return conn.execute(
+        f"UPDATE jobs SET {_PURGE} WHERE id IN ("
+        " SELECT j.id FROM jobs j JOIN tenants t ON t.id = j.tenant_id"
+        " WHERE t.retention_days IS NOT NULL AND j.purged_at IS NULL AND j.completed_at IS NOT NULL"
+        " AND j.completed_at < now() - make_interval(days => t.retention_days)"
+        " ORDER BY j.completed_at LIMIT %s FOR UPDATE OF j SKIP LOCKED) RETURNING id, input_hash",
+        (limit,),
+    ).fetchall()

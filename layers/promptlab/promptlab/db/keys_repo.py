@@ -21,6 +21,12 @@ def tenant_exists(conn: Connection, *, tenant_id: str) -> bool:
     return conn.execute("SELECT 1 FROM tenants WHERE id = %s", (tenant_id,)).fetchone() is not None
 
 
+def set_retention(conn: Connection, *, tenant_id: str, days: int | None) -> bool:
+    """Set (or clear, with None) how long a tenant's inputs and outputs are kept."""
+    cur = conn.execute("UPDATE tenants SET retention_days = %s WHERE id = %s", (days, tenant_id))
+    return cur.rowcount == 1
+
+
 def insert_key(conn: Connection, key: Row) -> Row:
     """Store a key (its hash, never the key)."""
     row = conn.execute(

@@ -29,9 +29,16 @@ class AnthropicProvider:
             if call.cache_system:
                 block["cache_control"] = {"type": "ephemeral"}  # prompt caching: a write once, reads after
             request["system"] = [block]
+        extra: dict[str, Any] = {}
         if call.temperature is not None:
             # This SDK generation has no `temperature` argument; the Messages API still reads the field.
-            request["extra_body"] = {"temperature": float(call.temperature)}
+            extra["temperature"] = float(call.temperature)
+        if call.top_p is not None:
+            extra["top_p"] = float(call.top_p)
+        if extra:
+            request["extra_body"] = extra
+        if call.stop:
+            request["stop_sequences"] = list(call.stop)
         with classified_errors(anthropic, provider=self.name, model=call.model, timeout=call.timeout_seconds):
             raw = self._client.messages.with_raw_response.create(**request, timeout=call.timeout_seconds)
             message = raw.parse()

@@ -39,6 +39,8 @@ class GenerationCall:
     temperature: Decimal | None
     timeout_seconds: float
     cache_system: bool = False
+    top_p: Decimal | None = None
+    stop: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

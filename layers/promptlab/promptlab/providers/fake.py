@@ -111,6 +111,10 @@ class FakeProvider:
                 settings.fake_fail_status, f"fake provider told to fail with {settings.fake_fail_status}"
             )
         text = _answer(call)
+        finish = "end_turn"
+        cuts = [text.find(stop) for stop in call.stop if stop in text]
+        if cuts:  # like the real APIs: the answer ends before the first stop sequence
+            text, finish = text[: min(cuts)], "stop_sequence"
         output_tokens = count_tokens(text)
         truncated = output_tokens > call.max_tokens
         if truncated:
@@ -125,6 +129,6 @@ class FakeProvider:
             usage=Usage(input_tokens=input_tokens, output_tokens=output_tokens),
             model=call.model,
             request_id=f"fake_req_{digest}",
-            finish_reason="max_tokens" if truncated else "end_turn",
+            finish_reason="max_tokens" if truncated else finish,
             truncated=truncated,
         )

@@ -25,6 +25,10 @@ class OpenAIProvider:
         request["max_completion_tokens" if self.name == "openai" else "max_tokens"] = call.max_tokens
         if call.temperature is not None:
             request["temperature"] = float(call.temperature)
+        if call.top_p is not None:
+            request["top_p"] = float(call.top_p)
+        if call.stop:
+            request["stop"] = list(call.stop)
         with classified_errors(openai, provider=self.name, model=call.model, timeout=call.timeout_seconds):
             raw = self._client.chat.completions.with_raw_response.create(**request, timeout=call.timeout_seconds)
             completion = raw.parse()
