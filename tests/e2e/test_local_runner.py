@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -51,3 +52,28 @@ def test_errors_over_http_keep_the_error_shape(local_stack: str) -> None:
     assert status == 404 and body["error"]["code"] == "not_found"
     status, headers, body = request(local_stack, "POST", "/generate", {"templateId": "tpl_x"})
     assert status == 404 and body["error"]["requestId"] == headers["X-Request-Id"]
+
+
+def test_large_answers_are_gzipped_for_clients_that_ask(local_stack: str) -> None:
+    import gzip
+    import http.client
+    from urllib.parse import urlsplit
+
+    from tests.e2e.local_stack import KEYS
+
+    target = urlsplit(local_stack)
+    conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=10)
+    auth = {"Authorization": f"Bearer {KEYS[local_stack]}"}
+    conn.request("GET", "/openapi.json", headers={"Accept-Encoding": "gzip", **auth})
+    big = conn.getresponse()
+    raw = big.read()
+    assert big.status == 200 and big.getheader("Content-Encoding") == "gzip"
+    document = json.loads(gzip.decompress(raw))
+    assert document["info"]["title"] == "PromptLab API" and len(raw) < len(gzip.decompress(raw)) / 3
+    conn.request("GET", "/health", headers={"Accept-Encoding": "gzip", **auth})
+    small = conn.getresponse()
+    small.read()
+    assert small.getheader("Content-Encoding") is None  # under the template's MinimumCompressionSize (1 KiB)
+    conn.request("GET", "/openapi.json", headers=auth)
+    plain = conn.getresponse()
+    assert plain.getheader("Content-Encoding") is None and json.loads(plain.read())["openapi"]

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     )
     auth: bool = Field(default=True, description="`off`: no API keys; every request acts for the default tenant.")
     auth_cache_seconds: float = Field(default=5.0, ge=0, le=300, description="How long a key lookup is reused.")
+    cors_origins: str = Field(default="", description="Comma-separated browser origins allowed, or `*`.")
     redis_prefix: str = Field(default="pl:", description="Prefix of every Redis key PromptLab writes.")
     aws_endpoint_url: str | None = Field(
         default=None,
@@ -101,6 +102,11 @@ class Settings(BaseSettings):
     fake_answer_log: str | None = Field(
         default=None, description="File the fake provider appends a line to per answer."
     )
+
+    def cors_allows(self, origin: str) -> bool:
+        """Whether a browser page from `origin` may call the API."""
+        allowed = {o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()}
+        return "*" in allowed or origin.rstrip("/") in allowed
 
     def provider_default_model(self, provider: str) -> str | None:
         """The model a provider uses when neither request nor template names one (None: the price table's)."""

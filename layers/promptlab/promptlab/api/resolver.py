@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from promptlab import auth, ratelimit
+from promptlab.api.cors import cors_headers, preflight
 from promptlab.api.errors import error_payload, error_response, from_domain_error
 from promptlab.auth import Principal
 from promptlab.errors import PromptLabError, Unauthorized
@@ -175,6 +176,13 @@ class PromptLabResolver(APIGatewayRestResolver):
 
     def resolve(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # type: ignore[override]
         request_id = _request_id(event)
+        answer = preflight(event, request_id) or self._answer(event, context, request_id)
+        extra = cors_headers(event)
+        if extra:
+            answer.setdefault("multiValueHeaders", {}).update({k: [v] for k, v in extra.items()})
+        return answer
+
+    def _answer(self, event: dict[str, Any], context: LambdaContext, request_id: str | None) -> dict[str, Any]:
         path = event.get("path", "")
         _request_state.principal = auth.ANONYMOUS
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import socket
 import sys
 import time
@@ -128,6 +129,17 @@ class GatewayHandler(BaseHTTPRequestHandler):
         body = error_payload(code=code, message=message, request_id=request_id, details={}).encode()
         self._send(status, {"Content-Type": "application/json", "X-Request-Id": request_id}, body)
 
+    def _compressed(self, headers: dict[str, str], payload: bytes) -> bytes:
+        """gzip as API Gateway does with MinimumCompressionSize: large answers, for clients that accept it."""
+        threshold = self.server.stack.minimum_compression_size
+        accepts = "gzip" in (self.headers.get("Accept-Encoding") or "").lower()
+        already = any(k.lower() == "content-encoding" for k in headers)
+        if threshold is None or not accepts or already or len(payload) < threshold:
+            return payload
+        headers["Content-Encoding"] = "gzip"
+        headers["Vary"] = ", ".join(filter(None, [headers.get("Vary"), "Accept-Encoding"]))
+        return gzip.compress(payload, compresslevel=5)
+
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:  # noqa: ARG002
         """The stdlib's own errors (an unknown method, a malformed request line) in our error shape."""
         self.close_connection = True
@@ -175,6 +187,7 @@ class GatewayHandler(BaseHTTPRequestHandler):
             headers[name] = ", ".join(str(v) for v in values)
         raw = answer.get("body") or ""
         payload = base64.b64decode(raw) if answer.get("isBase64Encoded") else str(raw).encode("utf-8")
+        payload = self._compressed(headers, payload)
         self._send(int(answer["statusCode"]), headers, payload)
         logger.debug("request", method=self.command, path=path, ms=round((time.perf_counter() - started) * 1000, 2))
 

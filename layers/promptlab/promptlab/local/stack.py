@@ -70,6 +70,8 @@ class Stack:
     mappings: list[SqsMapping] = field(default_factory=list)
     schedules: list[Schedule] = field(default_factory=list)
     queue_urls: dict[str, str] = field(default_factory=dict)
+    # The API's MinimumCompressionSize: answers this large are gzipped for clients that accept it.
+    minimum_compression_size: int | None = None
 
     def route_for(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         """The route serving a request and its path parameters; static paths win over templated ones."""
@@ -189,6 +191,10 @@ def build_stack(
     resolver.attributes = attributes
     stack = Stack(template_path=template_path, stack_name=stack_name, region=region, queue_urls=urls)
     arn_to_queue = {attributes[(lid, "Arn")]: lid for lid in urls}
+    for resource in resources.values():
+        if resource.get("Type") == "AWS::Serverless::Api":
+            size = resolver.resolve(resource.get("Properties") or {}).get("MinimumCompressionSize")
+            stack.minimum_compression_size = None if size is None else int(size)
     for lid, resource in resources.items():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
