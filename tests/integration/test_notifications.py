@@ -121,3 +121,72 @@ def test_eventbridge_and_sns_receive_finished_jobs(
     assert notice["MessageAttributes"]["event"]["Value"] == "promptlab.job.completed"
     channels = {d["channel"] for d in call_api(clean_queues, "GET", f"/jobs/{made['id']}").body["notifications"]}
     assert channels == {"eventbridge", "sns"}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",  # loopback
+        "http://localhost/hook",  # loopback by name
+        "http://10.1.2.3/hook",  # private
+        "http://192.168.0.10/hook",  # private
+        "http://169.254.169.254/latest/meta-data/",  # link-local: the instance metadata service
+        "http://[::1]/hook",  # IPv6 loopback
+        "http://[::ffff:127.0.0.1]/hook",  # IPv4-mapped loopback
+        "http://100.64.0.1/hook",  # carrier-grade NAT
+    ],
+)
+def test_webhooks_to_non_public_addresses_are_refused_in_aws_mode(
+    runner: LocalRunner, template: dict[str, Any], set_env: SetEnv, url: str
+) -> None:
+    set_env(PROMPTLAB_WEBHOOK_BLOCK_PRIVATE="true")
+    answer = call_api(runner, "POST", "/generate", body={"templateId": template["id"], "input": "x", "callback": url})
+    assert answer.status == 422, answer.body
+    fields = answer.body["error"]["details"]["fields"]
+    assert fields[0]["field"] == "callback" and "non-public" in fields[0]["message"]
+
+
+def test_the_allow_list_limits_and_trusts_webhook_hosts(
+    runner: LocalRunner, template: dict[str, Any], set_env: SetEnv
+) -> None:
+    set_env(PROMPTLAB_WEBHOOK_BLOCK_PRIVATE="true", PROMPTLAB_WEBHOOK_ALLOWED_HOSTS="hooks.internal.test, 127.0.0.1")
+    other = call_api(
+        runner,
+        "POST",
+        "/generate",
+        body={"templateId": template["id"], "input": "x", "callback": "http://example.com/h"},
+    )
+    assert other.status == 422 and "allow-list" in other.body["error"]["message"]
+    trusted = call_api(
+        runner,
+        "POST",
+        "/generate",
+        body={"templateId": template["id"], "input": "y", "callback": "http://127.0.0.1:9/h"},
+    )
+    assert trusted.status == 202
+
+
+def test_a_target_that_turns_private_after_submit_is_refused_at_delivery_not_retried(
+    clean_queues: LocalRunner, template: dict[str, Any], receiver: Receiver, set_env: SetEnv
+) -> None:
+    made = generate(clean_queues, template, callback=receiver.url)  # locally, loopback is allowed
+    set_env(PROMPTLAB_WEBHOOK_BLOCK_PRIVATE="true", PROMPTLAB_WEBHOOK_BACKOFF_SECONDS="[0]")
+    drain_queues(clean_queues)
+    drain_queues(clean_queues, function="NotifierFunction")
+    assert receiver.received == []
+    deliveries = call_api(clean_queues, "GET", f"/jobs/{made['id']}").body["notifications"]
+    assert len(deliveries) == 1 and deliveries[0]["delivered"] is False
+    assert deliveries[0]["error"].startswith("refused: 127.0.0.1 resolves to a non-public address")
+
+
+def test_redirects_are_not_followed(
+    clean_queues: LocalRunner, template: dict[str, Any], receiver: Receiver, set_env: SetEnv
+) -> None:
+    set_env(PROMPTLAB_WEBHOOK_BACKOFF_SECONDS="[0]", PROMPTLAB_WEBHOOK_MAX_ATTEMPTS="1")
+    receiver.statuses[:] = [302]
+    made = generate(clean_queues, template, callback=receiver.url)
+    drain_queues(clean_queues)
+    drain_queues(clean_queues, function="NotifierFunction")
+    assert len(receiver.received) == 1
+    deliveries = call_api(clean_queues, "GET", f"/jobs/{made['id']}").body["notifications"]
+    assert deliveries[0]["error"] == "webhook answered 302" and deliveries[0]["delivered"] is False

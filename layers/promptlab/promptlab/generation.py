@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from promptlab import budgets, cache, ids
+from promptlab import budgets, cache, ids, webhook_targets
 from promptlab.auth import Principal
 from promptlab.clock import utc_now
 from promptlab.db import jobs_repo
@@ -116,6 +116,11 @@ def new_job(
             details={"templateId": request.template_id},
         )
     resolved = resolve(template=template, request=request)
+    if request.callback is not None:
+        try:
+            webhook_targets.vet(request.callback)
+        except webhook_targets.TargetRefused as exc:
+            raise ValidationFailed.single("callback", str(exc)) from exc
     settings = get_settings()
     return {
         "id": ids.job_id(),

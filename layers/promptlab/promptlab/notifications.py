@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from promptlab import webhook_targets
 from promptlab.db import jobs_repo
 from promptlab.db.connection import connection
 from promptlab.errors import DependencyUnavailable
@@ -53,21 +53,17 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 def _post_webhook(url: str, event: str, delivery_id: str, body: bytes) -> int:
     settings = get_settings()
     timestamp = str(int(time.time()))
-    request = urllib.request.Request(url, data=body, method="POST")
-    request.add_header("Content-Type", "application/json")
-    request.add_header("User-Agent", "PromptLab-Webhook/1")
-    request.add_header("X-PromptLab-Event", event)
-    request.add_header("X-PromptLab-Delivery", delivery_id)
-    request.add_header("X-PromptLab-Timestamp", timestamp)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "PromptLab-Webhook/1",
+        "X-PromptLab-Event": event,
+        "X-PromptLab-Delivery": delivery_id,
+        "X-PromptLab-Timestamp": timestamp,
+    }
     secret = webhook_secret()
     if secret:
-        request.add_header(SIGNATURE_HEADER, sign(secret, timestamp, body))
-    try:
-        with urllib.request.urlopen(request, timeout=settings.webhook_timeout_seconds) as answer:
-            status: int = answer.status
-            return status
-    except urllib.error.HTTPError as exc:
-        return exc.code
+        headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
+    return webhook_targets.post(url, body, headers, timeout=settings.webhook_timeout_seconds)
 
 
 def _channels(job: dict[str, Any]) -> list[str]:
@@ -117,10 +113,13 @@ def deliver(announcement: Announcement) -> list[str]:
         if channel in done:
             continue
         status: int | None = None
+        refused = False
         try:
             status = _send(channel, job, event, body)
             error = None
-        except (DeliveryFailed, DependencyUnavailable, OSError) as exc:
+        except webhook_targets.TargetRefused as exc:  # permanent: no retry can make the target acceptable
+            error, refused = f"refused: {exc}", True
+        except (DeliveryFailed, DependencyUnavailable, OSError, http.client.HTTPException) as exc:
             error = str(exc)
         with connection() as conn:
             jobs_repo.record_notification(
@@ -133,7 +132,10 @@ def deliver(announcement: Announcement) -> list[str]:
                 error=error,
                 delivered=error is None,
             )
-        (failed if error else delivered).append(channel)
+        if error is None:
+            delivered.append(channel)
+        elif not refused:
+            failed.append(channel)
     if failed and announcement.receive_count < settings.webhook_max_attempts:
         schedule = settings.webhook_backoff_seconds
         delay = schedule[min(announcement.receive_count - 1, len(schedule) - 1)]

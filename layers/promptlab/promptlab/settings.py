@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     job_events_topic_arn: str = Field(default="", description="SNS topic for finished jobs; empty: none.")
     webhook_secret: str | None = Field(default=None, repr=False, description="HMAC key for webhook signatures.")
     webhook_secret_parameter: str | None = Field(default=None, description="SSM name of the webhook key (AWS).")
+    webhook_block_private: bool | None = Field(
+        default=None, description="Refuse webhooks to non-public addresses (default: on in AWS mode, off locally)."
+    )
+    webhook_allowed_hosts: str = Field(default="", description="Comma-separated hosts webhooks may reach; empty: any.")
     webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
     webhook_max_attempts: int = Field(default=6, ge=1, le=20)
     webhook_backoff_seconds: tuple[int, ...] = (5, 30, 120, 600, 1800)
