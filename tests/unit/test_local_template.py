@@ -91,3 +91,17 @@ def test_the_template_keeps_its_security_rules() -> None:
             for statement in policy.get("Statement", []):
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 assert all("*" not in action for action in actions), f"{name}: wildcard action in {statement}"
+
+
+def test_operators_get_alarms_a_vpc_and_secrets_by_name() -> None:
+    template = load_template(ROOT / "template.yaml")
+    alarms = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    watched = {(a["MetricName"], str(a["Dimensions"][0]["Value"])) for a in alarms}
+    for queue in ("JobQueueHigh", "JobQueueNormal", "JobQueueLow"):
+        assert ("ApproximateAgeOfOldestMessage", str({"Fn::GetAtt": [queue, "QueueName"]})) in watched
+    assert ("ApproximateNumberOfMessagesVisible", str({"Fn::GetAtt": ["JobDLQ", "QueueName"]})) in watched
+    assert {("Errors", str({"Ref": "WorkerFunction"})), ("Throttles", str({"Ref": "WorkerFunction"}))} <= watched
+    assert template["Globals"]["Function"]["VpcConfig"]["Fn::If"][0] == "InVpc"
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["PROMPTLAB_DATABASE_SECRET_ARN"] == {"Ref": "DatabaseSecretArn"}
+    assert template["Parameters"]["DatabaseUrl"]["NoEcho"] is True

@@ -6,6 +6,7 @@ from functools import cache
 
 import redis
 
+from promptlab.secrets import with_secret
 from promptlab.settings import get_settings
 
 
@@ -14,7 +15,7 @@ def get_redis() -> redis.Redis:
     """The process-wide Redis client (thread-safe connection pool)."""
     settings = get_settings()
     return redis.Redis.from_url(
-        settings.redis_url,
+        with_secret(settings.redis_url, settings.redis_secret_arn),
         socket_connect_timeout=settings.redis_timeout_seconds,
         socket_timeout=settings.redis_timeout_seconds,
         health_check_interval=30,

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     auth: bool = Field(default=True, description="`off`: no API keys; every request acts for the default tenant.")
     auth_cache_seconds: float = Field(default=5.0, ge=0, le=300, description="How long a key lookup is reused.")
     cors_origins: str = Field(default="", description="Comma-separated browser origins allowed, or `*`.")
+    database_secret_arn: str | None = Field(
+        default=None, description="Secrets Manager secret with the database credentials (AWS; RDS JSON or a password)."
+    )
+    redis_secret_arn: str | None = Field(default=None, description="Secrets Manager secret with the Redis AUTH token.")
     redis_prefix: str = Field(default="pl:", description="Prefix of every Redis key PromptLab writes.")
     aws_endpoint_url: str | None = Field(
         default=None,

@@ -14,6 +14,7 @@ import psycopg
 from psycopg.rows import DictRow, dict_row
 
 from promptlab.errors import DependencyUnavailable
+from promptlab.secrets import with_secret
 from promptlab.settings import get_settings
 
 Connection = psycopg.Connection[DictRow]
@@ -34,7 +35,7 @@ def open_connection(url: str | None = None, *, durable: bool = True) -> Connecti
         options += " -c synchronous_commit=off"
     try:
         return psycopg.connect(
-            url or settings.database_url,
+            url or with_secret(settings.database_url, settings.database_secret_arn),
             autocommit=True,
             row_factory=dict_row,
             connect_timeout=settings.db_connect_timeout_seconds,
