@@ -77,3 +77,25 @@ def test_large_answers_are_gzipped_for_clients_that_ask(local_stack: str) -> Non
     conn.request("GET", "/openapi.json", headers=auth)
     plain = conn.getresponse()
     assert plain.getheader("Content-Encoding") is None and json.loads(plain.read())["openapi"]
+
+
+def test_the_cli_generates_and_waits_for_the_output(local_stack: str) -> None:
+    import subprocess
+    import sys
+
+    from tests.e2e.local_stack import KEYS
+
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    assert request(local_stack, "POST", "/templates", {"name": name, "body": "Explain {{ topic }}."})[0] == 201
+    command = [sys.executable, "-m", "promptlab.cli", "generate", name, "--input", "long polling", "--wait"]
+    command += ["--url", local_stack, "--api-key", KEYS[local_stack]]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Fake answer for: Explain long polling")
+    assert " completed · fake/fake-1 · " in done.stderr and "$0." in done.stderr
+    again = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert again.stdout == done.stdout and "cache hit (saved $" in again.stderr
+    missing = subprocess.run(
+        [*command[:4], "no-such-template", *command[5:]], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert missing.returncode == 1 and "404 not_found" in missing.stderr

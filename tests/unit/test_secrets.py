@@ -9,10 +9,10 @@ def test_database_credentials_come_from_a_secret(monkeypatch: pytest.MonkeyPatch
     from promptlab import secrets
 
     rds = '{"username": "app", "password": "p@ss:w/rd", "host": "db.internal", "port": 5432, "dbname": "promptlab"}'
-    monkeypatch.setattr(secrets, "_from_secrets_manager", lambda arn: rds)
+    monkeypatch.setattr(secrets, "_from_secrets_manager", lambda _arn: rds)
     url = secrets.with_secret("postgresql://placeholder@localhost/x?sslmode=require", "arn:aws:secretsmanager:db")
     assert url == "postgresql://app:p%40ss%3Aw%2Frd@db.internal:5432/promptlab?sslmode=require"
-    monkeypatch.setattr(secrets, "_from_secrets_manager", lambda arn: "token-only")
+    monkeypatch.setattr(secrets, "_from_secrets_manager", lambda _arn: "token-only")
     assert (
         secrets.with_secret("rediss://cache.internal:6379/0", "arn:redis")
         == "rediss://:token-only@cache.internal:6379/0"
