@@ -2,7 +2,8 @@
 
 The model name steers it: `status-529` answers that status with the provider's error body and headers,
 `slow` sleeps past any timeout, `malformed` answers broken JSON, `truncated` stops at max_tokens,
-`refuse` refuses; anything else answers normally. Every request is kept for assertions.
+`refuse` refuses; anything else answers normally. Asked for JSON, it first answers broken JSON and a
+schema-valid value once the request carries a correction (`json-never`: never). Every request is kept.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from promptlab import json_output
 
 ANTHROPIC_ERROR_TYPES = {
     400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
@@ -43,8 +46,23 @@ class ProviderServer(ThreadingHTTPServer):
         self.server_close()
 
 
+CORRECTION = "Your previous answer was not valid"
+
+
+def _json_answer(body: dict[str, Any], schema: dict[str, Any] | None) -> str:
+    """JSON mode: a broken answer first (and always for model `json-never`), a valid one once corrected."""
+    corrected = any(CORRECTION in str(m.get("content")) for m in body["messages"])
+    if not corrected or body["model"] == "json-never":
+        return 'Sure! Here it is: {"title": '
+    return json.dumps(json_output.example(schema) if schema else {"answer": "ok"})
+
+
 def _anthropic_answer(body: dict[str, Any]) -> dict[str, Any]:
     text = "Claude says: " + body["messages"][-1]["content"][:40]
+    system = " ".join(b.get("text", "") for b in body.get("system") or [])
+    if "JSON" in system:
+        marker = "JSON Schema: "
+        text = _json_answer(body, json.loads(system.split(marker, 1)[1]) if marker in system else None)
     stop = "end_turn"
     if body["model"] == "truncated":
         text, stop = text[:10], "max_tokens"
@@ -70,6 +88,8 @@ def _anthropic_answer(body: dict[str, Any]) -> dict[str, Any]:
 
 def _openai_answer(body: dict[str, Any]) -> dict[str, Any]:
     text: str | None = "GPT says: " + body["messages"][-1]["content"][:40]
+    if body.get("response_format"):
+        text = _json_answer(body, (body["response_format"].get("json_schema") or {}).get("schema"))
     finish = "stop"
     if body["model"] == "truncated":
         finish = "length"

@@ -32,7 +32,11 @@ def input_token_bound(*, system: str | None, prompt: str) -> int:
 def worst_case_cost(*, template: dict[str, Any], job: dict[str, Any]) -> Decimal | None:
     """The most the job can cost on any of its routes (None when a route's model has no price)."""
     values = job["input"]
-    bound = input_token_bound(system=render(template["system"], values), prompt=render(template["body"], values) or "")
+    if job.get("messages"):
+        prompt = "\n".join(render(m["content"], values) or "" for m in job["messages"])
+    else:
+        prompt = render(template["body"], values) or ""
+    bound = input_token_bound(system=render(template["system"], values), prompt=prompt)
     max_tokens = int(job["params"]["maxTokens"])
     routes = [f"{job['provider']}:{job['model']}", *(job.get("fallbacks") or [])]
     worst = Decimal(0)

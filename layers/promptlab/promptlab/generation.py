@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from promptlab import budgets, cache, ids, webhook_targets
+from promptlab import budgets, cache, ids, json_output, webhook_targets
 from promptlab.auth import Principal
 from promptlab.clock import utc_now
 from promptlab.db import jobs_repo
@@ -23,7 +23,7 @@ from promptlab.providers import check_available
 from promptlab.providers.pricing import default_model
 from promptlab.settings import get_settings
 from promptlab.template_service import template_for_generation, variables_of
-from promptlab.templates import bind_input
+from promptlab.templates import Variable, bind_input, check_placeholders, placeholder_names
 from promptlab.validation import validation_fields
 
 
@@ -37,6 +37,37 @@ class Resolved:
     bound_input: dict[str, str]
     input_hash: str
     fallbacks: list[str] | None = None
+    messages: list[dict[str, str]] | None = None
+
+
+def conversation(request: GenerateRequest) -> list[dict[str, str]] | None:
+    """The request's chat turns, checked: they start and end with the user and alternate (422 otherwise)."""
+    if not request.messages:
+        return None
+    turns = [{"role": m.role, "content": m.content} for m in request.messages]
+    for index, turn in enumerate(turns):
+        expected = "user" if index % 2 == 0 else "assistant"
+        if turn["role"] != expected:
+            raise ValidationFailed.single(
+                f"messages[{index}].role", f"must be {expected!r}: turns alternate, user first"
+            )
+        problems = check_placeholders(f"messages[{index}].content", turn["content"])
+        if problems:
+            raise ValidationFailed("a message has a malformed placeholder", problems)
+    if turns[-1]["role"] != "user":
+        raise ValidationFailed.single(f"messages[{len(turns) - 1}].role", "the last turn must be the user's")
+    return turns
+
+
+def variables_for(template: dict[str, Any], messages: list[dict[str, str]] | None) -> list[Variable]:
+    """The variables a request must bind: the template's, or, with messages, those the system prompt and the
+    messages use (the body is not sent); the template's defaults still apply."""
+    declared = variables_of(template)
+    if messages is None:
+        return declared
+    by_name = {v.name: v for v in declared}
+    names = placeholder_names(template["system"], *(m["content"] for m in messages))
+    return [by_name.get(name, Variable(name=name)) for name in names]
 
 
 def resolve(*, template: dict[str, Any], request: GenerateRequest) -> Resolved:
@@ -71,7 +102,10 @@ def resolve(*, template: dict[str, Any], request: GenerateRequest) -> Resolved:
             check_available(fallback_provider, fallback_model)
         except ValidationFailed as exc:
             raise ValidationFailed.single(f"fallbacks[{index}]", exc.message) from exc
-    bound = bind_input(variables_of(template), request.input)
+    if request.response_format is not None:
+        params["responseFormat"] = json_output.checked_format(request.response_format)
+    messages = conversation(request)
+    bound = bind_input(variables_for(template, messages), request.input)
     digest = input_hash(
         template_id=template["id"],
         version=template["version"],
@@ -79,6 +113,7 @@ def resolve(*, template: dict[str, Any], request: GenerateRequest) -> Resolved:
         model=model,
         params=params,
         bound_input=bound,
+        messages=messages,
     )
     return Resolved(
         provider=provider,
@@ -87,6 +122,7 @@ def resolve(*, template: dict[str, Any], request: GenerateRequest) -> Resolved:
         bound_input=bound,
         input_hash=digest,
         fallbacks=list(fallbacks) if fallbacks else None,
+        messages=messages,
     )
 
 
@@ -133,6 +169,7 @@ def new_job(
         "model": resolved.model,
         "params": {k: str(v) if isinstance(v, Decimal) else v for k, v in resolved.params.items()},
         "input": resolved.bound_input,
+        "messages": resolved.messages,
         "input_hash": resolved.input_hash,
         "status": "queued",
         "priority": request.priority,

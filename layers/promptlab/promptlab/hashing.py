@@ -27,9 +27,10 @@ def input_hash(
     model: str,
     params: dict[str, Any],
     bound_input: dict[str, str],
+    messages: list[dict[str, str]] | None = None,
 ) -> str:
     """SHA-256 hex of everything that decides a generation's answer."""
-    document = {
+    document: dict[str, Any] = {
         "templateId": template_id,
         "version": version,
         "provider": provider,
@@ -37,4 +38,6 @@ def input_hash(
         "params": params,
         "input": bound_input,
     }
+    if messages:  # absent otherwise, so hashes of plain requests are unchanged
+        document["messages"] = messages
     return hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()

@@ -130,6 +130,20 @@ class TemplateVersionList(WireModel):
     items: list[TemplateVersionPublic]
 
 
+class ChatMessage(RequestModel):
+    """One turn of a conversation; `{{ variables }}` in it are filled from `input` like the template's body."""
+
+    role: Literal["user", "assistant"]
+    content: Annotated[str, Field(min_length=1, max_length=100_000)]
+
+
+class ResponseFormat(RequestModel):
+    """JSON output: the answer must be JSON (`json_object`) or satisfy a JSON Schema (`json_schema`)."""
+
+    type: Literal["json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = Field(default=None, alias="schema", description="For `json_schema`.")
+
+
 class GenerateRequest(RequestModel):
     template_id: Annotated[str, Field(min_length=1, max_length=64)]
     provider: ProviderName | None = None
@@ -140,6 +154,14 @@ class GenerateRequest(RequestModel):
     fallbacks: Fallbacks | None = None
     top_p: TopP | None = None
     stop: StopSequences | None = Field(default=None, description="Up to 4 sequences that end the answer.")
+    messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=100)] | None = Field(
+        default=None,
+        description="A conversation sent instead of the template's rendered body (its system prompt still applies);"
+        " it starts and ends with a user turn, and turns alternate.",
+    )
+    response_format: ResponseFormat | None = Field(
+        default=None, description="Ask for JSON; the answer is validated, and retried with the error when invalid."
+    )
     priority: Priority = "normal"
     cache: bool = True
     expires_at: UtcDatetime | None = Field(
@@ -274,6 +296,7 @@ class NotificationPublic(WireModel):
 
 class JobPublic(JobSummary):
     output: str | None = None
+    messages: list[dict[str, str]] | None = None
     attempt_history: list[AttemptPublic] | None = None
     notifications: list[NotificationPublic] | None = None
 

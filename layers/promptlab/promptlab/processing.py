@@ -9,7 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from promptlab import cache
+from promptlab import cache, json_output
 from promptlab.db import jobs_repo, templates_repo
 from promptlab.db.connection import connection
 from promptlab.errors import DependencyUnavailable
@@ -86,28 +86,46 @@ def _has_next_route(job: dict[str, Any]) -> bool:
     return (job.get("route_index") or 0) < len(job.get("fallbacks") or [])
 
 
+def _conversation(job: dict[str, Any], version: dict[str, Any]) -> list[Message]:
+    """The turns sent: the rendered body, or the job's chat messages; after an invalid JSON answer, that
+    answer and a request to correct it."""
+    values = job["input"] or {}
+    if job.get("messages"):
+        turns = [Message(role=m["role"], content=render(m["content"], values) or "") for m in job["messages"]]
+    else:
+        turns = [Message(role="user", content=render(version["body"], values) or "")]
+    error = job.get("error") or {}
+    if error.get("code") == "invalid_output" and error.get("output"):
+        turns += [
+            Message(role="assistant", content=error["output"]),
+            Message(role="user", content=json_output.correction(error["message"])),
+        ]
+    return turns
+
+
 def _call_provider(job: dict[str, Any], version: dict[str, Any]) -> ProviderResult:
     provider, model = current_route(job)
-    values = job["input"] or {}
-    max_tokens = int(job["params"]["maxTokens"])
-    temperature = job["params"].get("temperature")
-    top_p = job["params"].get("topP")
+    params = job["params"]
+    max_tokens = int(params["maxTokens"])
+    temperature, top_p = params.get("temperature"), params.get("topP")
     call = GenerationCall(
         model=model,
-        system=render(version["system"], values),
-        messages=[Message(role="user", content=render(version["body"], values) or "")],
+        system=render(version["system"], job["input"] or {}),
+        messages=_conversation(job, version),
         max_tokens=max_tokens,
         temperature=None if temperature is None else Decimal(temperature),
         timeout_seconds=provider_timeout(max_tokens),
         cache_system=bool(version.get("cache_system")),
         top_p=None if top_p is None else Decimal(top_p),
-        stop=tuple(job["params"].get("stop") or ()),
+        stop=tuple(params.get("stop") or ()),
+        response_format=params.get("responseFormat"),
     )
     with provider_segment(provider, model):
         return get_provider(provider).generate(call)
 
 
-def _complete(job: dict[str, Any], result: ProviderResult, latency_ms: int, cache_ttl_seconds: int) -> None:
+def _spend(job: dict[str, Any], result: ProviderResult, latency_ms: int) -> dict[str, Any]:
+    """What the answer cost, added to what earlier attempts of this job spent (invalid JSON answers)."""
     provider, model = current_route(job)
     prices = unit_prices(provider, result.model) or unit_prices(provider, model)
     if prices is None:
@@ -118,21 +136,63 @@ def _complete(job: dict[str, Any], result: ProviderResult, latency_ms: int, cach
         warnings.append(f"the provider returned an empty answer (finish reason {result.finish_reason})")
     elif result.truncated:
         warnings.append(f"the answer was cut at maxTokens (finish reason {result.finish_reason})")
-    outcome = {
+    earlier = job.get("estimated_cost_usd")
+    cost = cost_usd(usage, prices) + (earlier or 0) if prices else None
+
+    def plus(column: str, value: int) -> int:
+        return value + (job.get(column) or 0)
+
+    return {
         "output": result.text.replace("\x00", ""),  # Postgres text cannot hold NUL
         "finish_reason": result.finish_reason,
         "truncated": result.truncated or not result.text,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cache_read_tokens": usage.cache_read_tokens,
-        "cache_write_tokens": usage.cache_write_tokens,
-        "total_tokens": usage.total_tokens,
-        "estimated_cost_usd": cost_usd(usage, prices) if prices else None,
+        "input_tokens": plus("input_tokens", usage.input_tokens),
+        "output_tokens": plus("output_tokens", usage.output_tokens),
+        "cache_read_tokens": plus("cache_read_tokens", usage.cache_read_tokens),
+        "cache_write_tokens": plus("cache_write_tokens", usage.cache_write_tokens),
+        "total_tokens": plus("total_tokens", usage.total_tokens),
+        "estimated_cost_usd": cost,
         "unit_prices": prices.snapshot() if prices else None,
         "answered_by": f"{provider}/{result.model}",
         "provider_latency_ms": latency_ms,
         "warnings": warnings,
     }
+
+
+def _invalid_output(
+    job: dict[str, Any], result: ProviderResult, why: str, latency_ms: int, delivery: Delivery, queue: JobQueue
+) -> None:
+    """A JSON-mode answer that does not satisfy the format: its cost is kept, and the job is asked again
+    (with the answer and the reason) while attempts last, else it fails with `invalid_output`."""
+    attempt = job["attempts"]
+    retry = attempt < job["max_attempts"]
+    spend = _spend(job, result, latency_ms)
+    error = {
+        "code": "invalid_output",
+        "message": why,
+        "retryable": retry,
+        "providerStatus": None,
+        "attempt": attempt,
+        "output": spend["output"][:8000],
+    }
+    with connection() as conn, conn.transaction():
+        jobs_repo.end_attempt(
+            conn, job_id=job["id"], n=attempt, outcome="error", error=error, provider_request_id=result.request_id
+        )
+        jobs_repo.record_invalid_output(conn, job_id=job["id"], attempt=attempt, error=error, spend=spend, retry=retry)
+    if retry:
+        queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=0)
+        count("JobRetries")
+        logger.info("job answer was not valid JSON for its format; asked again", job_id=job["id"], attempt=attempt)
+        raise RetryLater(f"invalid_output: {why}")
+    announce(job["id"])
+    count("JobsFailed")
+    logger.warning("job failed: no valid JSON answer", job_id=job["id"], attempt=attempt)
+
+
+def _complete(job: dict[str, Any], result: ProviderResult, latency_ms: int, cache_ttl_seconds: int) -> None:
+    outcome = _spend(job, result, latency_ms)
+    usage = result.usage
     # The job's state and its attempt's outcome commit together, so a crash cannot leave one without the other.
     with connection() as conn, conn.transaction():
         done = jobs_repo.complete_job(conn, job_id=job["id"], attempt=job["attempts"], result=outcome)
@@ -245,6 +305,11 @@ def process_delivery(delivery: Delivery, queue: JobQueue | None = None) -> str:
             _handle_failure(job, exc, delivery, queue)
             return "failed"
         latency_ms = int((time.monotonic() - started) * 1000)
+        response_format = job["params"].get("responseFormat")
+        why = json_output.problem(result.text, response_format) if response_format else None
+        if why is not None:
+            _invalid_output(job, result, why, latency_ms, delivery, queue)
+            return "failed"
         _complete(job, result, latency_ms=latency_ms, cache_ttl_seconds=version["cache_ttl_seconds"])
         return "completed"
     finally:

@@ -10,7 +10,7 @@ from promptlab.db.connection import Connection
 
 Row = dict[str, Any]
 
-_JSON_COLUMNS = {"params", "input", "error", "unit_prices", "metadata", "warnings", "fallbacks"}
+_JSON_COLUMNS = {"params", "input", "error", "unit_prices", "metadata", "warnings", "fallbacks", "messages"}
 
 
 def _insert(job: Row) -> tuple[bytes, list[Any]]:
@@ -137,6 +137,27 @@ def requeue_job(conn: Connection, *, job_id: str, attempt: int, error: Row) -> b
         "UPDATE jobs SET status = 'queued', error = %s, lease_until = NULL, updated_at = now()"
         " WHERE id = %s AND status = 'processing' AND attempts = %s",
         (Jsonb(error), job_id, attempt),
+    )
+    return cur.rowcount == 1
+
+
+def record_invalid_output(conn: Connection, *, job_id: str, attempt: int, error: Row, spend: Row, retry: bool) -> bool:
+    """An answer that failed its JSON format: keep what it cost, then queue the job again or fail it."""
+    cur = conn.execute(
+        "UPDATE jobs SET status = %(status)s, error = %(error)s, input_tokens = %(input_tokens)s,"
+        " output_tokens = %(output_tokens)s, cache_read_tokens = %(cache_read_tokens)s,"
+        " cache_write_tokens = %(cache_write_tokens)s, total_tokens = %(total_tokens)s,"
+        " estimated_cost_usd = %(estimated_cost_usd)s, lease_until = NULL,"
+        " completed_at = CASE WHEN %(retry)s THEN NULL ELSE now() END, updated_at = now()"
+        " WHERE id = %(job_id)s AND status = 'processing' AND attempts = %(attempt)s",
+        {
+            **spend,
+            "status": "queued" if retry else "failed",
+            "error": Jsonb(error),
+            "retry": retry,
+            "job_id": job_id,
+            "attempt": attempt,
+        },
     )
     return cur.rowcount == 1
 
@@ -397,7 +418,7 @@ def list_notifications(conn: Connection, *, job_id: str) -> list[Row]:
     ).fetchall()
 
 
-_PURGE = "input = NULL, output = NULL, metadata = NULL, purged_at = now(), updated_at = now()"
+_PURGE = "input = NULL, output = NULL, metadata = NULL, messages = NULL, purged_at = now(), updated_at = now()"
 
 
 def purge_job(conn: Connection, *, tenant_id: str, job_id: str) -> Row | None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import anthropic
 
+from promptlab import json_output
 from promptlab.providers.base import GenerationCall, ProviderError, ProviderResult, Usage
 from promptlab.providers.http_errors import classified_errors
 
@@ -24,8 +25,11 @@ class AnthropicProvider:
             "max_tokens": call.max_tokens,
             "messages": [{"role": m.role, "content": m.content} for m in call.messages],
         }
-        if call.system:
-            block: dict[str, Any] = {"type": "text", "text": call.system}
+        system = call.system
+        if call.response_format:  # no native JSON mode in the Messages API: the system prompt asks for it
+            system = "\n\n".join(filter(None, [system, json_output.instruction(call.response_format)]))
+        if system:
+            block: dict[str, Any] = {"type": "text", "text": system}
             if call.cache_system:
                 block["cache_control"] = {"type": "ephemeral"}  # prompt caching: a write once, reads after
             request["system"] = [block]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 # DESIGN.md §6: everything else in 4xx is permanent.
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
@@ -41,6 +41,7 @@ class GenerationCall:
     cache_system: bool = False
     top_p: Decimal | None = None
     stop: tuple[str, ...] = ()
+    response_format: dict[str, Any] | None = None  # JSON mode: {"type": "json_object" | "json_schema", "schema"}
 
 
 @dataclass(frozen=True)

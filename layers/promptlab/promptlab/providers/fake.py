@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import re
 import time
 
+from promptlab import json_output
 from promptlab.providers.base import GenerationCall, ProviderError, ProviderResult, Usage, error_for_status
 from promptlab.settings import get_settings
 
@@ -73,6 +75,14 @@ def _answer(call: GenerationCall) -> str:
     return f"Fake answer for: {prompt[:60].strip().rstrip('.!?')}. " + " ".join(words).capitalize() + "."
 
 
+def _json_answer(call: GenerationCall) -> str:
+    """JSON mode: a small value that satisfies the schema (any object for `json_object`)."""
+    assert call.response_format is not None
+    if call.response_format["type"] == "json_object":
+        return json.dumps({"answer": _answer(call)})
+    return json.dumps(json_output.example(call.response_format["schema"]))
+
+
 def _truncate_to_tokens(text: str, limit: int) -> str:
     kept: list[str] = []
     used = 0
@@ -110,7 +120,7 @@ class FakeProvider:
             raise error_for_status(
                 settings.fake_fail_status, f"fake provider told to fail with {settings.fake_fail_status}"
             )
-        text = _answer(call)
+        text = _json_answer(call) if call.response_format else _answer(call)
         finish = "end_turn"
         cuts = [text.find(stop) for stop in call.stop if stop in text]
         if cuts:  # like the real APIs: the answer ends before the first stop sequence

@@ -29,6 +29,11 @@ class OpenAIProvider:
             request["top_p"] = float(call.top_p)
         if call.stop:
             request["stop"] = list(call.stop)
+        if call.response_format and call.response_format["type"] == "json_schema":
+            schema = {"name": "answer", "schema": call.response_format["schema"], "strict": False}
+            request["response_format"] = {"type": "json_schema", "json_schema": schema}
+        elif call.response_format:
+            request["response_format"] = {"type": "json_object"}
         with classified_errors(openai, provider=self.name, model=call.model, timeout=call.timeout_seconds):
             raw = self._client.chat.completions.with_raw_response.create(**request, timeout=call.timeout_seconds)
             completion = raw.parse()
