@@ -209,3 +209,23 @@ def test_usage_matches_the_sum_of_the_jobs(clean_queues: LocalRunner) -> None:
 def test_bad_usage_queries_name_the_field(runner: LocalRunner, query: dict[str, str], field: str) -> None:
     answer = call_api(runner, "GET", "/usage", query=query)
     assert answer.status == 422 and [f["field"] for f in answer.body["error"]["details"]["fields"]] == [field]
+
+
+def test_the_keys_and_usage_commands(runner: LocalRunner, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from promptlab.cli import main
+
+    name = unique("cli")
+    assert main(["keys", "create", "--name", name, "--rpm", "50", "--monthly-budget-usd", "2.5", "--json"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert set(made) == {"id", "name", "key", "tenantId"} and made["name"] == name and made["key"].startswith("pl_")
+    assert call_api(runner, "GET", "/templates", api_key=made["key"]).status == 200
+    assert main(["keys", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert made["id"] in listing and made["key"] not in listing and made["key"][:11] in listing
+    assert main(["keys", "revoke", made["id"]]) == 0
+    assert call_api(runner, "GET", "/templates", api_key=made["key"]).status == 401
+    assert main(["usage", "--tenant", made["tenantId"], "--group-by", "model"]) == 0
+    table = capsys.readouterr().out
+    assert "requests" in table and "costUSD" in table and "total" in table
