@@ -165,3 +165,35 @@ def test_the_fast_and_full_generate_paths_answer_alike(clean_queues: LocalRunner
     assert fast.status == full.status == 202
     assert set(fast.body) == set(full.body)
     assert {k.lower() for k in fast.headers} == {k.lower() for k in full.headers}
+
+
+def test_a_hit_reads_the_cache_in_the_rate_limiters_round_trip(
+    clean_queues: LocalRunner, monkeypatch: Any, set_env: SetEnv
+) -> None:
+    import redis
+
+    set_env(PROMPTLAB_TEMPLATE_CACHE_SECONDS="30")  # the in-process template copy outlives this test's steps
+    template = two_variable_template(clean_queues)
+    body = {"templateId": template["id"], "input": {"a": unique("x"), "b": "y"}}
+    assert post(clean_queues, body).status == 202
+    drain_queues(clean_queues)
+    trips: list[str] = []
+    original_execute = redis.client.Pipeline.execute
+    original_command = redis.Redis.execute_command
+
+    def pipeline_execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        trips.append("pipeline:" + ",".join(str(c[0][0]) for c in self.command_stack))
+        return original_execute(self, *args, **kwargs)
+
+    def command(self: Any, *args: Any, **kwargs: Any) -> Any:
+        trips.append(str(args[0]))
+        return original_command(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", pipeline_execute)
+    monkeypatch.setattr(redis.Redis, "execute_command", command)
+    hit = post(clean_queues, body)
+    assert hit.status == 200 and hit.body["cacheHit"] is True
+    assert trips == ["pipeline:EVALSHA,GET"]  # one round trip: limiter and cache lookup together
+    trips.clear()
+    limited = post(clean_queues, body, headers={"Cache-Control": "no-cache"})
+    assert limited.status == 202 and trips[0] == "EVALSHA"  # no cache lookup when the cache is bypassed

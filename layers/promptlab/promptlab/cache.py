@@ -12,6 +12,22 @@ from promptlab.redis_client import get_redis
 from promptlab.settings import get_settings
 
 
+def key_for(input_hash: str) -> str:
+    """The Redis key of a cached result."""
+    return _key(input_hash)
+
+
+def decode(raw: bytes | str | None) -> dict[str, Any] | None:
+    """A cached value as read from Redis (None: a miss, or a value that is not ours)."""
+    if raw is None:
+        return None
+    try:
+        value: dict[str, Any] = json.loads(raw)
+    except ValueError:
+        return None
+    return value
+
+
 def _key(input_hash: str) -> str:
     return f"{get_settings().redis_prefix}cache:{input_hash}"
 
@@ -35,13 +51,7 @@ def get_result(input_hash: str) -> dict[str, Any] | None:
     except (redis.RedisError, OSError) as exc:
         logger.warning("result cache unavailable; treated as a miss", error=type(exc).__name__)
         return None
-    if raw is None:
-        return None
-    try:
-        value: dict[str, Any] = json.loads(raw)
-    except ValueError:
-        return None
-    return value
+    return decode(raw)
 
 
 def put_result(input_hash: str, result: dict[str, Any], *, ttl_seconds: int) -> bool:

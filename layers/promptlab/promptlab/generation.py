@@ -209,9 +209,18 @@ def _cache_hit_job(job: dict[str, Any], result: dict[str, Any]) -> dict[str, Any
     }
 
 
-def cached_result(conn: Connection, *, job: dict[str, Any], ttl_seconds: int) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class Prefetched:
+    """The Redis cache's answer for a job's hash, read earlier (with the rate limiter); None: a miss."""
+
+    value: dict[str, Any] | None
+
+
+def cached_result(
+    conn: Connection, *, job: dict[str, Any], ttl_seconds: int, prefetched: Prefetched | None = None
+) -> dict[str, Any] | None:
     """The answer for this input: Redis first, then a recent completed job in Postgres (re-cached)."""
-    found = cache.get_result(job["input_hash"])
+    found = prefetched.value if prefetched is not None else cache.get_result(job["input_hash"])
     if found is not None:
         return found
     row = jobs_repo.recent_result(
@@ -226,14 +235,20 @@ def cached_result(conn: Connection, *, job: dict[str, Any], ttl_seconds: int) ->
 
 
 def _store(
-    conn: Connection, *, principal: Principal, template: dict[str, Any], job: dict[str, Any], caching: bool
+    conn: Connection,
+    *,
+    principal: Principal,
+    template: dict[str, Any],
+    job: dict[str, Any],
+    caching: bool,
+    prefetched: Prefetched | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Answer from the cache, join the identical job in flight, or store the new job; True when it is new.
 
     Only a new job is charged to the key's budget (cache hits are free, joining a job in flight too).
     """
     if caching:
-        result = cached_result(conn, job=job, ttl_seconds=template["cache_ttl_seconds"])
+        result = cached_result(conn, job=job, ttl_seconds=template["cache_ttl_seconds"], prefetched=prefetched)
         if result is not None:
             row = _cache_hit_job(job, result)
             with connection(durable=False) as fast:
@@ -257,9 +272,23 @@ def accept_generation(
     """Answer from the cache, join an identical job in flight, or persist a new job and send its message."""
     template = template_for_generation(tenant_id=principal.tenant_id, template_id=request.template_id)
     job = new_job(template=template, principal=principal, request=request, source_message_id=source_message_id)
+    return accept_job(principal=principal, request=request, template=template, job=job, use_cache=use_cache)
+
+
+def accept_job(
+    *,
+    principal: Principal,
+    request: GenerateRequest,
+    template: dict[str, Any],
+    job: dict[str, Any],
+    use_cache: bool = True,
+    prefetched: Prefetched | None = None,
+) -> JobPublic:
+    """`accept_generation` for a job already built (the API's fast path builds it before the rate limiter,
+    so the cache lookup rides in the limiter's Redis round trip)."""
     with connection() as conn:
         caching = use_cache and request.cache
-        row, new = _store(conn, principal=principal, template=template, job=job, caching=caching)
+        row, new = _store(conn, principal=principal, template=template, job=job, caching=caching, prefetched=prefetched)
         if new:
             if dispatch(conn, job_id=row["id"], priority=request.priority):
                 row = {**row, "enqueued_at": utc_now()}

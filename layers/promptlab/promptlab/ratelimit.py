@@ -58,6 +58,8 @@ class Decision:
     limit: int
     remaining: int
     reset_seconds: int
+    # A value read in the same round trip (`also_get`): the key's value, or None when absent or unreadable.
+    prefetched: bytes | None = None
 
     def headers(self) -> dict[str, str]:
         return {
@@ -71,14 +73,32 @@ class SlidingWindowLimiter:
     """Counts requests per key over the last `window` seconds, exactly (one sorted-set entry per request)."""
 
     def __init__(self, client: redis.Redis) -> None:
+        self._client = client
         self._script = client.register_script(SLIDING_WINDOW_LUA)  # EVALSHA, reloaded on NOSCRIPT
 
-    def admit(self, limits: dict[str, int], *, window_seconds: int) -> Decision:
-        """Admit one request against every (key → limit); raises `DependencyUnavailable` if Redis is down."""
+    def admit(self, limits: dict[str, int], *, window_seconds: int, also_get: str | None = None) -> Decision:
+        """Admit one request against every (key → limit); raises `DependencyUnavailable` if Redis is down.
+
+        `also_get` reads one more key in the same round trip (a pipeline, not a transaction: on a cluster
+        the key may live on another shard), so the cache lookup of `POST /generate` costs no extra trip.
+        """
         keys = list(limits)
         args: list[str | int] = [window_seconds * 1_000_000, uuid.uuid4().hex, *limits.values()]
+        prefetched: bytes | None = None
         try:
-            admitted, limit, remaining, reset_us = self._script(keys=keys, args=args)
+            if also_get is None:
+                outcome = self._script(keys=keys, args=args)
+            else:
+                pipe = self._client.pipeline(transaction=False)
+                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+                pipe.get(also_get)
+                outcome, value = pipe.execute(raise_on_error=False)
+                if isinstance(outcome, redis.exceptions.NoScriptError):
+                    outcome = self._script(keys=keys, args=args)  # loads the script, then runs it
+                elif isinstance(outcome, Exception):
+                    raise outcome
+                prefetched = value if isinstance(value, bytes) else None
+            admitted, limit, remaining, reset_us = outcome
         except (redis.RedisError, OSError) as exc:
             raise DependencyUnavailable("the rate limiter is unavailable", details={"dependency": "redis"}) from exc
         return Decision(
@@ -86,6 +106,7 @@ class SlidingWindowLimiter:
             limit=int(limit),
             remaining=int(remaining),
             reset_seconds=max(1, -(-int(reset_us) // 1_000_000)),
+            prefetched=prefetched,
         )
 
 
@@ -105,7 +126,13 @@ def route_class(method: str, path: str) -> str | None:
 
 
 def check(
-    *, client_ip: str, method: str, path: str, key_id: str | None = None, key_limit: int | None = None
+    *,
+    client_ip: str,
+    method: str,
+    path: str,
+    key_id: str | None = None,
+    key_limit: int | None = None,
+    also_get: str | None = None,
 ) -> Decision | None:
     """The decision for one request by client IP and route class, and by API key when the key has a
     limit (`--rpm`: every request of the key, per window); None when it is not limited. One round trip.
@@ -124,7 +151,7 @@ def check(
     if not limits:
         return None
     try:
-        return get_limiter().admit(limits, window_seconds=settings.rate_limit_window_seconds)
+        return get_limiter().admit(limits, window_seconds=settings.rate_limit_window_seconds, also_get=also_get)
     except DependencyUnavailable:
         if settings.rate_limit_fail_open:
             logger.warning("rate limiter unavailable; request let through (fail-open)", client_ip=client_ip)

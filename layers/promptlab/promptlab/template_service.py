@@ -71,18 +71,24 @@ def get_template_row(*, tenant_id: str, template_id: str) -> dict[str, Any]:
 _recent: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 
 
+def cached_template(*, tenant_id: str, template_id: str) -> dict[str, Any] | None:
+    """The template if this process holds a fresh copy, else None (never a database read)."""
+    cached = _recent.get((tenant_id, template_id))
+    if cached is not None and time.monotonic() - cached[0] < get_settings().template_cache_seconds:
+        return cached[1]
+    return None
+
+
 def template_for_generation(*, tenant_id: str, template_id: str) -> dict[str, Any]:
     """The template as generation sees it, kept in process for `template_cache_seconds`.
 
     Saves a Postgres round trip on the hot path; another sandbox may use the previous version for up
     to that long after a `PUT` (the job records which version it used).
     """
-    ttl = get_settings().template_cache_seconds
-    key = (tenant_id, template_id)
-    now = time.monotonic()
-    cached = _recent.get(key)
-    if cached is not None and now - cached[0] < ttl:
-        return cached[1]
+    cached = cached_template(tenant_id=tenant_id, template_id=template_id)
+    if cached is not None:
+        return cached
+    ttl, key, now = get_settings().template_cache_seconds, (tenant_id, template_id), time.monotonic()
     row = get_template_row(tenant_id=tenant_id, template_id=template_id)
     if ttl > 0:
         if len(_recent) > 10_000:

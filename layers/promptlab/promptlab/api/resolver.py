@@ -7,6 +7,7 @@ import binascii
 import json
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -110,9 +111,31 @@ def _raw_error(
     }
 
 
-FastPath = Callable[[dict[str, Any], str | None], dict[str, Any] | None]
+@dataclass
+class Prefetch:
+    """What a fast path prepared before the rate limiter, and the Redis value read in the limiter's trip."""
+
+    key: str
+    state: Any
+    value: bytes | None = None
+    done: bool = False
+
+
+FastAnswer = Callable[[dict[str, Any], str | None, Prefetch | None], dict[str, Any] | None]
+FastPrepare = Callable[[dict[str, Any]], Prefetch | None]
+
 
 _request_state = threading.local()
+
+
+def _prepared(prepare: FastPrepare | None, event: dict[str, Any]) -> Prefetch | None:
+    """A fast path's preparation; anything unexpected just means no prefetch (the path runs normally)."""
+    if prepare is None:
+        return None
+    try:
+        return prepare(event)
+    except Exception:  # noqa: BLE001 - an optimisation must never turn into an error answer
+        return None
 
 
 class PromptLabResolver(APIGatewayRestResolver):
@@ -155,15 +178,21 @@ class PromptLabResolver(APIGatewayRestResolver):
     def context(self, value: dict[str, Any]) -> None:
         _request_state.context = value
 
-    fast_paths: dict[tuple[str, str], FastPath]
+    fast_paths: dict[tuple[str, str], tuple[FastAnswer, FastPrepare | None]]
 
-    def fast_path(self, method: str, path: str) -> Callable[[FastPath], FastPath]:
-        """Register a fast path for one method and exact path."""
+    def fast_path(
+        self, method: str, path: str, *, prepare: FastPrepare | None = None
+    ) -> Callable[[FastAnswer], FastAnswer]:
+        """Register a fast path for one method and exact path.
 
-        def register(function: FastPath) -> FastPath:
+        `prepare` (optional, no I/O but in-process caches) may name a Redis key to read in the rate
+        limiter's round trip; its result reaches the fast path as a `Prefetch`.
+        """
+
+        def register(function: FastAnswer) -> FastAnswer:
             if not hasattr(self, "fast_paths"):
                 self.fast_paths = {}
-            self.fast_paths[(method, path)] = function
+            self.fast_paths[(method, path)] = (function, prepare)
             return function
 
         return register
@@ -189,13 +218,18 @@ class PromptLabResolver(APIGatewayRestResolver):
             if path not in PUBLIC_PATHS:
                 _request_state.principal = auth.authenticate(event.get("headers") or {})
             principal = self.principal
+            fast, prepare = getattr(self, "fast_paths", {}).get((event.get("httpMethod", ""), path), (None, None))
+            prefetch = _prepared(prepare, event)
             decision = ratelimit.check(
                 client_ip=_client_ip(event),
                 method=event.get("httpMethod", ""),
                 path=path,
                 key_id=principal.key_id,
                 key_limit=principal.rpm_limit,
+                also_get=prefetch.key if prefetch else None,
             )
+            if prefetch is not None and decision is not None:
+                prefetch.value, prefetch.done = decision.prefetched, True
         except Unauthorized as exc:
             return _raw_error(401, exc.code, exc.message, request_id, {"WWW-Authenticate": 'Bearer realm="promptlab"'})
         except PromptLabError as exc:
@@ -210,9 +244,8 @@ class PromptLabResolver(APIGatewayRestResolver):
         if problem is not None:
             status, code, message, *details = problem
             return _raw_error(status, code, message, request_id, limit_headers, details[0] if details else None)
-        fast = getattr(self, "fast_paths", {}).get((event.get("httpMethod", ""), event.get("path", "")))
         try:
-            quick: dict[str, Any] | None = fast(event, request_id) if fast else None
+            quick: dict[str, Any] | None = fast(event, request_id, prefetch) if fast else None
         except Exception:  # the same answer the full route's last-resort handler gives
             logger.exception("unhandled error", request_id=request_id)
             return _raw_error(500, "internal_error", INTERNAL_ERROR_MESSAGE, request_id, limit_headers)

@@ -12,8 +12,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Que
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
-from promptlab import dead_letters, generation, health, idempotency, jobs, template_service, usage
-from promptlab.api.resolver import PromptLabResolver, register_error_handlers
+from promptlab import cache, dead_letters, generation, health, idempotency, jobs, template_service, usage
+from promptlab.api.resolver import Prefetch, PromptLabResolver, register_error_handlers
 from promptlab.errors import PreconditionFailed, PromptLabError
 from promptlab.models import (
     ErrorBody,
@@ -204,21 +204,60 @@ def generate(
     return _answer(answer, {"Location": f"/jobs/{job_id}"})
 
 
-@app.fast_path("POST", "/generate")
-def generate_fast(event: dict[str, Any], request_id: str | None) -> dict[str, Any] | None:
-    """`POST /generate` for a valid request without an Idempotency-Key: the same service, minus the
-    framework's per-field validation (~0.6 ms). Anything else (bad input, an error) takes the full route."""
+def _fast_request(event: dict[str, Any]) -> tuple[GenerateRequest, dict[str, str]] | None:
+    """A valid `POST /generate` body without an Idempotency-Key, with the headers; None for anything else."""
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     if "idempotency-key" in headers or not event.get("body"):
         return None
     raw = event["body"]
     try:
         text = base64.b64decode(raw).decode("utf-8") if event.get("isBase64Encoded") else raw
-        request = GenerateRequest.model_validate_json(text)
-        job = generation.accept_generation(
-            principal=app.principal, request=request, use_cache=_uses_cache(headers.get("cache-control"))
-        )
-    except (ValueError, PromptLabError):  # pydantic's ValidationError is a ValueError
+        return GenerateRequest.model_validate_json(text), headers
+    except ValueError:  # pydantic's ValidationError is a ValueError
+        return None
+
+
+def prepare_generate(event: dict[str, Any]) -> Prefetch | None:
+    """Before the rate limiter: build the job from the in-process template copy, so its cache key can be
+    read in the limiter's Redis round trip. None whenever that would need I/O (no template copy, a callback
+    to check) or the request is not the simple case."""
+    parsed = _fast_request(event)
+    if parsed is None:
+        return None
+    request, headers = parsed
+    if not (_uses_cache(headers.get("cache-control")) and request.cache) or request.callback is not None:
+        return None
+    principal = app.principal
+    template = template_service.cached_template(tenant_id=principal.tenant_id, template_id=request.template_id)
+    if template is None:
+        return None
+    job = generation.new_job(template=template, principal=principal, request=request)
+    return Prefetch(key=cache.key_for(job["input_hash"]), state=(request, template, job))
+
+
+@app.fast_path("POST", "/generate", prepare=prepare_generate)
+def generate_fast(event: dict[str, Any], request_id: str | None, prefetch: Prefetch | None) -> dict[str, Any] | None:
+    """`POST /generate` for a valid request without an Idempotency-Key: the same service, minus the
+    framework's per-field validation (~0.6 ms). Anything else (bad input, an error) takes the full route."""
+    try:
+        if prefetch is not None and prefetch.done:
+            request, template, job_row = prefetch.state
+            job = generation.accept_job(
+                principal=app.principal,
+                request=request,
+                template=template,
+                job=job_row,
+                prefetched=generation.Prefetched(cache.decode(prefetch.value)),
+            )
+        else:
+            parsed = _fast_request(event)
+            if parsed is None:
+                return None
+            request, headers = parsed
+            job = generation.accept_generation(
+                principal=app.principal, request=request, use_cache=_uses_cache(headers.get("cache-control"))
+            )
+    except PromptLabError:
         return None  # nothing was written: the full route answers with the proper error
     return {
         "statusCode": 202 if job.status in {"queued", "processing"} else 200,
