@@ -5,6 +5,7 @@ import pytest
 
 from promptlab.local.runner import LocalRunner
 from promptlab.settings import get_settings
+from tests.fakes.provider_server import ProviderServer
 from tests.support import call_api, unique
 
 SetEnv = Callable[..., None]
@@ -35,3 +36,11 @@ def template(runner: LocalRunner) -> dict[str, Any]:
     assert answer.status == 201
     made: dict[str, Any] = answer.body
     return made
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ProviderServer]:
+    """A local stand-in for the Anthropic and OpenAI HTTP APIs."""
+    running = ProviderServer().start()
+    yield running
+    running.stop()

@@ -187,7 +187,7 @@ def test_a_hit_reads_the_cache_in_the_rate_limiters_round_trip(
 
     def command(self: Any, *args: Any, **kwargs: Any) -> Any:
         trips.append(str(args[0]))
-        return original_command(self, *args, **kwargs)
+        return original_command(self, *args, **kwargs)  # type: ignore[no-untyped-call]
 
     monkeypatch.setattr(redis.client.Pipeline, "execute", pipeline_execute)
     monkeypatch.setattr(redis.Redis, "execute_command", command)

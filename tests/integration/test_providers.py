@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -25,13 +24,6 @@ CLASSIFICATION = [
     (500, "provider_unavailable", True), (502, "provider_unavailable", True), (503, "provider_unavailable", True),
     (504, "provider_unavailable", True), (529, "overloaded", True),
 ]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ProviderServer]:
-    running = ProviderServer().start()
-    yield running
-    running.stop()
 
 
 def make(kind: str, base: str) -> Provider:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -24,13 +23,6 @@ SCHEMA = {
         "score": {"type": "integer", "minimum": 1, "maximum": 5},
     },
 }
-
-
-@pytest.fixture
-def server() -> Iterator[ProviderServer]:
-    running = ProviderServer().start()
-    yield running
-    running.stop()
 
 
 def test_json_mode_retries_an_invalid_answer_with_the_error_and_bills_both_calls(
