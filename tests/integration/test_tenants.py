@@ -68,10 +68,15 @@ def test_a_second_tenant_sees_nothing_of_the_first_on_any_route(runner: LocalRun
     expect("DELETE", "/templates/{id}", f"/templates/{tid}", 404)
     expect("GET", "/templates/{id}/versions", f"/templates/{tid}/versions", 404)
     expect("POST", "/templates/{id}/restore", f"/templates/{tid}/restore", 404)
+    expect("POST", "/templates/{id}/render", f"/templates/{tid}/render", 404, body={"input": "x"})
+    expect("GET", "/templates/{id}/labels", f"/templates/{tid}/labels", 404)
+    expect("PUT", "/templates/{id}/labels/{label}", f"/templates/{tid}/labels/production", 404, body={"version": 1})
+    expect("GET", "/templates/{id}/versions/{a}/diff/{b}", f"/templates/{tid}/versions/1/diff/1", 404)
     assert expect("GET", "/templates", "/templates", 200).body["items"] == []
     # The same name is free in another tenant: names are unique per tenant.
     expect("POST", "/templates", "/templates", 201, body=body)
     expect("POST", "/generate", "/generate", 404, body={"templateId": tid, "input": "x"})
+    assert as_other("POST", "/generate", body={"templateId": f"{tid}@1", "input": "x"}).status == 404
     items = {"items": [{"templateId": tid, "input": "x"}]}
     batch = expect("POST", "/generate/batch", "/generate/batch", 202, body=items)
     assert batch.body["items"][0]["error"]["code"] == "not_found"

@@ -3,8 +3,9 @@ from collections.abc import Iterator
 import pytest
 
 from promptlab.providers.base import GenerationCall, Message, ProviderError
-from promptlab.providers.fake import FakeProvider, count_tokens
+from promptlab.providers.fake import FakeProvider
 from promptlab.settings import get_settings
+from promptlab.tokens import count_tokens
 
 
 @pytest.fixture(autouse=True)

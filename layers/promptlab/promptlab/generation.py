@@ -17,14 +17,25 @@ from promptlab.db.connection import Connection, connection
 from promptlab.errors import Conflict, FieldProblem, PromptLabError, ValidationFailed
 from promptlab.hashing import input_hash
 from promptlab.jobs import dispatch, dispatch_many, job_public
-from promptlab.models import BatchItemError, BatchItemResult, GenerateBatchResult, GenerateRequest, JobPublic
+from promptlab.models import (
+    BatchItemError,
+    BatchItemResult,
+    GenerateBatchResult,
+    GenerateRequest,
+    JobPublic,
+    RenderedTurn,
+    RenderRequest,
+    RenderResult,
+)
 from promptlab.observability import count, logger
 from promptlab.providers import check_available
 from promptlab.providers.pricing import default_model
 from promptlab.settings import get_settings
 from promptlab.template_service import template_for_generation, variables_of
-from promptlab.templates import Variable, bind_input, check_placeholders, placeholder_names
+from promptlab.templates import Variable, bind_input, check_placeholders, placeholder_names, render
+from promptlab.tokens import prompt_tokens
 from promptlab.validation import validation_fields
+from promptlab.variable_schema import check_input
 
 
 @dataclass(frozen=True)
@@ -105,7 +116,10 @@ def resolve(*, template: dict[str, Any], request: GenerateRequest) -> Resolved:
     if request.response_format is not None:
         params["responseFormat"] = json_output.checked_format(request.response_format)
     messages = conversation(request)
-    bound = bind_input(variables_for(template, messages), request.input)
+    variables = variables_for(template, messages)
+    if template.get("variables_schema") and messages is None:
+        check_input(template["variables_schema"], request.input, variables)
+    bound = bind_input(variables, request.input)
     digest = input_hash(
         template_id=template["id"],
         version=template["version"],
@@ -295,6 +309,47 @@ def accept_job(
             count("JobsAccepted")
             logger.info("job accepted", job_id=row["id"], template_id=row["template_id"], provider=row["provider"])
     return job_public(row)
+
+
+def preview(*, principal: Principal, template_id: str, request: RenderRequest) -> RenderResult:
+    """`POST /templates/{id}/render`: what a generation would send and cost at most, without a job."""
+    selector = request.version if request.version is not None else request.label
+    ref = f"{template_id}@{selector}" if selector is not None else template_id
+    template = template_for_generation(tenant_id=principal.tenant_id, template_id=ref)
+    generate = GenerateRequest.model_validate(
+        {
+            "template_id": ref,
+            "input": request.input,
+            "provider": request.provider,
+            "model": request.model,
+            "max_tokens": request.max_tokens,
+            "messages": request.messages,
+        }
+    )
+    resolved = resolve(template=template, request=generate)
+    values = resolved.bound_input
+    system = render(template["system"], values)
+    turns = resolved.messages or [{"role": "user", "content": template["body"]}]
+    rendered = [{"role": t["role"], "content": render(t["content"], values) or ""} for t in turns]
+    job = {
+        "input": values,
+        "messages": resolved.messages,
+        "params": resolved.params,
+        "provider": resolved.provider,
+        "model": resolved.model,
+        "fallbacks": resolved.fallbacks,
+    }
+    return RenderResult(
+        template_id=template["id"],
+        version=template["version"],
+        provider=resolved.provider,
+        model=resolved.model,
+        system=system,
+        messages=[RenderedTurn(**t) for t in rendered],
+        input_tokens_estimate=prompt_tokens(system, [t["content"] for t in rendered]),
+        max_tokens=int(resolved.params["maxTokens"]),
+        worst_case_cost_usd=budgets.worst_case_cost(template=template, job=job),
+    )
 
 
 def _item_error(exc: PromptLabError) -> BatchItemResult:

@@ -68,6 +68,11 @@ class TemplateCreate(RequestModel):
     body: Annotated[str, Field(min_length=1, max_length=100_000)]
     system: Annotated[str, Field(max_length=100_000)] | None = None
     variables: Annotated[list[VariableSpec], Field(max_length=100)] | None = None
+    variables_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="A JSON Schema (type object) whose properties are the placeholders: types, enums, lengths,"
+        " defaults, descriptions; `required` lists the ones a request must give. Instead of `variables`.",
+    )
     defaults: TemplateDefaults = Field(default_factory=TemplateDefaults)
     cache_ttl_seconds: Annotated[int, Field(ge=0, le=30 * 86_400)] | None = None
     cache_system_prompt: bool = Field(
@@ -99,6 +104,7 @@ class TemplateVersionPublic(WireModel):
     body: str
     system: str | None
     variables: list[VariablePublic]
+    variables_schema: dict[str, Any] | None = None
     defaults: TemplateDefaultsPublic
     cache_ttl_seconds: int
     cache_system_prompt: bool = Field(default=False, validation_alias="cache_system")
@@ -113,6 +119,7 @@ class TemplatePublic(WireModel):
     body: str
     system: str | None
     variables: list[VariablePublic]
+    variables_schema: dict[str, Any] | None = None
     defaults: TemplateDefaultsPublic
     cache_ttl_seconds: int
     cache_system_prompt: bool = Field(default=False, validation_alias="cache_system")
@@ -144,8 +151,20 @@ class ResponseFormat(RequestModel):
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema", description="For `json_schema`.")
 
 
+TemplateRef = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=140,
+        pattern=r"^[A-Za-z0-9_]+(@[A-Za-z0-9._-]{1,64})?$",
+        description="`tpl_…`, `tpl_…@3` (a version) or `tpl_…@production` (a label).",
+    ),
+]
+LabelName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9._-]*$")]
+
+
 class GenerateRequest(RequestModel):
-    template_id: Annotated[str, Field(min_length=1, max_length=64)]
+    template_id: TemplateRef
     provider: ProviderName | None = None
     model: ModelName | None = None
     input: str | dict[str, Any] = Field(default_factory=dict)
@@ -373,3 +392,67 @@ class UsageReport(WireModel):
     group_by: UsageGroup
     items: list[UsageRow]
     totals: UsageRow
+
+
+class MoveLabel(RequestModel):
+    version: Annotated[int, Field(ge=1)]
+
+
+class LabelPublic(WireModel):
+    label: str
+    version: int
+    updated_at: UtcDatetime
+    updated_by: str | None
+
+
+class LabelMovePublic(WireModel):
+    label: str
+    from_version: int | None
+    to_version: int
+    moved_by: str | None
+    moved_at: UtcDatetime
+
+
+class TemplateLabels(WireModel):
+    labels: list[LabelPublic]
+    moves: list[LabelMovePublic] = Field(description="Every move, newest first (who, when, from which version).")
+
+
+class RenderRequest(RequestModel):
+    """A dry run of `POST /generate`: the same fields but the template (from the path) and the job options."""
+
+    input: str | dict[str, Any] = Field(default_factory=dict)
+    provider: ProviderName | None = None
+    model: ModelName | None = None
+    max_tokens: MaxTokens | None = None
+    messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=100)] | None = None
+    version: Annotated[int, Field(ge=1)] | None = Field(default=None, description="Default: the current version.")
+    label: LabelName | None = Field(default=None, description="Render the version this label points at.")
+
+
+class RenderedTurn(WireModel):
+    role: str
+    content: str
+
+
+class RenderResult(WireModel):
+    template_id: str
+    version: int
+    provider: str
+    model: str
+    system: str | None
+    messages: list[RenderedTurn]
+    input_tokens_estimate: int = Field(description="About 4 characters a token; the provider's count may differ.")
+    max_tokens: int
+    worst_case_cost_usd: Money | None = Field(
+        alias="worstCaseCostUSD", description="Input bounded by its UTF-8 bytes plus maxTokens of output."
+    )
+
+
+class TemplateDiff(WireModel):
+    template_id: str
+    from_version: int
+    to_version: int
+    body: list[str] = Field(description="A unified diff of the body, line by line (empty: unchanged).")
+    system: list[str]
+    changes: dict[str, dict[str, Any]] = Field(description="Other settings that changed: {field: {from, to}}.")

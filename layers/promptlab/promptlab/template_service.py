@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import difflib
 import time
 from typing import Any
 
 from promptlab import ids
 from promptlab.db import templates_repo
 from promptlab.db.connection import connection
-from promptlab.errors import Conflict, NotFound, PreconditionFailed
+from promptlab.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from promptlab.models import (
     TemplateCreate,
+    TemplateDiff,
+    TemplateLabels,
     TemplatePage,
     TemplatePublic,
     TemplateVersionList,
@@ -19,6 +22,7 @@ from promptlab.models import (
 from promptlab.pagination import decode_cursor, encode_cursor
 from promptlab.settings import get_settings
 from promptlab.templates import Variable, derive_variables
+from promptlab.variable_schema import variables_from_schema
 
 
 def _content(request: TemplateCreate) -> dict[str, Any]:
@@ -28,6 +32,11 @@ def _content(request: TemplateCreate) -> dict[str, Any]:
         else None
     )
     variables = derive_variables(body=request.body, system=request.system, declared=declared)
+    if request.variables_schema is not None:
+        if request.variables is not None:
+            raise ValidationFailed.single("variablesSchema", "give either `variables` or `variablesSchema`, not both")
+        names = [v.name for v in variables]
+        variables = variables_from_schema(request.variables_schema, names)
     ttl = request.cache_ttl_seconds
     return {
         "name": request.name,
@@ -35,6 +44,7 @@ def _content(request: TemplateCreate) -> dict[str, Any]:
         "body": request.body,
         "system": request.system,
         "variables": [{"name": v.name, "required": v.required, "default": v.default} for v in variables],
+        "variables_schema": request.variables_schema,
         "defaults": request.defaults.model_dump(mode="json", exclude_none=True),
         "cache_ttl_seconds": get_settings().default_cache_ttl_seconds if ttl is None else ttl,
         "cache_system": request.cache_system_prompt,
@@ -71,6 +81,33 @@ def get_template_row(*, tenant_id: str, template_id: str) -> dict[str, Any]:
 _recent: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 
 
+def _resolve_ref(*, tenant_id: str, ref: str) -> dict[str, Any]:
+    """The template a reference names: `tpl_…` (current version), `tpl_…@3`, `tpl_…@label`; 404 otherwise."""
+    template_id, _, selector = ref.partition("@")
+    if not selector:
+        return get_template_row(tenant_id=tenant_id, template_id=template_id)
+    current = get_template_row(tenant_id=tenant_id, template_id=template_id)
+    with connection() as conn:
+        labelled = (
+            None
+            if selector.isdigit()
+            else templates_repo.labelled_version(conn, template_id=template_id, label=selector)
+        )
+        if not selector.isdigit() and labelled is None:
+            raise NotFound(
+                f"template {template_id!r} has no label {selector!r}",
+                details={"templateId": template_id, "label": selector},
+            )
+        version = int(selector) if labelled is None else labelled
+        row = templates_repo.template_at_version(conn, tenant_id=tenant_id, template_id=template_id, version=version)
+    if row is None:
+        raise NotFound(
+            f"template {template_id!r} has no version {version}",
+            details={"templateId": template_id, "version": version, "currentVersion": current["version"]},
+        )
+    return row
+
+
 def cached_template(*, tenant_id: str, template_id: str) -> dict[str, Any] | None:
     """The template if this process holds a fresh copy, else None (never a database read)."""
     cached = _recent.get((tenant_id, template_id))
@@ -89,7 +126,7 @@ def template_for_generation(*, tenant_id: str, template_id: str) -> dict[str, An
     if cached is not None:
         return cached
     ttl, key, now = get_settings().template_cache_seconds, (tenant_id, template_id), time.monotonic()
-    row = get_template_row(tenant_id=tenant_id, template_id=template_id)
+    row = _resolve_ref(tenant_id=tenant_id, ref=template_id)
     if ttl > 0:
         if len(_recent) > 10_000:
             _recent.clear()
@@ -98,7 +135,8 @@ def template_for_generation(*, tenant_id: str, template_id: str) -> dict[str, An
 
 
 def _forget(tenant_id: str, template_id: str) -> None:
-    _recent.pop((tenant_id, template_id), None)
+    for key in [k for k in _recent if k[0] == tenant_id and k[1].partition("@")[0] == template_id]:
+        _recent.pop(key, None)
 
 
 def get_template(*, tenant_id: str, template_id: str) -> TemplatePublic:
@@ -177,3 +215,61 @@ def list_versions(*, tenant_id: str, template_id: str) -> TemplateVersionList:
     with connection() as conn:
         rows = templates_repo.list_versions(conn, template_id=template_id)
     return TemplateVersionList(items=[TemplateVersionPublic.model_validate(r) for r in rows])
+
+
+def move_label(*, tenant_id: str, template_id: str, label: str, version: int, moved_by: str | None) -> TemplateLabels:
+    """Point `label` at `version` (one call; the move is recorded with who and when)."""
+    row = get_template_row(tenant_id=tenant_id, template_id=template_id)
+    if not 1 <= version <= row["version"]:
+        raise ValidationFailed.single("version", f"template {template_id!r} has versions 1 to {row['version']}")
+    with connection() as conn:
+        templates_repo.move_label(conn, template_id=template_id, label=label, version=version, moved_by=moved_by)
+    _forget(tenant_id, template_id)
+    return list_labels(tenant_id=tenant_id, template_id=template_id)
+
+
+def list_labels(*, tenant_id: str, template_id: str) -> TemplateLabels:
+    """A template's labels and the history of their moves."""
+    get_template_row(tenant_id=tenant_id, template_id=template_id)
+    with connection() as conn:
+        labels = templates_repo.labels(conn, template_id=template_id)
+        moves = templates_repo.label_moves(conn, template_id=template_id)
+    return TemplateLabels.model_validate({"labels": labels, "moves": moves})
+
+
+def _lines(text: str | None) -> list[str]:
+    return (text or "").splitlines()
+
+
+def diff_versions(*, tenant_id: str, template_id: str, a: int, b: int) -> TemplateDiff:
+    """A line diff of two versions' bodies and system prompts, and their other changed settings."""
+    with connection() as conn:
+        old = templates_repo.template_at_version(conn, tenant_id=tenant_id, template_id=template_id, version=a)
+        new = templates_repo.template_at_version(conn, tenant_id=tenant_id, template_id=template_id, version=b)
+    for version, row in ((a, old), (b, new)):
+        if row is None:
+            get_template_row(tenant_id=tenant_id, template_id=template_id)  # 404 for an unknown template first
+            raise NotFound(f"template {template_id!r} has no version {version}", details={"version": version})
+    assert old is not None and new is not None
+
+    def unified(field: str) -> list[str]:
+        lines = difflib.unified_diff(
+            _lines(old[field]), _lines(new[field]), f"v{a}/{field}", f"v{b}/{field}", lineterm=""
+        )
+        return list(lines)
+
+    public_old = template_public(old).model_dump(mode="json", by_alias=True)
+    public_new = template_public(new).model_dump(mode="json", by_alias=True)
+    before = {f"defaults.{k}": v for k, v in public_old.pop("defaults").items()} | public_old
+    after = {f"defaults.{k}": v for k, v in public_new.pop("defaults").items()} | public_new
+    compared = ["variables", "variablesSchema", "cacheTtlSeconds", "cacheSystemPrompt", "name", "description"]
+    compared += sorted(k for k in before.keys() | after.keys() if k.startswith("defaults."))
+    changes = {
+        field: {"from": before.get(field), "to": after.get(field)}
+        for field in compared
+        if before.get(field) != after.get(field)
+    }
+    return TemplateDiff(
+        template_id=template_id, from_version=a, to_version=b, body=unified("body"), system=unified("system"),
+        changes=changes,
+    )  # fmt: skip

@@ -79,7 +79,8 @@ def derive_variables(*, body: str, system: str | None, declared: list[Variable] 
     return [by_name.get(name, Variable(name=name)) for name in names]
 
 
-def _as_text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """A variable's value as the text rendered into the prompt (JSON for anything but a string)."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -117,7 +118,7 @@ def bind_input(variables: list[Variable], raw: str | Mapping[str, Any]) -> dict[
             else:
                 bound[var.name] = ""
         else:
-            bound[var.name] = _as_text(value)
+            bound[var.name] = as_text(value)
     if problems:
         raise ValidationFailed("the input does not fit the template's variables", problems)
     return bound

@@ -24,10 +24,15 @@ from promptlab.models import (
     JobPage,
     JobPublic,
     JobStatus,
+    MoveLabel,
     Priority,
     RedriveRequest,
     RedriveResult,
+    RenderRequest,
+    RenderResult,
     TemplateCreate,
+    TemplateDiff,
+    TemplateLabels,
     TemplatePage,
     TemplatePublic,
     TemplateUpdate,
@@ -43,6 +48,10 @@ app = PromptLabResolver(enable_validation=True)
 register_error_handlers(app)
 
 TemplateId = Annotated[str, Path(min_length=1, max_length=64, description="A template id (`tpl_…`).")]
+LabelPath = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9._-]*$", description="A label name.")
+]
+VersionPath = Annotated[int, Path(ge=1, le=1_000_000, description="A version number.")]
 JobId = Annotated[str, Path(min_length=1, max_length=64, description="A job id (`job_…`).")]
 IfMatch = Annotated[
     str | None,
@@ -138,6 +147,45 @@ def archive_template(id: TemplateId, if_match: IfMatch = None) -> Response[str]:
 def restore_template(id: TemplateId) -> Response[str]:
     template = template_service.restore_template(tenant_id=_tenant(), template_id=id)
     return _json(200, template, _etag(template.version))
+
+
+@app.post(
+    "/templates/<id>/render",
+    responses=_doc(200, RenderResult, "The prompts a generation would send, tokens and worst-case cost", 404, 422),
+    tags=["templates"],
+)
+def render_template(id: TemplateId, body: RenderRequest) -> Response[str]:
+    return _json(200, generation.preview(principal=app.principal, template_id=id, request=body))
+
+
+@app.get(
+    "/templates/<id>/labels", responses=_doc(200, TemplateLabels, "Labels and their moves", 404), tags=["templates"]
+)
+def list_labels(id: TemplateId) -> Response[str]:
+    return _json(200, template_service.list_labels(tenant_id=_tenant(), template_id=id))
+
+
+@app.put(
+    "/templates/<id>/labels/<label>",
+    responses=_doc(200, TemplateLabels, "The label points at the version (the move is recorded)", 404, 422),
+    tags=["templates"],
+)
+def move_label(id: TemplateId, label: LabelPath, body: MoveLabel) -> Response[str]:
+    principal = app.principal
+    moved_by = principal.key_name or principal.key_id or "anonymous"
+    labels = template_service.move_label(
+        tenant_id=_tenant(), template_id=id, label=label, version=body.version, moved_by=moved_by
+    )
+    return _json(200, labels)
+
+
+@app.get(
+    "/templates/<id>/versions/<a>/diff/<b>",
+    responses=_doc(200, TemplateDiff, "What changed from version a to version b", 404, 422),
+    tags=["templates"],
+)
+def diff_versions(id: TemplateId, a: VersionPath, b: VersionPath) -> Response[str]:
+    return _json(200, template_service.diff_versions(tenant_id=_tenant(), template_id=id, a=a, b=b))
 
 
 @app.get(

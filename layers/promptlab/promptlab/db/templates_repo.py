@@ -15,7 +15,7 @@ Row = dict[str, Any]
 _SELECT = """
 SELECT t.id, t.tenant_id, t.name, t.description, t.current_version AS version,
        t.created_at, t.updated_at, t.archived_at,
-       v.body, v.system, v.variables, v.defaults, v.cache_ttl_seconds, v.cache_system
+       v.body, v.system, v.variables, v.variables_schema, v.defaults, v.cache_ttl_seconds, v.cache_system
 FROM templates t
 JOIN template_versions v ON v.template_id = t.id AND v.version = t.current_version
 """
@@ -30,14 +30,15 @@ def _name_taken(name: str) -> Conflict:
 
 def _insert_version(conn: Connection, *, template_id: str, version: int, content: Row) -> None:
     conn.execute(
-        "INSERT INTO template_versions (template_id, version, body, system, variables, defaults,"
-        " cache_ttl_seconds, cache_system) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        "INSERT INTO template_versions (template_id, version, body, system, variables, variables_schema, defaults,"
+        " cache_ttl_seconds, cache_system) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             template_id,
             version,
             content["body"],
             content["system"],
             Jsonb(content["variables"]),
+            Jsonb(content["variables_schema"]) if content.get("variables_schema") is not None else None,
             Jsonb(content["defaults"]),
             content["cache_ttl_seconds"],
             content["cache_system"],
@@ -136,8 +137,8 @@ def restore_template(conn: Connection, *, tenant_id: str, template_id: str, name
 def list_versions(conn: Connection, *, template_id: str) -> list[Row]:
     """Every version of a template, newest first."""
     return conn.execute(
-        "SELECT template_id, version, body, system, variables, defaults, cache_ttl_seconds, cache_system, created_at"
-        " FROM template_versions WHERE template_id = %s ORDER BY version DESC",
+        "SELECT template_id, version, body, system, variables, variables_schema, defaults, cache_ttl_seconds,"
+        " cache_system, created_at FROM template_versions WHERE template_id = %s ORDER BY version DESC",
         (template_id,),
     ).fetchall()
 
@@ -148,4 +149,61 @@ def get_version(conn: Connection, *, template_id: str, version: int) -> Row | No
         "SELECT template_id, version, body, system, variables, defaults, cache_ttl_seconds, cache_system, created_at"
         " FROM template_versions WHERE template_id = %s AND version = %s",
         (template_id, version),
+    ).fetchone()
+
+
+def move_label(conn: Connection, *, template_id: str, label: str, version: int, moved_by: str | None) -> int | None:
+    """Point a label at a version and record the move; returns the version it pointed at before (None: new)."""
+    with conn.transaction():
+        before = conn.execute(
+            "SELECT version FROM template_labels WHERE template_id = %s AND label = %s FOR UPDATE",
+            (template_id, label),
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO template_labels (template_id, label, version, updated_by) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (template_id, label) DO UPDATE SET version = EXCLUDED.version, updated_at = now(),"
+            " updated_by = EXCLUDED.updated_by",
+            (template_id, label, version, moved_by),
+        )
+        conn.execute(
+            "INSERT INTO template_label_moves (template_id, label, from_version, to_version, moved_by)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (template_id, label, before["version"] if before else None, version, moved_by),
+        )
+    return int(before["version"]) if before else None
+
+
+def labels(conn: Connection, *, template_id: str) -> list[Row]:
+    """A template's labels and the versions they point at."""
+    return conn.execute(
+        "SELECT label, version, updated_at, updated_by FROM template_labels WHERE template_id = %s ORDER BY label",
+        (template_id,),
+    ).fetchall()
+
+
+def label_moves(conn: Connection, *, template_id: str) -> list[Row]:
+    """Every label move of a template, newest first."""
+    return conn.execute(
+        "SELECT label, from_version, to_version, moved_by, moved_at FROM template_label_moves"
+        " WHERE template_id = %s ORDER BY id DESC LIMIT 200",
+        (template_id,),
+    ).fetchall()
+
+
+def labelled_version(conn: Connection, *, template_id: str, label: str) -> int | None:
+    """The version a label points at."""
+    row = conn.execute(
+        "SELECT version FROM template_labels WHERE template_id = %s AND label = %s", (template_id, label)
+    ).fetchone()
+    return int(row["version"]) if row else None
+
+
+def template_at_version(conn: Connection, *, tenant_id: str, template_id: str, version: int) -> Row | None:
+    """The template joined with one given version (not necessarily the current one)."""
+    return conn.execute(
+        "SELECT t.id, t.tenant_id, t.name, t.description, v.version, t.created_at, t.updated_at, t.archived_at,"
+        " v.body, v.system, v.variables, v.variables_schema, v.defaults, v.cache_ttl_seconds, v.cache_system"
+        " FROM templates t JOIN template_versions v ON v.template_id = t.id AND v.version = %s"
+        " WHERE t.id = %s AND t.tenant_id = %s",
+        (version, template_id, tenant_id),
     ).fetchone()

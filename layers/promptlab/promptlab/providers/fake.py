@@ -6,14 +6,13 @@ import hashlib
 import json
 import os
 import random
-import re
 import time
 
 from promptlab import json_output
 from promptlab.providers.base import GenerationCall, ProviderError, ProviderResult, Usage, error_for_status
 from promptlab.settings import get_settings
+from promptlab.tokens import TOKEN, count_tokens, prompt_tokens
 
-_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 _WORDS = (
     "prompt",
     "template",
@@ -62,11 +61,6 @@ _WORDS = (
 )
 
 
-def count_tokens(text: str) -> int:
-    """A tokenizer-like estimate: about four characters per token, punctuation separately."""
-    return sum(max(1, -(-len(piece) // 4)) for piece in _TOKEN.findall(text))
-
-
 def _answer(call: GenerationCall) -> str:
     prompt = "\n".join(m.content for m in call.messages)
     seed = hashlib.sha256(f"{call.model}\x00{call.system or ''}\x00{prompt}".encode()).digest()
@@ -86,7 +80,7 @@ def _json_answer(call: GenerationCall) -> str:
 def _truncate_to_tokens(text: str, limit: int) -> str:
     kept: list[str] = []
     used = 0
-    for match in _TOKEN.finditer(text):
+    for match in TOKEN.finditer(text):
         cost = max(1, -(-len(match.group(0)) // 4))
         if used + cost > limit:
             return text[: match.start()].rstrip()
@@ -130,7 +124,7 @@ class FakeProvider:
         if truncated:
             text = _truncate_to_tokens(text, call.max_tokens)
             output_tokens = count_tokens(text)
-        input_tokens = count_tokens(call.system or "") + sum(count_tokens(m.content) + 4 for m in call.messages)
+        input_tokens = prompt_tokens(call.system, [m.content for m in call.messages])
         digest = hashlib.sha256(text.encode()).hexdigest()[:24]
         if settings.fake_answer_log:
             _log_answer(settings.fake_answer_log, digest)
