@@ -98,13 +98,18 @@ def random_ip() -> str:
 
 
 def call_api(runner: LocalRunner, method: str, path: str, **kwargs: Any) -> ApiAnswer:
-    """Invoke ApiFunction with an API Gateway event and decode its answer."""
-    answer = runner.invoke("ApiFunction", api_event(runner, method, path, **kwargs))
+    """Invoke the function behind the route with an API Gateway event and decode its JSON answer."""
+    assert runner.stack is not None
+    found = runner.stack.route_for(method, path)
+    assert found is not None, f"no route for {method} {path}"
+    answer = runner.invoke(found[0].function, api_event(runner, method, path, **kwargs))
     headers = {k: str(v) for k, v in (answer.get("headers") or {}).items()}
     for name, values in (answer.get("multiValueHeaders") or {}).items():
         headers[name] = ", ".join(str(v) for v in values)
     text = answer.get("body") or ""
-    return ApiAnswer(status=answer["statusCode"], headers=headers, body=json.loads(text) if text else None)
+    is_json = "json" in headers.get("Content-Type", "application/json")
+    body = (json.loads(text) if is_json else text) if text else None
+    return ApiAnswer(status=answer["statusCode"], headers=headers, body=body)
 
 
 def make_poller(runner: LocalRunner, mapping: SqsMapping) -> SqsPoller:

@@ -89,7 +89,9 @@ def test_a_second_tenant_sees_nothing_of_the_first_on_any_route(runner: LocalRun
     assert expect("GET", "/usage", "/usage", 200).body["totals"]["requests"] == 0
     expect("GET", "/health", "/health", 200)
     expect("GET", "/openapi.json", "/openapi.json", 200)
-    expect("OPTIONS", "/{proxy+}", f"/jobs/{jid}", 204)  # a CORS preflight reveals nothing either
+    expect("OPTIONS", "/{proxy+}", f"/jobs/{jid}", 204)
+    assert "PromptLab" in expect("GET", "/", "/", 200).body  # the console page holds no data of anyone's
+    expect("GET", "/assets/{name}", "/assets/app.js", 200)  # a CORS preflight reveals nothing either
 
     assert runner.stack is not None
     every_route = {(route.method.upper(), route.path) for route in runner.stack.routes}

@@ -1,0 +1,433 @@
+// PromptLab console: plain ES module, no build step. Talks to the API with relative URLs and keeps the
+// API key in sessionStorage only.
+const KEY = "promptlab.apiKey";
+const THEME = "promptlab.theme";
+const main = document.getElementById("main");
+const notice = document.getElementById("notice");
+
+// ---------- helpers ----------
+const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+const $ = (sel, root = document) => root.querySelector(sel);
+const html = (strings, ...values) => strings.reduce((out, s, i) => out + s + (i < values.length ? values[i] : ""), "");
+const money = (v) => (v === null || v === undefined ? "—" : `$${v}`);
+const when = (t) => (t ? new Date(t).toLocaleString() : "—");
+
+class ApiError extends Error {
+  constructor(status, body) {
+    const error = (body && body.error) || {};
+    const fields = (error.details && error.details.fields) || [];
+    const detail = fields.map((f) => `${f.field}: ${f.message}`).join("; ");
+    super(error.message ? `${error.message}${detail && !error.message.includes(detail) ? ` (${detail})` : ""}` : `The server answered ${status}.`);
+    this.status = status; this.code = error.code; this.fields = fields;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Authorization: `Bearer ${sessionStorage.getItem(KEY) || ""}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let answer;
+  try {
+    answer = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch {
+    throw new ApiError(0, { error: { message: "The API cannot be reached. Is the stack running?" } });
+  }
+  const text = await answer.text();
+  const data = text ? JSON.parse(text) : null;
+  if (answer.status === 401) { sessionStorage.removeItem(KEY); }
+  if (!answer.ok) throw new ApiError(answer.status, data);
+  return data;
+}
+
+function say(message, ok = false) {
+  notice.hidden = !message;
+  notice.textContent = message || "";
+  notice.className = ok ? "ok" : "";
+}
+
+function friendly(error) {
+  if (error.status === 401) return "Your API key was refused. Sign in again with a live key.";
+  if (error.status === 429) return `Too many requests: ${error.message}`;
+  if (error.status === 402) return `Over budget: ${error.message}`;
+  return error.message || String(error);
+}
+
+async function guard(action) {
+  try { return await action(); } catch (error) {
+    say(friendly(error));
+    if (error.status === 401) route(true);
+    return undefined;
+  }
+}
+
+function highlight(text) {
+  return esc(text).replace(/\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g, '<span class="var">{{ $1 }}</span>');
+}
+
+function placeholders(...texts) {
+  const seen = [];
+  for (const t of texts) for (const m of (t || "").matchAll(/\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g)) if (!seen.includes(m[1])) seen.push(m[1]);
+  return seen;
+}
+
+const badge = (status) => `<span class="badge ${esc(status)}">${esc(status)}</span>`;
+
+// ---------- theme ----------
+function applyTheme(theme) {
+  if (theme) document.documentElement.dataset.theme = theme; else delete document.documentElement.dataset.theme;
+  const dark = theme ? theme === "dark" : matchMedia("(prefers-color-scheme: dark)").matches;
+  $("#theme").setAttribute("aria-pressed", String(dark));
+  $("#theme").title = dark ? "Switch to light mode" : "Switch to dark mode";
+}
+$("#theme").addEventListener("click", () => {
+  const dark = $("#theme").getAttribute("aria-pressed") === "true";
+  const next = dark ? "light" : "dark";
+  localStorage.setItem(THEME, next); applyTheme(next);
+});
+applyTheme(localStorage.getItem(THEME));
+$("#signout").addEventListener("click", () => { sessionStorage.removeItem(KEY); location.hash = "#/templates"; route(); });
+
+// ---------- sign in ----------
+function signIn() {
+  main.innerHTML = html`
+    <h1>Sign in</h1>
+    <form class="panel" id="signin">
+      <div class="field"><label for="key">API key</label>
+        <input id="key" name="key" type="password" autocomplete="off" required placeholder="pl_…"></div>
+      <p class="muted">Kept in this tab's session storage only. Locally, the runner prints a development key
+        (also in <span class="mono">~/.promptlab/dev-api-key</span>).</p>
+      <button type="submit">Sign in</button>
+    </form>`;
+  $("#signin").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    sessionStorage.setItem(KEY, $("#key").value.trim());
+    say("");
+    const ok = await guard(() => api("GET", "templates?limit=1"));
+    if (ok) route(); else sessionStorage.removeItem(KEY);
+  });
+  $("#key").focus();
+}
+
+// ---------- templates ----------
+async function templatesPage() {
+  main.innerHTML = html`
+    <h1>Templates</h1>
+    <div class="row panel">
+      <div class="field"><label for="q">Search</label><input id="q" type="search" placeholder="name or description"></div>
+      <button type="button" id="new">New template</button>
+    </div>
+    <div class="panel table-wrap" id="list"><p class="muted">Loading…</p></div>`;
+  const load = async () => {
+    const q = $("#q").value.trim();
+    const page = await guard(() => api("GET", `templates?limit=100${q ? `&q=${encodeURIComponent(q)}` : ""}`));
+    if (!page) return;
+    $("#list").innerHTML = page.items.length ? html`<table><thead><tr><th>Name</th><th>Version</th><th class="opt">Variables</th><th class="opt">Updated</th></tr></thead><tbody>
+      ${page.items.map((t) => `<tr><td><a href="#/templates/${esc(t.id)}">${esc(t.name)}</a><div class="muted mono">${esc(t.id)}</div></td>
+        <td>v${t.version}</td><td class="opt">${t.variables.map((v) => `<span class="var">${esc(v.name)}</span>`).join(" ")}</td><td class="opt">${when(t.updatedAt)}</td></tr>`).join("")}
+      </tbody></table>` : '<p class="muted">No templates yet. Make one with “New template”.</p>';
+  };
+  let timer;
+  $("#q").addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(load, 250); });
+  $("#new").addEventListener("click", () => { location.hash = "#/templates/new"; });
+  await load();
+}
+
+function editorForm(t) {
+  return html`
+    <form id="editor" class="panel">
+      <div class="row">
+        <div class="field"><label for="name">Name</label><input id="name" required value="${esc(t.name || "")}"></div>
+        <div class="field"><label for="description">Description</label><input id="description" value="${esc(t.description || "")}"></div>
+      </div>
+      <div class="field"><label for="system">System prompt</label><textarea id="system" rows="3">${esc(t.system || "")}</textarea></div>
+      <div class="field"><label for="body">Body — <span class="var">{{ variables }}</span> are filled from the input</label>
+        <textarea id="body" rows="6" required>${esc(t.body || "")}</textarea></div>
+      <div class="field"><label>Highlighted</label><div class="highlight" id="highlighted" aria-live="polite"></div></div>
+      <p>Variables: <span id="vars"></span></p>
+      <div class="field"><label for="schema">Variable schema (JSON Schema, optional)</label>
+        <textarea id="schema" rows="6" placeholder='{"type": "object", "properties": {"topic": {"type": "string"}}, "required": ["topic"]}'>${t.variablesSchema ? esc(JSON.stringify(t.variablesSchema, null, 2)) : ""}</textarea></div>
+      <div class="row">
+        <div class="field"><label for="maxTokens">Default max tokens</label><input id="maxTokens" type="number" min="1" value="${esc((t.defaults && t.defaults.maxTokens) || "")}"></div>
+        <div class="field"><label for="ttl">Cache TTL (s)</label><input id="ttl" type="number" min="0" value="${esc(t.cacheTtlSeconds ?? "")}"></div>
+      </div>
+      <button type="submit">${t.id ? "Save new version" : "Create template"}</button>
+    </form>`;
+}
+
+function wireEditor() {
+  const refresh = () => {
+    $("#highlighted").innerHTML = highlight($("#body").value) || '<span class="muted">(empty)</span>';
+    $("#vars").innerHTML = placeholders($("#system").value, $("#body").value).map((v) => `<span class="var">${esc(v)}</span>`).join(" ") || '<span class="muted">none</span>';
+  };
+  ["#body", "#system"].forEach((s) => $(s).addEventListener("input", refresh));
+  refresh();
+}
+
+function editorBody() {
+  const body = { name: $("#name").value.trim(), body: $("#body").value };
+  if ($("#description").value.trim()) body.description = $("#description").value.trim();
+  if ($("#system").value.trim()) body.system = $("#system").value;
+  if ($("#maxTokens").value) body.defaults = { maxTokens: Number($("#maxTokens").value) };
+  if ($("#ttl").value) body.cacheTtlSeconds = Number($("#ttl").value);
+  const schema = $("#schema").value.trim();
+  if (schema) {
+    try { body.variablesSchema = JSON.parse(schema); } catch { throw new ApiError(422, { error: { message: "The variable schema is not valid JSON." } }); }
+  }
+  return body;
+}
+
+async function newTemplatePage() {
+  main.innerHTML = `<h1>New template</h1>${editorForm({})}`;
+  wireEditor();
+  $("#editor").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const made = await guard(() => api("POST", "templates", editorBody()));
+    if (made) { say(`Created ${made.name} (v1).`, true); location.hash = `#/templates/${made.id}`; }
+  });
+}
+
+function sampleInput(t) {
+  const sample = {};
+  const props = (t.variablesSchema && t.variablesSchema.properties) || {};
+  for (const v of t.variables) {
+    const spec = props[v.name] || {};
+    sample[v.name] = spec.default ?? (spec.enum ? spec.enum[0] : spec.type === "integer" || spec.type === "number" ? (spec.minimum ?? 1) : `sample ${v.name}`);
+  }
+  return JSON.stringify(sample, null, 2);
+}
+
+async function templatePage(id) {
+  const [t, versions, labels] = await Promise.all([
+    guard(() => api("GET", `templates/${id}`)), guard(() => api("GET", `templates/${id}/versions`)), guard(() => api("GET", `templates/${id}/labels`)),
+  ]);
+  if (!t) { main.innerHTML = '<p class="muted">This template could not be loaded.</p>'; return; }
+  main.innerHTML = html`
+    <h1>${esc(t.name)} <span class="muted">v${t.version}</span> ${t.archivedAt ? '<span class="badge cancelled">archived</span>' : ""}</h1>
+    <p class="muted mono">${esc(t.id)}</p>
+    <div class="grid">
+      <section>${editorForm(t)}</section>
+      <section>
+        <div class="panel"><h2>Preview</h2>
+          <div class="field"><label for="sample">Sample input (JSON)</label><textarea id="sample" rows="5">${esc(sampleInput(t))}</textarea></div>
+          <button type="button" id="preview">Preview render</button>
+          <div id="rendered"></div></div>
+        <div class="panel"><h2>Labels</h2><div id="labels"></div>
+          <form class="row" id="move"><div class="field"><label for="label">Label</label><input id="label" value="production" pattern="[A-Za-z][A-Za-z0-9._-]*"></div>
+            <div class="field"><label for="labelVersion">Version</label><input id="labelVersion" type="number" min="1" max="${t.version}" value="${t.version}"></div>
+            <button type="submit">Move label</button></form></div>
+      </section>
+    </div>
+    <div class="panel"><h2>Version history</h2><div class="table-wrap" id="history"></div><div id="diff" class="diff"></div></div>`;
+  wireEditor();
+  $("#editor").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const saved = await guard(() => api("PUT", `templates/${id}`, editorBody()));
+    if (saved) { say(`Saved version ${saved.version}.`, true); templatePage(id); }
+  });
+  $("#preview").addEventListener("click", async () => {
+    let input;
+    try { input = JSON.parse($("#sample").value || "{}"); } catch { say("The sample input is not valid JSON."); return; }
+    const r = await guard(() => api("POST", `templates/${id}/render`, { input }));
+    if (!r) return;
+    $("#rendered").innerHTML = html`
+      ${r.system ? `<h3>System</h3><pre class="output">${esc(r.system)}</pre>` : ""}
+      ${r.messages.map((m) => `<h3>${esc(m.role)}</h3><pre class="output">${esc(m.content)}</pre>`).join("")}
+      <dl class="kv"><dt>Model</dt><dd>${esc(r.provider)}/${esc(r.model)}</dd><dt>Input tokens (estimate)</dt><dd>${r.inputTokensEstimate}</dd>
+      <dt>Max tokens</dt><dd>${r.maxTokens}</dd><dt>Worst-case cost</dt><dd>${money(r.worstCaseCostUSD)}</dd></dl>`;
+  });
+  const showLabels = (l) => {
+    $("#labels").innerHTML = (l.labels.length ? l.labels.map((x) => `<span class="badge label">${esc(x.label)} → v${x.version}</span>`).join(" ") : '<p class="muted">No labels.</p>')
+      + (l.moves.length ? `<ul class="muted">${l.moves.slice(0, 5).map((m) => `<li>${esc(m.label)}: ${m.fromVersion ? `v${m.fromVersion}` : "new"} → v${m.toVersion} by ${esc(m.movedBy || "?")}, ${when(m.movedAt)}</li>`).join("")}</ul>` : "");
+  };
+  if (labels) showLabels(labels);
+  $("#move").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const l = await guard(() => api("PUT", `templates/${id}/labels/${encodeURIComponent($("#label").value)}`, { version: Number($("#labelVersion").value) }));
+    if (l) { showLabels(l); say(`Label ${$("#label").value} now points at v${$("#labelVersion").value}.`, true); }
+  });
+  if (versions) {
+    $("#history").innerHTML = html`<table><thead><tr><th>Version</th><th>Created</th><th>Compare</th></tr></thead><tbody>
+      ${versions.items.map((v) => `<tr><td>v${v.version}</td><td>${when(v.createdAt)}</td><td>${v.version > 1 ? `<button type="button" class="ghost" data-diff="${v.version}">diff v${v.version - 1} → v${v.version}</button>` : ""}</td></tr>`).join("")}</tbody></table>`;
+    main.querySelectorAll("[data-diff]").forEach((b) => b.addEventListener("click", async () => {
+      const to = Number(b.dataset.diff);
+      const d = await guard(() => api("GET", `templates/${id}/versions/${to - 1}/diff/${to}`));
+      if (!d) return;
+      const lines = [...d.body, ...d.system].map((line) => `<div class="${line.startsWith("@@") ? "hunk" : line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : ""}">${esc(line)}</div>`).join("");
+      const changes = Object.entries(d.changes).map(([k, c]) => `<li>${esc(k)}: ${esc(JSON.stringify(c.from))} → ${esc(JSON.stringify(c.to))}</li>`).join("");
+      $("#diff").innerHTML = `<h3>v${to - 1} → v${to}</h3><pre class="output mono">${lines || "(no text changes)"}</pre>${changes ? `<ul>${changes}</ul>` : ""}`;
+    }));
+  }
+}
+
+// ---------- generate ----------
+function inputFields(t) {
+  const props = (t.variablesSchema && t.variablesSchema.properties) || {};
+  return t.variables.map((v) => {
+    const spec = props[v.name] || {};
+    const label = `${esc(v.name)}${v.required ? " *" : ""}${spec.description ? ` — ${esc(spec.description)}` : ""}`;
+    const id = `var-${esc(v.name)}`;
+    if (spec.enum) return `<div class="field"><label for="${id}">${label}</label><select id="${id}" data-var="${esc(v.name)}">${spec.enum.map((o) => `<option ${o === spec.default ? "selected" : ""}>${esc(o)}</option>`).join("")}</select></div>`;
+    const type = spec.type === "integer" || spec.type === "number" ? "number" : "text";
+    return `<div class="field"><label for="${id}">${label}</label><input id="${id}" data-var="${esc(v.name)}" data-type="${esc(spec.type || "string")}" type="${type}" ${v.required ? "required" : ""} value="${esc(v.default ?? "")}"></div>`;
+  }).join("");
+}
+
+async function generatePage(params) {
+  const page = await guard(() => api("GET", "templates?limit=100"));
+  if (!page) return;
+  const chosen = params.get("template") || (page.items[0] && page.items[0].id) || "";
+  main.innerHTML = html`
+    <h1>Generate</h1>
+    <form class="panel" id="gen">
+      <div class="row">
+        <div class="field"><label for="template">Template</label><select id="template">${page.items.map((t) => `<option value="${esc(t.id)}" ${t.id === chosen ? "selected" : ""}>${esc(t.name)}</option>`).join("")}</select></div>
+        <div class="field"><label for="ref">Version or label (optional)</label><input id="ref" placeholder="production, or 3"></div>
+      </div>
+      <div id="inputs"></div>
+      <div class="row">
+        <div class="field"><label for="provider">Provider</label><select id="provider"><option value="">template default</option><option>fake</option><option>anthropic</option><option>openai</option><option>openai-compatible</option></select></div>
+        <div class="field"><label for="model">Model</label><input id="model" placeholder="default"></div>
+        <div class="field"><label for="priority">Priority</label><select id="priority"><option>normal</option><option>high</option><option>low</option></select></div>
+      </div>
+      <button type="submit" ${page.items.length ? "" : "disabled"}>Generate</button>
+    </form>
+    <section id="job" aria-live="polite"></section>`;
+  const loadInputs = async () => {
+    const t = await guard(() => api("GET", `templates/${$("#template").value}`));
+    if (t) $("#inputs").innerHTML = inputFields(t);
+  };
+  $("#template").addEventListener("change", loadInputs);
+  if (page.items.length) await loadInputs();
+  $("#gen").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const input = {};
+    main.querySelectorAll("[data-var]").forEach((el) => {
+      if (el.value === "") return;
+      input[el.dataset.var] = el.dataset.type === "integer" ? parseInt(el.value, 10) : el.dataset.type === "number" ? Number(el.value) : el.value;
+    });
+    const ref = $("#ref").value.trim();
+    const body = { templateId: ref ? `${$("#template").value}@${ref}` : $("#template").value, input, priority: $("#priority").value };
+    if ($("#provider").value) body.provider = $("#provider").value;
+    if ($("#model").value.trim()) body.model = $("#model").value.trim();
+    const job = await guard(() => api("POST", "generate", body));
+    if (job) watchJob(job, $("#job"));
+  });
+}
+
+function jobPanel(j) {
+  return html`<div class="panel"><h2>Job <span class="mono">${esc(j.id)}</span> ${badge(j.status)} ${j.cacheHit ? '<span class="badge label">cache hit</span>' : ""}</h2>
+    <dl class="kv"><dt>Model</dt><dd>${esc(j.provider)}/${esc(j.model)}</dd><dt>Tokens</dt><dd>${j.inputTokens ?? "—"} in / ${j.outputTokens ?? "—"} out</dd>
+    <dt>Cost</dt><dd>${money(j.estimatedCostUSD)}${j.cacheHit ? ` (saved ${money(j.savedCostUSD)})` : ""}</dd><dt>Latency</dt><dd>${j.providerLatencyMs ?? "—"} ms</dd>
+    <dt>Attempts</dt><dd>${j.attempts} of ${j.maxAttempts}</dd>${j.error ? `<dt>Error</dt><dd>${esc(j.error.code)}: ${esc(j.error.message)}</dd>` : ""}</dl>
+    ${j.output ? `<h3>Output</h3><pre class="output" id="output">${esc(j.output)}</pre>` : ""}</div>`;
+}
+
+async function watchJob(job, where) {
+  where.innerHTML = jobPanel(job);
+  let current = job;
+  while (["queued", "processing"].includes(current.status) && document.body.contains(where)) {
+    const next = await guard(() => api("GET", `jobs/${current.id}?wait=15`));  // long poll: no busy loop
+    if (!next) return;
+    current = next;
+    where.innerHTML = jobPanel(current);
+  }
+}
+
+// ---------- jobs ----------
+async function jobsPage(params) {
+  const status = params.get("status") || "";
+  main.innerHTML = html`
+    <h1>Jobs</h1>
+    <form class="row panel" id="filters">
+      <div class="field"><label for="status">Status</label><select id="status"><option value="">any</option>${["queued", "processing", "completed", "failed", "cancelled"].map((s) => `<option ${s === status ? "selected" : ""}>${s}</option>`).join("")}</select></div>
+      <div class="field"><label for="provider">Provider</label><input id="provider" value="${esc(params.get("provider") || "")}"></div>
+      <button type="submit">Filter</button>
+    </form>
+    <div class="panel table-wrap" id="jobs"><p class="muted">Loading…</p></div>
+    <div class="row"><button type="button" class="ghost" id="more" hidden>Next page</button></div>
+    <section id="detail"></section>`;
+  $("#filters").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const q = new URLSearchParams();
+    if ($("#status").value) q.set("status", $("#status").value);
+    if ($("#provider").value.trim()) q.set("provider", $("#provider").value.trim());
+    location.hash = `#/jobs?${q}`;
+  });
+  let cursor = null;
+  const load = async (append) => {
+    const q = new URLSearchParams({ limit: "25" });
+    if (status) q.set("status", status);
+    if (params.get("provider")) q.set("provider", params.get("provider"));
+    if (append && cursor) q.set("cursor", cursor);
+    const page = await guard(() => api("GET", `jobs?${q}`));
+    if (!page) return;
+    cursor = page.nextCursor;
+    $("#more").hidden = !cursor;
+    const rows = page.items.map((j) => `<tr data-id="${esc(j.id)}"><td><a href="#/jobs?job=${esc(j.id)}" data-open="${esc(j.id)}" class="mono">${esc(j.id)}</a></td><td>${badge(j.status)}</td>
+      <td class="opt">${esc(j.provider)}/${esc(j.model)}</td><td class="opt">${money(j.estimatedCostUSD)}</td><td class="opt">${when(j.createdAt)}</td>
+      <td>${["queued", "processing"].includes(j.status) ? `<button type="button" class="ghost" data-cancel="${esc(j.id)}">Cancel</button>` : ""}${j.status === "failed" ? `<button type="button" class="ghost" data-retry="${esc(j.id)}">Retry</button>` : ""}</td></tr>`).join("");
+    const table = `<table><thead><tr><th>Job</th><th>Status</th><th class="opt">Model</th><th class="opt">Cost</th><th class="opt">Created</th><th></th></tr></thead><tbody>${rows}</tbody></table>`;
+    if (append) $("#jobs tbody").insertAdjacentHTML("beforeend", rows); else $("#jobs").innerHTML = page.items.length ? table : '<p class="muted">No jobs match.</p>';
+  };
+  $("#jobs").addEventListener("click", async (e) => {
+    const target = e.target.closest("[data-cancel],[data-retry],[data-open]");
+    if (!target) return;
+    e.preventDefault();
+    if (target.dataset.open) { const j = await guard(() => api("GET", `jobs/${target.dataset.open}`)); if (j) watchJob(j, $("#detail")); return; }
+    const id = target.dataset.cancel || target.dataset.retry;
+    const done = await guard(() => api("POST", `jobs/${id}/${target.dataset.cancel ? "cancel" : "retry"}`));
+    if (done) { say(`Job ${id} is ${done.status}.`, true); load(false); }
+  });
+  $("#more").addEventListener("click", () => load(true));
+  await load(false);
+  if (params.get("job")) { const j = await guard(() => api("GET", `jobs/${params.get("job")}`)); if (j) watchJob(j, $("#detail")); }
+  const live = setInterval(() => { if (!document.body.contains($("#jobs"))) { clearInterval(live); return; } if (main.querySelector(".badge.queued, .badge.processing")) load(false); }, 3000);
+}
+
+// ---------- usage ----------
+function bars(items, value, format) {
+  const max = Math.max(1e-12, ...items.map((i) => Number(value(i))));
+  return `<div class="bars">${items.map((i) => `<div class="bar"><span class="mono">${esc(i.key)}</span><span class="track" role="img" aria-label="${esc(i.key)}: ${esc(format(i))}"><span class="fill" style="width:${(100 * Number(value(i))) / max}%"></span></span><span>${esc(format(i))}</span></div>`).join("") || '<p class="muted">Nothing in this period.</p>'}</div>`;
+}
+
+async function usagePage() {
+  main.innerHTML = '<h1>Usage</h1><div id="usage"><p class="muted">Loading…</p></div>';
+  const [day, model, template] = await Promise.all(["day", "model", "template"].map((g) => guard(() => api("GET", `usage?groupBy=${g}`))));
+  if (!day) return;
+  const t = day.totals;
+  const rate = t.requests ? Math.round((100 * t.cacheHits) / t.requests) : 0;
+  $("#usage").innerHTML = html`
+    <p class="muted">${when(day.from)} – ${when(day.to)}</p>
+    <div class="stats">
+      <div class="stat">Requests<b>${t.requests}</b></div><div class="stat">Cost<b>${money(t.costUSD)}</b></div>
+      <div class="stat">Tokens<b>${t.totalTokens}</b></div><div class="stat">Cache hit rate<b>${rate}%</b></div>
+      <div class="stat">Saved by the cache<b>${money(t.savedUSD)}</b></div><div class="stat">Failed<b>${t.failed}</b></div>
+    </div>
+    <div class="grid">
+      <div class="panel"><h2>Cost per day</h2>${bars(day.items, (i) => i.costUSD, (i) => money(i.costUSD))}</div>
+      <div class="panel"><h2>Tokens per day</h2>${bars(day.items, (i) => i.totalTokens, (i) => `${i.totalTokens}`)}</div>
+      <div class="panel"><h2>Cost per provider/model</h2>${bars(model.items, (i) => i.costUSD, (i) => money(i.costUSD))}</div>
+      <div class="panel"><h2>Requests per template</h2>${bars(template.items, (i) => i.requests, (i) => `${i.requests} (${i.cacheHits} cached)`)}</div>
+    </div>`;
+}
+
+// ---------- router ----------
+async function route(keepNotice = false) {
+  if (keepNotice !== true) say("");
+  const [path, query] = (location.hash.slice(1) || "/templates").split("?");
+  const params = new URLSearchParams(query || "");
+  const signedIn = Boolean(sessionStorage.getItem(KEY));
+  $("#signout").hidden = !signedIn;
+  const section = path.split("/")[1] || "templates";
+  document.querySelectorAll("[data-nav]").forEach((a) => (a.dataset.nav === section ? a.setAttribute("aria-current", "page") : a.removeAttribute("aria-current")));
+  if (!signedIn) { signIn(); return; }
+  const parts = path.split("/").filter(Boolean);
+  if (parts[0] === "templates" && parts[1] === "new") await newTemplatePage();
+  else if (parts[0] === "templates" && parts[1]) await templatePage(parts[1]);
+  else if (parts[0] === "generate") await generatePage(params);
+  else if (parts[0] === "jobs") await jobsPage(params);
+  else if (parts[0] === "usage") await usagePage();
+  else await templatesPage();
+  document.title = `${section[0].toUpperCase()}${section.slice(1)} · PromptLab`;
+}
+window.addEventListener("hashchange", () => route());
+route();
