@@ -2,8 +2,9 @@
 
 The model name steers it: `status-529` answers that status with the provider's error body and headers,
 `slow` sleeps past any timeout, `malformed` answers broken JSON, `truncated` stops at max_tokens,
-`refuse` refuses; anything else answers normally. Asked for JSON, it first answers broken JSON and a
-schema-valid value once the request carries a correction (`json-never`: never). Every request is kept.
+`refuse` refuses, `limited` allows LIMIT requests per WINDOW seconds (429 beyond, with the real rate-limit
+headers); anything else answers normally. Asked for JSON, it first answers broken JSON and a schema-valid
+value once the request carries a correction (`json-never`: never). Every request is kept.
 """
 
 from __future__ import annotations
@@ -27,10 +28,15 @@ ANTHROPIC_ERROR_TYPES = {
 
 class ProviderServer(ThreadingHTTPServer):
     daemon_threads = True
+    LIMIT = 4  # model `limited`: requests per WINDOW seconds
+    WINDOW = 1.0
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.limited_window: list[float] = []
+        self.limited_log: list[tuple[float, int]] = []
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     @property
@@ -142,6 +148,8 @@ class _Handler(BaseHTTPRequestHandler):
         ids = {"request-id": request_id} if anthropic else {"x-request-id": request_id}
         if model == "slow":
             time.sleep(3)
+        if model == "limited" and not self._within_limit(anthropic, ids):
+            return
         if model == "malformed":
             self._reply(200, b'{"id": "broken', ids)
             return
@@ -150,12 +158,45 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(status, anthropic, ids)
             return
         answer = _anthropic_answer(body) if anthropic else _openai_answer(body)
+        if model == "limited":
+            self._reply(200, json.dumps(answer).encode(), {**ids, **self.limited_headers})
+            return
         limits = (
             {"anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "49"}
             if anthropic
             else {"x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "499"}
         )
         self._reply(200, json.dumps(answer).encode(), {**ids, **limits})
+
+    def _within_limit(self, anthropic: bool, ids: dict[str, str]) -> bool:
+        """Model `limited`: at most `LIMIT` requests per `WINDOW` seconds, reported in the real headers;
+        beyond it, a 429 with retry-after. Every answer is recorded in `limited_log`."""
+        server = self.server
+        with server.lock:
+            now = time.monotonic()
+            server.limited_window = [t for t in server.limited_window if t > now - server.WINDOW]
+            allowed = len(server.limited_window) < server.LIMIT
+            if allowed:
+                server.limited_window.append(now)
+            remaining = server.LIMIT - len(server.limited_window)
+            reset = (server.limited_window[0] + server.WINDOW - now) if server.limited_window else server.WINDOW
+            server.limited_log.append((now, 200 if allowed else 429))
+        if anthropic:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + reset)) + "Z"
+            headers = {
+                "anthropic-ratelimit-requests-remaining": str(remaining),
+                "anthropic-ratelimit-requests-reset": stamp,
+            }
+        else:
+            headers = {
+                "x-ratelimit-remaining-requests": str(remaining),
+                "x-ratelimit-reset-requests": f"{int(reset * 1000)}ms",
+            }
+        self.limited_headers = headers
+        if not allowed:
+            payload = {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}
+            self._reply(429, json.dumps(payload).encode(), {**ids, **headers, "retry-after": f"{reset:.3f}"})
+        return allowed
 
     def _error(self, status: int, anthropic: bool, ids: dict[str, str]) -> None:
         message = "model: status-404" if status == 404 else f"error {status}"

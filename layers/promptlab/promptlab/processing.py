@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -9,7 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from promptlab import cache, json_output
+from promptlab import cache, json_output, throttle
 from promptlab.db import jobs_repo, templates_repo
 from promptlab.db.connection import connection
 from promptlab.errors import DependencyUnavailable
@@ -269,10 +270,31 @@ def _handle_failure(job: dict[str, Any], exc: ProviderError, delivery: Delivery,
     logger.warning("job failed", job_id=job["id"], code=exc.code, retryable=exc.retryable, attempt=attempt)
 
 
+def _wait_for_provider(job_id: str, delivery: Delivery, queue: JobQueue) -> None:
+    """When the job's provider or model is paused (its limits are used up, or it is overloaded), put the
+    message back until then, without claiming the job: no attempt is spent on a call bound to fail."""
+    if not get_settings().throttle:
+        return
+    with connection() as conn:
+        route = jobs_repo.route_of(conn, job_id=job_id)
+    if route is None or route["status"] != "queued":
+        return
+    provider, model = current_route(route)
+    wait = throttle.wait_seconds(provider, model)
+    if wait <= 0:
+        return
+    seconds = max(1, math.ceil(wait))
+    queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=seconds)
+    count("Throttled")
+    logger.info("provider paused; job waits", job_id=job_id, provider=provider, model=model, seconds=seconds)
+    raise RetryLater(f"{provider}/{model} is paused for {seconds} s")
+
+
 def process_delivery(delivery: Delivery, queue: JobQueue | None = None) -> str:
     """Claim, call, and complete or fail one job; returns what happened (`completed`, `skipped`, …)."""
     message = parse_job_message(delivery.body)
     queue = queue or get_queue()
+    _wait_for_provider(message.job_id, delivery, queue)
     with connection() as conn:
         # Claim and attempt row commit together: a job in `processing` always has its open attempt.
         with conn.transaction():
@@ -298,12 +320,18 @@ def process_delivery(delivery: Delivery, queue: JobQueue | None = None) -> str:
     )
     started = time.monotonic()
     try:
+        provider, model = current_route(job)
         try:
             version = _version(job)
             result = _call_provider(job, version)
         except ProviderError as exc:
+            if get_settings().throttle:
+                throttle.note_headers(provider, model, exc.extra)
+                throttle.note_failure(provider, model, exc.status, exc.retry_after)
             _handle_failure(job, exc, delivery, queue)
             return "failed"
+        if get_settings().throttle:
+            throttle.note_headers(provider, model, result.rate_limits)
         latency_ms = int((time.monotonic() - started) * 1000)
         response_format = job["params"].get("responseFormat")
         why = json_output.problem(result.text, response_format) if response_format else None

@@ -183,6 +183,13 @@ def fail_job(conn: Connection, *, job_id: str, error: Row) -> bool:
     return cur.rowcount == 1
 
 
+def route_of(conn: Connection, *, job_id: str) -> Row | None:
+    """What the worker needs to know before claiming: the job's status and its current provider route."""
+    return conn.execute(
+        "SELECT status, provider, model, fallbacks, route_index FROM jobs WHERE id = %s", (job_id,)
+    ).fetchone()
+
+
 def get_job_any_tenant(conn: Connection, *, job_id: str) -> Row | None:
     """A job by id alone: only for the worker and the DLQ handler, which act for every tenant."""
     return conn.execute("SELECT * FROM jobs WHERE id = %s", (job_id,)).fetchone()

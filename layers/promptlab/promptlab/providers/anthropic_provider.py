@@ -8,7 +8,7 @@ import anthropic
 
 from promptlab import json_output
 from promptlab.providers.base import GenerationCall, ProviderError, ProviderResult, Usage
-from promptlab.providers.http_errors import classified_errors
+from promptlab.providers.http_errors import classified_errors, rate_limit_headers
 
 
 class AnthropicProvider:
@@ -61,5 +61,6 @@ class AnthropicProvider:
             model=message.model,
             request_id=raw.headers.get("request-id") or message.id,
             finish_reason=message.stop_reason or "unknown",
+            rate_limits=rate_limit_headers(raw.headers),
             truncated=message.stop_reason == "max_tokens" or not text,
         )

@@ -64,6 +64,7 @@ class ProviderResult:
     request_id: str | None
     finish_reason: str
     truncated: bool = False
+    rate_limits: dict[str, str] = field(default_factory=dict)  # the provider's rate-limit headers
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any
 import openai
 
 from promptlab.providers.base import GenerationCall, ProviderError, ProviderResult, Usage
-from promptlab.providers.http_errors import classified_errors
+from promptlab.providers.http_errors import classified_errors, rate_limit_headers
 
 
 class OpenAIProvider:
@@ -58,5 +58,6 @@ class OpenAIProvider:
             model=completion.model,
             request_id=raw.headers.get("x-request-id") or completion.id,
             finish_reason=choice.finish_reason or "unknown",
+            rate_limits=rate_limit_headers(raw.headers),
             truncated=choice.finish_reason == "length" or not text,
         )

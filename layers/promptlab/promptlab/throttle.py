@@ -1,0 +1,123 @@
+"""Provider-aware throttling: workers share what providers say about their limits, through Redis.
+
+After every call the worker reads the provider's rate-limit headers (Anthropic `anthropic-ratelimit-*`,
+OpenAI `x-ratelimit-*`). When a model's remaining requests or tokens run out, the model is paused until
+the provider's reset time; a 429 pauses it for its `retry-after`; an overload storm (529) pauses
+the whole provider with a growing backoff. Before claiming a job, a worker that finds its route paused
+puts the message back for that long (visibility timeout) without spending an attempt. Redis errors
+never stop work (fail-open: the worst case is the provider's own 429, handled as before).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from datetime import datetime
+
+import redis
+
+from promptlab.observability import logger
+from promptlab.redis_client import get_redis
+from promptlab.settings import get_settings
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?$")
+OVERLOAD_STATUSES = frozenset({529})  # Anthropic's "overloaded"; a 503 is one failed call, retried as usual
+
+
+def _key(provider: str, model: str | None = None) -> str:
+    scope = f"{provider}:{model}" if model else provider
+    return f"{get_settings().redis_prefix}throttle:{scope}"
+
+
+def _seconds_until(value: str) -> float | None:
+    """A reset as RFC 3339 time (Anthropic), a duration like `6m0s` or `20ms` (OpenAI), or seconds."""
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() - time.time())
+    except ValueError:
+        pass
+    match = _DURATION.match(value)
+    if match and any(match.groups()):
+        hours, minutes, seconds, millis = (float(g) if g else 0.0 for g in match.groups())
+        return hours * 3600 + minutes * 60 + seconds + millis / 1000
+    return None
+
+
+def _limits(headers: Mapping[str, str]) -> list[tuple[int, float]]:
+    """(remaining, seconds until reset) for each limit the headers report."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    found = []
+    for kind in ("requests", "tokens", "input-tokens", "output-tokens"):
+        pairs = (
+            (f"anthropic-ratelimit-{kind}-remaining", f"anthropic-ratelimit-{kind}-reset"),
+            (f"x-ratelimit-remaining-{kind}", f"x-ratelimit-reset-{kind}"),
+        )
+        for remaining_name, reset_name in pairs:
+            if remaining_name in lowered and reset_name in lowered:
+                try:
+                    remaining = int(float(lowered[remaining_name]))
+                except ValueError:
+                    continue
+                reset = _seconds_until(lowered[reset_name])
+                if reset is not None:
+                    found.append((remaining, reset))
+    return found
+
+
+def _pause(key: str, seconds: float) -> None:
+    if seconds <= 0:
+        return
+    until_ms = int((time.time() + seconds) * 1000)
+    try:
+        client = get_redis()
+        # Keep the later of two pauses: SET only if absent, else raise it when ours ends later.
+        if not client.set(key, until_ms, px=int(seconds * 1000) + 1, nx=True):
+            current = client.get(key)
+            if current is None or int(current) < until_ms:
+                client.set(key, until_ms, px=int(seconds * 1000) + 1)
+    except (redis.RedisError, OSError, ValueError):
+        logger.warning("throttle state not saved: Redis unavailable", key=key)
+
+
+def note_headers(provider: str, model: str, headers: Mapping[str, str]) -> None:
+    """Pause the model until its reset when the provider says a limit is (nearly) used up."""
+    floor = get_settings().throttle_min_remaining
+    waits = [reset for remaining, reset in _limits(headers) if remaining <= floor]
+    if waits:
+        wait = min(max(waits), get_settings().throttle_max_pause_seconds)
+        logger.info("provider limit reached; model paused", provider=provider, model=model, seconds=round(wait, 2))
+        _pause(_key(provider, model), wait)
+
+
+def note_failure(provider: str, model: str, status: int | None, retry_after: float | None) -> None:
+    """A 429 pauses the model; an overload (529) pauses the whole provider, longer as a storm goes on."""
+    settings = get_settings()
+    if status == 429:
+        _pause(_key(provider, model), min(retry_after or 1.0, settings.throttle_max_pause_seconds))
+    elif status in OVERLOAD_STATUSES:
+        try:
+            client = get_redis()
+            storm_key = _key(provider) + ":storm"
+            count = int(client.incr(storm_key))
+            client.expire(storm_key, 60)
+        except (redis.RedisError, OSError):
+            count = 1
+        backoff = retry_after or min(settings.throttle_max_pause_seconds, 2.0 ** min(count, 6))
+        logger.warning("provider overloaded; provider paused", provider=provider, seconds=backoff, storm=count)
+        _pause(_key(provider), backoff)
+
+
+def wait_seconds(provider: str, model: str) -> float:
+    """How long work on this provider and model should wait (0: go ahead)."""
+    try:
+        values = get_redis().mget([_key(provider), _key(provider, model)])
+    except (redis.RedisError, OSError):
+        return 0.0
+    now_ms = time.time() * 1000
+    waits = [(int(v) - now_ms) / 1000 for v in values if v is not None]
+    return max([0.0, *waits])
