@@ -87,6 +87,16 @@ def test_a_second_tenant_sees_nothing_of_the_first_on_any_route(runner: LocalRun
     expect("DELETE", "/jobs/{id}", f"/jobs/{failed['id']}", 404)
     assert expect("POST", "/dlq/redrive", "/dlq/redrive", 200, body={"jobId": failed["id"]}).body["redriven"] == []
     assert expect("GET", "/usage", "/usage", 200).body["totals"]["requests"] == 0
+    assert expect("GET", "/batches", "/batches", 200).body["items"] == []
+    from promptlab.db.connection import connection
+
+    with connection() as conn:
+        conn.execute(
+            "INSERT INTO provider_batches (id, tenant_id, provider, model, status, request_count)"
+            " VALUES (%s, 'default', 'fake', 'fake-1', 'ended', 0)",
+            (bid := f"bat_{unique('iso')}",),
+        )
+    expect("GET", "/batches/{id}", f"/batches/{bid}", 404)
     expect("GET", "/health", "/health", 200)
     expect("GET", "/openapi.json", "/openapi.json", 200)
     expect("OPTIONS", "/{proxy+}", f"/jobs/{jid}", 204)

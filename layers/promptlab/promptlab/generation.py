@@ -28,7 +28,7 @@ from promptlab.models import (
     RenderResult,
 )
 from promptlab.observability import count, logger
-from promptlab.providers import check_available
+from promptlab.providers import BATCH_PROVIDERS, check_available
 from promptlab.providers.pricing import default_model
 from promptlab.settings import get_settings
 from promptlab.template_service import template_for_generation, variables_of
@@ -166,6 +166,10 @@ def new_job(
             details={"templateId": request.template_id},
         )
     resolved = resolve(template=template, request=request)
+    if request.priority == "economy" and resolved.provider not in BATCH_PROVIDERS:
+        raise ValidationFailed.single(
+            "priority", f"provider {resolved.provider!r} has no batch API: the economy lane takes {BATCH_PROVIDERS}"
+        )
     if request.callback is not None:
         try:
             webhook_targets.vet(request.callback)
@@ -187,6 +191,7 @@ def new_job(
         "input_hash": resolved.input_hash,
         "status": "queued",
         "priority": request.priority,
+        "lane": "economy" if request.priority == "economy" else "standard",
         "max_attempts": settings.max_attempts,
         "metadata": request.metadata,
         "callback_url": request.callback,
@@ -304,7 +309,7 @@ def accept_job(
         caching = use_cache and request.cache
         row, new = _store(conn, principal=principal, template=template, job=job, caching=caching, prefetched=prefetched)
         if new:
-            if dispatch(conn, job_id=row["id"], priority=request.priority):
+            if row["lane"] == "standard" and dispatch(conn, job_id=row["id"], priority=request.priority):
                 row = {**row, "enqueued_at": utc_now()}
             count("JobsAccepted")
             logger.info("job accepted", job_id=row["id"], template_id=row["template_id"], provider=row["provider"])
@@ -376,7 +381,7 @@ def accept_batch(*, principal: Principal, items: list[dict[str, Any]], use_cache
             except PromptLabError as exc:
                 results.append(_item_error(exc))
                 continue
-            if new:
+            if new and row["lane"] == "standard":  # economy jobs wait for the next provider batch
                 fresh.append((row["id"], row["priority"]))
             results.append(BatchItemResult(job_id=row["id"], status=row["status"]))
         dispatch_many(conn, jobs=fresh)

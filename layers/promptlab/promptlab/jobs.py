@@ -161,7 +161,8 @@ def retry_job(*, tenant_id: str, job_id: str) -> JobPublic:
         )
         if row is None:
             raise _conflict(_require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id), "retried")
-        dispatch(conn, job_id=job_id, priority=row["priority"])
+        if row["lane"] == "standard":  # an economy job waits for the next provider batch instead
+            dispatch(conn, job_id=job_id, priority=row["priority"])
         row = _require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id)
         attempts = jobs_repo.list_attempts(conn, job_id=job_id)
     logger.info("job retried", job_id=job_id)

@@ -14,7 +14,7 @@ from promptlab.errors import PoisonMessage
 from promptlab.money import money_str
 
 ProviderName = Literal["anthropic", "openai", "openai-compatible", "fake"]
-Priority = Literal["high", "normal", "low"]
+Priority = Literal["high", "normal", "low", "economy"]
 JobStatus = Literal["queued", "processing", "completed", "failed", "cancelled"]
 
 UtcDatetime = Annotated[datetime, PlainSerializer(rfc3339, return_type=str)]
@@ -292,6 +292,8 @@ class JobSummary(WireModel):
     fallbacks: list[str] | None = None
     answered_by: str | None = None
     params: dict[str, Any] | None = Field(default=None, description="maxTokens, temperature, topP, stop as used.")
+    lane: Literal["standard", "economy"] = "standard"
+    batch_id: str | None = Field(default=None, description="The provider batch of an economy job.")
     purged_at: UtcDatetime | None = Field(default=None, description="When input and output were purged.")
     warnings: list[str] | None = None
     provider_latency_ms: int | None = None
@@ -382,7 +384,8 @@ class UsageRow(WireModel):
     output_tokens: int
     total_tokens: int
     cost_usd: Money = Field(alias="costUSD")
-    saved_usd: Money = Field(alias="savedUSD")
+    saved_usd: Money = Field(alias="savedUSD", description="What cache hits would have cost.")
+    batch_saved_usd: Money = Field(alias="batchSavedUSD", description="What the economy lane saved.")
     avg_latency_ms: int | None = Field(description="Mean provider latency of provider-answered jobs.")
 
 
@@ -456,3 +459,31 @@ class TemplateDiff(WireModel):
     body: list[str] = Field(description="A unified diff of the body, line by line (empty: unchanged).")
     system: list[str]
     changes: dict[str, dict[str, Any]] = Field(description="Other settings that changed: {field: {from, to}}.")
+
+
+class BatchCounts(WireModel):
+    total: int
+    succeeded: int
+    errored: int
+    expired: int
+    canceled: int
+
+
+class BatchPublic(WireModel):
+    """A provider batch of the economy lane."""
+
+    id: str
+    provider: str
+    model: str
+    provider_batch_id: str | None
+    status: Literal["submitting", "in_progress", "ended", "failed"]
+    request_counts: BatchCounts
+    error: str | None = None
+    created_at: UtcDatetime
+    expires_at: UtcDatetime | None = None
+    ended_at: UtcDatetime | None = None
+
+
+class BatchPage(WireModel):
+    items: list[BatchPublic]
+    next_cursor: str | None

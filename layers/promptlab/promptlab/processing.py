@@ -104,7 +104,8 @@ def _conversation(job: dict[str, Any], version: dict[str, Any]) -> list[Message]
     return turns
 
 
-def _call_provider(job: dict[str, Any], version: dict[str, Any]) -> ProviderResult:
+def build_call(job: dict[str, Any], version: dict[str, Any]) -> tuple[str, str, GenerationCall]:
+    """(provider, model, call) for the job's current route: what the worker or a provider batch sends."""
     provider, model = current_route(job)
     params = job["params"]
     max_tokens = int(params["maxTokens"])
@@ -121,14 +122,22 @@ def _call_provider(job: dict[str, Any], version: dict[str, Any]) -> ProviderResu
         stop=tuple(params.get("stop") or ()),
         response_format=params.get("responseFormat"),
     )
+    return provider, model, call
+
+
+def _call_provider(job: dict[str, Any], version: dict[str, Any]) -> ProviderResult:
+    provider, model, call = build_call(job, version)
     with provider_segment(provider, model):
         return get_provider(provider).generate(call)
 
 
-def _spend(job: dict[str, Any], result: ProviderResult, latency_ms: int) -> dict[str, Any]:
-    """What the answer cost, added to what earlier attempts of this job spent (invalid JSON answers)."""
+def spend(
+    job: dict[str, Any], result: ProviderResult, latency_ms: int | None, *, batch: bool = False
+) -> dict[str, Any]:
+    """What the answer cost (at batch prices for the economy lane), added to what earlier attempts of this
+    job spent (invalid JSON answers)."""
     provider, model = current_route(job)
-    prices = unit_prices(provider, result.model) or unit_prices(provider, model)
+    prices = unit_prices(provider, result.model, batch=batch) or unit_prices(provider, model, batch=batch)
     if prices is None:
         logger.warning("no price for model; cost left null", provider=provider, model=result.model)
     usage = result.usage
@@ -167,20 +176,20 @@ def _invalid_output(
     (with the answer and the reason) while attempts last, else it fails with `invalid_output`."""
     attempt = job["attempts"]
     retry = attempt < job["max_attempts"]
-    spend = _spend(job, result, latency_ms)
+    spent = spend(job, result, latency_ms)
     error = {
         "code": "invalid_output",
         "message": why,
         "retryable": retry,
         "providerStatus": None,
         "attempt": attempt,
-        "output": spend["output"][:8000],
+        "output": spent["output"][:8000],
     }
     with connection() as conn, conn.transaction():
         jobs_repo.end_attempt(
             conn, job_id=job["id"], n=attempt, outcome="error", error=error, provider_request_id=result.request_id
         )
-        jobs_repo.record_invalid_output(conn, job_id=job["id"], attempt=attempt, error=error, spend=spend, retry=retry)
+        jobs_repo.record_invalid_output(conn, job_id=job["id"], attempt=attempt, error=error, spend=spent, retry=retry)
     if retry:
         queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=0)
         count("JobRetries")
@@ -192,7 +201,7 @@ def _invalid_output(
 
 
 def _complete(job: dict[str, Any], result: ProviderResult, latency_ms: int, cache_ttl_seconds: int) -> None:
-    outcome = _spend(job, result, latency_ms)
+    outcome = spend(job, result, latency_ms)
     usage = result.usage
     # The job's state and its attempt's outcome commit together, so a crash cannot leave one without the other.
     with connection() as conn, conn.transaction():

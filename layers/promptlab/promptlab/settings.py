@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     fake_fail_status: int | None = Field(default=None, ge=400, le=599)
     fake_fail_rate: Decimal = Field(default=Decimal("1"), ge=0, le=1)
     fake_timeout_rate: Decimal = Field(default=Decimal("0"), ge=0, le=1)
+    fake_batch_delay_seconds: float = Field(default=0, ge=0, description="Fake batches end this long after submit.")
+    fake_batch_error_rate: Decimal = Field(default=Decimal("0"), ge=0, le=1)
+    fake_batch_expire: bool = False
+    economy_max_jobs: int = Field(default=1000, ge=1, le=100_000, description="Jobs per provider batch at most.")
+    economy_min_jobs: int = Field(default=100, ge=1, description="A batch goes out at this many waiting jobs...")
+    economy_max_wait_seconds: int = Field(default=300, ge=0, description="...or when its oldest job waited this long.")
     fake_answer_log: str | None = Field(
         default=None, description="File the fake provider appends a line to per answer."
     )
@@ -133,6 +139,7 @@ class Settings(BaseSettings):
             "high": self.job_queue_high_url,
             "normal": self.job_queue_normal_url,
             "low": self.job_queue_low_url,
+            "economy": self.job_queue_low_url,  # an economy job moved to the normal lane waits like `low`
         }
         url = urls.get(priority, "")
         if not url:

@@ -12,10 +12,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Que
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
-from promptlab import cache, dead_letters, generation, health, idempotency, jobs, template_service, usage
+from promptlab import batches, cache, dead_letters, generation, health, idempotency, jobs, template_service, usage
 from promptlab.api.resolver import Prefetch, PromptLabResolver, register_error_handlers
 from promptlab.errors import PreconditionFailed, PromptLabError
 from promptlab.models import (
+    BatchPage,
+    BatchPublic,
     ErrorBody,
     GenerateBatchRequest,
     GenerateBatchResult,
@@ -396,6 +398,22 @@ def retry_job(id: JobId) -> Response[str]:
 @app.post("/dlq/redrive", responses=_doc(200, RedriveResult, "The jobs sent again", 400, 415, 422), tags=["jobs"])
 def redrive_dead_letters(body: RedriveRequest) -> Response[str]:
     return _json(200, dead_letters.redrive(tenant_id=_tenant(), job_id=body.job_id, limit=body.limit))
+
+
+BatchId = Annotated[str, Path(min_length=1, max_length=64, description="A provider batch id (`bat_…`).")]
+
+
+@app.get("/batches", responses=_doc(200, BatchPage, "The economy lane's provider batches", 422), tags=["jobs"])
+def list_batches(
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response[str]:
+    return _json(200, batches.list_batches(tenant_id=_tenant(), limit=limit, cursor=cursor))
+
+
+@app.get("/batches/<id>", responses=_doc(200, BatchPublic, "One provider batch with its counts", 404), tags=["jobs"])
+def get_batch(id: BatchId) -> Response[str]:
+    return _json(200, batches.get_batch(tenant_id=_tenant(), batch_id=id))
 
 
 @app.get("/usage", responses=_doc(200, UsageReport, "Usage and cost per group, with totals", 422), tags=["usage"])

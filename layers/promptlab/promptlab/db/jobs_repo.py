@@ -223,7 +223,7 @@ def list_dead_letters(conn: Connection, *, limit: int = 100) -> list[Row]:
 def unsent_jobs(conn: Connection, *, older_than_seconds: int, limit: int) -> list[Row]:
     """Queued jobs whose message never reached the queue, oldest first, locked for this transaction."""
     return conn.execute(
-        "SELECT id, priority FROM jobs WHERE status = 'queued' AND enqueued_at IS NULL"
+        "SELECT id, priority FROM jobs WHERE status = 'queued' AND enqueued_at IS NULL AND lane = 'standard'"
         " AND created_at < now() - make_interval(secs => %s) ORDER BY created_at LIMIT %s"
         " FOR UPDATE SKIP LOCKED",
         (older_than_seconds, limit),
@@ -317,7 +317,7 @@ def retry_job(
     """Give a failed job a fresh attempt budget and a new deadline; None when it is not failed."""
     sql = (
         "UPDATE jobs SET status = 'queued', max_attempts = attempts + %s, error = NULL, lease_until = NULL,"
-        " single_flight = false,"
+        " single_flight = false, batch_id = NULL, batch_requeues = 0,"
         " completed_at = NULL, enqueued_at = NULL, expires_at = now() + make_interval(secs => %s),"
         " updated_at = now() WHERE id = %s AND status = 'failed'"
     )

@@ -25,6 +25,7 @@ _MEASURES = """
     coalesce(sum(total_tokens) FILTER (WHERE NOT cache_hit), 0) AS total_tokens,
     coalesce(sum(estimated_cost_usd), 0) AS cost_usd,
     coalesce(sum(saved_cost_usd) FILTER (WHERE cache_hit), 0) AS saved_usd,
+    coalesce(sum(saved_cost_usd) FILTER (WHERE lane = 'economy' AND NOT cache_hit), 0) AS batch_saved_usd,
     round(avg(provider_latency_ms) FILTER (WHERE NOT cache_hit))::integer AS avg_latency_ms
 """
 

@@ -6,9 +6,10 @@ Provider SDKs are imported only inside `get_provider`, i.e. only by the worker, 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import cast
 
 from promptlab.errors import ConfigurationError, ValidationFailed
-from promptlab.providers.base import Provider
+from promptlab.providers.base import BatchProvider, Provider
 from promptlab.settings import get_settings
 
 PROVIDERS = ("anthropic", "openai", "openai-compatible", "fake")
@@ -90,3 +91,17 @@ def _build(name: str, key: str | None, base_url: str | None) -> Provider:
     from promptlab.providers.openai_provider import OpenAIProvider
 
     return OpenAIProvider(name=name, api_key=key or "", base_url=base_url)
+
+
+BATCH_PROVIDERS = ("anthropic", "openai", "fake")
+
+
+def get_batch_provider(name: str) -> BatchProvider:
+    """The batch API of a provider (economy lane): Anthropic Message Batches, OpenAI Batch, or the fake's."""
+    if name == "fake":
+        from promptlab.providers.fake import FakeBatches
+
+        return FakeBatches()
+    if name not in BATCH_PROVIDERS:
+        raise ConfigurationError(f"provider {name!r} has no batch API")
+    return cast(BatchProvider, get_provider(name))

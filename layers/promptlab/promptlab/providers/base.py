@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -107,3 +109,37 @@ class Provider(Protocol):
     def generate(self, call: GenerationCall) -> ProviderResult:
         """Run one generation or raise `ProviderError`."""
         ...
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    """A provider batch as the provider reports it."""
+
+    provider_batch_id: str
+    ended: bool
+    counts: dict[str, int]  # succeeded, errored, expired, canceled
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One request's outcome in an ended batch: `succeeded` (with a result), `errored` (with a classified
+    error), `expired` or `canceled`."""
+
+    custom_id: str
+    kind: str
+    result: ProviderResult | None = None
+    error: ProviderError | None = None
+
+
+class BatchProvider(Protocol):
+    """A provider's batch API (Anthropic Message Batches, OpenAI Batch, the fake): about half price, results
+    within 24 h, each request named by `custom_id` (our job id)."""
+
+    name: str
+
+    def submit_batch(self, calls: list[tuple[str, GenerationCall]]) -> BatchStatus: ...
+
+    def batch_status(self, provider_batch_id: str) -> BatchStatus: ...
+
+    def batch_results(self, provider_batch_id: str) -> Iterator[BatchItem]: ...

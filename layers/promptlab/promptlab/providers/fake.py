@@ -7,9 +7,21 @@ import json
 import os
 import random
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from promptlab import json_output
-from promptlab.providers.base import GenerationCall, ProviderError, ProviderResult, Usage, error_for_status
+from promptlab.providers.base import (
+    BatchItem,
+    BatchStatus,
+    GenerationCall,
+    Message,
+    ProviderError,
+    ProviderResult,
+    Usage,
+    error_for_status,
+)
+from promptlab.redis_client import get_redis
 from promptlab.settings import get_settings
 from promptlab.tokens import TOKEN, count_tokens, prompt_tokens
 
@@ -104,6 +116,7 @@ class FakeProvider:
     name = "fake"
 
     def generate(self, call: GenerationCall) -> ProviderResult:
+        """One call, with the configured latency and faults."""
         settings = get_settings()
         if settings.fake_latency_ms:
             time.sleep(min(settings.fake_latency_ms / 1000, call.timeout_seconds))
@@ -114,6 +127,11 @@ class FakeProvider:
             raise error_for_status(
                 settings.fake_fail_status, f"fake provider told to fail with {settings.fake_fail_status}"
             )
+        return self.answer(call)
+
+    def answer(self, call: GenerationCall) -> ProviderResult:
+        """The deterministic answer to a call (no latency, no faults)."""
+        settings = get_settings()
         text = _json_answer(call) if call.response_format else _answer(call)
         finish = "end_turn"
         cuts = [text.find(stop) for stop in call.stop if stop in text]
@@ -136,3 +154,79 @@ class FakeProvider:
             finish_reason="max_tokens" if truncated else finish,
             truncated=truncated,
         )
+
+
+def _call_to_json(call: GenerationCall) -> dict[str, Any]:
+    return {
+        "model": call.model,
+        "system": call.system,
+        "messages": [{"role": m.role, "content": m.content} for m in call.messages],
+        "max_tokens": call.max_tokens,
+        "stop": list(call.stop),
+        "response_format": call.response_format,
+    }
+
+
+def _call_from_json(data: dict[str, Any]) -> GenerationCall:
+    return GenerationCall(
+        model=data["model"],
+        system=data["system"],
+        messages=[Message(role=m["role"], content=m["content"]) for m in data["messages"]],
+        max_tokens=data["max_tokens"],
+        temperature=None,
+        timeout_seconds=30,
+        stop=tuple(data["stop"]),
+        response_format=data["response_format"],
+    )
+
+
+class FakeBatches:
+    """The fake provider's batch API, kept in Redis so every process sees it: a batch ends
+    `PROMPTLAB_FAKE_BATCH_DELAY_SECONDS` after it is made; `PROMPTLAB_FAKE_BATCH_ERROR_RATE` of its requests
+    error (alternately retryable and permanent); `PROMPTLAB_FAKE_BATCH_EXPIRE=true` makes every request expire."""
+
+    name = "fake"
+
+    def _key(self, batch_id: str) -> str:
+        return f"{get_settings().redis_prefix}fakebatch:{batch_id}"
+
+    def submit_batch(self, calls: list[tuple[str, GenerationCall]]) -> BatchStatus:
+        batch_id = f"fakebatch_{hashlib.sha256(os.urandom(16)).hexdigest()[:20]}"
+        state = {"created": time.time(), "requests": [[cid, _call_to_json(call)] for cid, call in calls]}
+        get_redis().set(self._key(batch_id), json.dumps(state), ex=7 * 86_400)
+        return BatchStatus(provider_batch_id=batch_id, ended=False, counts={"processing": len(calls)})
+
+    def _state(self, batch_id: str) -> dict[str, Any]:
+        raw = get_redis().get(self._key(batch_id))
+        if raw is None:
+            raise ProviderError(code="not_found", message=f"no fake batch {batch_id}", retryable=False, status=404)
+        state: dict[str, Any] = json.loads(raw)
+        return state
+
+    def _items(self, state: dict[str, Any]) -> list[BatchItem]:
+        settings = get_settings()
+        items = []
+        for index, (custom_id, data) in enumerate(state["requests"]):
+            digest = int(hashlib.sha256(custom_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+            if settings.fake_batch_expire:
+                items.append(BatchItem(custom_id=custom_id, kind="expired"))
+            elif digest < float(settings.fake_batch_error_rate):
+                retryable = index % 2 == 0
+                error = error_for_status(500 if retryable else 400, "fake batch request failed")
+                items.append(BatchItem(custom_id=custom_id, kind="errored", error=error))
+            else:
+                result = FakeProvider().answer(_call_from_json(data))
+                items.append(BatchItem(custom_id=custom_id, kind="succeeded", result=result))
+        return items
+
+    def batch_status(self, provider_batch_id: str) -> BatchStatus:
+        state = self._state(provider_batch_id)
+        if time.time() - state["created"] < get_settings().fake_batch_delay_seconds:
+            return BatchStatus(provider_batch_id, ended=False, counts={"processing": len(state["requests"])})
+        counts = {"succeeded": 0, "errored": 0, "expired": 0, "canceled": 0}
+        for item in self._items(state):
+            counts[item.kind] += 1
+        return BatchStatus(provider_batch_id, ended=True, counts=counts)
+
+    def batch_results(self, provider_batch_id: str) -> Iterator[BatchItem]:
+        yield from self._items(self._state(provider_batch_id))

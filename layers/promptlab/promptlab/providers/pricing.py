@@ -50,8 +50,11 @@ def default_model(provider: str) -> str | None:
     return str(value) if value else None
 
 
-def unit_prices(provider: str, model: str) -> UnitPrices | None:
-    """Prices for a model (dated snapshots such as `claude-haiku-4-5-20251001` match); None if unknown."""
+def unit_prices(provider: str, model: str, *, batch: bool = False) -> UnitPrices | None:
+    """Prices for a model (dated snapshots such as `claude-haiku-4-5-20251001` match); None if unknown.
+
+    `batch`: the provider's batch-API prices (about half), for the economy lane.
+    """
     table: dict[str, dict[str, str]] = _data()["models"].get(provider, {})
     name = _data()["aliases"].get(provider, {}).get(model, model)
     entry = table.get(name)
@@ -62,12 +65,12 @@ def unit_prices(provider: str, model: str) -> UnitPrices | None:
             entry = table[name]
     if entry is None:
         return None
-    inp = Decimal(entry["input"])
+    inp = Decimal(entry["batchInput"] if batch and "batchInput" in entry else entry["input"])
     return UnitPrices(
         provider=provider,
         model=name,
         input=inp,
-        output=Decimal(entry["output"]),
+        output=Decimal(entry["batchOutput"] if batch and "batchOutput" in entry else entry["output"]),
         cache_read=Decimal(entry.get("cacheRead", entry["input"])),
         cache_write=Decimal(entry.get("cacheWrite5m", entry["input"])),
     )

@@ -1,0 +1,15 @@
+"""EconomyFunction: on a schedule, follow open provider batches and send waiting economy jobs as new ones."""
+
+from dataclasses import asdict
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from promptlab.economy import run
+from promptlab.observability import logger, metrics
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return asdict(run())
