@@ -69,6 +69,12 @@ function placeholders(...texts) {
   return seen;
 }
 
+// Set an element's HTML if it is still on the page (an answer can arrive after the person moved on).
+function put(selector, markup) {
+  const el = $(selector);
+  if (el) el.innerHTML = markup;
+}
+
 const badge = (status) => `<span class="badge ${esc(status)}">${esc(status)}</span>`;
 
 // ---------- theme ----------
@@ -120,10 +126,10 @@ async function templatesPage() {
     const q = $("#q").value.trim();
     const page = await guard(() => api("GET", `templates?limit=100${q ? `&q=${encodeURIComponent(q)}` : ""}`));
     if (!page) return;
-    $("#list").innerHTML = page.items.length ? html`<table><thead><tr><th>Name</th><th>Version</th><th class="opt">Variables</th><th class="opt">Updated</th></tr></thead><tbody>
+    put("#list", page.items.length ? html`<table><thead><tr><th>Name</th><th>Version</th><th class="opt">Variables</th><th class="opt">Updated</th></tr></thead><tbody>
       ${page.items.map((t) => `<tr><td><a href="#/templates/${esc(t.id)}">${esc(t.name)}</a><div class="muted mono">${esc(t.id)}</div></td>
         <td>v${t.version}</td><td class="opt">${t.variables.map((v) => `<span class="var">${esc(v.name)}</span>`).join(" ")}</td><td class="opt">${when(t.updatedAt)}</td></tr>`).join("")}
-      </tbody></table>` : '<p class="muted">No templates yet. Make one with “New template”.</p>';
+      </tbody></table>` : '<p class="muted">No templates yet. Make one with “New template”.</p>');
   };
   let timer;
   $("#q").addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(load, 250); });
@@ -155,8 +161,8 @@ function editorForm(t) {
 
 function wireEditor() {
   const refresh = () => {
-    $("#highlighted").innerHTML = highlight($("#body").value) || '<span class="muted">(empty)</span>';
-    $("#vars").innerHTML = placeholders($("#system").value, $("#body").value).map((v) => `<span class="var">${esc(v)}</span>`).join(" ") || '<span class="muted">none</span>';
+    put("#highlighted", highlight($("#body").value) || '<span class="muted">(empty)</span>');
+    put("#vars", placeholders($("#system").value, $("#body").value).map((v) => `<span class="var">${esc(v)}</span>`).join(" ") || '<span class="muted">none</span>');
   };
   ["#body", "#system"].forEach((s) => $(s).addEventListener("input", refresh));
   refresh();
@@ -228,15 +234,15 @@ async function templatePage(id) {
     try { input = JSON.parse($("#sample").value || "{}"); } catch { say("The sample input is not valid JSON."); return; }
     const r = await guard(() => api("POST", `templates/${id}/render`, { input }));
     if (!r) return;
-    $("#rendered").innerHTML = html`
+    put("#rendered", html`
       ${r.system ? `<h3>System</h3><pre class="output">${esc(r.system)}</pre>` : ""}
       ${r.messages.map((m) => `<h3>${esc(m.role)}</h3><pre class="output">${esc(m.content)}</pre>`).join("")}
       <dl class="kv"><dt>Model</dt><dd>${esc(r.provider)}/${esc(r.model)}</dd><dt>Input tokens (estimate)</dt><dd>${r.inputTokensEstimate}</dd>
-      <dt>Max tokens</dt><dd>${r.maxTokens}</dd><dt>Worst-case cost</dt><dd>${money(r.worstCaseCostUSD)}</dd></dl>`;
+      <dt>Max tokens</dt><dd>${r.maxTokens}</dd><dt>Worst-case cost</dt><dd>${money(r.worstCaseCostUSD)}</dd></dl>`);
   });
   const showLabels = (l) => {
-    $("#labels").innerHTML = (l.labels.length ? l.labels.map((x) => `<span class="badge label">${esc(x.label)} → v${x.version}</span>`).join(" ") : '<p class="muted">No labels.</p>')
-      + (l.moves.length ? `<ul class="muted">${l.moves.slice(0, 5).map((m) => `<li>${esc(m.label)}: ${m.fromVersion ? `v${m.fromVersion}` : "new"} → v${m.toVersion} by ${esc(m.movedBy || "?")}, ${when(m.movedAt)}</li>`).join("")}</ul>` : "");
+    put("#labels", (l.labels.length ? l.labels.map((x) => `<span class="badge label">${esc(x.label)} → v${x.version}</span>`).join(" ") : '<p class="muted">No labels.</p>')
+      + (l.moves.length ? `<ul class="muted">${l.moves.slice(0, 5).map((m) => `<li>${esc(m.label)}: ${m.fromVersion ? `v${m.fromVersion}` : "new"} → v${m.toVersion} by ${esc(m.movedBy || "?")}, ${when(m.movedAt)}</li>`).join("")}</ul>` : ""));
   };
   if (labels) showLabels(labels);
   $("#move").addEventListener("submit", async (e) => {
@@ -245,15 +251,15 @@ async function templatePage(id) {
     if (l) { showLabels(l); say(`Label ${$("#label").value} now points at v${$("#labelVersion").value}.`, true); }
   });
   if (versions) {
-    $("#history").innerHTML = html`<table><thead><tr><th>Version</th><th>Created</th><th>Compare</th></tr></thead><tbody>
-      ${versions.items.map((v) => `<tr><td>v${v.version}</td><td>${when(v.createdAt)}</td><td>${v.version > 1 ? `<button type="button" class="ghost" data-diff="${v.version}">diff v${v.version - 1} → v${v.version}</button>` : ""}</td></tr>`).join("")}</tbody></table>`;
+    put("#history", html`<table><thead><tr><th>Version</th><th>Created</th><th>Compare</th></tr></thead><tbody>
+      ${versions.items.map((v) => `<tr><td>v${v.version}</td><td>${when(v.createdAt)}</td><td>${v.version > 1 ? `<button type="button" class="ghost" data-diff="${v.version}">diff v${v.version - 1} → v${v.version}</button>` : ""}</td></tr>`).join("")}</tbody></table>`);
     main.querySelectorAll("[data-diff]").forEach((b) => b.addEventListener("click", async () => {
       const to = Number(b.dataset.diff);
       const d = await guard(() => api("GET", `templates/${id}/versions/${to - 1}/diff/${to}`));
       if (!d) return;
       const lines = [...d.body, ...d.system].map((line) => `<div class="${line.startsWith("@@") ? "hunk" : line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : ""}">${esc(line)}</div>`).join("");
       const changes = Object.entries(d.changes).map(([k, c]) => `<li>${esc(k)}: ${esc(JSON.stringify(c.from))} → ${esc(JSON.stringify(c.to))}</li>`).join("");
-      $("#diff").innerHTML = `<h3>v${to - 1} → v${to}</h3><pre class="output mono">${lines || "(no text changes)"}</pre>${changes ? `<ul>${changes}</ul>` : ""}`;
+      put("#diff", `<h3>v${to - 1} → v${to}</h3><pre class="output mono">${lines || "(no text changes)"}</pre>${changes ? `<ul>${changes}</ul>` : ""}`);
     }));
   }
 }
@@ -293,7 +299,7 @@ async function generatePage(params) {
     <section id="job" aria-live="polite"></section>`;
   const loadInputs = async () => {
     const t = await guard(() => api("GET", `templates/${$("#template").value}`));
-    if (t) $("#inputs").innerHTML = inputFields(t);
+    if (t) put("#inputs", inputFields(t));
   };
   $("#template").addEventListener("change", loadInputs);
   if (page.items.length) await loadInputs();
@@ -359,14 +365,14 @@ async function jobsPage(params) {
     if (params.get("provider")) q.set("provider", params.get("provider"));
     if (append && cursor) q.set("cursor", cursor);
     const page = await guard(() => api("GET", `jobs?${q}`));
-    if (!page) return;
+    if (!page || !$("#jobs")) return;  // no answer, or the person has moved to another page
     cursor = page.nextCursor;
     $("#more").hidden = !cursor;
     const rows = page.items.map((j) => `<tr data-id="${esc(j.id)}"><td><a href="#/jobs?job=${esc(j.id)}" data-open="${esc(j.id)}" class="mono">${esc(j.id)}</a></td><td>${badge(j.status)}</td>
       <td class="opt">${esc(j.provider)}/${esc(j.model)}</td><td class="opt">${money(j.estimatedCostUSD)}</td><td class="opt">${when(j.createdAt)}</td>
       <td>${["queued", "processing"].includes(j.status) ? `<button type="button" class="ghost" data-cancel="${esc(j.id)}">Cancel</button>` : ""}${j.status === "failed" ? `<button type="button" class="ghost" data-retry="${esc(j.id)}">Retry</button>` : ""}</td></tr>`).join("");
     const table = `<table><thead><tr><th>Job</th><th>Status</th><th class="opt">Model</th><th class="opt">Cost</th><th class="opt">Created</th><th></th></tr></thead><tbody>${rows}</tbody></table>`;
-    if (append) $("#jobs tbody").insertAdjacentHTML("beforeend", rows); else $("#jobs").innerHTML = page.items.length ? table : '<p class="muted">No jobs match.</p>';
+    if (append) $("#jobs tbody").insertAdjacentHTML("beforeend", rows); else put("#jobs", page.items.length ? table : '<p class="muted">No jobs match.</p>');
   };
   $("#jobs").addEventListener("click", async (e) => {
     const target = e.target.closest("[data-cancel],[data-retry],[data-open]");
@@ -395,7 +401,7 @@ async function usagePage() {
   if (!day) return;
   const t = day.totals;
   const rate = t.requests ? Math.round((100 * t.cacheHits) / t.requests) : 0;
-  $("#usage").innerHTML = html`
+  put("#usage", html`
     <p class="muted">${when(day.from)} – ${when(day.to)}</p>
     <div class="stats">
       <div class="stat">Requests<b>${t.requests}</b></div><div class="stat">Cost<b>${money(t.costUSD)}</b></div>
@@ -407,7 +413,7 @@ async function usagePage() {
       <div class="panel"><h2>Tokens per day</h2>${bars(day.items, (i) => i.totalTokens, (i) => `${i.totalTokens}`)}</div>
       <div class="panel"><h2>Cost per provider/model</h2>${bars(model.items, (i) => i.costUSD, (i) => money(i.costUSD))}</div>
       <div class="panel"><h2>Requests per template</h2>${bars(template.items, (i) => i.requests, (i) => `${i.requests} (${i.cacheHits} cached)`)}</div>
-    </div>`;
+    </div>`);
 }
 
 // ---------- router ----------
