@@ -37,6 +37,8 @@ class ProviderServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.limited_window: list[float] = []
         self.limited_log: list[tuple[float, int]] = []
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.files: dict[str, bytes] = {}
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     @property
@@ -140,7 +142,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        raw = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path.endswith("/v1/files"):
+            self._upload(raw)
+            return
+        body = json.loads(raw)
+        if self.path.endswith("/v1/messages/batches"):
+            self._json(200, self._anthropic_batch(self._new_batch("anthropic", body["requests"])))
+            return
+        if self.path.endswith("/v1/batches"):
+            lines = [
+                json.loads(line) for line in self.server.files[body["input_file_id"]].decode().splitlines() if line
+            ]
+            requests = [{"custom_id": line["custom_id"], "params": line["body"]} for line in lines]
+            batch = self._new_batch("openai", requests)
+            batch["input_file_id"] = body["input_file_id"]
+            self._json(200, self._openai_batch(batch))
+            return
         anthropic = self.path.endswith("/v1/messages")
         self.server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
         model = body.get("model", "")
@@ -167,6 +185,148 @@ class _Handler(BaseHTTPRequestHandler):
             else {"x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "499"}
         )
         self._reply(200, json.dumps(answer).encode(), {**ids, **limits})
+
+    # ---- batch APIs: a batch ends on its second status read; a request's last message steers its outcome:
+    # `batch-error-retryable`, `batch-error-permanent`, `batch-expire`; anything else succeeds.
+
+    def _json(self, status: int, payload: Any, content_type: str = "application/json") -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _new_batch(self, kind: str, requests: list[dict[str, Any]]) -> dict[str, Any]:
+        batch_id = f"{'msgbatch' if kind == 'anthropic' else 'batch'}_{uuid.uuid4().hex[:20]}"
+        batch = {"id": batch_id, "kind": kind, "requests": requests, "reads": 0, "created": int(time.time())}
+        self.server.batches[batch_id] = batch
+        return batch
+
+    @staticmethod
+    def _outcome(request: dict[str, Any]) -> str:
+        last = str(request["params"]["messages"][-1]["content"])
+        for marker in ("batch-error-retryable", "batch-error-permanent", "batch-expire"):
+            if marker in last:
+                return marker
+        return "ok"
+
+    def _counts(self, batch: dict[str, Any]) -> dict[str, int]:
+        outcomes = [self._outcome(r) for r in batch["requests"]]
+        return {
+            "succeeded": outcomes.count("ok"),
+            "errored": outcomes.count("batch-error-retryable") + outcomes.count("batch-error-permanent"),
+            "expired": outcomes.count("batch-expire"),
+        }
+
+    def _anthropic_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        ended = batch["reads"] >= 2
+        counts = self._counts(batch)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(batch["created"]))
+        return {
+            "id": batch["id"], "type": "message_batch", "processing_status": "ended" if ended else "in_progress",
+            "request_counts": {
+                "processing": 0 if ended else len(batch["requests"]),
+                "succeeded": counts["succeeded"] if ended else 0,
+                "errored": counts["errored"] if ended else 0,
+                "canceled": 0,
+                "expired": counts["expired"] if ended else 0,
+            },
+            "created_at": stamp,
+            "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(batch["created"] + 86_400)),
+            "ended_at": stamp if ended else None, "archived_at": None, "cancel_initiated_at": None,
+            "results_url": f"{self.server.url}/v1/messages/batches/{batch['id']}/results" if ended else None,
+        }  # fmt: skip
+
+    def _anthropic_results(self, batch: dict[str, Any]) -> bytes:
+        lines = []
+        for request in batch["requests"]:
+            outcome = self._outcome(request)
+            if outcome == "ok":
+                result: dict[str, Any] = {"type": "succeeded", "message": _anthropic_answer(request["params"])}
+            elif outcome == "batch-expire":
+                result = {"type": "expired"}
+            else:
+                kind = "api_error" if outcome == "batch-error-retryable" else "invalid_request_error"
+                result = {"type": "errored", "error": {"type": "error", "error": {"type": kind, "message": outcome}}}
+            lines.append(json.dumps({"custom_id": request["custom_id"], "result": result}))
+        return ("\n".join(lines) + "\n").encode()
+
+    def _openai_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        ended = batch["reads"] >= 2
+        counts = self._counts(batch)
+        status = "in_progress"
+        if ended:
+            status = "expired" if counts["expired"] else "completed"
+            if "output_file_id" not in batch:
+                self._openai_files(batch)
+        return {
+            "id": batch["id"], "object": "batch", "endpoint": "/v1/chat/completions", "errors": None,
+            "input_file_id": batch.get("input_file_id", "file-x"), "completion_window": "24h", "status": status,
+            "output_file_id": batch.get("output_file_id"), "error_file_id": batch.get("error_file_id"),
+            "created_at": batch["created"], "expires_at": batch["created"] + 86400,
+            "request_counts": {
+                "total": len(batch["requests"]), "completed": counts["succeeded"] if ended else 0,
+                "failed": counts["errored"] if ended else 0,
+            },
+            "metadata": None,
+        }  # fmt: skip
+
+    def _openai_files(self, batch: dict[str, Any]) -> None:
+        output, errors = [], []
+        for request in batch["requests"]:
+            outcome = self._outcome(request)
+            if outcome == "batch-expire":
+                continue  # no line: the batch expired before this request ran
+            if outcome == "ok":
+                response = {
+                    "status_code": 200,
+                    "request_id": uuid.uuid4().hex,
+                    "body": _openai_answer(request["params"]),
+                }
+                output.append({"id": f"batch_req_{uuid.uuid4().hex[:12]}", "custom_id": request["custom_id"],
+                               "response": response, "error": None})  # fmt: skip
+            else:
+                status = 500 if outcome == "batch-error-retryable" else 400
+                body = {
+                    "error": {"message": outcome, "type": "server_error" if status == 500 else "invalid_request_error"}
+                }
+                errors.append({"id": f"batch_req_{uuid.uuid4().hex[:12]}", "custom_id": request["custom_id"],
+                               "response": {"status_code": status, "request_id": uuid.uuid4().hex, "body": body},
+                               "error": None})  # fmt: skip
+        for key, lines in (("output_file_id", output), ("error_file_id", errors)):
+            if lines:
+                file_id = f"file-{uuid.uuid4().hex[:20]}"
+                self.server.files[file_id] = ("\n".join(json.dumps(line) for line in lines) + "\n").encode()
+                batch[key] = file_id
+
+    def _upload(self, raw: bytes) -> None:
+        """`POST /v1/files` (multipart): keep the uploaded JSONL."""
+        boundary = self.headers["Content-Type"].split("boundary=", 1)[1].strip('"').encode()
+        content = b""
+        for part in raw.split(b"--" + boundary):
+            head, _, data = part.partition(b"\r\n\r\n")
+            if b'name="file"' in head:
+                content = data.rsplit(b"\r\n", 1)[0]
+        file_id = f"file-{uuid.uuid4().hex[:20]}"
+        self.server.files[file_id] = content
+        self._json(200, {"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
+                         "filename": "promptlab-batch.jsonl", "purpose": "batch", "status": "processed"})  # fmt: skip
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        parts = self.path.split("?")[0].rstrip("/").split("/")
+        if "files" in parts and parts[-1] == "content":
+            self._json(200, self.server.files[parts[-2]], "application/octet-stream")
+            return
+        batch = self.server.batches.get(parts[-2] if parts[-1] == "results" else parts[-1])
+        if batch is None:
+            self._json(404, {"error": {"type": "not_found_error", "message": "no such batch"}})
+            return
+        if parts[-1] == "results":
+            self._json(200, self._anthropic_results(batch), "application/binary")
+            return
+        batch["reads"] += 1
+        self._json(200, self._anthropic_batch(batch) if batch["kind"] == "anthropic" else self._openai_batch(batch))
 
     def _within_limit(self, anthropic: bool, ids: dict[str, str]) -> bool:
         """Model `limited`: at most `LIMIT` requests per `WINDOW` seconds, reported in the real headers;

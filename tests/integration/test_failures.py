@@ -38,7 +38,12 @@ def test_a_retryable_error_requeues_the_job_with_its_error(
 def test_exhausted_attempts_go_to_the_dlq_and_end_failed(
     clean_queues: LocalRunner, template: dict[str, Any], set_env: SetEnv
 ) -> None:
-    set_env(PROMPTLAB_FAKE_FAIL_STATUS="529", PROMPTLAB_RETRY_BACKOFF_SECONDS="[0]", PROMPTLAB_MAX_ATTEMPTS="3")
+    set_env(
+        PROMPTLAB_FAKE_FAIL_STATUS="529",
+        PROMPTLAB_RETRY_BACKOFF_SECONDS="[0]",
+        PROMPTLAB_MAX_ATTEMPTS="3",
+        PROMPTLAB_THROTTLE="false",
+    )  # no provider-wide pause here
     made = generate(clean_queues, template)
     assert drain_queues(clean_queues) == 3
     failed = job(clean_queues, made["id"])

@@ -115,7 +115,9 @@ def test_batch_answers_per_item_and_sends_in_batches(clean_queues: LocalRunner, 
 def test_redrive_sends_dead_lettered_jobs_again_once(
     clean_queues: LocalRunner, template: dict[str, Any], set_env: SetEnv
 ) -> None:
-    set_env(PROMPTLAB_FAKE_FAIL_STATUS="529", PROMPTLAB_RETRY_BACKOFF_SECONDS="[0]")
+    set_env(
+        PROMPTLAB_FAKE_FAIL_STATUS="529", PROMPTLAB_RETRY_BACKOFF_SECONDS="[0]", PROMPTLAB_THROTTLE="false"
+    )  # no provider-wide pause here
     made = generate(clean_queues, template)
     drain_queues(clean_queues)
     drain_queues(clean_queues, function="DlqFunction")

@@ -156,7 +156,12 @@ def test_a_job_completes_on_anthropic_with_exact_cost(
 def test_provider_errors_end_in_the_right_job_state(
     clean_queues: LocalRunner, server: ProviderServer, set_env: SetEnv
 ) -> None:
-    set_env(OPENAI_API_KEY="test-key", OPENAI_BASE_URL=server.url + "/v1", PROMPTLAB_RETRY_BACKOFF_SECONDS="[0]")
+    set_env(
+        OPENAI_API_KEY="test-key",
+        OPENAI_BASE_URL=server.url + "/v1",
+        PROMPTLAB_RETRY_BACKOFF_SECONDS="[0]",
+        PROMPTLAB_THROTTLE="false",
+    )
     base = {"template": {"body": "{{ x }}"}, "input": "y", "provider": "openai"}
     overloaded = job_through_worker(clean_queues, {**base, "model": "status-503"})
     assert overloaded["status"] == "failed" and overloaded["attempts"] == 3
@@ -188,6 +193,7 @@ def test_a_fallback_answers_when_the_first_model_fails_for_good(
         OPENAI_API_KEY="test-key",
         OPENAI_BASE_URL=server.url + "/v1",
         PROMPTLAB_RETRY_BACKOFF_SECONDS="[0]",
+        PROMPTLAB_THROTTLE="false",
     )
     missing_model = job_through_worker(
         clean_queues,
@@ -233,7 +239,12 @@ def test_a_fallback_answers_when_the_first_model_fails_for_good(
 def test_every_error_class_ends_in_the_right_job_state(
     clean_queues: LocalRunner, server: ProviderServer, set_env: SetEnv, status: int, code: str, retryable: bool
 ) -> None:
-    set_env(ANTHROPIC_API_KEY="test-key", ANTHROPIC_BASE_URL=server.url, PROMPTLAB_RETRY_BACKOFF_SECONDS="[0]")
+    set_env(
+        ANTHROPIC_API_KEY="test-key",
+        ANTHROPIC_BASE_URL=server.url,
+        PROMPTLAB_RETRY_BACKOFF_SECONDS="[0]",
+        PROMPTLAB_THROTTLE="false",
+    )
     job = job_through_worker(
         clean_queues,
         {"template": {"body": "{{ x }}"}, "input": "y", "provider": "anthropic", "model": f"status-{status}"},

@@ -136,6 +136,10 @@ def poll() -> int:
         for item in provider.batch_results(batch["provider_batch_id"]):
             settled += settle(batch, item)
         with connection() as conn:
+            unanswered = batches_repo.held_jobs(conn, batch_id=batch["id"])
+        for job_id in unanswered:  # no result line (an expired or cancelled batch): treated as expired
+            settled += settle(batch, BatchItem(custom_id=job_id, kind="expired"))
+        with connection() as conn:
             batches_repo.update_counts(conn, batch_id=batch["id"], counts=counts, ended=True)
         logger.info("provider batch ended", batch_id=batch["id"], counts=counts)
     return settled

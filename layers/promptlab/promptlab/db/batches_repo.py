@@ -86,6 +86,12 @@ def job_in_batch(conn: Connection, *, job_id: str, batch_id: str) -> Row | None:
     ).fetchone()
 
 
+def held_jobs(conn: Connection, *, batch_id: str) -> list[str]:
+    """Jobs a batch still holds (no result has settled them)."""
+    rows = conn.execute("SELECT id FROM jobs WHERE batch_id = %s AND status = 'processing'", (batch_id,)).fetchall()
+    return [r["id"] for r in rows]
+
+
 def complete(conn: Connection, *, job_id: str, batch_id: str, outcome: Row) -> Row | None:
     """Write a batch answer once: only while the batch still holds the job."""
     return conn.execute(

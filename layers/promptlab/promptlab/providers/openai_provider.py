@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion
 
-from promptlab.providers.base import GenerationCall, ProviderError, ProviderResult, Usage
+from promptlab.providers.base import (
+    BatchItem,
+    BatchStatus,
+    GenerationCall,
+    ProviderError,
+    ProviderResult,
+    Usage,
+    error_for_status,
+)
 from promptlab.providers.http_errors import classified_errors, rate_limit_headers
 
 
@@ -17,7 +29,8 @@ class OpenAIProvider:
         self.name = name
         self._client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0)
 
-    def generate(self, call: GenerationCall) -> ProviderResult:
+    def _params(self, call: GenerationCall) -> dict[str, Any]:
+        """The Chat Completions request body for a call (the same for one call and for a batch line)."""
         messages: list[dict[str, str]] = [{"role": "system", "content": call.system}] if call.system else []
         messages += [{"role": m.role, "content": m.content} for m in call.messages]
         request: dict[str, Any] = {"model": call.model, "messages": messages}
@@ -34,9 +47,16 @@ class OpenAIProvider:
             request["response_format"] = {"type": "json_schema", "json_schema": schema}
         elif call.response_format:
             request["response_format"] = {"type": "json_object"}
+        return request
+
+    def generate(self, call: GenerationCall) -> ProviderResult:
+        request = self._params(call)
         with classified_errors(openai, provider=self.name, model=call.model, timeout=call.timeout_seconds):
             raw = self._client.chat.completions.with_raw_response.create(**request, timeout=call.timeout_seconds)
             completion = raw.parse()
+        return self._result(completion, raw.headers.get("x-request-id"), rate_limit_headers(raw.headers))
+
+    def _result(self, completion: Any, request_id: str | None, rate_limits: dict[str, str]) -> ProviderResult:
         if not completion.choices:
             raise ProviderError(code="bad_response", message="the answer had no choices", retryable=True)
         choice = completion.choices[0]
@@ -56,8 +76,73 @@ class OpenAIProvider:
                 cache_read_tokens=cached,
             ),
             model=completion.model,
-            request_id=raw.headers.get("x-request-id") or completion.id,
+            request_id=request_id or completion.id,
             finish_reason=choice.finish_reason or "unknown",
-            rate_limits=rate_limit_headers(raw.headers),
+            rate_limits=rate_limits,
             truncated=choice.finish_reason == "length" or not text,
         )
+
+    # The Batch API: a JSONL file of requests, results as output and error files, about half price.
+
+    @staticmethod
+    def _status(batch: Any) -> BatchStatus:
+        counts = batch.request_counts
+        done = counts.completed if counts else 0
+        failed = counts.failed if counts else 0
+        total = counts.total if counts else 0
+        ended = batch.status in {"completed", "failed", "expired", "cancelled"}
+        return BatchStatus(
+            provider_batch_id=batch.id,
+            ended=ended,
+            counts={
+                "succeeded": done, "errored": failed,
+                "expired": total - done - failed if batch.status == "expired" else 0,
+                "canceled": total - done - failed if batch.status == "cancelled" else 0,
+            },
+            expires_at=datetime.fromtimestamp(batch.expires_at, UTC) if batch.expires_at else None,
+        )  # fmt: skip
+
+    def submit_batch(self, calls: list[tuple[str, GenerationCall]]) -> BatchStatus:
+        lines = [
+            {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": self._params(call)}
+            for custom_id, call in calls
+        ]
+        payload = "\n".join(json.dumps(line, separators=(",", ":")) for line in lines).encode()
+        with classified_errors(openai, provider=self.name, model=calls[0][1].model, timeout=60):
+            uploaded = self._client.files.create(file=("promptlab-batch.jsonl", payload), purpose="batch", timeout=60)
+            batch = self._client.batches.create(
+                input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h", timeout=60
+            )
+        return self._status(batch)
+
+    def batch_status(self, provider_batch_id: str) -> BatchStatus:
+        with classified_errors(openai, provider=self.name, model="batch", timeout=30):
+            return self._status(self._client.batches.retrieve(provider_batch_id, timeout=30))
+
+    def batch_results(self, provider_batch_id: str) -> Iterator[BatchItem]:
+        with classified_errors(openai, provider=self.name, model="batch", timeout=120):
+            batch = self._client.batches.retrieve(provider_batch_id, timeout=30)
+            texts = [
+                self._client.files.content(file_id, timeout=120).text
+                for file_id in (batch.output_file_id, batch.error_file_id)
+                if file_id
+            ]
+        for text in texts:
+            for raw_line in text.splitlines():
+                if raw_line.strip():
+                    yield self._item(json.loads(raw_line))
+        # Requests with no line (an expired or cancelled batch) are settled by the economy lane as expired.
+
+    def _item(self, line: dict[str, Any]) -> BatchItem:
+        custom_id = str(line["custom_id"])
+        response = line.get("response") or {}
+        status = int(response.get("status_code") or 500)
+        if status == 200:
+            try:
+                result = self._result(ChatCompletion.model_validate(response["body"]), response.get("request_id"), {})
+            except ProviderError as refused:
+                return BatchItem(custom_id=custom_id, kind="errored", error=refused)
+            return BatchItem(custom_id=custom_id, kind="succeeded", result=result)
+        error = (response.get("body") or {}).get("error") or line.get("error") or {}
+        message = str(error.get("message") or f"the batch request answered {status}")
+        return BatchItem(custom_id=custom_id, kind="errored", error=error_for_status(status, message))
