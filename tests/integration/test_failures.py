@@ -146,6 +146,9 @@ def test_the_committed_sample_events_run_through_their_handlers(runner: LocalRun
     # The sample's template does not exist here: the submission is parked on the intake DLQ, not retried.
     assert runner.invoke("IntakeFunction", sample_event("intake-submission.json")) == {"batchItemFailures": []}
     assert runner.invoke("NotifierFunction", sample_event("notifier-announcement.json")) == {"batchItemFailures": []}
+    assert runner.invoke("EconomyFunction", sample_event("economy-schedule.json")).keys() == {"submitted", "settled"}
+    page = runner.invoke("ConsoleFunction", sample_event("console-page.json"))
+    assert page["statusCode"] == 200 and "<title>PromptLab console</title>" in page["body"]
     assert runner.invoke("SweeperFunction", sample_event("sweeper-schedule.json")).keys() == {
         "purged",
         "sent",
