@@ -98,8 +98,9 @@ class TemplateDefaultsPublic(WireModel):
     fallbacks: list[str] | None = None
 
 
-class TemplateVersionPublic(WireModel):
-    template_id: str
+class VersionContent(WireModel):
+    """What a template version holds."""
+
     version: int
     body: str
     system: str | None
@@ -111,19 +112,14 @@ class TemplateVersionPublic(WireModel):
     created_at: UtcDatetime
 
 
-class TemplatePublic(WireModel):
+class TemplateVersionPublic(VersionContent):
+    template_id: str
+
+
+class TemplatePublic(VersionContent):
     id: str
     name: str
     description: str | None
-    version: int
-    body: str
-    system: str | None
-    variables: list[VariablePublic]
-    variables_schema: dict[str, Any] | None = None
-    defaults: TemplateDefaultsPublic
-    cache_ttl_seconds: int
-    cache_system_prompt: bool = Field(default=False, validation_alias="cache_system")
-    created_at: UtcDatetime
     updated_at: UtcDatetime
     archived_at: UtcDatetime | None = None
 

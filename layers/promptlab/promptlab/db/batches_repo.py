@@ -7,6 +7,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from promptlab.db.connection import Connection
+from promptlab.db.jobs_repo import ANSWER_COLUMNS, answer_values
 
 Row = dict[str, Any]
 
@@ -95,20 +96,9 @@ def held_jobs(conn: Connection, *, batch_id: str) -> list[str]:
 def complete(conn: Connection, *, job_id: str, batch_id: str, outcome: Row) -> Row | None:
     """Write a batch answer once: only while the batch still holds the job."""
     return conn.execute(
-        "UPDATE jobs SET status = 'completed', output = %(output)s, finish_reason = %(finish_reason)s,"
-        " truncated = %(truncated)s, input_tokens = %(input_tokens)s, output_tokens = %(output_tokens)s,"
-        " cache_read_tokens = %(cache_read_tokens)s, cache_write_tokens = %(cache_write_tokens)s,"
-        " total_tokens = %(total_tokens)s, estimated_cost_usd = %(estimated_cost_usd)s,"
-        " saved_cost_usd = %(saved_cost_usd)s, unit_prices = %(unit_prices)s, answered_by = %(answered_by)s,"
-        " warnings = %(warnings)s, error = NULL, completed_at = now(), updated_at = now()"
-        " WHERE id = %(job_id)s AND batch_id = %(batch_id)s AND status = 'processing' RETURNING *",
-        {
-            **outcome,
-            "unit_prices": Jsonb(outcome["unit_prices"]) if outcome["unit_prices"] is not None else None,
-            "warnings": Jsonb(outcome["warnings"]) if outcome.get("warnings") else None,
-            "job_id": job_id,
-            "batch_id": batch_id,
-        },
+        f"UPDATE jobs SET {ANSWER_COLUMNS}, saved_cost_usd = %(saved_cost_usd)s"
+        " WHERE id = %(job_id)s AND batch_id = %(batch_id)s AND status = 'processing' RETURNING *".encode(),
+        {**answer_values(outcome), "job_id": job_id, "batch_id": batch_id},
     ).fetchone()
 
 

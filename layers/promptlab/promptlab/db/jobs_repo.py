@@ -110,24 +110,31 @@ def end_attempt(
     )
 
 
+# The columns an answer fills when a job completes (one call, or one request of a provider batch).
+ANSWER_COLUMNS = (
+    "status = 'completed', output = %(output)s, finish_reason = %(finish_reason)s, truncated = %(truncated)s,"
+    " input_tokens = %(input_tokens)s, output_tokens = %(output_tokens)s, cache_read_tokens = %(cache_read_tokens)s,"
+    " cache_write_tokens = %(cache_write_tokens)s, total_tokens = %(total_tokens)s,"
+    " estimated_cost_usd = %(estimated_cost_usd)s, unit_prices = %(unit_prices)s, answered_by = %(answered_by)s,"
+    " warnings = %(warnings)s, error = NULL, completed_at = now(), updated_at = now()"
+)
+
+
+def answer_values(outcome: Row) -> Row:
+    """An outcome as the parameters of `ANSWER_COLUMNS` (JSON columns wrapped)."""
+    return {
+        **outcome,
+        "unit_prices": Jsonb(outcome["unit_prices"]) if outcome["unit_prices"] is not None else None,
+        "warnings": Jsonb(outcome["warnings"]) if outcome.get("warnings") else None,
+    }
+
+
 def complete_job(conn: Connection, *, job_id: str, attempt: int, result: Row) -> Row | None:
     """Write the answer once: only the attempt that holds the job can complete it."""
     return conn.execute(
-        "UPDATE jobs SET status = 'completed', output = %(output)s, finish_reason = %(finish_reason)s,"
-        " truncated = %(truncated)s, input_tokens = %(input_tokens)s, output_tokens = %(output_tokens)s,"
-        " cache_read_tokens = %(cache_read_tokens)s, cache_write_tokens = %(cache_write_tokens)s,"
-        " total_tokens = %(total_tokens)s, estimated_cost_usd = %(estimated_cost_usd)s,"
-        " unit_prices = %(unit_prices)s, answered_by = %(answered_by)s,"
-        " provider_latency_ms = %(provider_latency_ms)s, warnings = %(warnings)s, error = NULL, lease_until = NULL,"
-        " completed_at = now(), updated_at = now()"
-        " WHERE id = %(job_id)s AND status = 'processing' AND attempts = %(attempt)s RETURNING *",
-        {
-            **result,
-            "unit_prices": Jsonb(result["unit_prices"]) if result["unit_prices"] is not None else None,
-            "warnings": Jsonb(result["warnings"]) if result.get("warnings") else None,
-            "job_id": job_id,
-            "attempt": attempt,
-        },
+        f"UPDATE jobs SET {ANSWER_COLUMNS}, provider_latency_ms = %(provider_latency_ms)s, lease_until = NULL"
+        " WHERE id = %(job_id)s AND status = 'processing' AND attempts = %(attempt)s RETURNING *".encode(),
+        {**answer_values(result), "job_id": job_id, "attempt": attempt},
     ).fetchone()
 
 

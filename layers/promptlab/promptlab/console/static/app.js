@@ -292,7 +292,7 @@ async function generatePage(params) {
       <div class="row">
         <div class="field"><label for="provider">Provider</label><select id="provider"><option value="">template default</option><option>fake</option><option>anthropic</option><option>openai</option><option>openai-compatible</option></select></div>
         <div class="field"><label for="model">Model</label><input id="model" placeholder="default"></div>
-        <div class="field"><label for="priority">Priority</label><select id="priority"><option>normal</option><option>high</option><option>low</option></select></div>
+        <div class="field"><label for="priority">Priority</label><select id="priority"><option>normal</option><option>high</option><option>low</option><option value="economy">economy (batch API, half price, slower)</option></select></div>
       </div>
       <button type="submit" ${page.items.length ? "" : "disabled"}>Generate</button>
     </form>
@@ -320,10 +320,10 @@ async function generatePage(params) {
 }
 
 function jobPanel(j) {
-  return html`<div class="panel"><h2>Job <span class="mono">${esc(j.id)}</span> ${badge(j.status)} ${j.cacheHit ? '<span class="badge label">cache hit</span>' : ""}</h2>
+  return html`<div class="panel"><h2>Job <span class="mono">${esc(j.id)}</span> ${badge(j.status)} ${j.cacheHit ? '<span class="badge label">cache hit</span>' : ""} ${j.lane === "economy" ? '<span class="badge label">economy</span>' : ""}</h2>
     <dl class="kv"><dt>Model</dt><dd>${esc(j.provider)}/${esc(j.model)}</dd><dt>Tokens</dt><dd>${j.inputTokens ?? "—"} in / ${j.outputTokens ?? "—"} out</dd>
     <dt>Cost</dt><dd>${money(j.estimatedCostUSD)}${j.cacheHit ? ` (saved ${money(j.savedCostUSD)})` : ""}</dd><dt>Latency</dt><dd>${j.providerLatencyMs ?? "—"} ms</dd>
-    <dt>Attempts</dt><dd>${j.attempts} of ${j.maxAttempts}</dd>${j.error ? `<dt>Error</dt><dd>${esc(j.error.code)}: ${esc(j.error.message)}</dd>` : ""}</dl>
+    <dt>Attempts</dt><dd>${j.attempts} of ${j.maxAttempts}</dd>${j.batchId ? `<dt>Provider batch</dt><dd class="mono">${esc(j.batchId)}</dd>` : ""}${j.error ? `<dt>Error</dt><dd>${esc(j.error.code)}: ${esc(j.error.message)}</dd>` : ""}</dl>
     ${j.output ? `<h3>Output</h3><pre class="output" id="output">${esc(j.output)}</pre>` : ""}</div>`;
 }
 
