@@ -279,19 +279,20 @@ def _handle_failure(job: dict[str, Any], exc: ProviderError, delivery: Delivery,
     logger.warning("job failed", job_id=job["id"], code=exc.code, retryable=exc.retryable, attempt=attempt)
 
 
-def _wait_for_provider(job_id: str, delivery: Delivery, queue: JobQueue) -> None:
-    """When the job's provider or model is paused (its limits are used up, or it is overloaded), put the
-    message back until then, without claiming the job: no attempt is spent on a call bound to fail."""
+def _reserve_provider(job_id: str, delivery: Delivery, queue: JobQueue) -> tuple[str, str] | None:
+    """Reserve a call for the job's route, or — when the provider or model is paused, or its reported budget
+    is used up by calls in flight — put the message back until then, without claiming the job: no attempt is
+    spent on a call bound to fail. Returns the reserved (provider, model), to be released after the call."""
     if not get_settings().throttle:
-        return
+        return None
     with connection() as conn:
         route = jobs_repo.route_of(conn, job_id=job_id)
     if route is None or route["status"] != "queued":
-        return
+        return None
     provider, model = current_route(route)
-    wait = throttle.wait_seconds(provider, model)
+    wait = throttle.reserve(provider, model)
     if wait <= 0:
-        return
+        return provider, model
     seconds = max(1, math.ceil(wait))
     queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=seconds)
     count("Throttled")
@@ -303,23 +304,32 @@ def process_delivery(delivery: Delivery, queue: JobQueue | None = None) -> str:
     """Claim, call, and complete or fail one job; returns what happened (`completed`, `skipped`, …)."""
     message = parse_job_message(delivery.body)
     queue = queue or get_queue()
-    _wait_for_provider(message.job_id, delivery, queue)
+    reserved = _reserve_provider(message.job_id, delivery, queue)
+    try:
+        return _process(message.job_id, delivery, queue)
+    finally:
+        if reserved is not None:
+            throttle.release(*reserved)
+
+
+def _process(job_id: str, delivery: Delivery, queue: JobQueue) -> str:
+    """Claim, call, and complete or fail one job."""
     with connection() as conn:
         # Claim and attempt row commit together: a job in `processing` always has its open attempt.
         with conn.transaction():
             job = jobs_repo.claim_job(
                 conn,
-                job_id=message.job_id,
+                job_id=job_id,
                 base_timeout=get_settings().provider_timeout_seconds,
                 lease_margin=get_settings().lease_margin_seconds,
             )
             if job is not None:
                 jobs_repo.start_attempt(conn, job_id=job["id"], n=job["attempts"])
         if job is None:
-            current = jobs_repo.get_job_any_tenant(conn, job_id=message.job_id)
+            current = jobs_repo.get_job_any_tenant(conn, job_id=job_id)
             logger.info(
                 "job not claimable; message acknowledged",
-                job_id=message.job_id,
+                job_id=job_id,
                 status=current["status"] if current else "missing",
             )
             return "skipped"

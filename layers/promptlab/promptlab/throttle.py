@@ -10,6 +10,7 @@ never stop work (fail-open: the worst case is the provider's own 429, handled as
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Mapping
@@ -25,9 +26,33 @@ _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(
 OVERLOAD_STATUSES = frozenset({529})  # Anthropic's "overloaded"; a 503 is one failed call, retried as usual
 
 
-def _key(provider: str, model: str | None = None) -> str:
-    scope = f"{provider}:{model}" if model else provider
-    return f"{get_settings().redis_prefix}throttle:{scope}"
+def _key(provider: str, model: str | None = None, part: str = "pause") -> str:
+    # One hash tag per provider: the reservation script touches all of a provider's keys (Redis cluster).
+    scope = f":{model}" if model else ""
+    return f"{get_settings().redis_prefix}{{throttle:{provider}}}{scope}:{part}"
+
+
+# Reserve a call: wait for any pause; else, when the provider's last reported remaining budget minus the
+# calls already in flight is used up, wait for its reset; else count this call as in flight.
+# KEYS: provider pause, model pause, model remaining, model in flight. ARGV: now (ms). Returns ms to wait.
+RESERVE_LUA = """
+local wait = 0
+for i = 1, 2 do
+  local until_ms = redis.call('GET', KEYS[i])
+  if until_ms and tonumber(until_ms) - tonumber(ARGV[1]) > wait then wait = tonumber(until_ms) - tonumber(ARGV[1]) end
+end
+if wait > 0 then return math.ceil(wait) end
+local remaining = redis.call('GET', KEYS[3])
+local inflight = tonumber(redis.call('GET', KEYS[4]) or '0')
+if remaining and tonumber(remaining) - inflight <= 0 then
+  local ttl = redis.call('PTTL', KEYS[3])
+  if ttl < 1 then ttl = 1 end
+  return ttl
+end
+redis.call('INCR', KEYS[4])
+redis.call('PEXPIRE', KEYS[4], 120000)
+return 0
+"""
 
 
 def _seconds_until(value: str) -> float | None:
@@ -85,9 +110,15 @@ def _pause(key: str, seconds: float) -> None:
 
 
 def note_headers(provider: str, model: str, headers: Mapping[str, str]) -> None:
-    """Pause the model until its reset when the provider says a limit is (nearly) used up."""
+    """Keep the provider's remaining budget (until its reset) for `reserve`, and pause the model until the
+    reset when a limit is (nearly) used up."""
+    limits = _limits(headers)
+    if limits:
+        remaining, reset = min(limits)
+        with contextlib.suppress(redis.RedisError, OSError):
+            get_redis().set(_key(provider, model, "remaining"), remaining, px=max(1, int(reset * 1000)))
     floor = get_settings().throttle_min_remaining
-    waits = [reset for remaining, reset in _limits(headers) if remaining <= floor]
+    waits = [reset for remaining, reset in limits if remaining <= floor]
     if waits:
         wait = min(max(waits), get_settings().throttle_max_pause_seconds)
         logger.info("provider limit reached; model paused", provider=provider, model=model, seconds=round(wait, 2))
@@ -102,7 +133,7 @@ def note_failure(provider: str, model: str, status: int | None, retry_after: flo
     elif status in OVERLOAD_STATUSES:
         try:
             client = get_redis()
-            storm_key = _key(provider) + ":storm"
+            storm_key = _key(provider, part="storm")
             count = int(client.incr(storm_key))
             client.expire(storm_key, 60)
         except (redis.RedisError, OSError):
@@ -121,3 +152,26 @@ def wait_seconds(provider: str, model: str) -> float:
     now_ms = time.time() * 1000
     waits = [(int(v) - now_ms) / 1000 for v in values if v is not None]
     return max([0.0, *waits])
+
+
+def reserve(provider: str, model: str) -> float:
+    """Seconds to wait before calling this provider and model; 0 means go ahead (the call is then counted
+    as in flight until `release`)."""
+    keys = [
+        _key(provider),
+        _key(provider, model),
+        _key(provider, model, "remaining"),
+        _key(provider, model, "inflight"),
+    ]
+    try:
+        client = get_redis()
+        waited = client.eval(RESERVE_LUA, 4, *keys, int(time.time() * 1000))
+    except (redis.RedisError, OSError):
+        return 0.0
+    return int(waited) / 1000
+
+
+def release(provider: str, model: str) -> None:
+    """The reserved call has ended (answered, failed, or never made)."""
+    with contextlib.suppress(redis.RedisError, OSError):
+        get_redis().decr(_key(provider, model, "inflight"))
