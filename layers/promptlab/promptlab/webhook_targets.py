@@ -10,10 +10,8 @@ was checked (no second DNS answer can swap it), and never follows redirects.
 
 from __future__ import annotations
 
-import http.client
 import ipaddress
 import socket
-import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -72,29 +70,33 @@ def vet(url: str) -> Target:
     return Target(scheme=parts.scheme, host=host, port=port, path=path, address=addresses[0])
 
 
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    """HTTPS to a vetted address, with the certificate checked against the URL's host name."""
-
-    def __init__(self, target: Target, timeout: float) -> None:
-        super().__init__(target.host, target.port, timeout=timeout, context=ssl.create_default_context())
-        self._address = target.address
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
-
-
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, target: Target, timeout: float) -> None:
-        super().__init__(target.host, target.port, timeout=timeout)
-        self._address = target.address
-
-    def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
-
-
 def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float) -> int:
-    """POST to a vetted webhook URL; the status code (redirects are answers, not followed)."""
+    """POST to a vetted webhook URL; the status code (redirects are answers, not followed).
+
+    The HTTP client is imported here: the API function only vets URLs and never pays for it.
+    """
+    import http.client
+    import ssl
+
+    class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+        """HTTPS to a vetted address, with the certificate checked against the URL's host name."""
+
+        def __init__(self, target: Target, timeout: float) -> None:
+            super().__init__(target.host, target.port, timeout=timeout, context=ssl.create_default_context())
+            self._address = target.address
+
+        def connect(self) -> None:
+            sock = socket.create_connection((self._address, self.port), self.timeout)
+            self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+    class _PinnedHTTPConnection(http.client.HTTPConnection):
+        def __init__(self, target: Target, timeout: float) -> None:
+            super().__init__(target.host, target.port, timeout=timeout)
+            self._address = target.address
+
+        def connect(self) -> None:
+            self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
     target = vet(url)
     conn: http.client.HTTPConnection = (
         _PinnedHTTPSConnection(target, timeout) if target.scheme == "https" else _PinnedHTTPConnection(target, timeout)
