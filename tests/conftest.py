@@ -12,7 +12,7 @@ import pytest
 from promptlab.db.connection import close_all
 from promptlab.local.runner import LocalRunner
 from promptlab.local.services import drop_database
-from tests.support import ROOT, purge_queues
+from tests.support import ROOT, clear_throttles, purge_queues
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +40,7 @@ def runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRunner]:
 
 @pytest.fixture
 def clean_queues(runner: LocalRunner) -> LocalRunner:
-    """The stack with every queue emptied first."""
+    """The stack with every queue emptied and no provider pause left over from an earlier test."""
     purge_queues(runner)
+    clear_throttles()
     return runner

@@ -142,6 +142,17 @@ def drain_queues(runner: LocalRunner, *, function: str = "WorkerFunction", round
     return total
 
 
+def clear_throttles() -> None:
+    """Forget every provider pause and reservation (a 429 in one test must not hold up the next)."""
+    from promptlab.redis_client import get_redis
+    from promptlab.settings import get_settings
+
+    client = get_redis()
+    keys = list(client.scan_iter(match=f"{get_settings().redis_prefix}{{throttle:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
 def purge_queues(runner: LocalRunner) -> None:
     """Empty every queue of the stack (receive and delete: SQS allows one PurgeQueue a minute)."""
     sqs = runner.sqs_client()

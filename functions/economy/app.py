@@ -6,10 +6,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from promptlab.economy import run
-from promptlab.observability import logger, metrics
+from promptlab.observability import logger, publish_metrics
 
 
-@metrics.log_metrics
+@publish_metrics
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return asdict(run())

@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from promptlab.intake import Submission, accept_submission
-from promptlab.observability import logger, metrics
+from promptlab.observability import logger, publish_metrics
 from promptlab.sqs_batch import process_sqs_batch
 
 
@@ -18,7 +18,7 @@ def record_handler(record: SQSRecord) -> str | None:
     )
 
 
-@metrics.log_metrics
+@publish_metrics
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_sqs_batch(event, context, record_handler)

@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from promptlab.observability import logger, metrics
+from promptlab.observability import logger, publish_metrics
 from promptlab.processing import Delivery, process_delivery
 from promptlab.settings import get_settings
 from promptlab.sqs_batch import process_sqs_batch
@@ -23,7 +23,7 @@ def record_handler(record: SQSRecord) -> str:
     )
 
 
-@metrics.log_metrics
+@publish_metrics
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_sqs_batch(event, context, record_handler, concurrency=get_settings().worker_concurrency)

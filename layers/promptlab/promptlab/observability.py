@@ -9,13 +9,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
-import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -30,8 +30,7 @@ metrics = Metrics(namespace="PromptLab", service="promptlab")
 batch_logger = cast(logging.Logger, logger)
 
 _metrics_lock = threading.Lock()
-# A request that records no metric (a read) is normal, not worth a warning per request.
-warnings.filterwarnings("ignore", message="No application metrics to publish")
+Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
 def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> None:
@@ -43,6 +42,22 @@ def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> N
         return
     with _metrics_lock:
         metrics.add_metric(name=name, unit=unit, value=value)
+
+
+def publish_metrics(handler: Handler) -> Handler:
+    """Publish the metrics a handler recorded when it returns (Powertools' `log_metrics`, minus its work
+    and its warning when there are none: a read records none, and every request paid ~50 µs for that)."""
+
+    @functools.wraps(handler)
+    def publishing(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        finally:
+            if metrics.metric_set:
+                with _metrics_lock:
+                    metrics.flush_metrics()
+
+    return cast(Handler, publishing)
 
 
 _tracer: Tracer | None = None
