@@ -9,54 +9,47 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 
-from tests.e2e.local_stack import request, running_stack
+from tests.e2e.local_stack import request
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def fresh_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A stack of its own: no other test's generations count against this client's minute."""
-    with running_stack(tmp_path_factory.mktemp("hot")) as base:
-        yield base
-
-
-def test_a_repeat_is_a_free_cache_hit_and_the_101st_generation_is_refused(fresh_stack: str) -> None:
+def test_a_repeat_is_a_free_cache_hit_and_the_101st_generation_is_refused(local_stack: str) -> None:
+    # This module's stack is its own (tests/e2e/conftest.py): every generation of this client counts here.
     status, _, template = request(
-        fresh_stack, "POST", "/templates", {"name": uuid.uuid4().hex, "body": "{{ x }} {{ y }}"}
+        local_stack, "POST", "/templates", {"name": uuid.uuid4().hex, "body": "{{ x }} {{ y }}"}
     )
     assert status == 201
     body = {"templateId": template["id"], "input": {"x": "cache", "y": "hit"}}
 
     window_opened = time.monotonic()
-    status, headers, first = request(fresh_stack, "POST", "/generate", body)
+    status, headers, first = request(local_stack, "POST", "/generate", body)
     assert status == 202 and headers["X-RateLimit-Limit"] == "100" and headers["X-RateLimit-Remaining"] == "99"
-    status, _, first = request(fresh_stack, "GET", f"/jobs/{first['id']}?wait=20")
+    status, _, first = request(local_stack, "GET", f"/jobs/{first['id']}?wait=20")
     assert status == 200 and first["status"] == "completed" and Decimal(first["estimatedCostUSD"]) > 0
 
     # The same input again, its keys in another order: answered from the cache.
-    status, headers, again = request(fresh_stack, "POST", "/generate", {**body, "input": {"y": "hit", "x": "cache"}})
+    status, headers, again = request(local_stack, "POST", "/generate", {**body, "input": {"y": "hit", "x": "cache"}})
     assert status == 200 and headers["X-RateLimit-Remaining"] == "98"
     assert again["id"] != first["id"] and again["status"] == "completed" and again["cacheHit"] is True
     assert again["output"] == first["output"] and Decimal(again["estimatedCostUSD"]) == 0
     assert Decimal(again["savedCostUSD"]) == Decimal(first["estimatedCostUSD"])
-    status, _, stored = request(fresh_stack, "GET", f"/jobs/{again['id']}")
+    status, _, stored = request(local_stack, "GET", f"/jobs/{again['id']}")
     assert status == 200 and stored["cacheHit"] is True  # a job record, so usage counts it
 
     # Requests 3..100 pass (hits and misses alike: the budget counts requests), whichever process serves them.
     remaining = []
     for n in range(3, 101):
-        status, headers, _ = request(fresh_stack, "POST", "/generate", {**body, "input": {"x": f"n{n % 3}", "y": ""}})
+        status, headers, _ = request(local_stack, "POST", "/generate", {**body, "input": {"x": f"n{n % 3}", "y": ""}})
         assert status in {200, 202}, (n, status)
         remaining.append(int(headers["X-RateLimit-Remaining"]))
     assert remaining == list(range(97, -1, -1))
 
-    status, headers, refused = request(fresh_stack, "POST", "/generate", body)
+    status, headers, refused = request(local_stack, "POST", "/generate", body)
     assert status == 429 and refused["error"]["code"] == "rate_limited"
     assert headers["X-RateLimit-Limit"] == "100" and headers["X-RateLimit-Remaining"] == "0"
     retry_after = int(headers["Retry-After"])
@@ -65,4 +58,4 @@ def test_a_repeat_is_a_free_cache_hit_and_the_101st_generation_is_refused(fresh_
     elapsed = time.monotonic() - window_opened
     assert 60 - elapsed - 1 <= retry_after <= 60 - elapsed + 1
     # Reads have their own budget.
-    assert request(fresh_stack, "GET", f"/jobs/{again['id']}")[0] == 200
+    assert request(local_stack, "GET", f"/jobs/{again['id']}")[0] == 200

@@ -5,20 +5,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 
-from tests.e2e.local_stack import request, running_stack
+from tests.e2e.local_stack import request
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_stack(tmp_path_factory.mktemp("data")) as base:
-        yield base
 
 
 def test_the_readme_walk_through(local_stack: str) -> None:
