@@ -112,6 +112,12 @@ def call_api(runner: LocalRunner, method: str, path: str, **kwargs: Any) -> ApiA
     return ApiAnswer(status=answer["statusCode"], headers=headers, body=body)
 
 
+def get_job(runner: LocalRunner, job_id: str) -> dict[str, Any]:
+    """`GET /jobs/{id}`'s body (the default tenant's job)."""
+    found: dict[str, Any] = call_api(runner, "GET", f"/jobs/{job_id}").body
+    return found
+
+
 def make_poller(runner: LocalRunner, mapping: SqsMapping) -> SqsPoller:
     """A poller for one event source mapping, driven by the test instead of a thread."""
     assert runner.stack is not None

@@ -11,7 +11,7 @@ from promptlab import economy
 from promptlab.local.runner import LocalRunner
 from tests.integration.conftest import SetEnv
 from tests.integration.test_generation import rows
-from tests.support import call_api, drain_queues, queued_messages, unique
+from tests.support import call_api, drain_queues, get_job, queued_messages, unique
 
 
 @pytest.fixture
@@ -33,11 +33,6 @@ def submit(runner: LocalRunner, template: dict[str, Any], count: int, **fields: 
     return jobs
 
 
-def job(runner: LocalRunner, job_id: str) -> dict[str, Any]:
-    found: dict[str, Any] = call_api(runner, "GET", f"/jobs/{job_id}").body
-    return found
-
-
 def test_economy_jobs_complete_through_a_batch_at_batch_prices(
     clean_queues: LocalRunner, template: dict[str, Any], economy_now: SetEnv
 ) -> None:
@@ -47,13 +42,13 @@ def test_economy_jobs_complete_through_a_batch_at_batch_prices(
     assert queued_messages(runner, "JobQueueLow") == [] and queued_messages(runner, "JobQueueNormal") == []
     report = economy.run()
     assert report.submitted == 1
-    sent = job(runner, made[0]["id"])
+    sent = get_job(runner, made[0]["id"])
     assert sent["status"] == "processing" and sent["batchId"].startswith("bat_")
     batch = call_api(runner, "GET", f"/batches/{sent['batchId']}").body
     assert batch["status"] == "in_progress" and batch["requestCounts"]["total"] == 3 and batch["provider"] == "fake"
     assert economy.run().settled == 3
     for item in made:
-        done = job(runner, item["id"])
+        done = get_job(runner, item["id"])
         assert done["status"] == "completed" and done["attempts"] == 1
         # fake-1 at batch prices: $0.50 / M input, $2.50 / M output — half the standard $1 / $5.
         expected = (done["inputTokens"] * Decimal("0.50") + done["outputTokens"] * Decimal("2.50")) / 1_000_000
@@ -65,7 +60,7 @@ def test_economy_jobs_complete_through_a_batch_at_batch_prices(
     assert sent["batchId"] in [b["id"] for b in listed]
     usage = call_api(runner, "GET", "/usage", query={"groupBy": "template"}).body
     mine = next(i for i in usage["items"] if i["key"] == template["id"])
-    assert Decimal(mine["batchSavedUSD"]) == sum(Decimal(job(runner, j["id"])["savedCostUSD"]) for j in made)
+    assert Decimal(mine["batchSavedUSD"]) == sum(Decimal(get_job(runner, j["id"])["savedCostUSD"]) for j in made)
 
 
 def test_errors_and_expiry_go_where_they_belong(
@@ -76,27 +71,27 @@ def test_errors_and_expiry_go_where_they_belong(
     made = submit(runner, template, 4)
     economy.run()
     economy.run()
-    states = sorted((job(runner, j["id"])["lane"], job(runner, j["id"])["status"]) for j in made)
+    states = sorted((get_job(runner, j["id"])["lane"], get_job(runner, j["id"])["status"]) for j in made)
     # Retryable errors moved to the normal lane (their messages are on the low queue); permanent ones failed.
     assert ("standard", "queued") in states and ("economy", "failed") in states, states
-    moved = [j["id"] for j in made if job(runner, j["id"])["lane"] == "standard"]
+    moved = [j["id"] for j in made if get_job(runner, j["id"])["lane"] == "standard"]
     assert sorted(m["Body"] for m in queued_messages(runner, "JobQueueLow")) == sorted(
         f'{{"jobId":"{i}","v":1}}' for i in moved
     )
     economy_now(PROMPTLAB_FAKE_BATCH_ERROR_RATE="0")
     drain_queues(runner)
-    assert all(job(runner, i)["status"] == "completed" for i in moved)
+    assert all(get_job(runner, i)["status"] == "completed" for i in moved)
 
     economy_now(PROMPTLAB_FAKE_BATCH_EXPIRE="true")
     expiring = submit(runner, template, 1)[0]
     economy.run()
-    first = job(runner, expiring["id"])["batchId"]
+    first = get_job(runner, expiring["id"])["batchId"]
     economy.run()  # expired: back to waiting, and (being due) sent again in the same pass
-    again = job(runner, expiring["id"])
+    again = get_job(runner, expiring["id"])
     assert again["status"] == "processing" and again["batchId"] not in {None, first}
     assert again["error"]["code"] == "batch_expired"
     economy.run()  # expired again: failed with the reason
-    ended = job(runner, expiring["id"])
+    ended = get_job(runner, expiring["id"])
     assert ended["status"] == "failed" and ended["error"]["code"] == "batch_expired"
     assert "twice" in ended["error"]["message"]
 
@@ -120,9 +115,9 @@ def test_a_poller_crash_between_results_completes_no_job_twice_and_loses_none(
     with pytest.raises(RuntimeError):
         economy.poll()
     monkeypatch.setattr(economy, "settle", real_settle)
-    assert sum(job(runner, j["id"])["status"] == "completed" for j in made) == 2
+    assert sum(get_job(runner, j["id"])["status"] == "completed" for j in made) == 2
     economy.poll()  # the next pass (or another poller) settles the rest
-    assert all(job(runner, j["id"])["status"] == "completed" for j in made)
+    assert all(get_job(runner, j["id"])["status"] == "completed" for j in made)
     ids = [j["id"] for j in made]
     assert rows("SELECT count(*) AS n FROM jobs WHERE id = ANY(%s) AND attempts = 1", ids)[0]["n"] == 5
     outputs = rows("SELECT count(DISTINCT completed_at) AS n FROM jobs WHERE id = ANY(%s)", ids)[0]["n"]
@@ -138,9 +133,9 @@ def test_cancelling_a_job_in_an_open_batch_discards_its_answer_and_keeps_its_cos
     cancelled = call_api(runner, "POST", f"/jobs/{made[0]['id']}/cancel")
     assert cancelled.status == 200 and cancelled.body["status"] == "cancelled"
     economy.run()
-    gone = job(runner, made[0]["id"])
+    gone = get_job(runner, made[0]["id"])
     assert gone["status"] == "cancelled" and gone["output"] is None and Decimal(gone["estimatedCostUSD"]) > 0
-    assert job(runner, made[1]["id"])["status"] == "completed"
+    assert get_job(runner, made[1]["id"])["status"] == "completed"
 
 
 def test_a_provider_without_a_batch_api_is_refused_at_submit(runner: LocalRunner, template: dict[str, Any]) -> None:

@@ -9,17 +9,12 @@ from promptlab.local.pollers import SqsPoller
 from promptlab.local.runner import LocalRunner
 from tests.integration.conftest import SetEnv
 from tests.integration.test_generation import generate, rows
-from tests.support import call_api, drain_queues, make_poller, queued_messages
+from tests.support import drain_queues, get_job, make_poller, queued_messages
 
 
 def poller(runner: LocalRunner, queue: str) -> SqsPoller:
     assert runner.stack is not None
     return make_poller(runner, next(m for m in runner.stack.mappings if m.queue_logical_id == queue))
-
-
-def job(runner: LocalRunner, job_id: str) -> dict[str, Any]:
-    body: dict[str, Any] = call_api(runner, "GET", f"/jobs/{job_id}").body
-    return body
 
 
 def test_a_retryable_error_requeues_the_job_with_its_error(
@@ -28,7 +23,7 @@ def test_a_retryable_error_requeues_the_job_with_its_error(
     set_env(PROMPTLAB_FAKE_FAIL_STATUS="429", PROMPTLAB_RETRY_BACKOFF_SECONDS="[0]")
     made = generate(clean_queues, template)
     assert poller(clean_queues, "JobQueueNormal").poll_once(wait_seconds=0) == 1
-    current = job(clean_queues, made["id"])
+    current = get_job(clean_queues, made["id"])
     assert current["status"] == "queued" and current["attempts"] == 1
     assert current["error"]["code"] == "rate_limited" and current["error"]["retryable"] is True
     # The message stayed on the queue (a batch item failure), visible again after the backoff.
@@ -46,7 +41,7 @@ def test_exhausted_attempts_go_to_the_dlq_and_end_failed(
     )  # no provider-wide pause here
     made = generate(clean_queues, template)
     assert drain_queues(clean_queues) == 3
-    failed = job(clean_queues, made["id"])
+    failed = get_job(clean_queues, made["id"])
     assert failed["status"] == "failed" and failed["attempts"] == 3
     assert failed["error"]["code"] == "overloaded"
     assert "attempts exhausted (3 of 3)" in failed["error"]["message"]
@@ -59,7 +54,7 @@ def test_exhausted_attempts_go_to_the_dlq_and_end_failed(
     assert drain_queues(clean_queues, function="DlqFunction") == 1
     letters = rows("SELECT reason, queue FROM dead_letters WHERE job_id = %s", made["id"])
     assert len(letters) == 1 and "attempts exhausted" in letters[0]["reason"]
-    assert job(clean_queues, made["id"])["error"]["code"] == "overloaded"
+    assert get_job(clean_queues, made["id"])["error"]["code"] == "overloaded"
 
 
 def test_a_permanent_error_fails_at_once_without_the_dlq(
@@ -68,7 +63,7 @@ def test_a_permanent_error_fails_at_once_without_the_dlq(
     set_env(PROMPTLAB_FAKE_FAIL_STATUS="401")
     made = generate(clean_queues, template)
     assert drain_queues(clean_queues) == 1
-    failed = job(clean_queues, made["id"])
+    failed = get_job(clean_queues, made["id"])
     assert failed["status"] == "failed" and failed["attempts"] == 1
     assert failed["error"] == {
         "code": "authentication_failed",
@@ -114,7 +109,7 @@ def test_the_dlq_handler_fails_a_job_that_crash_looped(clean_queues: LocalRunner
         MessageBody=json.dumps({"jobId": made["id"], "v": 1}),
     )
     assert drain_queues(clean_queues, function="DlqFunction") == 1
-    failed = job(clean_queues, made["id"])
+    failed = get_job(clean_queues, made["id"])
     assert failed["status"] == "failed" and failed["error"]["code"] == "dead_lettered"
     assert failed["error"]["message"].startswith("dead-lettered after 1 receives")
     # A second delivery of the same dead letter changes nothing.
@@ -177,7 +172,7 @@ def test_a_retry_then_success_bills_once(clean_queues: LocalRunner, template: di
         assert drain_queues(clean_queues) == 2
     finally:
         fake.FakeProvider.generate = original  # type: ignore[method-assign]
-    done = job(clean_queues, made["id"])
+    done = get_job(clean_queues, made["id"])
     assert done["status"] == "completed" and done["attempts"] == 2 and done["error"] is None
     assert [a["outcome"] for a in done["attemptHistory"]] == ["error", "succeeded"]
     assert len(calls) == 2 and done["estimatedCostUSD"] is not None
@@ -192,7 +187,7 @@ def test_a_delivery_of_a_job_leased_by_another_worker_is_acknowledged_without_a_
     with connection() as conn:
         assert jobs_repo.claim_job(conn, job_id=made["id"], base_timeout=30, lease_margin=60) is not None
     assert drain_queues(clean_queues) == 1  # acknowledged, not retried
-    current = job(clean_queues, made["id"])
+    current = get_job(clean_queues, made["id"])
     assert current["status"] == "processing" and current["attempts"] == 1
     assert current["attemptHistory"] == []  # the other worker never got to write its attempt; no call was made here
     assert queued_messages(clean_queues, "JobQueueNormal") == []
