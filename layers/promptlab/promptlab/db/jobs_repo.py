@@ -14,10 +14,10 @@ _JSON_COLUMNS = {"params", "input", "error", "unit_prices", "metadata", "warning
 
 
 def _insert(job: Row) -> tuple[bytes, list[Any]]:
-    # NULL columns are left out (every column that has a default is NOT NULL, so the row is the same):
-    # a cache hit's insert binds ~36 values instead of ~52, which takes ~80 µs off it.
+    # NULL columns are left out (every column that has a default is NOT NULL, so the row is the same; a test
+    # checks it): a cache hit's insert binds ~36 values instead of ~52, which takes ~80 µs off it.
     columns = [c for c, value in job.items() if value is not None]
-    values = [Jsonb(job[c]) if c in _JSON_COLUMNS and job[c] is not None else job[c] for c in columns]
+    values = [Jsonb(job[c]) if c in _JSON_COLUMNS else job[c] for c in columns]
     return f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})".encode(), values
 
 
