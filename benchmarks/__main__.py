@@ -148,10 +148,10 @@ def main() -> int:
         PROMPTLAB_RATE_LIMIT_READS="100000000",
         POWERTOOLS_LOG_LEVEL="WARNING",
     )
+    from promptlab.infra.request_limits import get_limiter
     from promptlab.local.pollers import SqsPoller
     from promptlab.local.runner import LocalRunner
     from promptlab.local.services import drop_database, free_port
-    from promptlab.ratelimit import get_limiter
 
     figures: dict[str, Any] = {
         "machine": machine_speed(),

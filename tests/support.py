@@ -150,8 +150,8 @@ def drain_queues(runner: LocalRunner, *, function: str = "WorkerFunction", round
 
 def clear_throttles() -> None:
     """Forget every provider pause and reservation (a 429 in one test must not hold up the next)."""
-    from promptlab.redis_client import get_redis
-    from promptlab.settings import get_settings
+    from promptlab.core.settings import get_settings
+    from promptlab.infra.redis_client import get_redis
 
     client = get_redis()
     keys = list(client.scan_iter(match=f"{get_settings().redis_prefix}{{throttle:*", count=1000))

@@ -6,7 +6,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from promptlab.api.routes import app
-from promptlab.observability import logger, publish_metrics
+from promptlab.core.observability import logger, publish_metrics
 
 
 @publish_metrics

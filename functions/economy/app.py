@@ -5,8 +5,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from promptlab.economy import run
-from promptlab.observability import logger, publish_metrics
+from promptlab.core.observability import logger, publish_metrics
+from promptlab.jobs.economy import run
 
 
 @publish_metrics

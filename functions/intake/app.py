@@ -6,9 +6,9 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from promptlab.intake import Submission, accept_submission
-from promptlab.observability import logger, publish_metrics
-from promptlab.sqs_batch import process_sqs_batch
+from promptlab.core.observability import logger, publish_metrics
+from promptlab.infra.sqs_batch import process_sqs_batch
+from promptlab.jobs.intake import Submission, accept_submission
 
 
 def record_handler(record: SQSRecord) -> str | None:

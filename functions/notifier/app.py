@@ -6,9 +6,9 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from promptlab.notifications import Announcement, deliver
-from promptlab.observability import logger
-from promptlab.sqs_batch import process_sqs_batch
+from promptlab.core.observability import logger
+from promptlab.infra.sqs_batch import process_sqs_batch
+from promptlab.jobs.notifications import Announcement, deliver
 
 
 def record_handler(record: SQSRecord) -> list[str]:

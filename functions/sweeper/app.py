@@ -5,8 +5,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from promptlab.observability import logger
-from promptlab.sweeper import sweep
+from promptlab.core.observability import logger
+from promptlab.jobs.sweeper import sweep
 
 
 @logger.inject_lambda_context

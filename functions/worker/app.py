@@ -6,10 +6,10 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from promptlab.observability import logger, publish_metrics
-from promptlab.processing import Delivery, process_delivery
-from promptlab.settings import get_settings
-from promptlab.sqs_batch import process_sqs_batch
+from promptlab.core.observability import logger, publish_metrics
+from promptlab.core.settings import get_settings
+from promptlab.infra.sqs_batch import process_sqs_batch
+from promptlab.jobs.worker import Delivery, process_delivery
 
 
 def record_handler(record: SQSRecord) -> str:

@@ -3,8 +3,8 @@ from typing import Any
 
 import pytest
 
+from promptlab.core.settings import get_settings
 from promptlab.local.runner import LocalRunner
-from promptlab.settings import get_settings
 from tests.fakes.provider_server import ProviderServer
 from tests.support import call_api, unique
 

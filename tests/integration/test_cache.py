@@ -5,9 +5,9 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from promptlab import cache
+from promptlab.infra import result_cache
+from promptlab.infra.redis_client import get_redis
 from promptlab.local.runner import LocalRunner
-from promptlab.redis_client import get_redis
 from tests.integration.conftest import SetEnv
 from tests.integration.test_generation import rows
 from tests.support import call_api, drain_queues, unique
@@ -63,11 +63,11 @@ def test_postgres_answers_when_redis_lost_the_entry_and_refills_it(clean_queues:
     first = post(clean_queues, body).body
     drain_queues(clean_queues)
     digest = rows("SELECT input_hash FROM jobs WHERE id = %s", first["id"])[0]["input_hash"]
-    cache.forget(digest)
-    assert cache.get_result(digest) is None
+    result_cache.forget(digest)
+    assert result_cache.get_result(digest) is None
     hit = post(clean_queues, body)
     assert hit.status == 200 and hit.body["cacheHit"] is True
-    assert cache.get_result(digest) is not None
+    assert result_cache.get_result(digest) is not None
 
 
 def test_entries_expire_with_the_template_ttl(clean_queues: LocalRunner) -> None:
@@ -81,7 +81,7 @@ def test_entries_expire_with_the_template_ttl(clean_queues: LocalRunner) -> None
 
 
 def test_a_dead_redis_never_fails_a_generation(clean_queues: LocalRunner, set_env: SetEnv) -> None:
-    from promptlab.ratelimit import get_limiter
+    from promptlab.infra.request_limits import get_limiter
 
     template = two_variable_template(clean_queues)
     set_env(REDIS_URL="redis://127.0.0.1:1/0", PROMPTLAB_RATE_LIMIT_FAIL_OPEN="true")
@@ -100,8 +100,8 @@ def test_a_dead_redis_never_fails_a_generation(clean_queues: LocalRunner, set_en
 
 def test_large_results_are_not_cached(set_env: SetEnv) -> None:
     set_env(PROMPTLAB_CACHE_MAX_VALUE_BYTES="1024")
-    assert not cache.put_result(unique("big"), {"output": "x" * 2000}, ttl_seconds=60)
-    assert cache.put_result(unique("small"), {"output": "x" * 100}, ttl_seconds=60)
+    assert not result_cache.put_result(unique("big"), {"output": "x" * 2000}, ttl_seconds=60)
+    assert result_cache.put_result(unique("small"), {"output": "x" * 100}, ttl_seconds=60)
 
 
 def test_identical_requests_in_flight_share_one_job(clean_queues: LocalRunner) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from promptlab import economy
+from promptlab.jobs import economy
 from promptlab.local.runner import LocalRunner
 from tests.integration.conftest import SetEnv
 from tests.integration.test_generation import rows

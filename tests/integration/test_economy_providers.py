@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from promptlab import economy
+from promptlab.jobs import economy
 from promptlab.local.runner import LocalRunner
 from tests.fakes.provider_server import ProviderServer
 from tests.integration.conftest import SetEnv

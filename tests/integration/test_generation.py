@@ -127,7 +127,7 @@ def test_an_unknown_job_is_a_404(runner: LocalRunner) -> None:
 def test_a_job_accepted_while_sqs_is_down_stays_durable(
     runner: LocalRunner, template: dict[str, Any], set_env: SetEnv
 ) -> None:
-    from promptlab.queue import get_queue
+    from promptlab.infra.job_queue import get_queue
 
     set_env(JOB_QUEUE_NORMAL_URL="http://127.0.0.1:9/queue/gone")
     get_queue.cache_clear()

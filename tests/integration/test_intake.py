@@ -33,7 +33,7 @@ def test_a_plain_boto3_client_submits_a_job_that_completes(clean_queues: LocalRu
 
 
 def test_a_redelivered_submission_makes_one_job(clean_queues: LocalRunner, template: dict[str, Any]) -> None:
-    from promptlab.intake import Submission, accept_submission
+    from promptlab.jobs.intake import Submission, accept_submission
 
     submission = Submission(
         body=json.dumps({"templateId": template["id"], "input": "once"}), message_id="msg-redelivered", tenant_id=None

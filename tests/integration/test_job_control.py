@@ -170,9 +170,9 @@ def test_a_long_poll_answers_as_soon_as_the_job_ends(clean_queues: LocalRunner, 
 def test_delete_purges_input_and_output_and_keeps_the_accounting(
     clean_queues: LocalRunner, template: dict[str, Any]
 ) -> None:
-    from promptlab import cache
-    from promptlab.redis_client import get_redis
-    from promptlab.settings import get_settings
+    from promptlab.core.settings import get_settings
+    from promptlab.infra import result_cache
+    from promptlab.infra.redis_client import get_redis
 
     body = {"templateId": template["id"], "input": unique("secret text"), "metadata": {"who": "alice"}}
     job = call_api(clean_queues, "POST", "/generate", body=body).body
@@ -189,7 +189,7 @@ def test_delete_purges_input_and_output_and_keeps_the_accounting(
     assert purged["estimatedCostUSD"] == done["estimatedCostUSD"] and purged["totalTokens"] == done["totalTokens"]
     stored = rows("SELECT input, output, metadata FROM jobs WHERE id = %s", job["id"])[0]
     assert stored == {"input": None, "output": None, "metadata": None}
-    assert get_redis().exists(key) == 0 and cache.get_result(key.split("cache:")[1]) is None
+    assert get_redis().exists(key) == 0 and result_cache.get_result(key.split("cache:")[1]) is None
     # The same request is a provider call again, not an answer from the purged one.
     again = call_api(clean_queues, "POST", "/generate", body=body)
     assert again.status == 202 and again.body["cacheHit"] is False
@@ -197,7 +197,7 @@ def test_delete_purges_input_and_output_and_keeps_the_accounting(
 
 
 def test_the_sweeper_purges_past_a_tenants_retention(clean_queues: LocalRunner, template: dict[str, Any]) -> None:
-    from promptlab.sweeper import sweep
+    from promptlab.jobs.sweeper import sweep
 
     job = call_api(clean_queues, "POST", "/generate", body={"templateId": template["id"], "input": unique("r")}).body
     drain_queues(clean_queues)
@@ -217,7 +217,7 @@ def test_the_sweeper_purges_past_a_tenants_retention(clean_queues: LocalRunner, 
 def test_expires_at_sets_the_deadline_of_one_job(clean_queues: LocalRunner, template: dict[str, Any]) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from promptlab.sweeper import sweep
+    from promptlab.jobs.sweeper import sweep
 
     soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
     job = call_api(

@@ -11,8 +11,8 @@ from typing import Any
 import boto3
 import pytest
 
+from promptlab.jobs.notifications import SIGNATURE_HEADER, sign
 from promptlab.local.runner import LocalRunner
-from promptlab.notifications import SIGNATURE_HEADER, sign
 from tests.integration.conftest import SetEnv
 from tests.integration.test_generation import generate
 from tests.support import call_api, drain_queues
@@ -107,7 +107,7 @@ def test_eventbridge_and_sns_receive_finished_jobs(
     topic = sns.create_topic(Name="promptlab-jobs")["TopicArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
     set_env(PROMPTLAB_EVENT_BUS_NAME="promptlab-test", PROMPTLAB_JOB_EVENTS_TOPIC_ARN=topic)
-    from promptlab.publishers import get_publishers
+    from promptlab.infra.publishers import get_publishers
 
     get_publishers.cache_clear()
     made = generate(clean_queues, template)

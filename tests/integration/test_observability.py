@@ -7,8 +7,8 @@ import json
 import logging
 from typing import Any
 
+from promptlab.core.observability import logger
 from promptlab.local.runner import LocalRunner
-from promptlab.observability import logger
 from tests.integration.conftest import SetEnv
 from tests.support import api_event, drain_queues, unique
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from promptlab.infra.redis_client import get_redis
+from promptlab.infra.request_limits import SlidingWindowLimiter
 from promptlab.local.runner import LocalRunner
-from promptlab.ratelimit import SlidingWindowLimiter
-from promptlab.redis_client import get_redis
 from tests.integration.conftest import SetEnv
 from tests.support import call_api, random_ip, unique
 
@@ -91,7 +91,7 @@ def test_the_window_slides_one_request_at_a_time() -> None:
 def test_redis_down_is_a_503_by_default_and_passes_in_fail_open_mode(
     runner: LocalRunner, template_id: str, set_env: SetEnv
 ) -> None:
-    from promptlab.ratelimit import get_limiter
+    from promptlab.infra.request_limits import get_limiter
 
     set_env(REDIS_URL="redis://127.0.0.1:1/0")
     get_redis.cache_clear()

@@ -5,15 +5,15 @@ from typing import Any
 
 from promptlab.db import jobs_repo
 from promptlab.db.connection import connection
+from promptlab.jobs.sweeper import sweep
 from promptlab.local.runner import LocalRunner
-from promptlab.sweeper import sweep
 from tests.integration.conftest import SetEnv
 from tests.integration.test_generation import generate, rows
 from tests.support import call_api, drain_queues, purge_queues, queued_messages, sample_event, unique
 
 
 def accept_while_sqs_is_down(runner: LocalRunner, template: dict[str, Any], set_env: SetEnv) -> str:
-    from promptlab.queue import get_queue
+    from promptlab.infra.job_queue import get_queue
 
     set_env(JOB_QUEUE_NORMAL_URL="http://127.0.0.1:9/queue/gone")
     get_queue.cache_clear()

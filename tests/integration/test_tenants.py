@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from promptlab import auth
 from promptlab.local.runner import LocalRunner
+from promptlab.tenancy import auth
 from tests.integration.conftest import SetEnv
 from tests.integration.test_generation import rows
 from tests.support import call_api, drain_queues, unique
@@ -231,7 +231,7 @@ def test_bad_usage_queries_name_the_field(runner: LocalRunner, query: dict[str, 
 def test_the_keys_and_usage_commands(runner: LocalRunner, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from promptlab.cli import main
+    from promptlab.cli.main import main
 
     name = unique("cli")
     assert main(["keys", "create", "--name", name, "--rpm", "50", "--monthly-budget-usd", "2.5", "--json"]) == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from promptlab import throttle
+from promptlab.infra import provider_throttle
 from promptlab.local.runner import LocalRunner
 from tests.fakes.provider_server import ProviderServer
 from tests.integration.conftest import SetEnv
@@ -54,15 +54,18 @@ def test_workers_follow_the_providers_limit_instead_of_spending_attempts(
 
 def test_an_overload_storm_pauses_the_whole_provider(clean_queues: LocalRunner) -> None:
     provider = f"storm-{unique('p')}"
-    assert throttle.wait_seconds(provider, "any-model") == 0
-    throttle.note_failure(provider, "model-a", 529, None)
-    first = throttle.wait_seconds(provider, "model-b")  # another model of the same provider waits too
+    assert provider_throttle.wait_seconds(provider, "any-model") == 0
+    provider_throttle.note_failure(provider, "model-a", 529, None)
+    first = provider_throttle.wait_seconds(provider, "model-b")  # another model of the same provider waits too
     assert 1 <= first <= 2.1
-    throttle.note_failure(provider, "model-a", 529, None)
-    throttle.note_failure(provider, "model-a", 529, None)
-    assert throttle.wait_seconds(provider, "model-c") > first  # the backoff grows with the storm
-    throttle.note_failure(f"{provider}-x", "m", 429, 2.5)
-    assert 2 <= throttle.wait_seconds(f"{provider}-x", "m") <= 2.6 and throttle.wait_seconds(f"{provider}-x", "n") == 0
+    provider_throttle.note_failure(provider, "model-a", 529, None)
+    provider_throttle.note_failure(provider, "model-a", 529, None)
+    assert provider_throttle.wait_seconds(provider, "model-c") > first  # the backoff grows with the storm
+    provider_throttle.note_failure(f"{provider}-x", "m", 429, 2.5)
+    assert (
+        2 <= provider_throttle.wait_seconds(f"{provider}-x", "m") <= 2.6
+        and provider_throttle.wait_seconds(f"{provider}-x", "n") == 0
+    )
 
 
 def test_reset_headers_of_both_providers_are_understood(clean_queues: LocalRunner) -> None:
@@ -73,9 +76,15 @@ def test_reset_headers_of_both_providers_are_understood(clean_queues: LocalRunne
         "anthropic-ratelimit-tokens-reset": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1)),
     }
     name = unique("hdr")
-    throttle.note_headers(name, "claude", anthropic)
-    assert 1.5 < throttle.wait_seconds(name, "claude") <= 3.1
-    throttle.note_headers(name, "gpt", {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1m30s"})
-    assert 55 < throttle.wait_seconds(name, "gpt") <= 60  # 90 s asked, capped at PROMPTLAB_THROTTLE_MAX_PAUSE_SECONDS
-    throttle.note_headers(name, "ok", {"x-ratelimit-remaining-requests": "12", "x-ratelimit-reset-requests": "6m0s"})
-    assert throttle.wait_seconds(name, "ok") == 0
+    provider_throttle.note_headers(name, "claude", anthropic)
+    assert 1.5 < provider_throttle.wait_seconds(name, "claude") <= 3.1
+    provider_throttle.note_headers(
+        name, "gpt", {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1m30s"}
+    )
+    assert (
+        55 < provider_throttle.wait_seconds(name, "gpt") <= 60
+    )  # 90 s asked, capped at PROMPTLAB_THROTTLE_MAX_PAUSE_SECONDS
+    provider_throttle.note_headers(
+        name, "ok", {"x-ratelimit-remaining-requests": "12", "x-ratelimit-reset-requests": "6m0s"}
+    )
+    assert provider_throttle.wait_seconds(name, "ok") == 0

@@ -4,7 +4,7 @@ from typing import Any
 
 from promptlab.api.errors import STATUS_BY_CODE
 from promptlab.api.resolver import MAX_BODY_BYTES, preflight_error
-from promptlab.validation import validation_fields
+from promptlab.core.validation import validation_fields
 
 
 def event(body: str | None, content_type: str | None = "application/json", *, b64: bool = False) -> dict[str, object]:

@@ -11,5 +11,5 @@ def test_the_api_function_stays_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=API, capture_output=True, text=True, check=True)
     loaded = set(json.loads(out.stdout))
     # (Powertools imports the bare `botocore` package for its user agent; that costs under a millisecond.)
-    heavy = {"anthropic", "openai", "boto3", "botocore.client", "promptlab.processing", "promptlab.providers.fake"}
+    heavy = {"anthropic", "openai", "boto3", "botocore.client", "promptlab.jobs.worker", "promptlab.providers.fake"}
     assert loaded & heavy == set()

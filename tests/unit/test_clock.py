@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from promptlab.clock import rfc3339
+from promptlab.core.clock import rfc3339
 
 
 def test_utc_times_keep_milliseconds_and_end_in_z() -> None:

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from pydantic import AliasChoices
 
-from promptlab.settings import Settings
+from promptlab.core.settings import Settings
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 

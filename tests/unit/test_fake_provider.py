@@ -2,10 +2,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from promptlab.core.settings import get_settings
+from promptlab.core.tokens import count_tokens
 from promptlab.providers.base import GenerationCall, Message, ProviderError
 from promptlab.providers.fake import FakeProvider
-from promptlab.settings import get_settings
-from promptlab.tokens import count_tokens
 
 
 @pytest.fixture(autouse=True)

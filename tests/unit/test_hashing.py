@@ -1,6 +1,6 @@
 from decimal import Decimal
 
-from promptlab.hashing import canonical_json, input_hash
+from promptlab.core.hashing import canonical_json, input_hash
 
 BASE = {
     "template_id": "tpl_1",

@@ -2,7 +2,7 @@ import itertools
 
 import pytest
 
-from promptlab.jobs import CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, TERMINAL, can_transition
+from promptlab.jobs.lifecycle import CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, TERMINAL, can_transition
 
 ALLOWED = {
     (QUEUED, PROCESSING),  # claimed

@@ -1,6 +1,6 @@
 from decimal import Decimal
 
-from promptlab.money import money_str
+from promptlab.core.money import money_str
 from promptlab.providers.base import Usage
 from promptlab.providers.pricing import cost_usd, default_model, price_table, unit_prices
 

@@ -2,11 +2,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from promptlab.errors import PoisonMessage
-from promptlab.ids import ulid
-from promptlab.models import parse_job_message
-from promptlab.processing import backoff_seconds, provider_timeout
-from promptlab.settings import get_settings
+from promptlab.core.errors import PoisonMessage
+from promptlab.core.ids import ulid
+from promptlab.core.settings import get_settings
+from promptlab.jobs.worker import backoff_seconds, provider_timeout
+from promptlab.models.jobs import parse_job_message
 
 
 @pytest.fixture(autouse=True)

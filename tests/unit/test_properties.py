@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from promptlab.hashing import canonical_json, input_hash
-from promptlab.templates import derive_variables, render
+from promptlab.core.hashing import canonical_json, input_hash
+from promptlab.templates.rendering import derive_variables, render
 
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,12}", fullmatch=True)
 # Literal text that cannot itself form a placeholder, but may hold every other character, braces included.

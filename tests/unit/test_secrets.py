@@ -6,7 +6,7 @@ import pytest
 
 
 def test_database_credentials_come_from_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    from promptlab import secrets
+    from promptlab.infra import secrets
 
     rds = '{"username": "app", "password": "p@ss:w/rd", "host": "db.internal", "port": 5432, "dbname": "promptlab"}'
     monkeypatch.setattr(secrets, "_from_secrets_manager", lambda _arn: rds)

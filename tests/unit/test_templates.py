@@ -1,7 +1,7 @@
 import pytest
 
-from promptlab.errors import ValidationFailed
-from promptlab.templates import Variable, bind_input, derive_variables, placeholder_names, render
+from promptlab.core.errors import ValidationFailed
+from promptlab.templates.rendering import Variable, bind_input, derive_variables, placeholder_names, render
 
 
 def fields(exc: pytest.ExceptionInfo[ValidationFailed]) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from promptlab.settings import get_settings
+from promptlab.core.settings import get_settings
 
 ALLOWED_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 ALLOWED_HEADERS = "Authorization, X-API-Key, Content-Type, If-Match, Idempotency-Key, Cache-Control"

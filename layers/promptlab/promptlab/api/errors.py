@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from promptlab.errors import PromptLabError
+from promptlab.core.errors import PromptLabError
 
 STATUS_BY_CODE = {
     "bad_request": 400,

@@ -16,13 +16,14 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from promptlab import auth, ratelimit
 from promptlab.api.cors import cors_headers, preflight
 from promptlab.api.errors import error_payload, error_response, from_domain_error
-from promptlab.auth import Principal
-from promptlab.errors import PromptLabError, Unauthorized
-from promptlab.observability import count, logger
-from promptlab.validation import unsafe_json, validation_fields
+from promptlab.core.errors import PromptLabError, Unauthorized
+from promptlab.core.observability import count, logger
+from promptlab.core.validation import unsafe_json, validation_fields
+from promptlab.infra import request_limits
+from promptlab.tenancy import auth
+from promptlab.tenancy.auth import Principal
 
 MAX_BODY_BYTES = 1_048_576
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
@@ -220,7 +221,7 @@ class PromptLabResolver(APIGatewayRestResolver):
             principal = self.principal
             fast, prepare = getattr(self, "fast_paths", {}).get((event.get("httpMethod", ""), path), (None, None))
             prefetch = _prepared(prepare, event)
-            decision = ratelimit.check(
+            decision = request_limits.check(
                 client_ip=_client_ip(event),
                 method=event.get("httpMethod", ""),
                 path=path,

@@ -12,24 +12,17 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Que
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
-from promptlab import batches, cache, dead_letters, generation, health, idempotency, jobs, template_service, usage
+from promptlab.api import health
 from promptlab.api.resolver import Prefetch, PromptLabResolver, register_error_handlers
-from promptlab.errors import PreconditionFailed, PromptLabError
-from promptlab.models import (
-    BatchPage,
-    BatchPublic,
-    ErrorBody,
-    GenerateBatchRequest,
-    GenerateBatchResult,
-    GenerateRequest,
-    HealthPublic,
-    JobPage,
-    JobPublic,
-    JobStatus,
+from promptlab.core.errors import PreconditionFailed, PromptLabError
+from promptlab.infra import result_cache
+from promptlab.jobs import accept, batches, dead_letters, lifecycle
+from promptlab.models.batches import BatchPage, BatchPublic
+from promptlab.models.generation import GenerateBatchRequest, GenerateBatchResult, GenerateRequest
+from promptlab.models.health import HealthPublic
+from promptlab.models.jobs import JobPage, JobPublic, RedriveRequest, RedriveResult
+from promptlab.models.templates import (
     MoveLabel,
-    Priority,
-    RedriveRequest,
-    RedriveResult,
     RenderRequest,
     RenderResult,
     TemplateCreate,
@@ -39,9 +32,11 @@ from promptlab.models import (
     TemplatePublic,
     TemplateUpdate,
     TemplateVersionList,
-    UsageGroup,
-    UsageReport,
 )
+from promptlab.models.usage import UsageGroup, UsageReport
+from promptlab.models.wire import ErrorBody, JobStatus, Priority
+from promptlab.templates import service as template_service
+from promptlab.tenancy import idempotency, usage
 
 API_TITLE = "PromptLab API"
 API_VERSION = "0.1.0"
@@ -157,7 +152,7 @@ def restore_template(id: TemplateId) -> Response[str]:
     tags=["templates"],
 )
 def render_template(id: TemplateId, body: RenderRequest) -> Response[str]:
-    return _json(200, generation.preview(principal=app.principal, template_id=id, request=body))
+    return _json(200, accept.preview(principal=app.principal, template_id=id, request=body))
 
 
 @app.get(
@@ -240,7 +235,7 @@ def generate(
     body: GenerateRequest, idempotency_key: IdempotencyKey = None, cache_control: CacheControl = None
 ) -> Response[str]:
     def compute() -> idempotency.Answer:
-        job = generation.accept_generation(principal=app.principal, request=body, use_cache=_uses_cache(cache_control))
+        job = accept.accept_generation(principal=app.principal, request=body, use_cache=_uses_cache(cache_control))
         status = 202 if job.status in {"queued", "processing"} else 200
         return idempotency.Answer(status=status, body=job.model_dump_json(by_alias=True))
 
@@ -281,8 +276,8 @@ def prepare_generate(event: dict[str, Any]) -> Prefetch | None:
     template = template_service.cached_template(tenant_id=principal.tenant_id, template_id=request.template_id)
     if template is None:
         return None
-    job = generation.new_job(template=template, principal=principal, request=request)
-    return Prefetch(key=cache.key_for(job["input_hash"]), state=(request, template, job))
+    job = accept.new_job(template=template, principal=principal, request=request)
+    return Prefetch(key=result_cache.key_for(job["input_hash"]), state=(request, template, job))
 
 
 @app.fast_path("POST", "/generate", prepare=prepare_generate)
@@ -292,19 +287,19 @@ def generate_fast(event: dict[str, Any], request_id: str | None, prefetch: Prefe
     try:
         if prefetch is not None and prefetch.done:
             request, template, job_row = prefetch.state
-            job = generation.accept_job(
+            job = accept.accept_job(
                 principal=app.principal,
                 request=request,
                 template=template,
                 job=job_row,
-                prefetched=generation.Prefetched(cache.decode(prefetch.value)),
+                prefetched=accept.Prefetched(result_cache.decode(prefetch.value)),
             )
         else:
             parsed = _fast_request(event)
             if parsed is None:
                 return None
             request, headers = parsed
-            job = generation.accept_generation(
+            job = accept.accept_generation(
                 principal=app.principal, request=request, use_cache=_uses_cache(headers.get("cache-control"))
             )
     except PromptLabError:
@@ -331,7 +326,7 @@ def generate_batch(
 ) -> Response[str]:
     def compute() -> idempotency.Answer:
         use_cache = _uses_cache(cache_control)
-        result = generation.accept_batch(principal=app.principal, items=body.items, use_cache=use_cache)
+        result = accept.accept_batch(principal=app.principal, items=body.items, use_cache=use_cache)
         return idempotency.Answer(status=202, body=result.model_dump_json(by_alias=True, exclude_none=True))
 
     answer = idempotency.run(
@@ -347,7 +342,7 @@ def get_job(
         float, Query(ge=0, le=20, description="Seconds to hold the answer until the job ends (long poll; ≤ 20).")
     ] = 0,
 ) -> Response[str]:
-    return _json(200, jobs.get_job(tenant_id=_tenant(), job_id=id, wait_seconds=wait))
+    return _json(200, lifecycle.get_job(tenant_id=_tenant(), job_id=id, wait_seconds=wait))
 
 
 @app.delete(
@@ -356,7 +351,7 @@ def get_job(
     tags=["jobs"],
 )
 def purge_job(id: JobId) -> Response[str]:
-    jobs.purge_job(tenant_id=_tenant(), job_id=id)
+    lifecycle.purge_job(tenant_id=_tenant(), job_id=id)
     return Response(status_code=204, body="", headers={"X-Request-Id": app.request_id or ""})
 
 
@@ -371,7 +366,7 @@ def list_jobs(
     created_from: Annotated[datetime | None, Query(alias="createdFrom", description="RFC 3339, inclusive")] = None,
     created_to: Annotated[datetime | None, Query(alias="createdTo", description="RFC 3339, exclusive")] = None,
 ) -> Response[str]:
-    page = jobs.list_jobs(
+    page = lifecycle.list_jobs(
         tenant_id=_tenant(),
         limit=limit,
         cursor=cursor,
@@ -387,12 +382,12 @@ def list_jobs(
 
 @app.post("/jobs/<id>/cancel", responses=_doc(200, JobPublic, "Cancelled", 404, 409), tags=["jobs"])
 def cancel_job(id: JobId) -> Response[str]:
-    return _json(200, jobs.cancel_job(tenant_id=_tenant(), job_id=id))
+    return _json(200, lifecycle.cancel_job(tenant_id=_tenant(), job_id=id))
 
 
 @app.post("/jobs/<id>/retry", responses=_doc(200, JobPublic, "Queued again", 404, 409), tags=["jobs"])
 def retry_job(id: JobId) -> Response[str]:
-    return _json(200, jobs.retry_job(tenant_id=_tenant(), job_id=id))
+    return _json(200, lifecycle.retry_job(tenant_id=_tenant(), job_id=id))
 
 
 @app.post("/dlq/redrive", responses=_doc(200, RedriveResult, "The jobs sent again", 400, 415, 422), tags=["jobs"])

@@ -13,9 +13,9 @@ from contextlib import contextmanager
 import psycopg
 from psycopg.rows import DictRow, dict_row
 
-from promptlab.errors import DependencyUnavailable
-from promptlab.secrets import with_secret
-from promptlab.settings import get_settings
+from promptlab.core.errors import DependencyUnavailable
+from promptlab.core.settings import get_settings
+from promptlab.infra.secrets import with_secret
 
 Connection = psycopg.Connection[DictRow]
 

@@ -7,8 +7,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from promptlab.core.errors import Conflict
 from promptlab.db.connection import Connection
-from promptlab.errors import Conflict
 
 Row = dict[str, Any]
 

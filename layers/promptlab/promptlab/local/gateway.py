@@ -15,8 +15,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from promptlab.api.errors import error_payload
+from promptlab.core.observability import logger
 from promptlab.local.stack import ACCOUNT_ID, Route, Stack
-from promptlab.observability import logger
 
 Invoke = Callable[[str, dict[str, Any]], Any]
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from promptlab.core.observability import logger
 from promptlab.local.stack import ACCOUNT_ID, FunctionSpec
-from promptlab.observability import logger
 
 Handler = Callable[[dict[str, Any], Any], Any]
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from promptlab.core.observability import logger
 from promptlab.local.stack import ACCOUNT_ID, Schedule, SqsMapping
-from promptlab.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

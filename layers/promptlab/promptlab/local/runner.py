@@ -46,11 +46,11 @@ def find_template(start: Path | None = None) -> Path:
 
 def _reset_clients() -> None:
     """Forget clients built from an earlier environment (settings are read lazily)."""
+    from promptlab.core.settings import get_settings
     from promptlab.db.connection import close_all
-    from promptlab.publishers import get_publishers
-    from promptlab.queue import get_queue
-    from promptlab.redis_client import get_redis
-    from promptlab.settings import get_settings
+    from promptlab.infra.job_queue import get_queue
+    from promptlab.infra.publishers import get_publishers
+    from promptlab.infra.redis_client import get_redis
 
     close_all()
     for cached in (get_settings, get_queue, get_redis, get_publishers):
@@ -185,8 +185,8 @@ class LocalRunner:
 
     def _development_key(self) -> None:
         """Auth is on locally too: keep a development key for the default tenant (printed at start)."""
-        from promptlab import auth
-        from promptlab.settings import get_settings
+        from promptlab.core.settings import get_settings
+        from promptlab.tenancy import auth
 
         if not get_settings().auth:
             self.notes.append(
@@ -220,7 +220,7 @@ class LocalRunner:
 
     def _start_gateway_process(self) -> subprocess.Popen[bytes]:
         """Another process serving HTTP on the same port (Python threads share one GIL; processes do not)."""
-        command = [sys.executable, "-m", "promptlab.cli", "local", "--gateway-only"]
+        command = [sys.executable, "-m", "promptlab.cli.main", "local", "--gateway-only"]
         command += ["--host", self.host, "--port", str(self.port), "--template", str(self.template)]
         return subprocess.Popen(command, env=dict(os.environ), stdout=subprocess.DEVNULL)
 

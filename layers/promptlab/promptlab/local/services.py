@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import redis
 
-from promptlab.observability import logger
+from promptlab.core.observability import logger
 
 
 def free_port() -> int:

@@ -8,9 +8,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import cast
 
-from promptlab.errors import ConfigurationError, ValidationFailed
+from promptlab.core.errors import ConfigurationError, ValidationFailed
+from promptlab.core.settings import get_settings
 from promptlab.providers.base import BatchProvider, Provider
-from promptlab.settings import get_settings
 
 PROVIDERS = ("anthropic", "openai", "openai-compatible", "fake")
 
@@ -62,7 +62,7 @@ def known_models(name: str) -> tuple[str, ...]:
 
 def get_provider(name: str) -> Provider:
     """The adapter for `name`, with SDK retries off (the queue retries)."""
-    from promptlab.secrets import provider_key
+    from promptlab.infra.secrets import provider_key
 
     settings = get_settings()
     if name == "fake":

@@ -7,7 +7,7 @@ from typing import Any
 
 import anthropic
 
-from promptlab import json_output
+from promptlab.providers import json_output
 from promptlab.providers.base import (
     BatchItem,
     BatchStatus,

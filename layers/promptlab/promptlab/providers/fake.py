@@ -10,7 +10,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from promptlab import json_output
+from promptlab.core.settings import get_settings
+from promptlab.core.tokens import TOKEN, count_tokens, prompt_tokens
+from promptlab.infra.redis_client import get_redis
+from promptlab.providers import json_output
 from promptlab.providers.base import (
     BatchItem,
     BatchStatus,
@@ -21,9 +24,6 @@ from promptlab.providers.base import (
     Usage,
     error_for_status,
 )
-from promptlab.redis_client import get_redis
-from promptlab.settings import get_settings
-from promptlab.tokens import TOKEN, count_tokens, prompt_tokens
 
 _WORDS = (
     "prompt",

@@ -9,7 +9,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from promptlab.money import MILLION
+from promptlab.core.money import MILLION
 from promptlab.providers.base import Usage
 
 

@@ -1,0 +1,1 @@
+"""`promptlab`: the command line (local stack, invoke, migrate, keys, generate, OpenAPI)."""

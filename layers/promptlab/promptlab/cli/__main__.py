@@ -1,0 +1,5 @@
+"""`python -m promptlab.cli.main`."""
+
+from promptlab.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,157 @@
+"""One typed settings object, read lazily from the environment."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from promptlab.core.errors import ConfigurationError
+
+Mode = Literal["local", "aws"]
+
+
+class Settings(BaseSettings):
+    """Every knob PromptLab reads; `PROMPTLAB_*` unless a standard name exists."""
+
+    model_config = SettingsConfigDict(env_prefix="PROMPTLAB_", extra="ignore", populate_by_name=True)
+
+    mode: Mode = Field(default="local", description="`local` allows the offline fake provider by default.")
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/promptlab",
+        validation_alias=AliasChoices("DATABASE_URL", "PROMPTLAB_DATABASE_URL"),
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "PROMPTLAB_REDIS_URL"),
+    )
+    auth: bool = Field(default=True, description="`off`: no API keys; every request acts for the default tenant.")
+    auth_cache_seconds: float = Field(default=5.0, ge=0, le=300, description="How long a key lookup is reused.")
+    cors_origins: str = Field(default="", description="Comma-separated browser origins allowed, or `*`.")
+    database_secret_arn: str | None = Field(
+        default=None, description="Secrets Manager secret with the database credentials (AWS; RDS JSON or a password)."
+    )
+    redis_secret_arn: str | None = Field(default=None, description="Secrets Manager secret with the Redis AUTH token.")
+    redis_prefix: str = Field(default="pl:", description="Prefix of every Redis key PromptLab writes.")
+    aws_endpoint_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL"),
+    )
+    aws_region: str = Field(
+        default="us-east-1",
+        validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"),
+    )
+    job_queue_high_url: str = Field(default="", validation_alias="JOB_QUEUE_HIGH_URL")
+    job_queue_normal_url: str = Field(default="", validation_alias="JOB_QUEUE_NORMAL_URL")
+    job_queue_low_url: str = Field(default="", validation_alias="JOB_QUEUE_LOW_URL")
+    job_dlq_url: str = Field(default="", validation_alias="JOB_DLQ_URL")
+    intake_dlq_url: str = Field(default="", validation_alias="INTAKE_DLQ_URL")
+    notify_queue_url: str = Field(default="", validation_alias="NOTIFY_QUEUE_URL")
+    event_bus_name: str = Field(default="", description="EventBridge bus for promptlab.job.* events; empty: none.")
+    job_events_topic_arn: str = Field(default="", description="SNS topic for finished jobs; empty: none.")
+    webhook_secret: str | None = Field(default=None, repr=False, description="HMAC key for webhook signatures.")
+    webhook_secret_parameter: str | None = Field(default=None, description="SSM name of the webhook key (AWS).")
+    webhook_block_private: bool | None = Field(
+        default=None, description="Refuse webhooks to non-public addresses (default: on in AWS mode, off locally)."
+    )
+    webhook_allowed_hosts: str = Field(default="", description="Comma-separated hosts webhooks may reach; empty: any.")
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+    webhook_max_attempts: int = Field(default=6, ge=1, le=20)
+    webhook_backoff_seconds: tuple[int, ...] = (5, 30, 120, 600, 1800)
+
+    default_provider: str = "fake"
+    default_model: str | None = None
+    default_max_tokens: int = Field(default=1024, ge=1, le=64_000)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    retry_backoff_seconds: tuple[int, ...] = (1, 3, 10)
+    provider_timeout_seconds: float = Field(default=30.0, gt=0, le=240)
+    lease_margin_seconds: float = Field(default=60.0, ge=0, le=600, description="Lease = provider timeout + this.")
+    job_ttl_seconds: int = Field(default=86_400, ge=60)
+    default_cache_ttl_seconds: int = Field(default=3600, ge=0)
+    throttle: bool = Field(default=True, description="Share providers' rate-limit headers and pause, not retry.")
+    throttle_min_remaining: int = Field(default=0, ge=0, description="Pause a model when this few calls are left.")
+    throttle_max_pause_seconds: float = Field(default=60.0, gt=0, le=900)
+    worker_concurrency: int = Field(default=4, ge=1, le=10, description="Records of a batch run at once.")
+    db_pool_size: int = Field(default=1, ge=1, le=64, description="Connections per process (1 in Lambda).")
+    db_connect_timeout_seconds: int = Field(default=5, ge=1, le=60)
+    db_statement_timeout_ms: int = Field(default=10_000, ge=100)
+    db_prepared_statements: bool = Field(
+        default=True,
+        description="Prepare statements used repeatedly on the server; turn off behind RDS Proxy or PgBouncer.",
+    )
+    redis_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
+    rate_limit_generate: int = Field(default=100, ge=0, description="Generate requests per client IP per window.")
+    rate_limit_reads: int = Field(default=600, ge=0, description="Other requests per client IP per window.")
+    rate_limit_window_seconds: int = Field(default=60, ge=1, le=3600)
+    rate_limit_fail_open: bool = Field(default=False, description="Redis down: let requests through (uncounted).")
+    cache_max_value_bytes: int = Field(default=262_144, ge=1024, description="Larger results are not cached in Redis.")
+    template_cache_seconds: float = Field(default=1.0, ge=0, le=60, description="In-process template cache.")
+    idempotency_ttl_seconds: int = Field(default=86_400, ge=60)
+
+    anthropic_api_key: str | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY", repr=False)
+    anthropic_base_url: str | None = Field(default=None, validation_alias="ANTHROPIC_BASE_URL")
+    anthropic_api_key_parameter: str | None = Field(default=None, description="SSM name of the key (AWS mode).")
+    anthropic_models: tuple[str, ...] = Field(default=(), description="Allowed models; empty: any.")
+    anthropic_default_model: str | None = None
+    openai_api_key: str | None = Field(default=None, validation_alias="OPENAI_API_KEY", repr=False)
+    openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
+    openai_api_key_parameter: str | None = Field(default=None, description="SSM name of the key (AWS mode).")
+    openai_models: tuple[str, ...] = Field(default=(), description="Allowed models; empty: any.")
+    openai_default_model: str | None = None
+    openai_compatible_base_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:11434/v1")
+    openai_compatible_api_key: str | None = Field(default=None, repr=False)
+    openai_compatible_models: tuple[str, ...] = Field(default=(), description="Allowed models; empty: any.")
+    openai_compatible_default_model: str | None = None
+
+    fake_latency_ms: int = Field(default=0, ge=0, le=600_000)
+    fake_fail_status: int | None = Field(default=None, ge=400, le=599)
+    fake_fail_rate: Decimal = Field(default=Decimal("1"), ge=0, le=1)
+    fake_timeout_rate: Decimal = Field(default=Decimal("0"), ge=0, le=1)
+    fake_batch_delay_seconds: float = Field(default=0, ge=0, description="Fake batches end this long after submit.")
+    fake_batch_error_rate: Decimal = Field(default=Decimal("0"), ge=0, le=1)
+    fake_batch_expire: bool = False
+    economy_max_jobs: int = Field(default=1000, ge=1, le=100_000, description="Jobs per provider batch at most.")
+    economy_min_jobs: int = Field(default=100, ge=1, description="A batch goes out at this many waiting jobs...")
+    economy_max_wait_seconds: int = Field(default=300, ge=0, description="...or when its oldest job waited this long.")
+    fake_answer_log: str | None = Field(
+        default=None, description="File the fake provider appends a line to per answer."
+    )
+
+    def cors_allows(self, origin: str) -> bool:
+        """Whether a browser page from `origin` may call the API."""
+        allowed = {o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()}
+        return "*" in allowed or origin.rstrip("/") in allowed
+
+    def provider_default_model(self, provider: str) -> str | None:
+        """The model a provider uses when neither request nor template names one (None: the price table's)."""
+        return {
+            "anthropic": self.anthropic_default_model,
+            "openai": self.openai_default_model,
+            "openai-compatible": self.openai_compatible_default_model,
+        }.get(provider)
+
+    def queue_url(self, priority: str) -> str:
+        """The job queue URL for a priority (`high`, `normal`, `low`)."""
+        urls = {
+            "high": self.job_queue_high_url,
+            "normal": self.job_queue_normal_url,
+            "low": self.job_queue_low_url,
+            "economy": self.job_queue_low_url,  # an economy job moved to the normal lane waits like `low`
+        }
+        url = urls.get(priority, "")
+        if not url:
+            raise ConfigurationError(f"no queue URL configured for priority {priority!r}")
+        return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationError(f"invalid PromptLab settings: {problems}") from exc

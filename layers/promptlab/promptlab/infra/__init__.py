@@ -1,0 +1,1 @@
+"""Adapters to AWS and Redis: SQS, publishers, secrets, the result cache, rate limits, throttling."""

@@ -1,0 +1,161 @@
+"""Exact sliding-window rate limits on Redis sorted sets: one round trip, the server's clock."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from functools import cache
+
+import redis
+
+from promptlab.core.errors import DependencyUnavailable
+from promptlab.core.observability import logger
+from promptlab.core.settings import get_settings
+from promptlab.infra.redis_client import get_redis
+
+# KEYS: one sorted set per limit. ARGV: window (µs), member, then one limit per key.
+# A request is admitted only if every key has room; then it is recorded in all of them.
+# Returns {admitted, limit, remaining, reset_us} for the tightest key.
+SLIDING_WINDOW_LUA = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
+local window = tonumber(ARGV[1])
+local member = ARGV[2]
+local admitted = 1
+local best_limit, best_remaining, best_reset = -1, -1, 0
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[2 + i])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local count = redis.call('ZCARD', key)
+  local remaining = limit - count
+  local reset = 0
+  if count > 0 then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    reset = tonumber(oldest[2]) + window - now
+  end
+  if remaining <= 0 then admitted = 0 end
+  if best_limit < 0 or remaining < best_remaining then
+    best_limit, best_remaining, best_reset = limit, remaining, reset
+  end
+end
+if admitted == 1 then
+  for _, key in ipairs(KEYS) do
+    redis.call('ZADD', key, now, member)
+    redis.call('PEXPIRE', key, math.ceil(window / 1000))
+  end
+  best_remaining = best_remaining - 1
+  if best_reset == 0 then best_reset = window end
+end
+return {admitted, best_limit, math.max(best_remaining, 0), best_reset}
+"""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The limiter's answer for one request, and what the `X-RateLimit-*` headers report."""
+
+    admitted: bool
+    limit: int
+    remaining: int
+    reset_seconds: int
+    # A value read in the same round trip (`also_get`): the key's value, or None when absent or unreadable.
+    prefetched: bytes | None = None
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_seconds),
+        }
+
+
+class SlidingWindowLimiter:
+    """Counts requests per key over the last `window` seconds, exactly (one sorted-set entry per request)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._script = client.register_script(SLIDING_WINDOW_LUA)  # EVALSHA, reloaded on NOSCRIPT
+
+    def admit(self, limits: dict[str, int], *, window_seconds: int, also_get: str | None = None) -> Decision:
+        """Admit one request against every (key → limit); raises `DependencyUnavailable` if Redis is down.
+
+        `also_get` reads one more key in the same round trip (a pipeline, not a transaction: on a cluster
+        the key may live on another shard), so the cache lookup of `POST /generate` costs no extra trip.
+        """
+        keys = list(limits)
+        # The request's member in the sorted sets: unique is all it needs to be (no urandom call per request).
+        member = f"{random.getrandbits(96):024x}"
+        args: list[str | int] = [window_seconds * 1_000_000, member, *limits.values()]
+        prefetched: bytes | None = None
+        try:
+            if also_get is None:
+                outcome = self._script(keys=keys, args=args)
+            else:
+                pipe = self._client.pipeline(transaction=False)
+                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+                pipe.get(also_get)
+                outcome, value = pipe.execute(raise_on_error=False)
+                if isinstance(outcome, redis.exceptions.NoScriptError):
+                    outcome = self._script(keys=keys, args=args)  # loads the script, then runs it
+                elif isinstance(outcome, Exception):
+                    raise outcome
+                prefetched = value if isinstance(value, bytes) else None
+            admitted, limit, remaining, reset_us = outcome
+        except (redis.RedisError, OSError) as exc:
+            raise DependencyUnavailable("the rate limiter is unavailable", details={"dependency": "redis"}) from exc
+        return Decision(
+            admitted=bool(admitted),
+            limit=int(limit),
+            remaining=int(remaining),
+            reset_seconds=max(1, -(-int(reset_us) // 1_000_000)),
+            prefetched=prefetched,
+        )
+
+
+@cache
+def get_limiter() -> SlidingWindowLimiter:
+    """The process-wide limiter."""
+    return SlidingWindowLimiter(get_redis())
+
+
+def route_class(method: str, path: str) -> str | None:
+    """`generate`, `read`, or None for routes that are never limited (health checks)."""
+    if path == "/health":
+        return None
+    if method.upper() == "POST" and path in {"/generate", "/generate/batch"}:
+        return "generate"
+    return "read"
+
+
+def check(
+    *,
+    client_ip: str,
+    method: str,
+    path: str,
+    key_id: str | None = None,
+    key_limit: int | None = None,
+    also_get: str | None = None,
+) -> Decision | None:
+    """The decision for one request by client IP and route class, and by API key when the key has a
+    limit (`--rpm`: every request of the key, per window); None when it is not limited. One round trip.
+
+    Redis down: `DependencyUnavailable` (fail-closed), or None when `rate_limit_fail_open` is set.
+    """
+    settings = get_settings()
+    kind = route_class(method, path)
+    if kind is None:
+        return None
+    limit = settings.rate_limit_generate if kind == "generate" else settings.rate_limit_reads
+    # One hash tag for every limiter key: multi-key scripts work on a Redis cluster (ElastiCache Serverless).
+    limits = {f"{settings.redis_prefix}{{rl}}:ip:{client_ip}:{kind}": limit} if limit > 0 else {}
+    if key_id is not None and key_limit:
+        limits[f"{settings.redis_prefix}{{rl}}:key:{key_id}"] = key_limit
+    if not limits:
+        return None
+    try:
+        return get_limiter().admit(limits, window_seconds=settings.rate_limit_window_seconds, also_get=also_get)
+    except DependencyUnavailable:
+        if settings.rate_limit_fail_open:
+            logger.warning("rate limiter unavailable; request let through (fail-open)", client_ip=client_ip)
+            return None
+        raise

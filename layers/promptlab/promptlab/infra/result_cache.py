@@ -1,0 +1,77 @@
+"""The result cache in Redis, keyed by a job's `input_hash`. Fail-open: its errors never fail a generation."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+from promptlab.core.observability import logger
+from promptlab.core.settings import get_settings
+from promptlab.infra.redis_client import get_redis
+
+
+def key_for(input_hash: str) -> str:
+    """The Redis key of a cached result."""
+    return _key(input_hash)
+
+
+def decode(raw: bytes | str | None) -> dict[str, Any] | None:
+    """A cached value as read from Redis (None: a miss, or a value that is not ours)."""
+    if raw is None:
+        return None
+    try:
+        value: dict[str, Any] = json.loads(raw)
+    except ValueError:
+        return None
+    return value
+
+
+def _key(input_hash: str) -> str:
+    return f"{get_settings().redis_prefix}cache:{input_hash}"
+
+
+def entry_for(row: dict[str, Any]) -> dict[str, Any]:
+    """What the cache keeps of a completed job."""
+    keep = (
+        "output", "finish_reason", "truncated", "input_tokens", "output_tokens", "cache_read_tokens",
+        "cache_write_tokens", "total_tokens", "estimated_cost_usd", "answered_by",
+    )  # fmt: skip
+    entry = {k: row[k] for k in keep}
+    entry["estimated_cost_usd"] = None if row["estimated_cost_usd"] is None else str(row["estimated_cost_usd"])
+    entry["job_id"] = row["id"]
+    return entry
+
+
+def get_result(input_hash: str) -> dict[str, Any] | None:
+    """A cached result, or None (a miss, or Redis unavailable)."""
+    try:
+        raw = get_redis().get(_key(input_hash))
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("result cache unavailable; treated as a miss", error=type(exc).__name__)
+        return None
+    return decode(raw)
+
+
+def put_result(input_hash: str, result: dict[str, Any], *, ttl_seconds: int) -> bool:
+    """Cache a result for `ttl_seconds`; skipped (False) when too large, TTL 0, or Redis unavailable."""
+    if ttl_seconds <= 0:
+        return False
+    text = json.dumps(result, separators=(",", ":"), ensure_ascii=False, default=str)
+    if len(text.encode()) > get_settings().cache_max_value_bytes:
+        return False
+    try:
+        get_redis().set(_key(input_hash), text, ex=ttl_seconds)
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("result not cached: Redis unavailable", error=type(exc).__name__)
+        return False
+    return True
+
+
+def forget(input_hash: str) -> None:
+    """Drop a cached result (privacy purges)."""
+    try:
+        get_redis().delete(_key(input_hash))
+    except (redis.RedisError, OSError):
+        logger.warning("cached result not dropped: Redis unavailable", input_hash=input_hash)

@@ -1,0 +1,79 @@
+"""The DLQ handler's use case: end the job `failed` with its reason and keep the dead letter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from promptlab.core.errors import PoisonMessage
+from promptlab.core.observability import logger
+from promptlab.core.settings import get_settings
+from promptlab.db import jobs_repo
+from promptlab.db.connection import connection
+from promptlab.jobs.lifecycle import announce, dispatch
+from promptlab.models.jobs import DeadLetterPublic, RedriveResult, parse_job_message
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One record that reached the dead-letter queue."""
+
+    body: str
+    message_id: str
+    queue: str
+    receive_count: int | None
+    reason: str | None
+
+
+def record_dead_letter(letter: DeadLetter) -> str | None:
+    """Mark the job failed (keeping an earlier error) and store the letter once; returns the job id."""
+    try:
+        job_id: str | None = parse_job_message(letter.body).job_id
+    except PoisonMessage:
+        job_id = None
+    reason = letter.reason or f"dead-lettered after {letter.receive_count or 'too many'} receives"
+    with connection() as conn:
+        error = {"code": "dead_lettered", "message": reason, "retryable": False, "providerStatus": None}
+        failed_now = job_id is not None and jobs_repo.fail_job(conn, job_id=job_id, error=error)
+        jobs_repo.insert_dead_letter(
+            conn,
+            job_id=job_id,
+            queue=letter.queue,
+            reason=reason,
+            receive_count=letter.receive_count,
+            message_id=letter.message_id,
+            body=letter.body,
+        )
+    if failed_now and job_id is not None:
+        announce(job_id)
+    logger.warning("dead letter recorded", job_id=job_id, reason=reason)
+    return job_id
+
+
+def list_dead_letters(*, limit: int = 100) -> list[DeadLetterPublic]:
+    """The newest dead letters with their reasons."""
+    with connection() as conn:
+        rows = jobs_repo.list_dead_letters(conn, limit=limit)
+    return [DeadLetterPublic.model_validate(r) for r in rows]
+
+
+def redrive(*, tenant_id: str | None, job_id: str | None = None, limit: int = 100) -> RedriveResult:
+    """Re-send dead-lettered failed jobs with a fresh attempt budget; each dead letter is redriven once."""
+    settings = get_settings()
+    redriven: list[str] = []
+    with connection() as conn:
+        for letter in jobs_repo.dead_letters_for_redrive(conn, tenant_id=tenant_id, job_id=job_id, limit=limit):
+            with conn.transaction():
+                row = jobs_repo.retry_job(
+                    conn,
+                    tenant_id=tenant_id,
+                    job_id=letter["job_id"],
+                    extra_attempts=settings.max_attempts,
+                    ttl_seconds=settings.job_ttl_seconds,
+                )
+                if row is None:
+                    continue
+                jobs_repo.mark_redriven(conn, job_id=letter["job_id"])
+            dispatch(conn, job_id=row["id"], priority=row["priority"])
+            redriven.append(row["id"])
+    logger.info("dead letters redriven", count=len(redriven))
+    return RedriveResult(redriven=redriven)

@@ -1,0 +1,197 @@
+"""The job state machine, the job's wire views, and the job use cases (read, list, cancel, retry)."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from promptlab.core.errors import Conflict, DependencyUnavailable, NotFound
+from promptlab.core.observability import logger
+from promptlab.core.pagination import decode_cursor, encode_cursor
+from promptlab.core.settings import get_settings
+from promptlab.db import jobs_repo
+from promptlab.db.connection import Connection, connection
+from promptlab.infra import result_cache
+from promptlab.infra.job_queue import get_queue
+from promptlab.models.jobs import JobPage, JobPublic, JobSummary
+
+QUEUED, PROCESSING, COMPLETED, FAILED, CANCELLED = "queued", "processing", "completed", "failed", "cancelled"
+TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+
+# Which transition is allowed from which state; the SQL guards in jobs_repo enforce the same.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    QUEUED: frozenset({PROCESSING, FAILED, CANCELLED}),
+    PROCESSING: frozenset({COMPLETED, FAILED, QUEUED, CANCELLED}),
+    COMPLETED: frozenset(),
+    FAILED: frozenset({QUEUED}),  # an explicit retry or a DLQ redrive
+    CANCELLED: frozenset(),
+}
+
+
+def can_transition(current: str, target: str) -> bool:
+    """Whether a job may move from `current` to `target`."""
+    return target in TRANSITIONS.get(current, frozenset())
+
+
+def job_summary(row: dict[str, Any]) -> JobSummary:
+    """The list view of a job row."""
+    return JobSummary.model_validate({**row, "job_id": row["id"]})
+
+
+def job_public(
+    row: dict[str, Any],
+    attempts: list[dict[str, Any]] | None = None,
+    notifications: list[dict[str, Any]] | None = None,
+) -> JobPublic:
+    """The full wire view of a job row (with its attempts and announcements when given)."""
+    return JobPublic.model_validate(
+        {**row, "job_id": row["id"], "attempt_history": attempts, "notifications": notifications}
+    )
+
+
+def dispatch(conn: Connection, *, job_id: str, priority: str) -> bool:
+    """Send the job's message and record it; on a queue outage the row stays for the sweeper."""
+    try:
+        get_queue().send_job(job_id=job_id, priority=priority)
+    except DependencyUnavailable:
+        logger.warning("job not enqueued; the sweeper will send it", job_id=job_id)
+        return False
+    jobs_repo.mark_enqueued(conn, job_id=job_id)
+    return True
+
+
+def announce(job_id: str) -> None:
+    """Queue the announcement of a job that just ended (best effort: a queue outage is only logged)."""
+    if not get_settings().notify_queue_url:
+        return
+    try:
+        get_queue().send_notification(job_id=job_id)
+    except DependencyUnavailable:
+        logger.warning("job end not announced: the notify queue is unreachable", job_id=job_id)
+
+
+def _require(row: dict[str, Any] | None, job_id: str) -> dict[str, Any]:
+    if row is None:
+        raise NotFound(f"job {job_id!r} not found", details={"jobId": job_id})
+    return row
+
+
+WAIT_POLL_SECONDS = 0.05
+
+
+def get_job(*, tenant_id: str, job_id: str, wait_seconds: float = 0) -> JobPublic:
+    """A tenant's job with its attempt history, or 404.
+
+    With `wait_seconds`, an unfinished job is read again every 50 ms until it ends or the wait is over
+    (a long poll: the answer leaves within ~50 ms of the job's end).
+    """
+    deadline = time.monotonic() + wait_seconds
+    while True:  # the connection goes back to the pool between reads
+        with connection() as conn:
+            row = _require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id)
+        if row["status"] in TERMINAL or time.monotonic() >= deadline:
+            break
+        time.sleep(min(WAIT_POLL_SECONDS, deadline - time.monotonic()))
+    with connection() as conn:
+        attempts = jobs_repo.list_attempts(conn, job_id=job_id)
+        notifications = jobs_repo.list_notifications(conn, job_id=job_id)
+    return job_public(row, attempts, notifications)
+
+
+def list_jobs(
+    *,
+    tenant_id: str,
+    limit: int,
+    cursor: str | None,
+    status: str | None = None,
+    template_id: str | None = None,
+    provider: str | None = None,
+    priority: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+) -> JobPage:
+    """A page of a tenant's jobs, newest first, filtered."""
+    filters = {
+        "status": status,
+        "template_id": template_id,
+        "provider": provider,
+        "priority": priority,
+        "created_from": created_from,
+        "created_to": created_to,
+    }
+    with connection() as conn:
+        rows = jobs_repo.list_jobs(
+            conn, tenant_id=tenant_id, limit=limit + 1, after_id=decode_cursor(cursor), filters=filters
+        )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return JobPage(items=[job_summary(r) for r in rows], next_cursor=encode_cursor(rows[-1]["id"]) if more else None)
+
+
+def _conflict(row: dict[str, Any], action: str) -> Conflict:
+    return Conflict(
+        f"a {row['status']} job cannot be {action}",
+        details={"jobId": row["id"], "status": row["status"]},
+    )
+
+
+def cancel_job(*, tenant_id: str, job_id: str) -> JobPublic:
+    """Cancel a queued job, or a processing one (its result is then discarded, its cost kept)."""
+    with connection() as conn:
+        row = jobs_repo.cancel_job(conn, tenant_id=tenant_id, job_id=job_id)
+        if row is None:
+            raise _conflict(_require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id), "cancelled")
+        attempts = jobs_repo.list_attempts(conn, job_id=job_id)
+    logger.info("job cancelled", job_id=job_id)
+    announce(job_id)
+    return job_public(row, attempts)
+
+
+def retry_job(*, tenant_id: str, job_id: str) -> JobPublic:
+    """Run a failed job again with a fresh attempt budget."""
+    settings = get_settings()
+    with connection() as conn:
+        row = jobs_repo.retry_job(
+            conn,
+            tenant_id=tenant_id,
+            job_id=job_id,
+            extra_attempts=settings.max_attempts,
+            ttl_seconds=settings.job_ttl_seconds,
+        )
+        if row is None:
+            raise _conflict(_require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id), "retried")
+        if row["lane"] == "standard":  # an economy job waits for the next provider batch instead
+            dispatch(conn, job_id=job_id, priority=row["priority"])
+        row = _require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id)
+        attempts = jobs_repo.list_attempts(conn, job_id=job_id)
+    logger.info("job retried", job_id=job_id)
+    return job_public(row, attempts)
+
+
+def dispatch_many(conn: Connection, *, jobs: list[tuple[str, str]]) -> set[str]:
+    """Send many jobs' messages in SQS batches of 10; returns the ids sent (the rest wait for the sweeper)."""
+    if not jobs:
+        return set()
+    sent = get_queue().send_jobs(jobs)
+    if len(sent) < len(jobs):
+        logger.warning("some jobs not enqueued; the sweeper will send them", unsent=len(jobs) - len(sent))
+    jobs_repo.mark_enqueued_many(conn, job_ids=sorted(sent))
+    return sent
+
+
+def purge_job(*, tenant_id: str, job_id: str) -> None:
+    """Drop a finished job's input and output from Postgres and its result from the Redis cache.
+
+    The accounting stays. A job still queued or processing is a 409: cancel it first.
+    """
+    with connection() as conn:
+        purged = jobs_repo.purge_job(conn, tenant_id=tenant_id, job_id=job_id)
+        if purged is None:
+            row = _require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id)
+            raise Conflict(
+                f"job {job_id!r} is {row['status']}: cancel it before purging it",
+                details={"jobId": job_id, "status": row["status"]},
+            )
+    result_cache.forget(purged["input_hash"])
+    logger.info("job purged", job_id=job_id)

@@ -1,0 +1,363 @@
+"""The worker's use case: run one job message exactly as far as it is allowed to go."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from promptlab.core.errors import DependencyUnavailable
+from promptlab.core.observability import count, logger, provider_segment
+from promptlab.core.settings import get_settings
+from promptlab.db import jobs_repo, templates_repo
+from promptlab.db.connection import connection
+from promptlab.infra import provider_throttle, result_cache
+from promptlab.infra.job_queue import JobQueue, get_queue
+from promptlab.jobs.lifecycle import announce
+from promptlab.models.jobs import parse_job_message
+from promptlab.providers import get_provider, json_output
+from promptlab.providers.base import GenerationCall, Message, ProviderError, ProviderResult
+from promptlab.providers.pricing import cost_usd, unit_prices
+from promptlab.templates.rendering import render
+
+
+class RetryLater(Exception):
+    """The job went back to `queued`; the message stays on the queue, delayed by the backoff."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One SQS record as the worker sees it."""
+
+    body: str
+    message_id: str
+    receipt_handle: str
+    source_arn: str
+
+
+def provider_timeout(max_tokens: int) -> float:
+    """min(base + 0.05 s per output token, 240 s): long answers get longer."""
+    return min(get_settings().provider_timeout_seconds + 0.05 * max_tokens, 240.0)
+
+
+def backoff_seconds(attempt: int, retry_after: float | None) -> int:
+    """The delay before attempt `attempt + 1`: the schedule, or the provider's retry-after if larger."""
+    schedule = get_settings().retry_backoff_seconds
+    delay = schedule[min(attempt - 1, len(schedule) - 1)]
+    return int(max(delay, retry_after or 0))
+
+
+def _error(exc: ProviderError, attempt: int) -> dict[str, Any]:
+    error: dict[str, Any] = {
+        "code": exc.code,
+        "message": exc.message,
+        "retryable": exc.retryable,
+        "providerStatus": exc.status,
+        "attempt": attempt,
+    }
+    if exc.retry_after is not None:
+        error["retryAfterSeconds"] = exc.retry_after
+    if exc.extra:
+        error["rateLimit"] = exc.extra
+    return error
+
+
+def _version(job: dict[str, Any]) -> dict[str, Any]:
+    with connection() as conn:
+        version = templates_repo.get_version(conn, template_id=job["template_id"], version=job["template_version"])
+    if version is None:
+        raise ProviderError(code="template_missing", message="the template version is gone", retryable=False)
+    return version
+
+
+def current_route(job: dict[str, Any]) -> tuple[str, str]:
+    """(provider, model) being tried: the job's own, or the fallback its `route_index` points at."""
+    routes = [(job["provider"], job["model"])]
+    for entry in job.get("fallbacks") or []:
+        provider, _, model = entry.partition(":")
+        routes.append((provider, model))
+    return routes[min(job.get("route_index") or 0, len(routes) - 1)]
+
+
+def _has_next_route(job: dict[str, Any]) -> bool:
+    return (job.get("route_index") or 0) < len(job.get("fallbacks") or [])
+
+
+def _conversation(job: dict[str, Any], version: dict[str, Any]) -> list[Message]:
+    """The turns sent: the rendered body, or the job's chat messages; after an invalid JSON answer, that
+    answer and a request to correct it."""
+    values = job["input"] or {}
+    if job.get("messages"):
+        turns = [Message(role=m["role"], content=render(m["content"], values) or "") for m in job["messages"]]
+    else:
+        turns = [Message(role="user", content=render(version["body"], values) or "")]
+    error = job.get("error") or {}
+    if error.get("code") == "invalid_output" and error.get("output"):
+        turns += [
+            Message(role="assistant", content=error["output"]),
+            Message(role="user", content=json_output.correction(error["message"])),
+        ]
+    return turns
+
+
+def build_call(job: dict[str, Any], version: dict[str, Any]) -> tuple[str, str, GenerationCall]:
+    """(provider, model, call) for the job's current route: what the worker or a provider batch sends."""
+    provider, model = current_route(job)
+    params = job["params"]
+    max_tokens = int(params["maxTokens"])
+    temperature, top_p = params.get("temperature"), params.get("topP")
+    call = GenerationCall(
+        model=model,
+        system=render(version["system"], job["input"] or {}),
+        messages=_conversation(job, version),
+        max_tokens=max_tokens,
+        temperature=None if temperature is None else Decimal(temperature),
+        timeout_seconds=provider_timeout(max_tokens),
+        cache_system=bool(version.get("cache_system")),
+        top_p=None if top_p is None else Decimal(top_p),
+        stop=tuple(params.get("stop") or ()),
+        response_format=params.get("responseFormat"),
+    )
+    return provider, model, call
+
+
+def _call_provider(job: dict[str, Any], version: dict[str, Any]) -> ProviderResult:
+    provider, model, call = build_call(job, version)
+    with provider_segment(provider, model):
+        return get_provider(provider).generate(call)
+
+
+def spend(
+    job: dict[str, Any], result: ProviderResult, latency_ms: int | None, *, batch: bool = False
+) -> dict[str, Any]:
+    """What the answer cost (at batch prices for the economy lane), added to what earlier attempts of this
+    job spent (invalid JSON answers)."""
+    provider, model = current_route(job)
+    prices = unit_prices(provider, result.model, batch=batch) or unit_prices(provider, model, batch=batch)
+    if prices is None:
+        logger.warning("no price for model; cost left null", provider=provider, model=result.model)
+    usage = result.usage
+    warnings = [] if prices else [f"no price known for {provider}/{result.model}: the cost is unknown"]
+    if not result.text:
+        warnings.append(f"the provider returned an empty answer (finish reason {result.finish_reason})")
+    elif result.truncated:
+        warnings.append(f"the answer was cut at maxTokens (finish reason {result.finish_reason})")
+    earlier = job.get("estimated_cost_usd")
+    cost = cost_usd(usage, prices) + (earlier or 0) if prices else None
+
+    def plus(column: str, value: int) -> int:
+        return value + (job.get(column) or 0)
+
+    return {
+        "output": result.text.replace("\x00", ""),  # Postgres text cannot hold NUL
+        "finish_reason": result.finish_reason,
+        "truncated": result.truncated or not result.text,
+        "input_tokens": plus("input_tokens", usage.input_tokens),
+        "output_tokens": plus("output_tokens", usage.output_tokens),
+        "cache_read_tokens": plus("cache_read_tokens", usage.cache_read_tokens),
+        "cache_write_tokens": plus("cache_write_tokens", usage.cache_write_tokens),
+        "total_tokens": plus("total_tokens", usage.total_tokens),
+        "estimated_cost_usd": cost,
+        "unit_prices": prices.snapshot() if prices else None,
+        "answered_by": f"{provider}/{result.model}",
+        "provider_latency_ms": latency_ms,
+        "warnings": warnings,
+    }
+
+
+def _invalid_output(
+    job: dict[str, Any], result: ProviderResult, why: str, latency_ms: int, delivery: Delivery, queue: JobQueue
+) -> None:
+    """A JSON-mode answer that does not satisfy the format: its cost is kept, and the job is asked again
+    (with the answer and the reason) while attempts last, else it fails with `invalid_output`."""
+    attempt = job["attempts"]
+    retry = attempt < job["max_attempts"]
+    spent = spend(job, result, latency_ms)
+    error = {
+        "code": "invalid_output",
+        "message": why,
+        "retryable": retry,
+        "providerStatus": None,
+        "attempt": attempt,
+        "output": spent["output"][:8000],
+    }
+    with connection() as conn, conn.transaction():
+        jobs_repo.end_attempt(
+            conn, job_id=job["id"], n=attempt, outcome="error", error=error, provider_request_id=result.request_id
+        )
+        jobs_repo.record_invalid_output(conn, job_id=job["id"], attempt=attempt, error=error, spend=spent, retry=retry)
+    if retry:
+        queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=0)
+        count("JobRetries")
+        logger.info("job answer was not valid JSON for its format; asked again", job_id=job["id"], attempt=attempt)
+        raise RetryLater(f"invalid_output: {why}")
+    announce(job["id"])
+    count("JobsFailed")
+    logger.warning("job failed: no valid JSON answer", job_id=job["id"], attempt=attempt)
+
+
+def _complete(job: dict[str, Any], result: ProviderResult, latency_ms: int, cache_ttl_seconds: int) -> None:
+    outcome = spend(job, result, latency_ms)
+    usage = result.usage
+    # The job's state and its attempt's outcome commit together, so a crash cannot leave one without the other.
+    with connection() as conn, conn.transaction():
+        done = jobs_repo.complete_job(conn, job_id=job["id"], attempt=job["attempts"], result=outcome)
+        if done is None:
+            # Cancelled during the call: the tokens were spent, so they are billed once; the output is dropped.
+            jobs_repo.record_spend_on_cancelled(conn, job_id=job["id"], attempt=job["attempts"], result=outcome)
+        jobs_repo.end_attempt(
+            conn,
+            job_id=job["id"],
+            n=job["attempts"],
+            outcome="succeeded" if done else "discarded",
+            error=None,
+            provider_request_id=result.request_id,
+        )
+    if done:
+        if not job.get("route_index"):  # a fallback's answer is not what the request's own model would say
+            result_cache.put_result(job["input_hash"], result_cache.entry_for(done), ttl_seconds=cache_ttl_seconds)
+        announce(job["id"])
+        count("JobsCompleted")
+        count("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
+        count("InputTokens", usage.input_tokens)
+        count("OutputTokens", usage.output_tokens)
+        cost = done["estimated_cost_usd"]
+        if cost is not None:  # in micro-dollars: metric values are floats, money is not
+            count("CostMicroUSD", int(cost * 1_000_000))
+        logger.info(
+            "job completed",
+            job_id=job["id"],
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            latency_ms=latency_ms,
+        )
+    else:
+        logger.warning("job result discarded: the job is no longer held by this attempt", job_id=job["id"])
+
+
+def _handle_failure(job: dict[str, Any], exc: ProviderError, delivery: Delivery, queue: JobQueue) -> None:
+    attempt = job["attempts"]
+    error = _error(exc, attempt)
+    retry = exc.retryable and attempt < job["max_attempts"]
+    # A provider that failed for good hands the job to the next fallback, with a fresh attempt budget.
+    fall_back = not retry and exc.code != "content_refused" and _has_next_route(job)
+    if exc.retryable and not retry and not fall_back:
+        reason = f"attempts exhausted ({attempt} of {job['max_attempts']}): {exc.code}: {exc.message}"
+        error = {**error, "message": reason}
+        # Sent before the job is failed: if this process dies here, the redelivery ends the job the same way.
+        queue.dead_letter(body=delivery.body, job_id=job["id"], reason=reason, attempts=attempt)
+    with connection() as conn, conn.transaction():
+        jobs_repo.end_attempt(conn, job_id=job["id"], n=attempt, outcome="error", error=error, provider_request_id=None)
+        if fall_back:
+            jobs_repo.next_route(
+                conn, job_id=job["id"], attempt=attempt, extra_attempts=get_settings().max_attempts, error=error
+            )
+        elif retry:
+            jobs_repo.requeue_job(conn, job_id=job["id"], attempt=attempt, error=error)
+        else:
+            jobs_repo.fail_job(conn, job_id=job["id"], error=error)
+    if fall_back:
+        # A fresh message, so SQS's receive count (the poison safety net) starts again for the next route.
+        try:
+            queue.send_job(job_id=job["id"], priority=job["priority"])
+        except DependencyUnavailable as send_failed:
+            raise RetryLater("the next fallback could not be queued; this message will be retried") from send_failed
+        logger.info("job moves to its next fallback", job_id=job["id"], code=exc.code)
+        return
+    if retry:
+        delay = backoff_seconds(attempt, exc.retry_after)
+        queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=delay)
+        count("JobRetries")
+        logger.info("job will retry", job_id=job["id"], attempt=attempt, delay_seconds=delay, code=exc.code)
+        raise RetryLater(str(exc)) from exc
+    announce(job["id"])
+    count("JobsFailed")
+    logger.warning("job failed", job_id=job["id"], code=exc.code, retryable=exc.retryable, attempt=attempt)
+
+
+def _reserve_provider(job_id: str, delivery: Delivery, queue: JobQueue) -> tuple[str, str] | None:
+    """Reserve a call for the job's route, or — when the provider or model is paused, or its reported budget
+    is used up by calls in flight — put the message back until then, without claiming the job: no attempt is
+    spent on a call bound to fail. Returns the reserved (provider, model), to be released after the call."""
+    if not get_settings().throttle:
+        return None
+    with connection() as conn:
+        route = jobs_repo.route_of(conn, job_id=job_id)
+    if route is None or route["status"] != "queued":
+        return None
+    provider, model = current_route(route)
+    wait = provider_throttle.reserve(provider, model)
+    if wait <= 0:
+        return provider, model
+    seconds = max(1, math.ceil(wait))
+    queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=seconds)
+    count("Throttled")
+    logger.info("provider paused; job waits", job_id=job_id, provider=provider, model=model, seconds=seconds)
+    raise RetryLater(f"{provider}/{model} is paused for {seconds} s")
+
+
+def process_delivery(delivery: Delivery, queue: JobQueue | None = None) -> str:
+    """Claim, call, and complete or fail one job; returns what happened (`completed`, `skipped`, …)."""
+    message = parse_job_message(delivery.body)
+    queue = queue or get_queue()
+    reserved = _reserve_provider(message.job_id, delivery, queue)
+    try:
+        return _process(message.job_id, delivery, queue)
+    finally:
+        if reserved is not None:
+            provider_throttle.release(*reserved)
+
+
+def _process(job_id: str, delivery: Delivery, queue: JobQueue) -> str:
+    """Claim, call, and complete or fail one job."""
+    with connection() as conn:
+        # Claim and attempt row commit together: a job in `processing` always has its open attempt.
+        with conn.transaction():
+            job = jobs_repo.claim_job(
+                conn,
+                job_id=job_id,
+                base_timeout=get_settings().provider_timeout_seconds,
+                lease_margin=get_settings().lease_margin_seconds,
+            )
+            if job is not None:
+                jobs_repo.start_attempt(conn, job_id=job["id"], n=job["attempts"])
+        if job is None:
+            current = jobs_repo.get_job_any_tenant(conn, job_id=job_id)
+            logger.info(
+                "job not claimable; message acknowledged",
+                job_id=job_id,
+                status=current["status"] if current else "missing",
+            )
+            return "skipped"
+    # The API request that made the job is the correlation id of every line about it.
+    logger.thread_safe_append_keys(
+        job_id=job["id"], template_id=job["template_id"], correlation_id=job.get("request_id")
+    )
+    started = time.monotonic()
+    try:
+        provider, model = current_route(job)
+        try:
+            version = _version(job)
+            result = _call_provider(job, version)
+        except ProviderError as exc:
+            if get_settings().throttle:
+                provider_throttle.note_headers(provider, model, exc.extra)
+                provider_throttle.note_failure(provider, model, exc.status, exc.retry_after)
+            _handle_failure(job, exc, delivery, queue)
+            return "failed"
+        if get_settings().throttle:
+            provider_throttle.note_headers(provider, model, result.rate_limits)
+        latency_ms = int((time.monotonic() - started) * 1000)
+        response_format = job["params"].get("responseFormat")
+        why = json_output.problem(result.text, response_format) if response_format else None
+        if why is not None:
+            _invalid_output(job, result, why, latency_ms, delivery, queue)
+            return "failed"
+        _complete(job, result, latency_ms=latency_ms, cache_ttl_seconds=version["cache_ttl_seconds"])
+        return "completed"
+    finally:
+        logger.thread_safe_remove_keys(["job_id", "template_id", "correlation_id"])

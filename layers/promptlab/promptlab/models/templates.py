@@ -1,0 +1,172 @@
+"""Templates on the wire: create/update bodies, versions, labels, render dry runs and diffs."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from promptlab.models.generation import ChatMessage
+from promptlab.models.wire import (
+    Fallbacks,
+    LabelName,
+    MaxTokens,
+    ModelName,
+    Money,
+    ProviderName,
+    RequestModel,
+    Temperature,
+    UtcDatetime,
+    VariableName,
+    WireModel,
+)
+
+
+class VariableSpec(RequestModel):
+    name: VariableName
+    required: bool = True
+    default: Annotated[str, Field(max_length=100_000)] | None = None
+
+
+class TemplateDefaults(RequestModel):
+    provider: ProviderName | None = None
+    model: ModelName | None = None
+    max_tokens: MaxTokens | None = None
+    temperature: Temperature | None = None
+    fallbacks: Fallbacks | None = None
+
+
+class TemplateCreate(RequestModel):
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
+    description: Annotated[str, Field(max_length=2_000)] | None = None
+    body: Annotated[str, Field(min_length=1, max_length=100_000)]
+    system: Annotated[str, Field(max_length=100_000)] | None = None
+    variables: Annotated[list[VariableSpec], Field(max_length=100)] | None = None
+    variables_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="A JSON Schema (type object) whose properties are the placeholders: types, enums, lengths,"
+        " defaults, descriptions; `required` lists the ones a request must give. Instead of `variables`.",
+    )
+    defaults: TemplateDefaults = Field(default_factory=TemplateDefaults)
+    cache_ttl_seconds: Annotated[int, Field(ge=0, le=30 * 86_400)] | None = None
+    cache_system_prompt: bool = Field(
+        default=False, description="Mark the system prompt cacheable (Anthropic prompt caching)."
+    )
+
+
+class TemplateUpdate(TemplateCreate):
+    """`PUT` replaces the whole template and makes a new version."""
+
+
+class VariablePublic(WireModel):
+    name: str
+    required: bool
+    default: str | None
+
+
+class TemplateDefaultsPublic(WireModel):
+    provider: str | None = None
+    model: str | None = None
+    max_tokens: int | None = None
+    temperature: Decimal | None = None
+    fallbacks: list[str] | None = None
+
+
+class VersionContent(WireModel):
+    """What a template version holds."""
+
+    version: int
+    body: str
+    system: str | None
+    variables: list[VariablePublic]
+    variables_schema: dict[str, Any] | None = None
+    defaults: TemplateDefaultsPublic
+    cache_ttl_seconds: int
+    cache_system_prompt: bool = Field(default=False, validation_alias="cache_system")
+    created_at: UtcDatetime
+
+
+class TemplateVersionPublic(VersionContent):
+    template_id: str
+
+
+class TemplatePublic(VersionContent):
+    id: str
+    name: str
+    description: str | None
+    updated_at: UtcDatetime
+    archived_at: UtcDatetime | None = None
+
+
+class TemplatePage(WireModel):
+    items: list[TemplatePublic]
+    next_cursor: str | None
+
+
+class TemplateVersionList(WireModel):
+    items: list[TemplateVersionPublic]
+
+
+class MoveLabel(RequestModel):
+    version: Annotated[int, Field(ge=1)]
+
+
+class LabelPublic(WireModel):
+    label: str
+    version: int
+    updated_at: UtcDatetime
+    updated_by: str | None
+
+
+class LabelMovePublic(WireModel):
+    label: str
+    from_version: int | None
+    to_version: int
+    moved_by: str | None
+    moved_at: UtcDatetime
+
+
+class TemplateLabels(WireModel):
+    labels: list[LabelPublic]
+    moves: list[LabelMovePublic] = Field(description="Every move, newest first (who, when, from which version).")
+
+
+class RenderRequest(RequestModel):
+    """A dry run of `POST /generate`: the same fields but the template (from the path) and the job options."""
+
+    input: str | dict[str, Any] = Field(default_factory=dict)
+    provider: ProviderName | None = None
+    model: ModelName | None = None
+    max_tokens: MaxTokens | None = None
+    messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=100)] | None = None
+    version: Annotated[int, Field(ge=1)] | None = Field(default=None, description="Default: the current version.")
+    label: LabelName | None = Field(default=None, description="Render the version this label points at.")
+
+
+class RenderedTurn(WireModel):
+    role: str
+    content: str
+
+
+class RenderResult(WireModel):
+    template_id: str
+    version: int
+    provider: str
+    model: str
+    system: str | None
+    messages: list[RenderedTurn]
+    input_tokens_estimate: int = Field(description="About 4 characters a token; the provider's count may differ.")
+    max_tokens: int
+    worst_case_cost_usd: Money | None = Field(
+        alias="worstCaseCostUSD", description="Input bounded by its UTF-8 bytes plus maxTokens of output."
+    )
+
+
+class TemplateDiff(WireModel):
+    template_id: str
+    from_version: int
+    to_version: int
+    body: list[str] = Field(description="A unified diff of the body, line by line (empty: unchanged).")
+    system: list[str]
+    changes: dict[str, dict[str, Any]] = Field(description="Other settings that changed: {field: {from, to}}.")

@@ -1,0 +1,91 @@
+"""JSON output mode: check the requested schema at submit, validate answers at completion.
+
+`jsonschema` is imported on first use, so requests without a response format never pay for it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from promptlab.core.errors import ValidationFailed
+from promptlab.core.hashing import canonical_json
+from promptlab.models.generation import ResponseFormat
+
+MAX_SCHEMA_BYTES = 32_768
+_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
+
+
+def checked_format(fmt: ResponseFormat) -> dict[str, Any]:
+    """The format as stored on the job; 422 naming `responseFormat.schema` when the schema is unusable."""
+    if fmt.type == "json_object":
+        return {"type": "json_object"}
+    if fmt.json_schema is None:
+        raise ValidationFailed.single("responseFormat.schema", "a json_schema response format needs a schema")
+    if len(canonical_json(fmt.json_schema).encode()) > MAX_SCHEMA_BYTES:
+        raise ValidationFailed.single("responseFormat.schema", f"the schema is larger than {MAX_SCHEMA_BYTES} bytes")
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    try:
+        Draft202012Validator.check_schema(fmt.json_schema)
+    except SchemaError as exc:
+        raise ValidationFailed.single("responseFormat.schema", f"not a valid JSON Schema: {exc.message}") from exc
+    return {"type": "json_schema", "schema": fmt.json_schema}
+
+
+def problem(text: str, fmt: dict[str, Any]) -> str | None:
+    """Why the answer does not satisfy the format, or None when it does (a ```json fence is tolerated)."""
+    fenced = _FENCE.match(text)
+    try:
+        value = json.loads(fenced.group(1) if fenced else text)
+    except ValueError as exc:
+        return f"the answer is not JSON ({exc})"
+    if fmt["type"] == "json_object":
+        return None if isinstance(value, dict) else "the answer is JSON but not an object"
+    from jsonschema import Draft202012Validator
+
+    errors = sorted(Draft202012Validator(fmt["schema"]).iter_errors(value), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return None
+    first = errors[0]
+    where = "/".join(str(p) for p in first.absolute_path) or "the top level"
+    return f"at {where}: {first.message}"
+
+
+def instruction(fmt: dict[str, Any]) -> str:
+    """What a provider without a native JSON mode is told (appended to the system prompt)."""
+    if fmt["type"] == "json_object":
+        return "Answer with a single JSON object and nothing else."
+    return "Answer with a single JSON value, and nothing else, that satisfies this JSON Schema: " + json.dumps(
+        fmt["schema"], separators=(",", ":")
+    )
+
+
+def correction(why: str) -> str:
+    """The user turn that asks again after an invalid answer."""
+    return f"Your previous answer was not valid: {why}. Answer again with only the JSON, nothing else."
+
+
+def example(schema: dict[str, Any]) -> Any:
+    """A small value that satisfies simple schemas (the offline fake provider's answer in JSON mode)."""
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = kind[0]
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        return {name: example(props.get(name, {})) for name in schema.get("required", list(props))}
+    if kind == "array":
+        return [example(schema.get("items", {})) for _ in range(schema.get("minItems", 0))]
+    if kind in {"integer", "number"}:
+        return schema.get("minimum", 1)
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return "x" * max(1, schema.get("minLength", 1)) if kind == "string" else "fake"

@@ -1,0 +1,1 @@
+"""Templates: placeholders and rendering, typed variables, and the template use cases."""

@@ -1,0 +1,275 @@
+"""Template use cases: create, read, list, new version, archive."""
+
+from __future__ import annotations
+
+import difflib
+import time
+from typing import Any
+
+from promptlab.core import ids
+from promptlab.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from promptlab.core.pagination import decode_cursor, encode_cursor
+from promptlab.core.settings import get_settings
+from promptlab.db import templates_repo
+from promptlab.db.connection import connection
+from promptlab.models.templates import (
+    TemplateCreate,
+    TemplateDiff,
+    TemplateLabels,
+    TemplatePage,
+    TemplatePublic,
+    TemplateVersionList,
+    TemplateVersionPublic,
+)
+from promptlab.templates.rendering import Variable, derive_variables
+from promptlab.templates.variable_schema import variables_from_schema
+
+
+def _content(request: TemplateCreate) -> dict[str, Any]:
+    declared = (
+        [Variable(name=v.name, required=v.required, default=v.default) for v in request.variables]
+        if request.variables is not None
+        else None
+    )
+    variables = derive_variables(body=request.body, system=request.system, declared=declared)
+    if request.variables_schema is not None:
+        if request.variables is not None:
+            raise ValidationFailed.single("variablesSchema", "give either `variables` or `variablesSchema`, not both")
+        names = [v.name for v in variables]
+        variables = variables_from_schema(request.variables_schema, names)
+    ttl = request.cache_ttl_seconds
+    return {
+        "name": request.name,
+        "description": request.description,
+        "body": request.body,
+        "system": request.system,
+        "variables": [{"name": v.name, "required": v.required, "default": v.default} for v in variables],
+        "variables_schema": request.variables_schema,
+        "defaults": request.defaults.model_dump(mode="json", exclude_none=True),
+        "cache_ttl_seconds": get_settings().default_cache_ttl_seconds if ttl is None else ttl,
+        "cache_system": request.cache_system_prompt,
+    }
+
+
+def template_public(row: dict[str, Any]) -> TemplatePublic:
+    """The wire view of a template row joined with its current version."""
+    return TemplatePublic.model_validate(row)
+
+
+def variables_of(version_row: dict[str, Any]) -> list[Variable]:
+    """The stored variables of a version as domain objects."""
+    return [Variable(name=v["name"], required=v["required"], default=v["default"]) for v in version_row["variables"]]
+
+
+def create_template(*, tenant_id: str, request: TemplateCreate) -> TemplatePublic:
+    """Create a template at version 1."""
+    content = _content(request)
+    with connection() as conn:
+        row = templates_repo.insert_template(conn, tenant_id=tenant_id, template_id=ids.template_id(), content=content)
+    return template_public(row)
+
+
+def get_template_row(*, tenant_id: str, template_id: str) -> dict[str, Any]:
+    """A template (archived ones too) or 404."""
+    with connection() as conn:
+        row = templates_repo.get_template(conn, tenant_id=tenant_id, template_id=template_id, include_archived=True)
+    if row is None:
+        raise NotFound(f"template {template_id!r} not found", details={"templateId": template_id})
+    return row
+
+
+_recent: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+
+
+def _resolve_ref(*, tenant_id: str, ref: str) -> dict[str, Any]:
+    """The template a reference names: `tpl_…` (current version), `tpl_…@3`, `tpl_…@label`; 404 otherwise."""
+    template_id, _, selector = ref.partition("@")
+    if not selector:
+        return get_template_row(tenant_id=tenant_id, template_id=template_id)
+    current = get_template_row(tenant_id=tenant_id, template_id=template_id)
+    with connection() as conn:
+        labelled = (
+            None
+            if selector.isdigit()
+            else templates_repo.labelled_version(conn, template_id=template_id, label=selector)
+        )
+        if not selector.isdigit() and labelled is None:
+            raise NotFound(
+                f"template {template_id!r} has no label {selector!r}",
+                details={"templateId": template_id, "label": selector},
+            )
+        version = int(selector) if labelled is None else labelled
+        row = templates_repo.template_at_version(conn, tenant_id=tenant_id, template_id=template_id, version=version)
+    if row is None:
+        raise NotFound(
+            f"template {template_id!r} has no version {version}",
+            details={"templateId": template_id, "version": version, "currentVersion": current["version"]},
+        )
+    return row
+
+
+def cached_template(*, tenant_id: str, template_id: str) -> dict[str, Any] | None:
+    """The template if this process holds a fresh copy, else None (never a database read)."""
+    cached = _recent.get((tenant_id, template_id))
+    if cached is not None and time.monotonic() - cached[0] < get_settings().template_cache_seconds:
+        return cached[1]
+    return None
+
+
+def template_for_generation(*, tenant_id: str, template_id: str) -> dict[str, Any]:
+    """The template as generation sees it, kept in process for `template_cache_seconds`.
+
+    Saves a Postgres round trip on the hot path; another sandbox may use the previous version for up
+    to that long after a `PUT` (the job records which version it used).
+    """
+    cached = cached_template(tenant_id=tenant_id, template_id=template_id)
+    if cached is not None:
+        return cached
+    ttl, key, now = get_settings().template_cache_seconds, (tenant_id, template_id), time.monotonic()
+    row = _resolve_ref(tenant_id=tenant_id, ref=template_id)
+    if ttl > 0:
+        if len(_recent) > 10_000:
+            _recent.clear()
+        _recent[key] = (now, row)
+    return row
+
+
+def _forget(tenant_id: str, template_id: str) -> None:
+    for key in [k for k in _recent if k[0] == tenant_id and k[1].partition("@")[0] == template_id]:
+        _recent.pop(key, None)
+
+
+def get_template(*, tenant_id: str, template_id: str) -> TemplatePublic:
+    """One template with its current version."""
+    return template_public(get_template_row(tenant_id=tenant_id, template_id=template_id))
+
+
+def list_templates(*, tenant_id: str, limit: int, cursor: str | None, q: str | None) -> TemplatePage:
+    """A page of live templates, newest first."""
+    after = decode_cursor(cursor)
+    with connection() as conn:
+        rows = templates_repo.list_templates(conn, tenant_id=tenant_id, limit=limit + 1, after_id=after, q=q)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return TemplatePage(
+        items=[template_public(r) for r in rows],
+        next_cursor=encode_cursor(rows[-1]["id"]) if more else None,
+    )
+
+
+def _explain_miss(*, tenant_id: str, template_id: str, expected_version: int | None) -> Exception:
+    row = get_template_row(tenant_id=tenant_id, template_id=template_id)
+    if row["archived_at"] is not None:
+        return Conflict(f"template {template_id!r} is archived", details={"templateId": template_id})
+    return PreconditionFailed(
+        f"template {template_id!r} is at version {row['version']}, not {expected_version}",
+        details={"currentVersion": row["version"], "expectedVersion": expected_version},
+    )
+
+
+def update_template(
+    *, tenant_id: str, template_id: str, request: TemplateCreate, expected_version: int | None
+) -> TemplatePublic:
+    """Replace the template with a new version; 412 when `expected_version` is stale."""
+    content = _content(request)
+    with connection() as conn:
+        version = templates_repo.add_version(
+            conn,
+            tenant_id=tenant_id,
+            template_id=template_id,
+            expected_version=expected_version,
+            content=content,
+        )
+    _forget(tenant_id, template_id)
+    if version is None:
+        raise _explain_miss(tenant_id=tenant_id, template_id=template_id, expected_version=expected_version)
+    return get_template(tenant_id=tenant_id, template_id=template_id)
+
+
+def archive_template(*, tenant_id: str, template_id: str, expected_version: int | None) -> None:
+    """Archive a template: it stops taking generations; its jobs stay readable."""
+    with connection() as conn:
+        done = templates_repo.archive_template(
+            conn, tenant_id=tenant_id, template_id=template_id, expected_version=expected_version
+        )
+    _forget(tenant_id, template_id)
+    if not done:
+        row = get_template_row(tenant_id=tenant_id, template_id=template_id)
+        if row["archived_at"] is not None:
+            return  # archiving twice is not an error
+        raise _explain_miss(tenant_id=tenant_id, template_id=template_id, expected_version=expected_version)
+
+
+def restore_template(*, tenant_id: str, template_id: str) -> TemplatePublic:
+    """Un-archive a template (409 when a live template took its name meanwhile); restoring a live one is a no-op."""
+    row = get_template_row(tenant_id=tenant_id, template_id=template_id)
+    with connection() as conn:
+        templates_repo.restore_template(conn, tenant_id=tenant_id, template_id=template_id, name=row["name"])
+    _forget(tenant_id, template_id)
+    return template_public(get_template_row(tenant_id=tenant_id, template_id=template_id))
+
+
+def list_versions(*, tenant_id: str, template_id: str) -> TemplateVersionList:
+    """Every version of a template, newest first."""
+    get_template_row(tenant_id=tenant_id, template_id=template_id)
+    with connection() as conn:
+        rows = templates_repo.list_versions(conn, template_id=template_id)
+    return TemplateVersionList(items=[TemplateVersionPublic.model_validate(r) for r in rows])
+
+
+def move_label(*, tenant_id: str, template_id: str, label: str, version: int, moved_by: str | None) -> TemplateLabels:
+    """Point `label` at `version` (one call; the move is recorded with who and when)."""
+    row = get_template_row(tenant_id=tenant_id, template_id=template_id)
+    if not 1 <= version <= row["version"]:
+        raise ValidationFailed.single("version", f"template {template_id!r} has versions 1 to {row['version']}")
+    with connection() as conn:
+        templates_repo.move_label(conn, template_id=template_id, label=label, version=version, moved_by=moved_by)
+    _forget(tenant_id, template_id)
+    return list_labels(tenant_id=tenant_id, template_id=template_id)
+
+
+def list_labels(*, tenant_id: str, template_id: str) -> TemplateLabels:
+    """A template's labels and the history of their moves."""
+    get_template_row(tenant_id=tenant_id, template_id=template_id)
+    with connection() as conn:
+        labels = templates_repo.labels(conn, template_id=template_id)
+        moves = templates_repo.label_moves(conn, template_id=template_id)
+    return TemplateLabels.model_validate({"labels": labels, "moves": moves})
+
+
+def _lines(text: str | None) -> list[str]:
+    return (text or "").splitlines()
+
+
+def diff_versions(*, tenant_id: str, template_id: str, a: int, b: int) -> TemplateDiff:
+    """A line diff of two versions' bodies and system prompts, and their other changed settings."""
+    with connection() as conn:
+        old = templates_repo.template_at_version(conn, tenant_id=tenant_id, template_id=template_id, version=a)
+        new = templates_repo.template_at_version(conn, tenant_id=tenant_id, template_id=template_id, version=b)
+    for version, row in ((a, old), (b, new)):
+        if row is None:
+            get_template_row(tenant_id=tenant_id, template_id=template_id)  # 404 for an unknown template first
+            raise NotFound(f"template {template_id!r} has no version {version}", details={"version": version})
+    assert old is not None and new is not None
+
+    def unified(field: str) -> list[str]:
+        lines = difflib.unified_diff(
+            _lines(old[field]), _lines(new[field]), f"v{a}/{field}", f"v{b}/{field}", lineterm=""
+        )
+        return list(lines)
+
+    public_old = template_public(old).model_dump(mode="json", by_alias=True)
+    public_new = template_public(new).model_dump(mode="json", by_alias=True)
+    before = {f"defaults.{k}": v for k, v in public_old.pop("defaults").items()} | public_old
+    after = {f"defaults.{k}": v for k, v in public_new.pop("defaults").items()} | public_new
+    compared = ["variables", "variablesSchema", "cacheTtlSeconds", "cacheSystemPrompt", "name", "description"]
+    compared += sorted(k for k in before.keys() | after.keys() if k.startswith("defaults."))
+    changes = {
+        field: {"from": before.get(field), "to": after.get(field)}
+        for field in compared
+        if before.get(field) != after.get(field)
+    }
+    return TemplateDiff(
+        template_id=template_id, from_version=a, to_version=b, body=unified("body"), system=unified("system"),
+        changes=changes,
+    )  # fmt: skip

@@ -1,0 +1,1 @@
+"""Tenants and their keys: authentication, budgets, idempotency and usage reports."""

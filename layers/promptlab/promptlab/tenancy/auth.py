@@ -1,0 +1,175 @@
+"""API keys: create (shown once, stored as a hash), authenticate requests, list, revoke.
+
+A key belongs to a tenant; every template and job belongs to the tenant, so rotating keys orphans
+nothing. With auth off (`PROMPTLAB_AUTH=off`), every request acts for the `default` tenant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from promptlab.core import ids
+from promptlab.core.errors import NotFound, Unauthorized
+from promptlab.core.settings import get_settings
+from promptlab.db import keys_repo
+from promptlab.db.connection import connection
+
+DEFAULT_TENANT = "default"
+KEY_PREFIX = "pl_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts for."""
+
+    tenant_id: str
+    key_id: str | None = None
+    key_name: str | None = None
+    rpm_limit: int | None = None
+    monthly_budget_usd: Decimal | None = None
+
+
+ANONYMOUS = Principal(tenant_id=DEFAULT_TENANT)
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A key just made: the only moment its secret exists outside the client."""
+
+    id: str
+    name: str
+    tenant_id: str
+    key: str
+
+
+def hash_key(key: str) -> str:
+    """What is stored of a key (SHA-256; keys are 160 random bits, so no slow hash is needed)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(
+    *,
+    name: str,
+    tenant_id: str | None = None,
+    rpm_limit: int | None = None,
+    monthly_budget_usd: Decimal | None = None,
+    key: str | None = None,
+) -> NewKey:
+    """Make a key for a tenant (a new tenant named after the key unless one is given)."""
+    secret = key or KEY_PREFIX + secrets.token_urlsafe(20)
+    tenant = tenant_id or ids.tenant_id()
+    with connection() as conn, conn.transaction():
+        keys_repo.ensure_tenant(conn, tenant_id=tenant, name=name if tenant_id is None else tenant)
+        row = keys_repo.insert_key(
+            conn,
+            {
+                "id": ids.key_id(),
+                "tenant_id": tenant,
+                "name": name,
+                "key_hash": hash_key(secret),
+                "prefix": secret[:11],
+                "rpm_limit": rpm_limit,
+                "monthly_budget_usd": monthly_budget_usd,
+            },
+        )
+    return NewKey(id=row["id"], name=row["name"], tenant_id=row["tenant_id"], key=secret)
+
+
+def list_keys() -> list[dict[str, Any]]:
+    """Every key with its limits and this month's budget use (never the key)."""
+    with connection() as conn:
+        rows = keys_repo.list_keys(conn)
+    keep = (
+        "id", "name", "tenant_id", "prefix", "rpm_limit", "monthly_budget_usd", "spent_usd", "reserved_usd",
+        "created_at", "revoked_at",
+    )  # fmt: skip
+    return [{k: row[k] for k in keep} for row in rows]
+
+
+def revoke_key(key: str) -> dict[str, Any]:
+    """Revoke a key by id or prefix (it stops working within `auth_cache_seconds`)."""
+    with connection() as conn:
+        row = keys_repo.revoke_key(conn, key=key)
+    if row is None:
+        raise NotFound(f"no live key {key!r}", details={"key": key})
+    _cache.clear()
+    return {"id": row["id"], "name": row["name"], "revoked_at": row["revoked_at"]}
+
+
+def development_key(saved: str | None) -> tuple[str, bool]:
+    """The local runner's key for the default tenant: the saved one while it is live, else a new one.
+
+    Returns (key, made now). A saved key that this database does not know yet (a fresh database) is
+    stored again, so the key printed once keeps working.
+    """
+    if saved:
+        with connection() as conn:
+            state = keys_repo.key_state(conn, key_hash=hash_key(saved))
+        if state == "live":
+            return saved, False
+        if state == "unknown":
+            return create_key(name="development", tenant_id=DEFAULT_TENANT, key=saved).key, False
+    return create_key(name="development", tenant_id=DEFAULT_TENANT).key, True
+
+
+_cache: dict[str, tuple[float, Principal | None]] = {}
+_cache_lock = threading.Lock()
+
+
+def presented_key(headers: dict[str, str]) -> str | None:
+    """The key in `Authorization: Bearer …` or `X-API-Key` (header names in any case)."""
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered == "x-api-key" and value.strip():
+            return value.strip()
+        if lowered == "authorization":
+            scheme, _, credentials = value.strip().partition(" ")
+            if scheme.lower() == "bearer" and credentials.strip():
+                return credentials.strip()
+    return None
+
+
+def _lookup(key: str) -> Principal | None:
+    digest = hash_key(key)
+    now = time.monotonic()
+    with _cache_lock:
+        cached = _cache.get(digest)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    with connection() as conn:
+        row = keys_repo.key_by_hash(conn, key_hash=digest)
+    found = (
+        Principal(
+            tenant_id=row["tenant_id"],
+            key_id=row["id"],
+            key_name=row["name"],
+            rpm_limit=row["rpm_limit"],
+            monthly_budget_usd=row["monthly_budget_usd"],
+        )
+        if row is not None
+        else None
+    )
+    with _cache_lock:
+        if len(_cache) > 10_000:
+            _cache.clear()
+        _cache[digest] = (now + get_settings().auth_cache_seconds, found)
+    return found
+
+
+def authenticate(headers: dict[str, str]) -> Principal:
+    """The principal a request acts for; `Unauthorized` without a live key (unless auth is off)."""
+    if not get_settings().auth:
+        return ANONYMOUS
+    key = presented_key(headers)
+    if key is None:
+        raise Unauthorized("an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`")
+    principal = _lookup(key)
+    if principal is None:
+        raise Unauthorized("the API key is unknown or revoked")
+    return principal
