@@ -8,6 +8,7 @@ from typing import Any
 from promptlab.infra import result_cache
 from promptlab.infra.redis_client import get_redis
 from promptlab.local.runner import LocalRunner
+from promptlab.models.jobs import CachedResult
 from tests.integration.conftest import SetEnv
 from tests.integration.test_generation import rows
 from tests.support import call_api, drain_queues, unique
@@ -100,8 +101,16 @@ def test_a_dead_redis_never_fails_a_generation(clean_queues: LocalRunner, set_en
 
 def test_large_results_are_not_cached(set_env: SetEnv) -> None:
     set_env(PROMPTLAB_CACHE_MAX_VALUE_BYTES="1024")
-    assert not result_cache.put_result(unique("big"), {"output": "x" * 2000}, ttl_seconds=60)
-    assert result_cache.put_result(unique("small"), {"output": "x" * 100}, ttl_seconds=60)
+    assert not result_cache.put_result(unique("big"), cached_answer("x" * 2000), ttl_seconds=60)
+    assert result_cache.put_result(unique("small"), cached_answer("x" * 100), ttl_seconds=60)
+
+
+def cached_answer(output: str) -> CachedResult:
+    return CachedResult(
+        job_id=unique("job"), output=output, finish_reason="end_turn", truncated=False, input_tokens=1,
+        output_tokens=1, cache_read_tokens=0, cache_write_tokens=0, total_tokens=2,
+        estimated_cost_usd=Decimal("0.000001"), answered_by="fake/fake-1",
+    )  # fmt: skip
 
 
 def test_identical_requests_in_flight_share_one_job(clean_queues: LocalRunner) -> None:

@@ -66,7 +66,7 @@ def claim_and_crash(job_id: str) -> None:
     with connection() as conn:
         claimed = jobs_repo.claim_job(conn, job_id=job_id, base_timeout=30, lease_margin=60)
         assert claimed is not None
-        jobs_repo.start_attempt(conn, job_id=job_id, n=claimed["attempts"])
+        jobs_repo.start_attempt(conn, job_id=job_id, n=claimed.attempts)
         conn.execute("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = %s", (job_id,))
 
 

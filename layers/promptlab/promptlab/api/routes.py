@@ -277,7 +277,7 @@ def prepare_generate(event: dict[str, Any]) -> Prefetch | None:
     if template is None:
         return None
     job = accept.new_job(template=template, principal=principal, request=request)
-    return Prefetch(key=result_cache.key_for(job["input_hash"]), state=(request, template, job))
+    return Prefetch(key=result_cache.key_for(job.input_hash), state=(request, template, job))
 
 
 @app.fast_path("POST", "/generate", prepare=prepare_generate)

@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from promptlab.db.connection import Connection
 from promptlab.db.jobs_repo import ANSWER_COLUMNS, answer_values
+from promptlab.models.batches import ProviderBatch
+from promptlab.models.jobs import Answer, Job
 
 Row = dict[str, Any]
 
 
-def pending_jobs(conn: Connection, *, limit: int) -> list[Row]:
+def pending_jobs(conn: Connection, *, limit: int) -> list[Job]:
     """Economy jobs waiting for a batch, oldest first, locked for this transaction (others skip them)."""
-    return conn.execute(
+    rows = conn.execute(
         "SELECT * FROM jobs WHERE lane = 'economy' AND status = 'queued' AND batch_id IS NULL"
         " AND expires_at > now() ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED",
         (limit,),
     ).fetchall()
+    return [Job.from_row(row) for row in rows]
 
 
-def insert_batch(conn: Connection, batch: Row) -> None:
+def insert_batch(conn: Connection, *, batch_id: str, tenant_id: str, provider: str, model: str, size: int) -> None:
+    """A new batch, `submitting` until the provider has it."""
     conn.execute(
         "INSERT INTO provider_batches (id, tenant_id, provider, model, status, request_count)"
-        " VALUES (%(id)s, %(tenant_id)s, %(provider)s, %(model)s, 'submitting', %(request_count)s)",
-        batch,
+        " VALUES (%s, %s, %s, %s, 'submitting', %s)",
+        (batch_id, tenant_id, provider, model, size),
     )
 
 
@@ -64,11 +69,12 @@ def release_jobs(conn: Connection, *, batch_id: str) -> list[str]:
     return [r["id"] for r in rows]
 
 
-def open_batches(conn: Connection, *, limit: int) -> list[Row]:
-    return conn.execute(
+def open_batches(conn: Connection, *, limit: int) -> list[ProviderBatch]:
+    rows = conn.execute(
         "SELECT * FROM provider_batches WHERE status IN ('submitting', 'in_progress') ORDER BY created_at LIMIT %s",
         (limit,),
     ).fetchall()
+    return [ProviderBatch.from_row(row) for row in rows]
 
 
 def update_counts(conn: Connection, *, batch_id: str, counts: Row, ended: bool) -> None:
@@ -80,11 +86,12 @@ def update_counts(conn: Connection, *, batch_id: str, counts: Row, ended: bool) 
     )
 
 
-def job_in_batch(conn: Connection, *, job_id: str, batch_id: str) -> Row | None:
+def job_in_batch(conn: Connection, *, job_id: str, batch_id: str) -> Job | None:
     """The job if this batch still holds it (`processing` with this batch id), else None."""
-    return conn.execute(
+    row = conn.execute(
         "SELECT * FROM jobs WHERE id = %s AND batch_id = %s AND status = 'processing'", (job_id, batch_id)
     ).fetchone()
+    return Job.from_row(row) if row is not None else None
 
 
 def held_jobs(conn: Connection, *, batch_id: str) -> list[str]:
@@ -93,22 +100,25 @@ def held_jobs(conn: Connection, *, batch_id: str) -> list[str]:
     return [r["id"] for r in rows]
 
 
-def complete(conn: Connection, *, job_id: str, batch_id: str, outcome: Row) -> Row | None:
+def complete(
+    conn: Connection, *, job_id: str, batch_id: str, outcome: Answer, saved_cost_usd: Decimal | None
+) -> Job | None:
     """Write a batch answer once: only while the batch still holds the job."""
-    return conn.execute(
+    row = conn.execute(
         f"UPDATE jobs SET {ANSWER_COLUMNS}, saved_cost_usd = %(saved_cost_usd)s"
         " WHERE id = %(job_id)s AND batch_id = %(batch_id)s AND status = 'processing' RETURNING *".encode(),
-        {**answer_values(outcome), "job_id": job_id, "batch_id": batch_id},
+        {**answer_values(outcome), "saved_cost_usd": saved_cost_usd, "job_id": job_id, "batch_id": batch_id},
     ).fetchone()
+    return Job.from_row(row) if row is not None else None
 
 
-def spend_on_cancelled(conn: Connection, *, job_id: str, batch_id: str, outcome: Row) -> bool:
+def spend_on_cancelled(conn: Connection, *, job_id: str, batch_id: str, outcome: Answer) -> bool:
     """A job cancelled while its batch ran: the answer is discarded, what it cost is kept (once)."""
     cur = conn.execute(
         "UPDATE jobs SET input_tokens = %(input_tokens)s, output_tokens = %(output_tokens)s,"
         " total_tokens = %(total_tokens)s, estimated_cost_usd = %(estimated_cost_usd)s, updated_at = now()"
         " WHERE id = %(job_id)s AND batch_id = %(batch_id)s AND status = 'cancelled' AND total_tokens IS NULL",
-        {**outcome, "job_id": job_id, "batch_id": batch_id},
+        {**answer_values(outcome), "job_id": job_id, "batch_id": batch_id},
     )
     return cur.rowcount == 1
 
@@ -142,16 +152,18 @@ def fail(conn: Connection, *, job_id: str, batch_id: str, error: Row) -> bool:
     return cur.rowcount == 1
 
 
-def list_batches(conn: Connection, *, tenant_id: str, limit: int, after_id: str | None) -> list[Row]:
+def list_batches(conn: Connection, *, tenant_id: str, limit: int, after_id: str | None) -> list[ProviderBatch]:
     sql = "SELECT * FROM provider_batches WHERE tenant_id = %s"
     params: list[Any] = [tenant_id]
     if after_id:
         sql += " AND id < %s"
         params.append(after_id)
-    return conn.execute(sql + " ORDER BY id DESC LIMIT %s", [*params, limit]).fetchall()
+    rows = conn.execute(sql + " ORDER BY id DESC LIMIT %s", [*params, limit]).fetchall()
+    return [ProviderBatch.from_row(row) for row in rows]
 
 
-def get_batch(conn: Connection, *, tenant_id: str, batch_id: str) -> Row | None:
-    return conn.execute(
+def get_batch(conn: Connection, *, tenant_id: str, batch_id: str) -> ProviderBatch | None:
+    row = conn.execute(
         "SELECT * FROM provider_batches WHERE id = %s AND tenant_id = %s", (batch_id, tenant_id)
     ).fetchone()
+    return ProviderBatch.from_row(row) if row is not None else None

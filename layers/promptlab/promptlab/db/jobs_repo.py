@@ -2,63 +2,76 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from promptlab.db.connection import Connection
+from promptlab.models.jobs import Answer, Job, JobRoute
 
 Row = dict[str, Any]
 
+_COLUMNS = Job.__slots__
 _JSON_COLUMNS = {"params", "input", "error", "unit_prices", "metadata", "warnings", "fallbacks", "messages"}
 
 
-def _insert(job: Row) -> tuple[bytes, list[Any]]:
+def _job(row: Row | None) -> Job | None:
+    return Job.from_row(row) if row is not None else None
+
+
+def _insert(job: Job) -> tuple[bytes, list[Any]]:
     # NULL columns are left out (every column that has a default is NOT NULL, so the row is the same; a test
     # checks it): a cache hit's insert binds ~36 values instead of ~52, which takes ~80 µs off it.
-    columns = [c for c, value in job.items() if value is not None]
-    values = [Jsonb(job[c]) if c in _JSON_COLUMNS else job[c] for c in columns]
+    given = [(c, getattr(job, c)) for c in _COLUMNS]
+    columns = [c for c, value in given if value is not None]
+    values = [Jsonb(v) if c in _JSON_COLUMNS else v for c, v in given if v is not None]
     return f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})".encode(), values
 
 
-def insert_job(conn: Connection, job: Row) -> Row:
+def insert_job(conn: Connection, job: Job) -> Job:
     """Insert a new job row as given; returns it as stored.
 
     When the job would duplicate one already stored (the same intake message, or the same input while
     a single-flight job is in flight), that earlier job is returned instead.
     """
     sql, values = _insert(job)
-    row = conn.execute(sql + b" ON CONFLICT DO NOTHING RETURNING *", values).fetchone()
-    if row is None and job.get("source_message_id"):
-        row = conn.execute("SELECT * FROM jobs WHERE source_message_id = %s", (job["source_message_id"],)).fetchone()
-    if row is None and job.get("single_flight"):
-        row = in_flight_job(conn, tenant_id=job["tenant_id"], input_hash=job["input_hash"])
-    if row is None:  # the other job finished between our insert and this read: insert for real
-        return insert_job(conn, {**job, "single_flight": False})
-    return row
+    stored = _job(conn.execute(sql + b" ON CONFLICT DO NOTHING RETURNING *", values).fetchone())
+    if stored is None and job.source_message_id:
+        row = conn.execute("SELECT * FROM jobs WHERE source_message_id = %s", (job.source_message_id,)).fetchone()
+        stored = _job(row)
+    if stored is None and job.single_flight:
+        stored = in_flight_job(conn, tenant_id=job.tenant_id, input_hash=job.input_hash)
+    if stored is None:  # the other job finished between our insert and this read: insert for real
+        return insert_job(conn, replace(job, single_flight=False))
+    return stored
 
 
-def in_flight_job(conn: Connection, *, tenant_id: str, input_hash: str) -> Row | None:
+def in_flight_job(conn: Connection, *, tenant_id: str, input_hash: str) -> Job | None:
     """The queued or processing single-flight job with this input, if any."""
-    return conn.execute(
-        "SELECT * FROM jobs WHERE tenant_id = %s AND input_hash = %s AND single_flight"
-        " AND status IN ('queued', 'processing')",
-        (tenant_id, input_hash),
-    ).fetchone()
+    return _job(
+        conn.execute(
+            "SELECT * FROM jobs WHERE tenant_id = %s AND input_hash = %s AND single_flight"
+            " AND status IN ('queued', 'processing')",
+            (tenant_id, input_hash),
+        ).fetchone()
+    )
 
 
-def recent_result(conn: Connection, *, tenant_id: str, input_hash: str, max_age_seconds: int) -> Row | None:
+def recent_result(conn: Connection, *, tenant_id: str, input_hash: str, max_age_seconds: int) -> Job | None:
     """The newest completed, provider-answered job with this input within the cache TTL."""
-    return conn.execute(
-        "SELECT * FROM jobs WHERE input_hash = %s AND status = 'completed' AND tenant_id = %s AND NOT cache_hit"
-        " AND route_index = 0"
-        " AND output IS NOT NULL AND completed_at > now() - make_interval(secs => %s)"
-        " ORDER BY completed_at DESC LIMIT 1",
-        (input_hash, tenant_id, max_age_seconds),
-    ).fetchone()
+    return _job(
+        conn.execute(
+            "SELECT * FROM jobs WHERE input_hash = %s AND status = 'completed' AND tenant_id = %s AND NOT cache_hit"
+            " AND route_index = 0"
+            " AND output IS NOT NULL AND completed_at > now() - make_interval(secs => %s)"
+            " ORDER BY completed_at DESC LIMIT 1",
+            (input_hash, tenant_id, max_age_seconds),
+        ).fetchone()
+    )
 
 
-def insert_cache_hit(conn: Connection, job: Row) -> None:
+def insert_cache_hit(conn: Connection, job: Job) -> None:
     """Store a job answered from the cache (on a connection that does not wait for the WAL flush).
 
     The row is complete as given (timestamps included), so nothing is read back.
@@ -72,28 +85,30 @@ def mark_enqueued(conn: Connection, *, job_id: str) -> None:
     conn.execute("UPDATE jobs SET enqueued_at = now(), updated_at = now() WHERE id = %s", (job_id,))
 
 
-def get_job(conn: Connection, *, tenant_id: str, job_id: str) -> Row | None:
+def get_job(conn: Connection, *, tenant_id: str, job_id: str) -> Job | None:
     """A tenant's job, or None."""
-    return conn.execute("SELECT * FROM jobs WHERE id = %s AND tenant_id = %s", (job_id, tenant_id)).fetchone()
+    return _job(conn.execute("SELECT * FROM jobs WHERE id = %s AND tenant_id = %s", (job_id, tenant_id)).fetchone())
 
 
-def claim_job(conn: Connection, *, job_id: str, base_timeout: float, lease_margin: float) -> Row | None:
+def claim_job(conn: Connection, *, job_id: str, base_timeout: float, lease_margin: float) -> Job | None:
     """Take the job for one attempt: queued, or processing with an expired lease and attempts left.
 
     None if not claimable (a job whose last attempt was interrupted is failed by the sweeper).
 
     The lease is the provider timeout for this job's maxTokens plus a margin (DESIGN.md §6).
     """
-    return conn.execute(
-        "UPDATE jobs SET status = 'processing', attempts = attempts + 1,"
-        " lease_until = now() + make_interval(secs => least(%s::float8"
-        " + 0.05 * (params->>'maxTokens')::float8, 240) + %s::float8),"
-        " started_at = coalesce(started_at, now()), updated_at = now()"
-        " WHERE id = %s AND (status = 'queued'"
-        " OR (status = 'processing' AND lease_until < now() AND attempts < max_attempts))"
-        " AND expires_at > now() RETURNING *",
-        (base_timeout, lease_margin, job_id),
-    ).fetchone()
+    return _job(
+        conn.execute(
+            "UPDATE jobs SET status = 'processing', attempts = attempts + 1,"
+            " lease_until = now() + make_interval(secs => least(%s::float8"
+            " + 0.05 * (params->>'maxTokens')::float8, 240) + %s::float8),"
+            " started_at = coalesce(started_at, now()), updated_at = now()"
+            " WHERE id = %s AND (status = 'queued'"
+            " OR (status = 'processing' AND lease_until < now() AND attempts < max_attempts))"
+            " AND expires_at > now() RETURNING *",
+            (base_timeout, lease_margin, job_id),
+        ).fetchone()
+    )
 
 
 def start_attempt(conn: Connection, *, job_id: str, n: int) -> None:
@@ -122,22 +137,24 @@ ANSWER_COLUMNS = (
 )
 
 
-def answer_values(outcome: Row) -> Row:
-    """An outcome as the parameters of `ANSWER_COLUMNS` (JSON columns wrapped)."""
+def answer_values(answer: Answer) -> Row:
+    """An answer as the parameters of `ANSWER_COLUMNS` (JSON columns wrapped)."""
     return {
-        **outcome,
-        "unit_prices": Jsonb(outcome["unit_prices"]) if outcome["unit_prices"] is not None else None,
-        "warnings": Jsonb(outcome["warnings"]) if outcome.get("warnings") else None,
+        **asdict(answer),
+        "unit_prices": Jsonb(answer.unit_prices) if answer.unit_prices is not None else None,
+        "warnings": Jsonb(answer.warnings) if answer.warnings else None,
     }
 
 
-def complete_job(conn: Connection, *, job_id: str, attempt: int, result: Row) -> Row | None:
+def complete_job(conn: Connection, *, job_id: str, attempt: int, result: Answer) -> Job | None:
     """Write the answer once: only the attempt that holds the job can complete it."""
-    return conn.execute(
-        f"UPDATE jobs SET {ANSWER_COLUMNS}, provider_latency_ms = %(provider_latency_ms)s, lease_until = NULL"
-        " WHERE id = %(job_id)s AND status = 'processing' AND attempts = %(attempt)s RETURNING *".encode(),
-        {**answer_values(result), "job_id": job_id, "attempt": attempt},
-    ).fetchone()
+    return _job(
+        conn.execute(
+            f"UPDATE jobs SET {ANSWER_COLUMNS}, provider_latency_ms = %(provider_latency_ms)s, lease_until = NULL"
+            " WHERE id = %(job_id)s AND status = 'processing' AND attempts = %(attempt)s RETURNING *".encode(),
+            {**answer_values(result), "job_id": job_id, "attempt": attempt},
+        ).fetchone()
+    )
 
 
 def requeue_job(conn: Connection, *, job_id: str, attempt: int, error: Row) -> bool:
@@ -150,7 +167,9 @@ def requeue_job(conn: Connection, *, job_id: str, attempt: int, error: Row) -> b
     return cur.rowcount == 1
 
 
-def record_invalid_output(conn: Connection, *, job_id: str, attempt: int, error: Row, spend: Row, retry: bool) -> bool:
+def record_invalid_output(
+    conn: Connection, *, job_id: str, attempt: int, error: Row, spend: Answer, retry: bool
+) -> bool:
     """An answer that failed its JSON format: keep what it cost, then queue the job again or fail it."""
     cur = conn.execute(
         "UPDATE jobs SET status = %(status)s, error = %(error)s, input_tokens = %(input_tokens)s,"
@@ -160,7 +179,7 @@ def record_invalid_output(conn: Connection, *, job_id: str, attempt: int, error:
         " completed_at = CASE WHEN %(retry)s THEN NULL ELSE now() END, updated_at = now()"
         " WHERE id = %(job_id)s AND status = 'processing' AND attempts = %(attempt)s",
         {
-            **spend,
+            **asdict(spend),
             "status": "queued" if retry else "failed",
             "error": Jsonb(error),
             "retry": retry,
@@ -192,108 +211,20 @@ def fail_job(conn: Connection, *, job_id: str, error: Row) -> bool:
     return cur.rowcount == 1
 
 
-def route_of(conn: Connection, *, job_id: str) -> Row | None:
+def route_of(conn: Connection, *, job_id: str) -> JobRoute | None:
     """What the worker needs to know before claiming: the job's status and its current provider route."""
-    return conn.execute(
+    row = conn.execute(
         "SELECT status, provider, model, fallbacks, route_index FROM jobs WHERE id = %s", (job_id,)
     ).fetchone()
+    return JobRoute(**row) if row is not None else None
 
 
-def get_job_any_tenant(conn: Connection, *, job_id: str) -> Row | None:
+def get_job_any_tenant(conn: Connection, *, job_id: str) -> Job | None:
     """A job by id alone: only for the worker and the DLQ handler, which act for every tenant."""
-    return conn.execute("SELECT * FROM jobs WHERE id = %s", (job_id,)).fetchone()
+    return _job(conn.execute("SELECT * FROM jobs WHERE id = %s", (job_id,)).fetchone())
 
 
-def insert_dead_letter(
-    conn: Connection,
-    *,
-    job_id: str | None,
-    queue: str,
-    reason: str,
-    receive_count: int | None,
-    message_id: str,
-    body: str,
-) -> bool:
-    """Record a dead letter once per SQS message id; False when it was already recorded."""
-    cur = conn.execute(
-        "INSERT INTO dead_letters (job_id, queue, reason, receive_count, message_id, body)"
-        " VALUES ((SELECT id FROM jobs WHERE id = %s), %s, %s, %s, %s, %s)"
-        " ON CONFLICT (message_id) DO NOTHING",
-        (job_id, queue, reason, receive_count, message_id, body),
-    )
-    return cur.rowcount == 1
-
-
-def list_dead_letters(conn: Connection, *, limit: int = 100) -> list[Row]:
-    """The newest dead letters."""
-    return conn.execute("SELECT * FROM dead_letters ORDER BY id DESC LIMIT %s", (limit,)).fetchall()
-
-
-def unsent_jobs(conn: Connection, *, older_than_seconds: int, limit: int) -> list[Row]:
-    """Queued jobs whose message never reached the queue, oldest first, locked for this transaction."""
-    return conn.execute(
-        "SELECT id, priority FROM jobs WHERE status = 'queued' AND enqueued_at IS NULL AND lane = 'standard'"
-        " AND created_at < now() - make_interval(secs => %s) ORDER BY created_at LIMIT %s"
-        " FOR UPDATE SKIP LOCKED",
-        (older_than_seconds, limit),
-    ).fetchall()
-
-
-def release_expired_leases(conn: Connection, *, grace_seconds: int, limit: int) -> list[Row]:
-    """Jobs whose worker vanished: close the open attempt as `interrupted` and requeue (or fail when spent).
-
-    Returns the rows with `requeued` set, so the caller can send the requeued ones at once.
-    """
-    with conn.transaction():
-        rows = conn.execute(
-            "SELECT id, priority, attempts, max_attempts FROM jobs WHERE status = 'processing'"
-            " AND lease_until < now() - make_interval(secs => %s) ORDER BY lease_until LIMIT %s"
-            " FOR UPDATE SKIP LOCKED",
-            (grace_seconds, limit),
-        ).fetchall()
-        for row in rows:
-            conn.execute(
-                "UPDATE job_attempts SET outcome = 'interrupted', ended_at = now()"
-                " WHERE job_id = %s AND n = %s AND ended_at IS NULL",
-                (row["id"], row["attempts"]),
-            )
-            error = {
-                "code": "interrupted",
-                "message": f"the worker stopped during attempt {row['attempts']}; it may have been billed",
-                "retryable": True,
-                "providerStatus": None,
-            }
-            row["requeued"] = row["attempts"] < row["max_attempts"]
-            if not row["requeued"]:
-                conn.execute(
-                    "UPDATE jobs SET status = 'failed', error = %s, lease_until = NULL, completed_at = now(),"
-                    " updated_at = now() WHERE id = %s",
-                    (Jsonb(error), row["id"]),
-                )
-            else:
-                conn.execute(
-                    "UPDATE jobs SET status = 'queued', error = %s, lease_until = NULL, enqueued_at = NULL,"
-                    " updated_at = now() WHERE id = %s",
-                    (Jsonb(error), row["id"]),
-                )
-    return rows
-
-
-def expire_jobs(conn: Connection, *, limit: int) -> list[str]:
-    """Fail queued jobs past their deadline with `expired`; returns their ids."""
-    rows = conn.execute(
-        "UPDATE jobs SET status = 'failed', completed_at = now(), updated_at = now(),"
-        " error = jsonb_build_object('code', 'expired',"
-        " 'message', 'the job was not started before expiresAt',"
-        " 'retryable', false, 'providerStatus', null)"
-        " WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND expires_at <= now()"
-        " ORDER BY expires_at LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id",
-        (limit,),
-    ).fetchall()
-    return [r["id"] for r in rows]
-
-
-def record_spend_on_cancelled(conn: Connection, *, job_id: str, attempt: int, result: Row) -> bool:
+def record_spend_on_cancelled(conn: Connection, *, job_id: str, attempt: int, result: Answer) -> bool:
     """A job cancelled during its call: keep what the call cost (it was spent), drop the output. Once."""
     cur = conn.execute(
         "UPDATE jobs SET input_tokens = %(input_tokens)s, output_tokens = %(output_tokens)s,"
@@ -301,28 +232,25 @@ def record_spend_on_cancelled(conn: Connection, *, job_id: str, attempt: int, re
         " total_tokens = %(total_tokens)s, estimated_cost_usd = %(estimated_cost_usd)s,"
         " unit_prices = %(unit_prices)s, lease_until = NULL, updated_at = now()"
         " WHERE id = %(job_id)s AND status = 'cancelled' AND attempts = %(attempt)s AND total_tokens IS NULL",
-        {
-            **result,
-            "unit_prices": Jsonb(result["unit_prices"]) if result["unit_prices"] is not None else None,
-            "job_id": job_id,
-            "attempt": attempt,
-        },
+        {**answer_values(result), "job_id": job_id, "attempt": attempt},
     )
     return cur.rowcount == 1
 
 
-def cancel_job(conn: Connection, *, tenant_id: str, job_id: str) -> Row | None:
+def cancel_job(conn: Connection, *, tenant_id: str, job_id: str) -> Job | None:
     """Cancel a queued or processing job; None when it is in another state."""
-    return conn.execute(
-        "UPDATE jobs SET status = 'cancelled', completed_at = now(), updated_at = now()"
-        " WHERE id = %s AND tenant_id = %s AND status IN ('queued', 'processing') RETURNING *",
-        (job_id, tenant_id),
-    ).fetchone()
+    return _job(
+        conn.execute(
+            "UPDATE jobs SET status = 'cancelled', completed_at = now(), updated_at = now()"
+            " WHERE id = %s AND tenant_id = %s AND status IN ('queued', 'processing') RETURNING *",
+            (job_id, tenant_id),
+        ).fetchone()
+    )
 
 
 def retry_job(
     conn: Connection, *, tenant_id: str | None, job_id: str, extra_attempts: int, ttl_seconds: int
-) -> Row | None:
+) -> Job | None:
     """Give a failed job a fresh attempt budget and a new deadline; None when it is not failed."""
     sql = (
         "UPDATE jobs SET status = 'queued', max_attempts = attempts + %s, error = NULL, lease_until = NULL,"
@@ -334,7 +262,7 @@ def retry_job(
     if tenant_id is not None:
         sql += " AND tenant_id = %s"
         params.append(tenant_id)
-    return conn.execute(sql + " RETURNING *", params).fetchone()
+    return _job(conn.execute(sql + " RETURNING *", params).fetchone())
 
 
 def list_attempts(conn: Connection, *, job_id: str) -> list[Row]:
@@ -346,7 +274,7 @@ def list_attempts(conn: Connection, *, job_id: str) -> list[Row]:
     ).fetchall()
 
 
-def list_jobs(conn: Connection, *, tenant_id: str, limit: int, after_id: str | None, filters: Row) -> list[Row]:
+def list_jobs(conn: Connection, *, tenant_id: str, limit: int, after_id: str | None, filters: Row) -> list[Job]:
     """A tenant's jobs newest first, without their input and output."""
     sql = "SELECT * FROM jobs WHERE tenant_id = %s"
     params: list[Any] = [tenant_id]
@@ -365,30 +293,7 @@ def list_jobs(conn: Connection, *, tenant_id: str, limit: int, after_id: str | N
         params.append(after_id)
     sql += " ORDER BY id DESC LIMIT %s"
     params.append(limit)
-    return conn.execute(sql.encode(), params).fetchall()
-
-
-def dead_letters_for_redrive(conn: Connection, *, tenant_id: str | None, job_id: str | None, limit: int) -> list[Row]:
-    """Dead letters not yet redriven whose job is failed (one per job, the newest)."""
-    sql = (
-        "SELECT DISTINCT ON (d.job_id) d.id, d.job_id, j.priority FROM dead_letters d"
-        " JOIN jobs j ON j.id = d.job_id WHERE d.redriven_at IS NULL AND j.status = 'failed'"
-    )
-    params: list[Any] = []
-    if tenant_id is not None:
-        sql += " AND j.tenant_id = %s"
-        params.append(tenant_id)
-    if job_id is not None:
-        sql += " AND d.job_id = %s"
-        params.append(job_id)
-    sql += " ORDER BY d.job_id, d.id DESC LIMIT %s"
-    params.append(limit)
-    return conn.execute(sql.encode(), params).fetchall()
-
-
-def mark_redriven(conn: Connection, *, job_id: str) -> None:
-    """Every open dead letter of the job is now redriven."""
-    conn.execute("UPDATE dead_letters SET redriven_at = now() WHERE job_id = %s AND redriven_at IS NULL", (job_id,))
+    return [Job.from_row(row) for row in conn.execute(sql.encode(), params).fetchall()]
 
 
 def mark_enqueued_many(conn: Connection, *, job_ids: list[str]) -> None:
@@ -397,62 +302,13 @@ def mark_enqueued_many(conn: Connection, *, job_ids: list[str]) -> None:
         conn.execute("UPDATE jobs SET enqueued_at = now(), updated_at = now() WHERE id = ANY(%s)", (job_ids,))
 
 
-def delivered_channels(conn: Connection, *, job_id: str, event: str) -> set[str]:
-    """Channels that already took this job's announcement."""
-    rows = conn.execute(
-        "SELECT DISTINCT channel FROM job_notifications WHERE job_id = %s AND event = %s AND delivered",
-        (job_id, event),
-    ).fetchall()
-    return {r["channel"] for r in rows}
-
-
-def record_notification(
-    conn: Connection,
-    *,
-    job_id: str,
-    channel: str,
-    event: str,
-    attempt: int,
-    status_code: int | None,
-    error: str | None,
-    delivered: bool,
-) -> None:
-    """Keep one delivery attempt, visible on the job."""
-    conn.execute(
-        "INSERT INTO job_notifications (job_id, channel, event, attempt, status_code, error, delivered)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (job_id, channel, event, attempt, status_code, error, delivered),
-    )
-
-
-def list_notifications(conn: Connection, *, job_id: str) -> list[Row]:
-    """A job's announcement attempts in order."""
-    return conn.execute(
-        "SELECT channel, event, attempt, status_code, error, delivered, created_at FROM job_notifications"
-        " WHERE job_id = %s ORDER BY id",
-        (job_id,),
-    ).fetchall()
-
-
-_PURGE = "input = NULL, output = NULL, metadata = NULL, messages = NULL, purged_at = now(), updated_at = now()"
+PURGE_COLUMNS = "input = NULL, output = NULL, metadata = NULL, messages = NULL, purged_at = now(), updated_at = now()"
 
 
 def purge_job(conn: Connection, *, tenant_id: str, job_id: str) -> Row | None:
     """Drop a finished job's input and output, keep its accounting; None when it is not finished (or missing)."""
     return conn.execute(
-        f"UPDATE jobs SET {_PURGE} WHERE id = %s AND tenant_id = %s"
+        f"UPDATE jobs SET {PURGE_COLUMNS} WHERE id = %s AND tenant_id = %s"
         " AND status IN ('completed', 'failed', 'cancelled') RETURNING id, input_hash",
         (job_id, tenant_id),
     ).fetchone()
-
-
-def purge_past_retention(conn: Connection, *, limit: int) -> list[Row]:
-    """Purge finished jobs older than their tenant's retention period (bounded; safe to run twice at once)."""
-    return conn.execute(
-        f"UPDATE jobs SET {_PURGE} WHERE id IN ("
-        " SELECT j.id FROM jobs j JOIN tenants t ON t.id = j.tenant_id"
-        " WHERE t.retention_days IS NOT NULL AND j.purged_at IS NULL AND j.completed_at IS NOT NULL"
-        " AND j.completed_at < now() - make_interval(days => t.retention_days)"
-        " ORDER BY j.completed_at LIMIT %s FOR UPDATE OF j SKIP LOCKED) RETURNING id, input_hash",
-        (limit,),
-    ).fetchall()

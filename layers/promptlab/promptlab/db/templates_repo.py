@@ -9,6 +9,7 @@ from psycopg.types.json import Jsonb
 
 from promptlab.core.errors import Conflict
 from promptlab.db.connection import Connection
+from promptlab.models.templates import Template, TemplateContent, TemplateVersion
 
 Row = dict[str, Any]
 
@@ -28,49 +29,54 @@ def _name_taken(name: str) -> Conflict:
     )
 
 
-def _insert_version(conn: Connection, *, template_id: str, version: int, content: Row) -> None:
+def _insert_version(conn: Connection, *, template_id: str, version: int, content: TemplateContent) -> None:
     conn.execute(
         "INSERT INTO template_versions (template_id, version, body, system, variables, variables_schema, defaults,"
         " cache_ttl_seconds, cache_system) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             template_id,
             version,
-            content["body"],
-            content["system"],
-            Jsonb(content["variables"]),
-            Jsonb(content["variables_schema"]) if content.get("variables_schema") is not None else None,
-            Jsonb(content["defaults"]),
-            content["cache_ttl_seconds"],
-            content["cache_system"],
+            content.body,
+            content.system,
+            Jsonb(content.variables),
+            Jsonb(content.variables_schema) if content.variables_schema is not None else None,
+            Jsonb(content.defaults),
+            content.cache_ttl_seconds,
+            content.cache_system,
         ),
     )
 
 
-def insert_template(conn: Connection, *, tenant_id: str, template_id: str, content: Row) -> Row:
+def insert_template(conn: Connection, *, tenant_id: str, template_id: str, content: TemplateContent) -> Template:
     """Create a template at version 1."""
     try:
         with conn.transaction():
             conn.execute(
                 "INSERT INTO templates (id, tenant_id, name, description, current_version) VALUES (%s, %s, %s, %s, 1)",
-                (template_id, tenant_id, content["name"], content["description"]),
+                (template_id, tenant_id, content.name, content.description),
             )
             _insert_version(conn, template_id=template_id, version=1, content=content)
     except psycopg.errors.UniqueViolation as exc:
-        raise _name_taken(content["name"]) from exc
-    row = get_template(conn, tenant_id=tenant_id, template_id=template_id, include_archived=True)
-    assert row is not None
-    return row
+        raise _name_taken(content.name) from exc
+    template = get_template(conn, tenant_id=tenant_id, template_id=template_id, include_archived=True)
+    assert template is not None
+    return template
 
 
-def get_template(conn: Connection, *, tenant_id: str, template_id: str, include_archived: bool = False) -> Row | None:
+def get_template(
+    conn: Connection, *, tenant_id: str, template_id: str, include_archived: bool = False
+) -> Template | None:
     """The template with its current version, or None."""
     sql = _SELECT + " WHERE t.id = %s AND t.tenant_id = %s"
     if not include_archived:
         sql += " AND t.archived_at IS NULL"
-    return conn.execute(sql, (template_id, tenant_id)).fetchone()
+    row = conn.execute(sql, (template_id, tenant_id)).fetchone()
+    return Template.from_row(row) if row is not None else None
 
 
-def list_templates(conn: Connection, *, tenant_id: str, limit: int, after_id: str | None, q: str | None) -> list[Row]:
+def list_templates(
+    conn: Connection, *, tenant_id: str, limit: int, after_id: str | None, q: str | None
+) -> list[Template]:
     """Live templates newest first, `limit` rows after the cursor id, optionally filtered by name."""
     sql = _SELECT + " WHERE t.tenant_id = %s AND t.archived_at IS NULL"
     params: list[Any] = [tenant_id]
@@ -83,18 +89,18 @@ def list_templates(conn: Connection, *, tenant_id: str, limit: int, after_id: st
         params += [pattern, pattern]
     sql += " ORDER BY t.id DESC LIMIT %s"
     params.append(limit)
-    return conn.execute(sql, params).fetchall()
+    return [Template.from_row(row) for row in conn.execute(sql, params).fetchall()]
 
 
 def add_version(
-    conn: Connection, *, tenant_id: str, template_id: str, expected_version: int | None, content: Row
+    conn: Connection, *, tenant_id: str, template_id: str, expected_version: int | None, content: TemplateContent
 ) -> int | None:
     """Bump to a new version (guarded by `expected_version` when given); None when no row matched."""
     sql = (
         "UPDATE templates SET current_version = current_version + 1, name = %s, description = %s,"
         " updated_at = now() WHERE id = %s AND tenant_id = %s AND archived_at IS NULL"
     )
-    params: list[Any] = [content["name"], content["description"], template_id, tenant_id]
+    params: list[Any] = [content.name, content.description, template_id, tenant_id]
     if expected_version is not None:
         sql += " AND current_version = %s"
         params.append(expected_version)
@@ -106,7 +112,7 @@ def add_version(
             version = int(row["current_version"])
             _insert_version(conn, template_id=template_id, version=version, content=content)
     except psycopg.errors.UniqueViolation as exc:
-        raise _name_taken(content["name"]) from exc
+        raise _name_taken(content.name) from exc
     return version
 
 
@@ -134,22 +140,24 @@ def restore_template(conn: Connection, *, tenant_id: str, template_id: str, name
     return cur.rowcount == 1
 
 
-def list_versions(conn: Connection, *, template_id: str) -> list[Row]:
+def list_versions(conn: Connection, *, template_id: str) -> list[TemplateVersion]:
     """Every version of a template, newest first."""
-    return conn.execute(
+    rows = conn.execute(
         "SELECT template_id, version, body, system, variables, variables_schema, defaults, cache_ttl_seconds,"
         " cache_system, created_at FROM template_versions WHERE template_id = %s ORDER BY version DESC",
         (template_id,),
     ).fetchall()
+    return [TemplateVersion.from_row(row) for row in rows]
 
 
-def get_version(conn: Connection, *, template_id: str, version: int) -> Row | None:
+def get_version(conn: Connection, *, template_id: str, version: int) -> TemplateVersion | None:
     """One version of a template."""
-    return conn.execute(
-        "SELECT template_id, version, body, system, variables, defaults, cache_ttl_seconds, cache_system, created_at"
-        " FROM template_versions WHERE template_id = %s AND version = %s",
+    row = conn.execute(
+        "SELECT template_id, version, body, system, variables, variables_schema, defaults, cache_ttl_seconds,"
+        " cache_system, created_at FROM template_versions WHERE template_id = %s AND version = %s",
         (template_id, version),
     ).fetchone()
+    return TemplateVersion.from_row(row) if row is not None else None
 
 
 def move_label(conn: Connection, *, template_id: str, label: str, version: int, moved_by: str | None) -> int | None:
@@ -198,12 +206,13 @@ def labelled_version(conn: Connection, *, template_id: str, label: str) -> int |
     return int(row["version"]) if row else None
 
 
-def template_at_version(conn: Connection, *, tenant_id: str, template_id: str, version: int) -> Row | None:
+def template_at_version(conn: Connection, *, tenant_id: str, template_id: str, version: int) -> Template | None:
     """The template joined with one given version (not necessarily the current one)."""
-    return conn.execute(
+    row = conn.execute(
         "SELECT t.id, t.tenant_id, t.name, t.description, v.version, t.created_at, t.updated_at, t.archived_at,"
         " v.body, v.system, v.variables, v.variables_schema, v.defaults, v.cache_ttl_seconds, v.cache_system"
         " FROM templates t JOIN template_versions v ON v.template_id = t.id AND v.version = %s"
         " WHERE t.id = %s AND t.tenant_id = %s",
         (version, template_id, tenant_id),
     ).fetchone()
+    return Template.from_row(row) if row is not None else None

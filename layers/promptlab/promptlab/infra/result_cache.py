@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import redis
 
 from promptlab.core.observability import logger
 from promptlab.core.settings import get_settings
 from promptlab.infra.redis_client import get_redis
+from promptlab.models.jobs import CachedResult
 
 
 def key_for(input_hash: str) -> str:
@@ -17,34 +17,21 @@ def key_for(input_hash: str) -> str:
     return _key(input_hash)
 
 
-def decode(raw: bytes | str | None) -> dict[str, Any] | None:
+def decode(raw: bytes | str | None) -> CachedResult | None:
     """A cached value as read from Redis (None: a miss, or a value that is not ours)."""
     if raw is None:
         return None
     try:
-        value: dict[str, Any] = json.loads(raw)
-    except ValueError:
+        return CachedResult.from_json(json.loads(raw))
+    except (ValueError, TypeError, KeyError, ArithmeticError):
         return None
-    return value
 
 
 def _key(input_hash: str) -> str:
     return f"{get_settings().redis_prefix}cache:{input_hash}"
 
 
-def entry_for(row: dict[str, Any]) -> dict[str, Any]:
-    """What the cache keeps of a completed job."""
-    keep = (
-        "output", "finish_reason", "truncated", "input_tokens", "output_tokens", "cache_read_tokens",
-        "cache_write_tokens", "total_tokens", "estimated_cost_usd", "answered_by",
-    )  # fmt: skip
-    entry = {k: row[k] for k in keep}
-    entry["estimated_cost_usd"] = None if row["estimated_cost_usd"] is None else str(row["estimated_cost_usd"])
-    entry["job_id"] = row["id"]
-    return entry
-
-
-def get_result(input_hash: str) -> dict[str, Any] | None:
+def get_result(input_hash: str) -> CachedResult | None:
     """A cached result, or None (a miss, or Redis unavailable)."""
     try:
         raw = get_redis().get(_key(input_hash))
@@ -54,11 +41,11 @@ def get_result(input_hash: str) -> dict[str, Any] | None:
     return decode(raw)
 
 
-def put_result(input_hash: str, result: dict[str, Any], *, ttl_seconds: int) -> bool:
+def put_result(input_hash: str, result: CachedResult, *, ttl_seconds: int) -> bool:
     """Cache a result for `ttl_seconds`; skipped (False) when too large, TTL 0, or Redis unavailable."""
     if ttl_seconds <= 0:
         return False
-    text = json.dumps(result, separators=(",", ":"), ensure_ascii=False, default=str)
+    text = json.dumps(result.to_json(), separators=(",", ":"), ensure_ascii=False)
     if len(text.encode()) > get_settings().cache_max_value_bytes:
         return False
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,8 +22,8 @@ from promptlab.db.connection import Connection, connection
 from promptlab.infra import result_cache, webhook_targets
 from promptlab.jobs.lifecycle import dispatch, dispatch_many, job_public
 from promptlab.models.generation import BatchItemError, BatchItemResult, GenerateBatchResult, GenerateRequest
-from promptlab.models.jobs import JobPublic
-from promptlab.models.templates import RenderedTurn, RenderRequest, RenderResult
+from promptlab.models.jobs import CachedResult, Job, JobPublic
+from promptlab.models.templates import RenderedTurn, RenderRequest, RenderResult, Template
 from promptlab.providers import BATCH_PROVIDERS, check_available, json_output
 from promptlab.providers.pricing import default_model
 from promptlab.templates.rendering import Variable, bind_input, check_placeholders, placeholder_names, render
@@ -65,21 +65,21 @@ def conversation(request: GenerateRequest) -> list[dict[str, str]] | None:
     return turns
 
 
-def variables_for(template: dict[str, Any], messages: list[dict[str, str]] | None) -> list[Variable]:
+def variables_for(template: Template, messages: list[dict[str, str]] | None) -> list[Variable]:
     """The variables a request must bind: the template's, or, with messages, those the system prompt and the
     messages use (the body is not sent); the template's defaults still apply."""
     declared = variables_of(template)
     if messages is None:
         return declared
     by_name = {v.name: v for v in declared}
-    names = placeholder_names(template["system"], *(m["content"] for m in messages))
+    names = placeholder_names(template.system, *(m["content"] for m in messages))
     return [by_name.get(name, Variable(name=name)) for name in names]
 
 
-def resolve(*, template: dict[str, Any], request: GenerateRequest) -> Resolved:
+def resolve(*, template: Template, request: GenerateRequest) -> Resolved:
     """Apply request → template version → settings defaults and bind the input."""
     settings = get_settings()
-    defaults = template["defaults"]
+    defaults = template.defaults
     provider = request.provider or defaults.get("provider") or settings.default_provider
     model = request.model
     if model is None and defaults.get("provider", provider) == provider:
@@ -112,12 +112,12 @@ def resolve(*, template: dict[str, Any], request: GenerateRequest) -> Resolved:
         params["responseFormat"] = json_output.checked_format(request.response_format)
     messages = conversation(request)
     variables = variables_for(template, messages)
-    if template.get("variables_schema") and messages is None:
-        check_input(template["variables_schema"], request.input, variables)
+    if template.variables_schema and messages is None:
+        check_input(template.variables_schema, request.input, variables)
     bound = bind_input(variables, request.input)
     digest = input_hash(
-        template_id=template["id"],
-        version=template["version"],
+        template_id=template.id,
+        version=template.version,
         provider=provider,
         model=model,
         params=params,
@@ -152,10 +152,10 @@ def _deadline(request: GenerateRequest) -> datetime:
 
 
 def new_job(
-    *, template: dict[str, Any], principal: Principal, request: GenerateRequest, source_message_id: str | None = None
-) -> dict[str, Any]:
-    """Validate a request against its template and build the job row (not yet stored)."""
-    if template["archived_at"] is not None:
+    *, template: Template, principal: Principal, request: GenerateRequest, source_message_id: str | None = None
+) -> Job:
+    """Validate a request against its template and build the job (not yet stored)."""
+    if template.archived_at is not None:
         raise Conflict(
             f"template {request.template_id!r} is archived and takes no new generations",
             details={"templateId": request.template_id},
@@ -171,80 +171,80 @@ def new_job(
         except webhook_targets.TargetRefused as exc:
             raise ValidationFailed.single("callback", str(exc)) from exc
     settings = get_settings()
-    return {
-        "id": ids.job_id(),
-        "tenant_id": principal.tenant_id,
-        "api_key_id": principal.key_id,
-        "request_id": logger.get_correlation_id(),
-        "template_id": template["id"],
-        "template_version": template["version"],
-        "provider": resolved.provider,
-        "model": resolved.model,
-        "params": {k: str(v) if isinstance(v, Decimal) else v for k, v in resolved.params.items()},
-        "input": resolved.bound_input,
-        "messages": resolved.messages,
-        "input_hash": resolved.input_hash,
-        "status": "queued",
-        "priority": request.priority,
-        "lane": "economy" if request.priority == "economy" else "standard",
-        "max_attempts": settings.max_attempts,
-        "metadata": request.metadata,
-        "callback_url": request.callback,
-        "fallbacks": resolved.fallbacks,
-        "source_message_id": source_message_id,
-        "expires_at": _deadline(request),
-    }
+    return Job(
+        id=ids.job_id(),
+        tenant_id=principal.tenant_id,
+        api_key_id=principal.key_id,
+        request_id=logger.get_correlation_id(),
+        template_id=template.id,
+        template_version=template.version,
+        provider=resolved.provider,
+        model=resolved.model,
+        params={k: str(v) if isinstance(v, Decimal) else v for k, v in resolved.params.items()},
+        input=resolved.bound_input,
+        messages=resolved.messages,
+        input_hash=resolved.input_hash,
+        status="queued",
+        priority=request.priority,
+        lane="economy" if request.priority == "economy" else "standard",
+        max_attempts=settings.max_attempts,
+        metadata=request.metadata,
+        callback_url=request.callback,
+        fallbacks=resolved.fallbacks,
+        source_message_id=source_message_id,
+        expires_at=_deadline(request),
+    )
 
 
-def _cache_hit_job(job: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+def _cache_hit_job(job: Job, result: CachedResult) -> Job:
     """A completed job answered from the cache: it cost nothing and saved what the original cost."""
     now = utc_now()
-    return {
-        **job,
-        "status": "completed",
-        "cache_hit": True,
-        "single_flight": False,
-        "output": result["output"],
-        "finish_reason": result["finish_reason"],
-        "truncated": result["truncated"],
-        "input_tokens": result["input_tokens"],
-        "output_tokens": result["output_tokens"],
-        "cache_read_tokens": result["cache_read_tokens"],
-        "cache_write_tokens": result["cache_write_tokens"],
-        "total_tokens": result["total_tokens"],
-        "estimated_cost_usd": Decimal(0),
-        "saved_cost_usd": Decimal(result["estimated_cost_usd"]) if result["estimated_cost_usd"] is not None else None,
-        "answered_by": result["answered_by"],
-        "attempts": 0,
-        "started_at": now,
-        "completed_at": now,
-        "created_at": now,
-        "updated_at": now,
-    }
+    return replace(
+        job,
+        status="completed",
+        cache_hit=True,
+        single_flight=False,
+        output=result.output,
+        finish_reason=result.finish_reason,
+        truncated=result.truncated,
+        input_tokens=result.input_tokens,
+        output_tokens=result.output_tokens,
+        cache_read_tokens=result.cache_read_tokens,
+        cache_write_tokens=result.cache_write_tokens,
+        total_tokens=result.total_tokens,
+        estimated_cost_usd=Decimal(0),
+        saved_cost_usd=result.estimated_cost_usd,
+        answered_by=result.answered_by,
+        attempts=0,
+        started_at=now,
+        completed_at=now,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 @dataclass(frozen=True)
 class Prefetched:
     """The Redis cache's answer for a job's hash, read earlier (with the rate limiter); None: a miss."""
 
-    value: dict[str, Any] | None
+    value: CachedResult | None
 
 
 def cached_result(
-    conn: Connection, *, job: dict[str, Any], ttl_seconds: int, prefetched: Prefetched | None = None
-) -> dict[str, Any] | None:
+    conn: Connection, *, job: Job, ttl_seconds: int, prefetched: Prefetched | None = None
+) -> CachedResult | None:
     """The answer for this input: Redis first, then a recent completed job in Postgres (re-cached)."""
-    found = prefetched.value if prefetched is not None else result_cache.get_result(job["input_hash"])
+    found = prefetched.value if prefetched is not None else result_cache.get_result(job.input_hash)
     if found is not None:
         return found
-    row = jobs_repo.recent_result(
-        conn, tenant_id=job["tenant_id"], input_hash=job["input_hash"], max_age_seconds=ttl_seconds
+    done = jobs_repo.recent_result(
+        conn, tenant_id=job.tenant_id, input_hash=job.input_hash, max_age_seconds=ttl_seconds
     )
-    if row is None:
+    if done is None or done.completed_at is None:
         return None
-    result = result_cache.entry_for(row)
-    remaining = ttl_seconds - int((utc_now() - row["completed_at"]).total_seconds())
-    result_cache.put_result(job["input_hash"], result, ttl_seconds=remaining)
+    result = CachedResult.of(done)
+    remaining = ttl_seconds - int((utc_now() - done.completed_at).total_seconds())
+    result_cache.put_result(job.input_hash, result, ttl_seconds=remaining)
     return result
 
 
@@ -252,29 +252,29 @@ def _store(
     conn: Connection,
     *,
     principal: Principal,
-    template: dict[str, Any],
-    job: dict[str, Any],
+    template: Template,
+    job: Job,
     caching: bool,
     prefetched: Prefetched | None = None,
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[Job, bool]:
     """Answer from the cache, join the identical job in flight, or store the new job; True when it is new.
 
     Only a new job is charged to the key's budget (cache hits are free, joining a job in flight too).
     """
     if caching:
-        result = cached_result(conn, job=job, ttl_seconds=template["cache_ttl_seconds"], prefetched=prefetched)
+        result = cached_result(conn, job=job, ttl_seconds=template.cache_ttl_seconds, prefetched=prefetched)
         if result is not None:
             row = _cache_hit_job(job, result)
             with connection(durable=False) as fast:
                 jobs_repo.insert_cache_hit(fast, row)
             count("CacheHits")
-            logger.info("job answered from cache", job_id=row["id"], source_job_id=result["job_id"])
+            logger.info("job answered from cache", job_id=row.id, source_job_id=result.job_id)
             return row, False
     with conn.transaction():
         reservation = budgets.reserve(conn, principal=principal, template=template, job=job)
-        row = jobs_repo.insert_job(conn, {**job, **reservation, "single_flight": caching})
+        row = jobs_repo.insert_job(conn, replace(reservation.on(job), single_flight=caching))
         # Another id: the same request already in flight, or a redelivered intake message.
-        new = row["id"] == job["id"]
+        new = row.id == job.id
         if not new:
             budgets.release(conn, reservation=reservation)
     return row, new
@@ -293,8 +293,8 @@ def accept_job(
     *,
     principal: Principal,
     request: GenerateRequest,
-    template: dict[str, Any],
-    job: dict[str, Any],
+    template: Template,
+    job: Job,
     use_cache: bool = True,
     prefetched: Prefetched | None = None,
 ) -> JobPublic:
@@ -304,10 +304,10 @@ def accept_job(
         caching = use_cache and request.cache
         row, new = _store(conn, principal=principal, template=template, job=job, caching=caching, prefetched=prefetched)
         if new:
-            if row["lane"] == "standard" and dispatch(conn, job_id=row["id"], priority=request.priority):
-                row = {**row, "enqueued_at": utc_now()}
+            if row.lane == "standard" and dispatch(conn, job_id=row.id, priority=request.priority):
+                row = replace(row, enqueued_at=utc_now())
             count("JobsAccepted")
-            logger.info("job accepted", job_id=row["id"], template_id=row["template_id"], provider=row["provider"])
+            logger.info("job accepted", job_id=row.id, template_id=row.template_id, provider=row.provider)
     return job_public(row)
 
 
@@ -328,27 +328,25 @@ def preview(*, principal: Principal, template_id: str, request: RenderRequest) -
     )
     resolved = resolve(template=template, request=generate)
     values = resolved.bound_input
-    system = render(template["system"], values)
-    turns = resolved.messages or [{"role": "user", "content": template["body"]}]
+    system = render(template.system, values)
+    turns = resolved.messages or [{"role": "user", "content": template.body}]
     rendered = [{"role": t["role"], "content": render(t["content"], values) or ""} for t in turns]
-    job = {
-        "input": values,
-        "messages": resolved.messages,
-        "params": resolved.params,
-        "provider": resolved.provider,
-        "model": resolved.model,
-        "fallbacks": resolved.fallbacks,
-    }
     return RenderResult(
-        template_id=template["id"],
-        version=template["version"],
+        template_id=template.id,
+        version=template.version,
         provider=resolved.provider,
         model=resolved.model,
         system=system,
         messages=[RenderedTurn(**t) for t in rendered],
         input_tokens_estimate=prompt_tokens(system, [t["content"] for t in rendered]),
         max_tokens=int(resolved.params["maxTokens"]),
-        worst_case_cost_usd=budgets.worst_case_cost(template=template, job=job),
+        worst_case_cost_usd=budgets.worst_case_cost(
+            template=template,
+            values=values,
+            messages=resolved.messages,
+            max_tokens=int(resolved.params["maxTokens"]),
+            routes=[f"{resolved.provider}:{resolved.model}", *(resolved.fallbacks or [])],
+        ),
     )
 
 
@@ -376,9 +374,9 @@ def accept_batch(*, principal: Principal, items: list[dict[str, Any]], use_cache
             except PromptLabError as exc:
                 results.append(_item_error(exc))
                 continue
-            if new and row["lane"] == "standard":  # economy jobs wait for the next provider batch
-                fresh.append((row["id"], row["priority"]))
-            results.append(BatchItemResult(job_id=row["id"], status=row["status"]))
+            if new and row.lane == "standard":  # economy jobs wait for the next provider batch
+                fresh.append((row.id, row.priority))
+            results.append(BatchItemResult(job_id=row.id, status=row.status))
         dispatch_many(conn, jobs=fresh)
     if fresh:
         count("JobsAccepted", len(fresh))

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from promptlab.core.errors import NotFound
 from promptlab.core.pagination import decode_cursor, encode_cursor
 from promptlab.db import batches_repo
 from promptlab.db.connection import connection
 from promptlab.models.batches import BatchPage, BatchPublic
-
-
-def batch_public(row: dict[str, Any]) -> BatchPublic:
-    """The wire view of a provider batch."""
-    counts = {k: row[k] for k in ("succeeded", "errored", "expired", "canceled")}
-    return BatchPublic.model_validate({**row, "request_counts": {"total": row["request_count"], **counts}})
 
 
 def list_batches(*, tenant_id: str, limit: int, cursor: str | None) -> BatchPage:
@@ -23,7 +15,7 @@ def list_batches(*, tenant_id: str, limit: int, cursor: str | None) -> BatchPage
         rows = batches_repo.list_batches(conn, tenant_id=tenant_id, limit=limit + 1, after_id=decode_cursor(cursor))
     more = len(rows) > limit
     rows = rows[:limit]
-    return BatchPage(items=[batch_public(r) for r in rows], next_cursor=encode_cursor(rows[-1]["id"]) if more else None)
+    return BatchPage(items=[r.public() for r in rows], next_cursor=encode_cursor(rows[-1].id) if more else None)
 
 
 def get_batch(*, tenant_id: str, batch_id: str) -> BatchPublic:
@@ -32,4 +24,4 @@ def get_batch(*, tenant_id: str, batch_id: str) -> BatchPublic:
         row = batches_repo.get_batch(conn, tenant_id=tenant_id, batch_id=batch_id)
     if row is None:
         raise NotFound(f"batch {batch_id!r} not found", details={"batchId": batch_id})
-    return batch_public(row)
+    return row.public()

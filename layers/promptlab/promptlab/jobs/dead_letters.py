@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from promptlab.core.errors import PoisonMessage
 from promptlab.core.observability import logger
 from promptlab.core.settings import get_settings
-from promptlab.db import jobs_repo
+from promptlab.db import dead_letters_repo, jobs_repo
 from promptlab.db.connection import connection
 from promptlab.jobs.lifecycle import announce, dispatch
 from promptlab.models.jobs import DeadLetterPublic, RedriveResult, parse_job_message
@@ -34,7 +34,7 @@ def record_dead_letter(letter: DeadLetter) -> str | None:
     with connection() as conn:
         error = {"code": "dead_lettered", "message": reason, "retryable": False, "providerStatus": None}
         failed_now = job_id is not None and jobs_repo.fail_job(conn, job_id=job_id, error=error)
-        jobs_repo.insert_dead_letter(
+        dead_letters_repo.insert_dead_letter(
             conn,
             job_id=job_id,
             queue=letter.queue,
@@ -52,7 +52,7 @@ def record_dead_letter(letter: DeadLetter) -> str | None:
 def list_dead_letters(*, limit: int = 100) -> list[DeadLetterPublic]:
     """The newest dead letters with their reasons."""
     with connection() as conn:
-        rows = jobs_repo.list_dead_letters(conn, limit=limit)
+        rows = dead_letters_repo.list_dead_letters(conn, limit=limit)
     return [DeadLetterPublic.model_validate(r) for r in rows]
 
 
@@ -61,7 +61,7 @@ def redrive(*, tenant_id: str | None, job_id: str | None = None, limit: int = 10
     settings = get_settings()
     redriven: list[str] = []
     with connection() as conn:
-        for letter in jobs_repo.dead_letters_for_redrive(conn, tenant_id=tenant_id, job_id=job_id, limit=limit):
+        for letter in dead_letters_repo.dead_letters_for_redrive(conn, tenant_id=tenant_id, job_id=job_id, limit=limit):
             with conn.transaction():
                 row = jobs_repo.retry_job(
                     conn,
@@ -72,8 +72,8 @@ def redrive(*, tenant_id: str | None, job_id: str | None = None, limit: int = 10
                 )
                 if row is None:
                     continue
-                jobs_repo.mark_redriven(conn, job_id=letter["job_id"])
-            dispatch(conn, job_id=row["id"], priority=row["priority"])
-            redriven.append(row["id"])
+                dead_letters_repo.mark_redriven(conn, job_id=letter["job_id"])
+            dispatch(conn, job_id=row.id, priority=row.priority)
+            redriven.append(row.id)
     logger.info("dead letters redriven", count=len(redriven))
     return RedriveResult(redriven=redriven)

@@ -17,21 +17,22 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
 from promptlab.core import ids
 from promptlab.core.clock import utc_now
-from promptlab.core.errors import ConfigurationError, DependencyUnavailable
+from promptlab.core.errors import ConfigurationError
 from promptlab.core.observability import count, logger
 from promptlab.core.settings import get_settings
-from promptlab.db import batches_repo, templates_repo
+from promptlab.db import batches_repo, jobs_repo, templates_repo
 from promptlab.db.connection import Connection, connection
 from promptlab.infra import result_cache
-from promptlab.infra.job_queue import get_queue
-from promptlab.jobs.lifecycle import announce
+from promptlab.jobs.lifecycle import announce, dispatch
 from promptlab.jobs.worker import build_call, spend
+from promptlab.models.batches import ProviderBatch
+from promptlab.models.jobs import CachedResult, Job
 from promptlab.providers import get_batch_provider
 from promptlab.providers.base import BatchItem, GenerationCall, ProviderError
 
@@ -48,9 +49,9 @@ def _error(code: str, message: str, retryable: bool, status: int | None = None) 
     return {"code": code, "message": message, "retryable": retryable, "providerStatus": status}
 
 
-def _due(group: list[dict[str, Any]]) -> bool:
+def _due(group: list[Job]) -> bool:
     settings = get_settings()
-    oldest = min(job["created_at"] for job in group)
+    oldest = min(job.created_at or utc_now() for job in group)
     waited = (utc_now() - oldest).total_seconds()
     return len(group) >= settings.economy_min_jobs or waited >= settings.economy_max_wait_seconds
 
@@ -58,35 +59,37 @@ def _due(group: list[dict[str, Any]]) -> bool:
 def collect() -> list[str]:
     """Send every due group of waiting economy jobs as a provider batch; returns our batch ids."""
     settings = get_settings()
-    made: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = []
+    made: list[tuple[str, str, list[Job]]] = []
     with connection() as conn, conn.transaction():
-        groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+        groups: dict[tuple[str, str, str], list[Job]] = defaultdict(list)
         for job in batches_repo.pending_jobs(conn, limit=settings.economy_max_jobs * 10):
-            groups[(job["tenant_id"], job["provider"], job["model"])].append(job)
+            groups[(job.tenant_id, job.provider, job.model)].append(job)
         for (tenant_id, provider, model), group in groups.items():
             if not _due(group):
                 continue
             chosen = group[: settings.economy_max_jobs]
-            batch = {"id": ids.new_id("bat"), "tenant_id": tenant_id, "provider": provider, "model": model}
-            batches_repo.insert_batch(conn, {**batch, "request_count": len(chosen)})
-            batches_repo.assign_jobs(conn, batch_id=batch["id"], job_ids=[j["id"] for j in chosen])
-            made.append((batch["id"], batch, chosen))
-    for batch_id, batch, jobs in made:
-        _submit(batch_id, batch["provider"], jobs)
+            batch_id = ids.new_id("bat")
+            batches_repo.insert_batch(
+                conn, batch_id=batch_id, tenant_id=tenant_id, provider=provider, model=model, size=len(chosen)
+            )
+            batches_repo.assign_jobs(conn, batch_id=batch_id, job_ids=[j.id for j in chosen])
+            made.append((batch_id, provider, chosen))
+    for batch_id, provider, jobs in made:
+        _submit(batch_id, provider, jobs)
     return [batch_id for batch_id, _, _ in made]
 
 
-def _calls(jobs: list[dict[str, Any]]) -> list[tuple[str, GenerationCall]]:
+def _calls(jobs: list[Job]) -> list[tuple[str, GenerationCall]]:
     calls = []
     with connection() as conn:
         for job in jobs:
-            version = templates_repo.get_version(conn, template_id=job["template_id"], version=job["template_version"])
+            version = templates_repo.get_version(conn, template_id=job.template_id, version=job.template_version)
             if version is not None:
-                calls.append((job["id"], build_call({**job, "error": None}, version)[2]))
+                calls.append((job.id, build_call(replace(job, error=None), version)[2]))
     return calls
 
 
-def _submit(batch_id: str, provider: str, jobs: list[dict[str, Any]]) -> None:
+def _submit(batch_id: str, provider: str, jobs: list[Job]) -> None:
     try:
         status = get_batch_provider(provider).submit_batch(_calls(jobs))
     except (ProviderError, ConfigurationError) as exc:
@@ -97,7 +100,7 @@ def _submit(batch_id: str, provider: str, jobs: list[dict[str, Any]]) -> None:
                 batches_repo.release_jobs(conn, batch_id=batch_id)  # they wait for the next pass
             else:
                 for job in jobs:
-                    batches_repo.fail(conn, job_id=job["id"], batch_id=batch_id, error=_error(
+                    batches_repo.fail(conn, job_id=job.id, batch_id=batch_id, error=_error(
                         "batch_rejected", f"the provider refused the batch: {exc}", False
                     ))  # fmt: skip
         logger.warning("provider batch not submitted", batch_id=batch_id, provider=provider, error=str(exc))
@@ -116,39 +119,41 @@ def poll() -> int:
     with connection() as conn:
         batches = batches_repo.open_batches(conn, limit=200)
     for batch in batches:
-        if batch["status"] == "submitting":
-            if utc_now() - batch["created_at"] > SUBMIT_GRACE:  # its submitter died before the provider answered
+        if batch.status == "submitting":
+            if utc_now() - batch.created_at > SUBMIT_GRACE:  # its submitter died before the provider answered
                 with connection() as conn, conn.transaction():
-                    released = batches_repo.release_jobs(conn, batch_id=batch["id"])
-                    batches_repo.batch_failed(conn, batch_id=batch["id"], error="never reached the provider")
-                logger.warning("abandoned batch released", batch_id=batch["id"], jobs=len(released))
+                    released = batches_repo.release_jobs(conn, batch_id=batch.id)
+                    batches_repo.batch_failed(conn, batch_id=batch.id, error="never reached the provider")
+                logger.warning("abandoned batch released", batch_id=batch.id, jobs=len(released))
             continue
+        if batch.provider_batch_id is None:
+            continue  # in progress always has the provider's id; a row without one is not ours to follow
         try:
-            provider = get_batch_provider(batch["provider"])
-            status = provider.batch_status(batch["provider_batch_id"])
+            provider = get_batch_provider(batch.provider)
+            status = provider.batch_status(batch.provider_batch_id)
         except (ProviderError, ConfigurationError) as exc:
-            logger.warning("batch status unavailable; next pass tries again", batch_id=batch["id"], error=str(exc))
+            logger.warning("batch status unavailable; next pass tries again", batch_id=batch.id, error=str(exc))
             continue
         counts = {k: status.counts.get(k, 0) for k in ("succeeded", "errored", "expired", "canceled")}
         if not status.ended:
             with connection() as conn:
-                batches_repo.update_counts(conn, batch_id=batch["id"], counts=counts, ended=False)
+                batches_repo.update_counts(conn, batch_id=batch.id, counts=counts, ended=False)
             continue
-        for item in provider.batch_results(batch["provider_batch_id"]):
+        for item in provider.batch_results(batch.provider_batch_id):
             settled += settle(batch, item)
         with connection() as conn:
-            unanswered = batches_repo.held_jobs(conn, batch_id=batch["id"])
+            unanswered = batches_repo.held_jobs(conn, batch_id=batch.id)
         for job_id in unanswered:  # no result line (an expired or cancelled batch): treated as expired
             settled += settle(batch, BatchItem(custom_id=job_id, kind="expired"))
         with connection() as conn:
-            batches_repo.update_counts(conn, batch_id=batch["id"], counts=counts, ended=True)
-        logger.info("provider batch ended", batch_id=batch["id"], counts=counts)
+            batches_repo.update_counts(conn, batch_id=batch.id, counts=counts, ended=True)
+        logger.info("provider batch ended", batch_id=batch.id, counts=counts)
     return settled
 
 
-def settle(batch: dict[str, Any], item: BatchItem) -> int:
+def settle(batch: ProviderBatch, item: BatchItem) -> int:
     """Settle one request's outcome; 1 when a job changed, 0 when it was already settled (or gone)."""
-    batch_id = batch["id"]
+    batch_id = batch.id
     with connection() as conn:
         job = batches_repo.job_in_batch(conn, job_id=item.custom_id, batch_id=batch_id)
         if job is None:
@@ -160,35 +165,35 @@ def settle(batch: dict[str, Any], item: BatchItem) -> int:
             failure = item.error or ProviderError(code="batch_error", message="the request failed", retryable=False)
             error = _error(failure.code, f"batch request failed: {failure.message}", failure.retryable, failure.status)
             if failure.retryable:
-                if batches_repo.to_standard_lane(conn, job_id=job["id"], batch_id=batch_id, error=error):
-                    _send_standard(job)
+                if batches_repo.to_standard_lane(conn, job_id=job.id, batch_id=batch_id, error=error):
+                    dispatch(conn, job_id=job.id, priority="low")
                 return 1
-            batches_repo.fail(conn, job_id=job["id"], batch_id=batch_id, error=error)
+            batches_repo.fail(conn, job_id=job.id, batch_id=batch_id, error=error)
             count("JobsFailed")
-        elif job["batch_requeues"] < 1:
+        elif job.batch_requeues < 1:
             message = f"the provider batch request {item.kind}; waiting for the next batch"
             batches_repo.back_to_waiting(
-                conn, job_id=job["id"], batch_id=batch_id, error=_error(f"batch_{item.kind}", message, True)
+                conn, job_id=job.id, batch_id=batch_id, error=_error(f"batch_{item.kind}", message, True)
             )
             return 1
         else:
             message = f"the provider batch request {item.kind} twice"
             batches_repo.fail(
-                conn, job_id=job["id"], batch_id=batch_id, error=_error(f"batch_{item.kind}", message, False)
+                conn, job_id=job.id, batch_id=batch_id, error=_error(f"batch_{item.kind}", message, False)
             )
             count("JobsFailed")
-    announce(job["id"])
+    announce(job.id)
     return 1
 
 
-def _complete(conn: Connection, job: dict[str, Any], item: BatchItem, batch_id: str) -> None:
+def _complete(conn: Connection, job: Job, item: BatchItem, batch_id: str) -> None:
     assert item.result is not None
     outcome = spend(job, item.result, None, batch=True)
-    full, cost = spend(job, item.result, None)["estimated_cost_usd"], outcome["estimated_cost_usd"]
-    outcome["saved_cost_usd"] = full - cost if full is not None and cost is not None else None
-    done = batches_repo.complete(conn, job_id=job["id"], batch_id=batch_id, outcome=outcome)
+    full, cost = spend(job, item.result, None).estimated_cost_usd, outcome.estimated_cost_usd
+    saved = full - cost if full is not None and cost is not None else None
+    done = batches_repo.complete(conn, job_id=job.id, batch_id=batch_id, outcome=outcome, saved_cost_usd=saved)
     if done is not None:
-        result_cache.put_result(job["input_hash"], result_cache.entry_for(done), ttl_seconds=_ttl(job))
+        result_cache.put_result(job.input_hash, CachedResult.of(done), ttl_seconds=_ttl(job))
         count("JobsCompleted")
 
 
@@ -196,27 +201,16 @@ def _discard(conn: Connection, item: BatchItem, batch_id: str) -> None:
     """A result for a job the batch no longer holds: if it was cancelled meanwhile, keep what it cost."""
     if item.result is None:
         return
-    cancelled = conn.execute("SELECT * FROM jobs WHERE id = %s AND status = 'cancelled'", (item.custom_id,)).fetchone()
-    if cancelled is not None:
+    cancelled = jobs_repo.get_job_any_tenant(conn, job_id=item.custom_id)
+    if cancelled is not None and cancelled.status == "cancelled":
         outcome = spend(cancelled, item.result, None, batch=True)
         batches_repo.spend_on_cancelled(conn, job_id=item.custom_id, batch_id=batch_id, outcome=outcome)
 
 
-def _ttl(job: dict[str, Any]) -> int:
+def _ttl(job: Job) -> int:
     with connection() as conn:
-        version = templates_repo.get_version(conn, template_id=job["template_id"], version=job["template_version"])
-    return int(version["cache_ttl_seconds"]) if version else get_settings().default_cache_ttl_seconds
-
-
-def _send_standard(job: dict[str, Any]) -> None:
-    """A job moved to the normal lane gets its message (the sweeper sends it if the queue is down)."""
-    try:
-        get_queue().send_job(job_id=job["id"], priority="low")
-    except DependencyUnavailable:
-        logger.warning("job moved to the normal lane; the sweeper will send it", job_id=job["id"])
-        return
-    with connection() as conn:
-        conn.execute("UPDATE jobs SET enqueued_at = now() WHERE id = %s", (job["id"],))
+        version = templates_repo.get_version(conn, template_id=job.template_id, version=job.template_version)
+    return version.cache_ttl_seconds if version else get_settings().default_cache_ttl_seconds
 
 
 def run() -> EconomyReport:

@@ -10,11 +10,13 @@ from promptlab.core.errors import Conflict, DependencyUnavailable, NotFound
 from promptlab.core.observability import logger
 from promptlab.core.pagination import decode_cursor, encode_cursor
 from promptlab.core.settings import get_settings
-from promptlab.db import jobs_repo
+from promptlab.db import jobs_repo, notifications_repo
 from promptlab.db.connection import Connection, connection
 from promptlab.infra import result_cache
 from promptlab.infra.job_queue import get_queue
-from promptlab.models.jobs import JobPage, JobPublic, JobSummary
+from promptlab.models.jobs import Job, JobPage, JobPublic, JobSummary
+
+Row = dict[str, Any]
 
 QUEUED, PROCESSING, COMPLETED, FAILED, CANCELLED = "queued", "processing", "completed", "failed", "cancelled"
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
@@ -34,19 +36,15 @@ def can_transition(current: str, target: str) -> bool:
     return target in TRANSITIONS.get(current, frozenset())
 
 
-def job_summary(row: dict[str, Any]) -> JobSummary:
-    """The list view of a job row."""
-    return JobSummary.model_validate({**row, "job_id": row["id"]})
+def job_summary(job: Job) -> JobSummary:
+    """The list view of a job."""
+    return JobSummary.model_validate({**job.as_row(), "job_id": job.id})
 
 
-def job_public(
-    row: dict[str, Any],
-    attempts: list[dict[str, Any]] | None = None,
-    notifications: list[dict[str, Any]] | None = None,
-) -> JobPublic:
-    """The full wire view of a job row (with its attempts and announcements when given)."""
+def job_public(job: Job, attempts: list[Row] | None = None, notifications: list[Row] | None = None) -> JobPublic:
+    """The full wire view of a job (with its attempts and announcements when given)."""
     return JobPublic.model_validate(
-        {**row, "job_id": row["id"], "attempt_history": attempts, "notifications": notifications}
+        {**job.as_row(), "job_id": job.id, "attempt_history": attempts, "notifications": notifications}
     )
 
 
@@ -71,10 +69,10 @@ def announce(job_id: str) -> None:
         logger.warning("job end not announced: the notify queue is unreachable", job_id=job_id)
 
 
-def _require(row: dict[str, Any] | None, job_id: str) -> dict[str, Any]:
-    if row is None:
+def _require(job: Job | None, job_id: str) -> Job:
+    if job is None:
         raise NotFound(f"job {job_id!r} not found", details={"jobId": job_id})
-    return row
+    return job
 
 
 WAIT_POLL_SECONDS = 0.05
@@ -90,12 +88,12 @@ def get_job(*, tenant_id: str, job_id: str, wait_seconds: float = 0) -> JobPubli
     while True:  # the connection goes back to the pool between reads
         with connection() as conn:
             row = _require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id)
-        if row["status"] in TERMINAL or time.monotonic() >= deadline:
+        if row.status in TERMINAL or time.monotonic() >= deadline:
             break
         time.sleep(min(WAIT_POLL_SECONDS, deadline - time.monotonic()))
     with connection() as conn:
         attempts = jobs_repo.list_attempts(conn, job_id=job_id)
-        notifications = jobs_repo.list_notifications(conn, job_id=job_id)
+        notifications = notifications_repo.list_notifications(conn, job_id=job_id)
     return job_public(row, attempts, notifications)
 
 
@@ -126,14 +124,11 @@ def list_jobs(
         )
     more = len(rows) > limit
     rows = rows[:limit]
-    return JobPage(items=[job_summary(r) for r in rows], next_cursor=encode_cursor(rows[-1]["id"]) if more else None)
+    return JobPage(items=[job_summary(r) for r in rows], next_cursor=encode_cursor(rows[-1].id) if more else None)
 
 
-def _conflict(row: dict[str, Any], action: str) -> Conflict:
-    return Conflict(
-        f"a {row['status']} job cannot be {action}",
-        details={"jobId": row["id"], "status": row["status"]},
-    )
+def _conflict(job: Job, action: str) -> Conflict:
+    return Conflict(f"a {job.status} job cannot be {action}", details={"jobId": job.id, "status": job.status})
 
 
 def cancel_job(*, tenant_id: str, job_id: str) -> JobPublic:
@@ -161,8 +156,8 @@ def retry_job(*, tenant_id: str, job_id: str) -> JobPublic:
         )
         if row is None:
             raise _conflict(_require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id), "retried")
-        if row["lane"] == "standard":  # an economy job waits for the next provider batch instead
-            dispatch(conn, job_id=job_id, priority=row["priority"])
+        if row.lane == "standard":  # an economy job waits for the next provider batch instead
+            dispatch(conn, job_id=job_id, priority=row.priority)
         row = _require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id)
         attempts = jobs_repo.list_attempts(conn, job_id=job_id)
     logger.info("job retried", job_id=job_id)
@@ -190,8 +185,8 @@ def purge_job(*, tenant_id: str, job_id: str) -> None:
         if purged is None:
             row = _require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id)
             raise Conflict(
-                f"job {job_id!r} is {row['status']}: cancel it before purging it",
-                details={"jobId": job_id, "status": row["status"]},
+                f"job {job_id!r} is {row.status}: cancel it before purging it",
+                details={"jobId": job_id, "status": row.status},
             )
     result_cache.forget(purged["input_hash"])
     logger.info("job purged", job_id=job_id)

@@ -8,19 +8,18 @@ import http.client
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from promptlab.core.errors import DependencyUnavailable
 from promptlab.core.observability import logger
 from promptlab.core.settings import get_settings
-from promptlab.db import jobs_repo
+from promptlab.db import jobs_repo, notifications_repo
 from promptlab.db.connection import connection
 from promptlab.infra import webhook_targets
 from promptlab.infra.job_queue import get_queue
 from promptlab.infra.publishers import get_publishers
 from promptlab.infra.secrets import webhook_secret
 from promptlab.jobs.lifecycle import job_public
-from promptlab.models.jobs import JobMessage
+from promptlab.models.jobs import Job, JobMessage
 
 EVENTS = {
     "completed": "promptlab.job.completed",
@@ -66,19 +65,19 @@ def _post_webhook(url: str, event: str, delivery_id: str, body: bytes) -> int:
     return webhook_targets.post(url, body, headers, timeout=settings.webhook_timeout_seconds)
 
 
-def _channels(job: dict[str, Any]) -> list[str]:
+def _channels(job: Job) -> list[str]:
     settings = get_settings()
     channels = []
     if settings.event_bus_name:
         channels.append("eventbridge")
     if settings.job_events_topic_arn:
         channels.append("sns")
-    if job.get("callback_url"):
+    if job.callback_url:
         channels.append("webhook")
     return channels
 
 
-def _send(channel: str, job: dict[str, Any], event: str, body: bytes) -> int | None:
+def _send(channel: str, job: Job, event: str, body: bytes) -> int | None:
     settings = get_settings()
     if channel == "eventbridge":
         get_publishers().put_event(bus=settings.event_bus_name, detail_type=event, detail=body.decode())
@@ -86,7 +85,8 @@ def _send(channel: str, job: dict[str, Any], event: str, body: bytes) -> int | N
     if channel == "sns":
         get_publishers().publish(topic_arn=settings.job_events_topic_arn, event=event, message=body.decode())
         return None
-    status = _post_webhook(job["callback_url"], event, f"{job['id']}:{event}", body)
+    assert job.callback_url is not None
+    status = _post_webhook(job.callback_url, event, f"{job.id}:{event}", body)
     if not 200 <= status < 300:
         raise DeliveryFailed(f"webhook answered {status}")
     return status
@@ -98,10 +98,10 @@ def deliver(announcement: Announcement) -> list[str]:
     job_id = JobMessage.model_validate_json(announcement.body).job_id
     with connection() as conn:
         job = jobs_repo.get_job_any_tenant(conn, job_id=job_id)
-        if job is None or job["status"] not in EVENTS:
+        if job is None or job.status not in EVENTS:
             return []
-        event = EVENTS[job["status"]]
-        done = jobs_repo.delivered_channels(conn, job_id=job_id, event=event)
+        event = EVENTS[job.status]
+        done = notifications_repo.delivered_channels(conn, job_id=job_id, event=event)
         attempts = jobs_repo.list_attempts(conn, job_id=job_id)
     body = json.dumps(
         {"event": event, "job": job_public(job, attempts).model_dump(mode="json", by_alias=True)},
@@ -122,7 +122,7 @@ def deliver(announcement: Announcement) -> list[str]:
         except (DeliveryFailed, DependencyUnavailable, OSError, http.client.HTTPException) as exc:
             error = str(exc)
         with connection() as conn:
-            jobs_repo.record_notification(
+            notifications_repo.record_notification(
                 conn,
                 job_id=job_id,
                 channel=channel,

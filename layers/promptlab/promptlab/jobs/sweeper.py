@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from promptlab.core.errors import DependencyUnavailable
 from promptlab.core.observability import logger
-from promptlab.db import jobs_repo
+from promptlab.db import jobs_repo, sweeper_repo
 from promptlab.db.connection import connection
 from promptlab.infra import result_cache
 from promptlab.infra.job_queue import JobQueue, get_queue
@@ -31,11 +31,11 @@ def sweep(
     """One bounded, idempotent pass; safe to run twice at once (row locks skip what the other holds)."""
     queue = queue or get_queue()
     with connection() as conn:
-        expired = jobs_repo.expire_jobs(conn, limit=limit)
-        recovered = jobs_repo.release_expired_leases(conn, grace_seconds=lease_grace_seconds, limit=limit)
+        expired = sweeper_repo.expire_jobs(conn, limit=limit)
+        recovered = sweeper_repo.release_expired_leases(conn, grace_seconds=lease_grace_seconds, limit=limit)
         sent = 0
         with conn.transaction():
-            unsent = jobs_repo.unsent_jobs(conn, older_than_seconds=unsent_after_seconds, limit=limit)
+            unsent = sweeper_repo.unsent_jobs(conn, older_than_seconds=unsent_after_seconds, limit=limit)
             requeued = [r for r in recovered if r["requeued"] and r["id"] not in {u["id"] for u in unsent}]
             for job in unsent + requeued:
                 try:
@@ -45,7 +45,7 @@ def sweep(
                     break
                 jobs_repo.mark_enqueued(conn, job_id=job["id"])
                 sent += 1
-        purged = jobs_repo.purge_past_retention(conn, limit=limit)
+        purged = sweeper_repo.purge_past_retention(conn, limit=limit)
     for job_id in expired + [r["id"] for r in recovered if not r["requeued"]]:
         announce(job_id)
     for hash_of_input in {row["input_hash"] for row in purged}:

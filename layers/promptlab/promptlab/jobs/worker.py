@@ -18,7 +18,8 @@ from promptlab.db.connection import connection
 from promptlab.infra import provider_throttle, result_cache
 from promptlab.infra.job_queue import JobQueue, get_queue
 from promptlab.jobs.lifecycle import announce
-from promptlab.models.jobs import parse_job_message
+from promptlab.models.jobs import Answer, CachedResult, Job, parse_job_message
+from promptlab.models.templates import TemplateVersion
 from promptlab.providers import get_provider, json_output
 from promptlab.providers.base import GenerationCall, Message, ProviderError, ProviderResult
 from promptlab.providers.pricing import cost_usd, unit_prices
@@ -66,36 +67,23 @@ def _error(exc: ProviderError, attempt: int) -> dict[str, Any]:
     return error
 
 
-def _version(job: dict[str, Any]) -> dict[str, Any]:
+def _version(job: Job) -> TemplateVersion:
     with connection() as conn:
-        version = templates_repo.get_version(conn, template_id=job["template_id"], version=job["template_version"])
+        version = templates_repo.get_version(conn, template_id=job.template_id, version=job.template_version)
     if version is None:
         raise ProviderError(code="template_missing", message="the template version is gone", retryable=False)
     return version
 
 
-def current_route(job: dict[str, Any]) -> tuple[str, str]:
-    """(provider, model) being tried: the job's own, or the fallback its `route_index` points at."""
-    routes = [(job["provider"], job["model"])]
-    for entry in job.get("fallbacks") or []:
-        provider, _, model = entry.partition(":")
-        routes.append((provider, model))
-    return routes[min(job.get("route_index") or 0, len(routes) - 1)]
-
-
-def _has_next_route(job: dict[str, Any]) -> bool:
-    return (job.get("route_index") or 0) < len(job.get("fallbacks") or [])
-
-
-def _conversation(job: dict[str, Any], version: dict[str, Any]) -> list[Message]:
+def _conversation(job: Job, version: TemplateVersion) -> list[Message]:
     """The turns sent: the rendered body, or the job's chat messages; after an invalid JSON answer, that
     answer and a request to correct it."""
-    values = job["input"] or {}
-    if job.get("messages"):
-        turns = [Message(role=m["role"], content=render(m["content"], values) or "") for m in job["messages"]]
+    values = job.input or {}
+    if job.messages:
+        turns = [Message(role=m["role"], content=render(m["content"], values) or "") for m in job.messages]
     else:
-        turns = [Message(role="user", content=render(version["body"], values) or "")]
-    error = job.get("error") or {}
+        turns = [Message(role="user", content=render(version.body, values) or "")]
+    error = job.error or {}
     if error.get("code") == "invalid_output" and error.get("output"):
         turns += [
             Message(role="assistant", content=error["output"]),
@@ -104,20 +92,20 @@ def _conversation(job: dict[str, Any], version: dict[str, Any]) -> list[Message]
     return turns
 
 
-def build_call(job: dict[str, Any], version: dict[str, Any]) -> tuple[str, str, GenerationCall]:
+def build_call(job: Job, version: TemplateVersion) -> tuple[str, str, GenerationCall]:
     """(provider, model, call) for the job's current route: what the worker or a provider batch sends."""
-    provider, model = current_route(job)
-    params = job["params"]
-    max_tokens = int(params["maxTokens"])
+    provider, model = job.route.current
+    params = job.params
+    max_tokens = job.max_tokens
     temperature, top_p = params.get("temperature"), params.get("topP")
     call = GenerationCall(
         model=model,
-        system=render(version["system"], job["input"] or {}),
+        system=render(version.system, job.input or {}),
         messages=_conversation(job, version),
         max_tokens=max_tokens,
         temperature=None if temperature is None else Decimal(temperature),
         timeout_seconds=provider_timeout(max_tokens),
-        cache_system=bool(version.get("cache_system")),
+        cache_system=version.cache_system,
         top_p=None if top_p is None else Decimal(top_p),
         stop=tuple(params.get("stop") or ()),
         response_format=params.get("responseFormat"),
@@ -125,18 +113,16 @@ def build_call(job: dict[str, Any], version: dict[str, Any]) -> tuple[str, str, 
     return provider, model, call
 
 
-def _call_provider(job: dict[str, Any], version: dict[str, Any]) -> ProviderResult:
+def _call_provider(job: Job, version: TemplateVersion) -> ProviderResult:
     provider, model, call = build_call(job, version)
     with provider_segment(provider, model):
         return get_provider(provider).generate(call)
 
 
-def spend(
-    job: dict[str, Any], result: ProviderResult, latency_ms: int | None, *, batch: bool = False
-) -> dict[str, Any]:
+def spend(job: Job, result: ProviderResult, latency_ms: int | None, *, batch: bool = False) -> Answer:
     """What the answer cost (at batch prices for the economy lane), added to what earlier attempts of this
     job spent (invalid JSON answers)."""
-    provider, model = current_route(job)
+    provider, model = job.route.current
     prices = unit_prices(provider, result.model, batch=batch) or unit_prices(provider, model, batch=batch)
     if prices is None:
         logger.warning("no price for model; cost left null", provider=provider, model=result.model)
@@ -146,36 +132,31 @@ def spend(
         warnings.append(f"the provider returned an empty answer (finish reason {result.finish_reason})")
     elif result.truncated:
         warnings.append(f"the answer was cut at maxTokens (finish reason {result.finish_reason})")
-    earlier = job.get("estimated_cost_usd")
-    cost = cost_usd(usage, prices) + (earlier or 0) if prices else None
-
-    def plus(column: str, value: int) -> int:
-        return value + (job.get(column) or 0)
-
-    return {
-        "output": result.text.replace("\x00", ""),  # Postgres text cannot hold NUL
-        "finish_reason": result.finish_reason,
-        "truncated": result.truncated or not result.text,
-        "input_tokens": plus("input_tokens", usage.input_tokens),
-        "output_tokens": plus("output_tokens", usage.output_tokens),
-        "cache_read_tokens": plus("cache_read_tokens", usage.cache_read_tokens),
-        "cache_write_tokens": plus("cache_write_tokens", usage.cache_write_tokens),
-        "total_tokens": plus("total_tokens", usage.total_tokens),
-        "estimated_cost_usd": cost,
-        "unit_prices": prices.snapshot() if prices else None,
-        "answered_by": f"{provider}/{result.model}",
-        "provider_latency_ms": latency_ms,
-        "warnings": warnings,
-    }
+    cost = cost_usd(usage, prices) + (job.estimated_cost_usd or 0) if prices else None
+    return Answer(
+        output=result.text.replace("\x00", ""),  # Postgres text cannot hold NUL
+        finish_reason=result.finish_reason,
+        truncated=result.truncated or not result.text,
+        input_tokens=usage.input_tokens + (job.input_tokens or 0),
+        output_tokens=usage.output_tokens + (job.output_tokens or 0),
+        cache_read_tokens=usage.cache_read_tokens + (job.cache_read_tokens or 0),
+        cache_write_tokens=usage.cache_write_tokens + (job.cache_write_tokens or 0),
+        total_tokens=usage.total_tokens + (job.total_tokens or 0),
+        estimated_cost_usd=cost,
+        unit_prices=prices.snapshot() if prices else None,
+        answered_by=f"{provider}/{result.model}",
+        provider_latency_ms=latency_ms,
+        warnings=warnings,
+    )
 
 
 def _invalid_output(
-    job: dict[str, Any], result: ProviderResult, why: str, latency_ms: int, delivery: Delivery, queue: JobQueue
+    job: Job, result: ProviderResult, why: str, latency_ms: int, delivery: Delivery, queue: JobQueue
 ) -> None:
     """A JSON-mode answer that does not satisfy the format: its cost is kept, and the job is asked again
     (with the answer and the reason) while attempts last, else it fails with `invalid_output`."""
-    attempt = job["attempts"]
-    retry = attempt < job["max_attempts"]
+    attempt = job.attempts
+    retry = attempt < job.max_attempts
     spent = spend(job, result, latency_ms)
     error = {
         "code": "invalid_output",
@@ -183,100 +164,100 @@ def _invalid_output(
         "retryable": retry,
         "providerStatus": None,
         "attempt": attempt,
-        "output": spent["output"][:8000],
+        "output": spent.output[:8000],
     }
     with connection() as conn, conn.transaction():
         jobs_repo.end_attempt(
-            conn, job_id=job["id"], n=attempt, outcome="error", error=error, provider_request_id=result.request_id
+            conn, job_id=job.id, n=attempt, outcome="error", error=error, provider_request_id=result.request_id
         )
-        jobs_repo.record_invalid_output(conn, job_id=job["id"], attempt=attempt, error=error, spend=spent, retry=retry)
+        jobs_repo.record_invalid_output(conn, job_id=job.id, attempt=attempt, error=error, spend=spent, retry=retry)
     if retry:
         queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=0)
         count("JobRetries")
-        logger.info("job answer was not valid JSON for its format; asked again", job_id=job["id"], attempt=attempt)
+        logger.info("job answer was not valid JSON for its format; asked again", job_id=job.id, attempt=attempt)
         raise RetryLater(f"invalid_output: {why}")
-    announce(job["id"])
+    announce(job.id)
     count("JobsFailed")
-    logger.warning("job failed: no valid JSON answer", job_id=job["id"], attempt=attempt)
+    logger.warning("job failed: no valid JSON answer", job_id=job.id, attempt=attempt)
 
 
-def _complete(job: dict[str, Any], result: ProviderResult, latency_ms: int, cache_ttl_seconds: int) -> None:
+def _complete(job: Job, result: ProviderResult, latency_ms: int, cache_ttl_seconds: int) -> None:
     outcome = spend(job, result, latency_ms)
     usage = result.usage
     # The job's state and its attempt's outcome commit together, so a crash cannot leave one without the other.
     with connection() as conn, conn.transaction():
-        done = jobs_repo.complete_job(conn, job_id=job["id"], attempt=job["attempts"], result=outcome)
+        done = jobs_repo.complete_job(conn, job_id=job.id, attempt=job.attempts, result=outcome)
         if done is None:
             # Cancelled during the call: the tokens were spent, so they are billed once; the output is dropped.
-            jobs_repo.record_spend_on_cancelled(conn, job_id=job["id"], attempt=job["attempts"], result=outcome)
+            jobs_repo.record_spend_on_cancelled(conn, job_id=job.id, attempt=job.attempts, result=outcome)
         jobs_repo.end_attempt(
             conn,
-            job_id=job["id"],
-            n=job["attempts"],
+            job_id=job.id,
+            n=job.attempts,
             outcome="succeeded" if done else "discarded",
             error=None,
             provider_request_id=result.request_id,
         )
     if done:
-        if not job.get("route_index"):  # a fallback's answer is not what the request's own model would say
-            result_cache.put_result(job["input_hash"], result_cache.entry_for(done), ttl_seconds=cache_ttl_seconds)
-        announce(job["id"])
+        if not job.route_index:  # a fallback's answer is not what the request's own model would say
+            result_cache.put_result(job.input_hash, CachedResult.of(done), ttl_seconds=cache_ttl_seconds)
+        announce(job.id)
         count("JobsCompleted")
         count("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
         count("InputTokens", usage.input_tokens)
         count("OutputTokens", usage.output_tokens)
-        cost = done["estimated_cost_usd"]
+        cost = done.estimated_cost_usd
         if cost is not None:  # in micro-dollars: metric values are floats, money is not
             count("CostMicroUSD", int(cost * 1_000_000))
         logger.info(
             "job completed",
-            job_id=job["id"],
+            job_id=job.id,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             latency_ms=latency_ms,
         )
     else:
-        logger.warning("job result discarded: the job is no longer held by this attempt", job_id=job["id"])
+        logger.warning("job result discarded: the job is no longer held by this attempt", job_id=job.id)
 
 
-def _handle_failure(job: dict[str, Any], exc: ProviderError, delivery: Delivery, queue: JobQueue) -> None:
-    attempt = job["attempts"]
+def _handle_failure(job: Job, exc: ProviderError, delivery: Delivery, queue: JobQueue) -> None:
+    attempt = job.attempts
     error = _error(exc, attempt)
-    retry = exc.retryable and attempt < job["max_attempts"]
+    retry = exc.retryable and attempt < job.max_attempts
     # A provider that failed for good hands the job to the next fallback, with a fresh attempt budget.
-    fall_back = not retry and exc.code != "content_refused" and _has_next_route(job)
+    fall_back = not retry and exc.code != "content_refused" and job.route.has_next
     if exc.retryable and not retry and not fall_back:
-        reason = f"attempts exhausted ({attempt} of {job['max_attempts']}): {exc.code}: {exc.message}"
+        reason = f"attempts exhausted ({attempt} of {job.max_attempts}): {exc.code}: {exc.message}"
         error = {**error, "message": reason}
         # Sent before the job is failed: if this process dies here, the redelivery ends the job the same way.
-        queue.dead_letter(body=delivery.body, job_id=job["id"], reason=reason, attempts=attempt)
+        queue.dead_letter(body=delivery.body, job_id=job.id, reason=reason, attempts=attempt)
     with connection() as conn, conn.transaction():
-        jobs_repo.end_attempt(conn, job_id=job["id"], n=attempt, outcome="error", error=error, provider_request_id=None)
+        jobs_repo.end_attempt(conn, job_id=job.id, n=attempt, outcome="error", error=error, provider_request_id=None)
         if fall_back:
             jobs_repo.next_route(
-                conn, job_id=job["id"], attempt=attempt, extra_attempts=get_settings().max_attempts, error=error
+                conn, job_id=job.id, attempt=attempt, extra_attempts=get_settings().max_attempts, error=error
             )
         elif retry:
-            jobs_repo.requeue_job(conn, job_id=job["id"], attempt=attempt, error=error)
+            jobs_repo.requeue_job(conn, job_id=job.id, attempt=attempt, error=error)
         else:
-            jobs_repo.fail_job(conn, job_id=job["id"], error=error)
+            jobs_repo.fail_job(conn, job_id=job.id, error=error)
     if fall_back:
         # A fresh message, so SQS's receive count (the poison safety net) starts again for the next route.
         try:
-            queue.send_job(job_id=job["id"], priority=job["priority"])
+            queue.send_job(job_id=job.id, priority=job.priority)
         except DependencyUnavailable as send_failed:
             raise RetryLater("the next fallback could not be queued; this message will be retried") from send_failed
-        logger.info("job moves to its next fallback", job_id=job["id"], code=exc.code)
+        logger.info("job moves to its next fallback", job_id=job.id, code=exc.code)
         return
     if retry:
         delay = backoff_seconds(attempt, exc.retry_after)
         queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=delay)
         count("JobRetries")
-        logger.info("job will retry", job_id=job["id"], attempt=attempt, delay_seconds=delay, code=exc.code)
+        logger.info("job will retry", job_id=job.id, attempt=attempt, delay_seconds=delay, code=exc.code)
         raise RetryLater(str(exc)) from exc
-    announce(job["id"])
+    announce(job.id)
     count("JobsFailed")
-    logger.warning("job failed", job_id=job["id"], code=exc.code, retryable=exc.retryable, attempt=attempt)
+    logger.warning("job failed", job_id=job.id, code=exc.code, retryable=exc.retryable, attempt=attempt)
 
 
 def _reserve_provider(job_id: str, delivery: Delivery, queue: JobQueue) -> tuple[str, str] | None:
@@ -287,9 +268,9 @@ def _reserve_provider(job_id: str, delivery: Delivery, queue: JobQueue) -> tuple
         return None
     with connection() as conn:
         route = jobs_repo.route_of(conn, job_id=job_id)
-    if route is None or route["status"] != "queued":
+    if route is None or route.status != "queued":
         return None
-    provider, model = current_route(route)
+    provider, model = route.current
     wait = provider_throttle.reserve(provider, model)
     if wait <= 0:
         return provider, model
@@ -324,22 +305,20 @@ def _process(job_id: str, delivery: Delivery, queue: JobQueue) -> str:
                 lease_margin=get_settings().lease_margin_seconds,
             )
             if job is not None:
-                jobs_repo.start_attempt(conn, job_id=job["id"], n=job["attempts"])
+                jobs_repo.start_attempt(conn, job_id=job.id, n=job.attempts)
         if job is None:
             current = jobs_repo.get_job_any_tenant(conn, job_id=job_id)
             logger.info(
                 "job not claimable; message acknowledged",
                 job_id=job_id,
-                status=current["status"] if current else "missing",
+                status=current.status if current else "missing",
             )
             return "skipped"
     # The API request that made the job is the correlation id of every line about it.
-    logger.thread_safe_append_keys(
-        job_id=job["id"], template_id=job["template_id"], correlation_id=job.get("request_id")
-    )
+    logger.thread_safe_append_keys(job_id=job.id, template_id=job.template_id, correlation_id=job.request_id)
     started = time.monotonic()
     try:
-        provider, model = current_route(job)
+        provider, model = job.route.current
         try:
             version = _version(job)
             result = _call_provider(job, version)
@@ -352,12 +331,12 @@ def _process(job_id: str, delivery: Delivery, queue: JobQueue) -> str:
         if get_settings().throttle:
             provider_throttle.note_headers(provider, model, result.rate_limits)
         latency_ms = int((time.monotonic() - started) * 1000)
-        response_format = job["params"].get("responseFormat")
+        response_format = job.params.get("responseFormat")
         why = json_output.problem(result.text, response_format) if response_format else None
         if why is not None:
             _invalid_output(job, result, why, latency_ms, delivery, queue)
             return "failed"
-        _complete(job, result, latency_ms=latency_ms, cache_ttl_seconds=version["cache_ttl_seconds"])
+        _complete(job, result, latency_ms=latency_ms, cache_ttl_seconds=version.cache_ttl_seconds)
         return "completed"
     finally:
         logger.thread_safe_remove_keys(["job_id", "template_id", "correlation_id"])

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError
@@ -125,3 +129,185 @@ def parse_job_message(body: str) -> JobMessage:
         return JobMessage.model_validate_json(body)
     except ValidationError as exc:
         raise PoisonMessage(f"not a job message: {exc.errors()[0]['msg']}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A row of `jobs`, typed: built by the repository, never indexed by column name.
+
+    JSON columns (`params`, `input`, `error`, …) stay dicts inside it. A new job is built with the required
+    fields; the repository fills the rest when it stores it.
+    """
+
+    id: str
+    tenant_id: str
+    template_id: str
+    template_version: int
+    provider: str
+    model: str
+    params: dict[str, Any]
+    input_hash: str
+    expires_at: datetime
+    input: dict[str, Any] | None = None
+    status: str = "queued"
+    priority: str = "normal"
+    attempts: int = 0
+    max_attempts: int = 3
+    error: dict[str, Any] | None = None
+    output: str | None = None
+    finish_reason: str | None = None
+    truncated: bool | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    total_tokens: int | None = None
+    estimated_cost_usd: Decimal | None = None
+    unit_prices: dict[str, Any] | None = None
+    cache_hit: bool = False
+    saved_cost_usd: Decimal | None = None
+    idempotency_key: str | None = None
+    answered_by: str | None = None
+    metadata: dict[str, Any] | None = None
+    provider_latency_ms: int | None = None
+    enqueued_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    lease_until: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    source_message_id: str | None = None
+    callback_url: str | None = None
+    single_flight: bool = False
+    warnings: list[str] | None = None
+    fallbacks: list[str] | None = None
+    route_index: int = 0
+    api_key_id: str | None = None
+    reserved_cost_usd: Decimal | None = None
+    budget_month: date | None = None
+    request_id: str | None = None
+    purged_at: datetime | None = None
+    messages: list[dict[str, str]] | None = None
+    lane: str = "standard"
+    batch_id: str | None = None
+    batch_requeues: int = 0
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Job:
+        """The job of a `SELECT * FROM jobs` row."""
+        return cls(**row)
+
+    def as_row(self) -> dict[str, Any]:
+        """The job's columns by name (what the wire views are validated from)."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    @property
+    def max_tokens(self) -> int:
+        """The job's output budget in tokens."""
+        return int(self.params["maxTokens"])
+
+    @property
+    def route(self) -> JobRoute:
+        """Where the job's next call goes."""
+        return JobRoute(
+            status=self.status,
+            provider=self.provider,
+            model=self.model,
+            fallbacks=self.fallbacks,
+            route_index=self.route_index,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JobRoute:
+    """The job's own provider and model, its fallbacks, and which of them is being tried."""
+
+    status: str
+    provider: str
+    model: str
+    fallbacks: list[str] | None
+    route_index: int
+
+    @property
+    def current(self) -> tuple[str, str]:
+        """(provider, model) being tried: the job's own, or the fallback `route_index` points at."""
+        routes = [(self.provider, self.model)]
+        for entry in self.fallbacks or []:
+            provider, _, model = entry.partition(":")
+            routes.append((provider, model))
+        return routes[min(self.route_index, len(routes) - 1)]
+
+    @property
+    def has_next(self) -> bool:
+        """True when a fallback is left after the current route."""
+        return self.route_index < len(self.fallbacks or [])
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a provider's answer fills on its job (one call, or one request of a provider batch).
+
+    Tokens and cost include what earlier attempts of the job spent (invalid JSON answers are billed too).
+    """
+
+    output: str
+    finish_reason: str | None
+    truncated: bool
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    total_tokens: int
+    estimated_cost_usd: Decimal | None
+    unit_prices: dict[str, Any] | None
+    answered_by: str
+    provider_latency_ms: int | None
+    warnings: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResult:
+    """What the result cache keeps of a completed job: enough to answer the same input again for free."""
+
+    job_id: str
+    output: str | None
+    finish_reason: str | None
+    truncated: bool | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_read_tokens: int | None
+    cache_write_tokens: int | None
+    total_tokens: int | None
+    estimated_cost_usd: Decimal | None
+    answered_by: str | None
+
+    @classmethod
+    def of(cls, job: Job) -> CachedResult:
+        """The cache entry of a completed job."""
+        return cls(
+            job_id=job.id,
+            output=job.output,
+            finish_reason=job.finish_reason,
+            truncated=job.truncated,
+            input_tokens=job.input_tokens,
+            output_tokens=job.output_tokens,
+            cache_read_tokens=job.cache_read_tokens,
+            cache_write_tokens=job.cache_write_tokens,
+            total_tokens=job.total_tokens,
+            estimated_cost_usd=job.estimated_cost_usd,
+            answered_by=job.answered_by,
+        )
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> CachedResult:
+        """The entry as stored (money as a decimal string); `TypeError`/`KeyError` when it is not one."""
+        cost = value["estimated_cost_usd"]
+        return cls(**{**value, "estimated_cost_usd": None if cost is None else Decimal(cost)})
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as stored: money as a decimal string."""
+        cost = self.estimated_cost_usd
+        return {
+            **{f: getattr(self, f) for f in self.__slots__},
+            "estimated_cost_usd": None if cost is None else str(cost),
+        }

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -170,3 +173,65 @@ class TemplateDiff(WireModel):
     body: list[str] = Field(description="A unified diff of the body, line by line (empty: unchanged).")
     system: list[str]
     changes: dict[str, dict[str, Any]] = Field(description="Other settings that changed: {field: {from, to}}.")
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateContent:
+    """What a create or update stores: the template's name and description, and the new version's content."""
+
+    name: str
+    description: str | None
+    body: str
+    system: str | None
+    variables: list[dict[str, Any]]
+    variables_schema: dict[str, Any] | None
+    defaults: dict[str, Any]
+    cache_ttl_seconds: int
+    cache_system: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateVersion:
+    """A row of `template_versions`, typed: what one immutable version says."""
+
+    template_id: str
+    version: int
+    body: str
+    system: str | None
+    variables: list[dict[str, Any]]
+    defaults: dict[str, Any]
+    cache_ttl_seconds: int
+    cache_system: bool
+    created_at: datetime
+    variables_schema: dict[str, Any] | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> TemplateVersion:
+        """The version of a `template_versions` row."""
+        return cls(**row)
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A template joined with one of its versions (the current one unless asked otherwise), typed."""
+
+    id: str
+    tenant_id: str
+    name: str
+    description: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None
+    body: str
+    system: str | None
+    variables: list[dict[str, Any]]
+    variables_schema: dict[str, Any] | None
+    defaults: dict[str, Any]
+    cache_ttl_seconds: int
+    cache_system: bool
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Template:
+        """The template of a templates ⋈ template_versions row."""
+        return cls(**row)

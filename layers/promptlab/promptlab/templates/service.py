@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import time
-from typing import Any
 
 from promptlab.core import ids
 from promptlab.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
@@ -13,11 +12,14 @@ from promptlab.core.settings import get_settings
 from promptlab.db import templates_repo
 from promptlab.db.connection import connection
 from promptlab.models.templates import (
+    Template,
+    TemplateContent,
     TemplateCreate,
     TemplateDiff,
     TemplateLabels,
     TemplatePage,
     TemplatePublic,
+    TemplateVersion,
     TemplateVersionList,
     TemplateVersionPublic,
 )
@@ -25,7 +27,7 @@ from promptlab.templates.rendering import Variable, derive_variables
 from promptlab.templates.variable_schema import variables_from_schema
 
 
-def _content(request: TemplateCreate) -> dict[str, Any]:
+def _content(request: TemplateCreate) -> TemplateContent:
     declared = (
         [Variable(name=v.name, required=v.required, default=v.default) for v in request.variables]
         if request.variables is not None
@@ -38,27 +40,27 @@ def _content(request: TemplateCreate) -> dict[str, Any]:
         names = [v.name for v in variables]
         variables = variables_from_schema(request.variables_schema, names)
     ttl = request.cache_ttl_seconds
-    return {
-        "name": request.name,
-        "description": request.description,
-        "body": request.body,
-        "system": request.system,
-        "variables": [{"name": v.name, "required": v.required, "default": v.default} for v in variables],
-        "variables_schema": request.variables_schema,
-        "defaults": request.defaults.model_dump(mode="json", exclude_none=True),
-        "cache_ttl_seconds": get_settings().default_cache_ttl_seconds if ttl is None else ttl,
-        "cache_system": request.cache_system_prompt,
-    }
+    return TemplateContent(
+        name=request.name,
+        description=request.description,
+        body=request.body,
+        system=request.system,
+        variables=[{"name": v.name, "required": v.required, "default": v.default} for v in variables],
+        variables_schema=request.variables_schema,
+        defaults=request.defaults.model_dump(mode="json", exclude_none=True),
+        cache_ttl_seconds=get_settings().default_cache_ttl_seconds if ttl is None else ttl,
+        cache_system=request.cache_system_prompt,
+    )
 
 
-def template_public(row: dict[str, Any]) -> TemplatePublic:
-    """The wire view of a template row joined with its current version."""
-    return TemplatePublic.model_validate(row)
+def template_public(template: Template) -> TemplatePublic:
+    """The wire view of a template joined with one of its versions."""
+    return TemplatePublic.model_validate(template, from_attributes=True)
 
 
-def variables_of(version_row: dict[str, Any]) -> list[Variable]:
+def variables_of(version: Template | TemplateVersion) -> list[Variable]:
     """The stored variables of a version as domain objects."""
-    return [Variable(name=v["name"], required=v["required"], default=v["default"]) for v in version_row["variables"]]
+    return [Variable(name=v["name"], required=v["required"], default=v["default"]) for v in version.variables]
 
 
 def create_template(*, tenant_id: str, request: TemplateCreate) -> TemplatePublic:
@@ -69,7 +71,7 @@ def create_template(*, tenant_id: str, request: TemplateCreate) -> TemplatePubli
     return template_public(row)
 
 
-def get_template_row(*, tenant_id: str, template_id: str) -> dict[str, Any]:
+def get_template_row(*, tenant_id: str, template_id: str) -> Template:
     """A template (archived ones too) or 404."""
     with connection() as conn:
         row = templates_repo.get_template(conn, tenant_id=tenant_id, template_id=template_id, include_archived=True)
@@ -78,10 +80,10 @@ def get_template_row(*, tenant_id: str, template_id: str) -> dict[str, Any]:
     return row
 
 
-_recent: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+_recent: dict[tuple[str, str], tuple[float, Template]] = {}
 
 
-def _resolve_ref(*, tenant_id: str, ref: str) -> dict[str, Any]:
+def _resolve_ref(*, tenant_id: str, ref: str) -> Template:
     """The template a reference names: `tpl_…` (current version), `tpl_…@3`, `tpl_…@label`; 404 otherwise."""
     template_id, _, selector = ref.partition("@")
     if not selector:
@@ -103,12 +105,12 @@ def _resolve_ref(*, tenant_id: str, ref: str) -> dict[str, Any]:
     if row is None:
         raise NotFound(
             f"template {template_id!r} has no version {version}",
-            details={"templateId": template_id, "version": version, "currentVersion": current["version"]},
+            details={"templateId": template_id, "version": version, "currentVersion": current.version},
         )
     return row
 
 
-def cached_template(*, tenant_id: str, template_id: str) -> dict[str, Any] | None:
+def cached_template(*, tenant_id: str, template_id: str) -> Template | None:
     """The template if this process holds a fresh copy, else None (never a database read)."""
     cached = _recent.get((tenant_id, template_id))
     if cached is not None and time.monotonic() - cached[0] < get_settings().template_cache_seconds:
@@ -116,7 +118,7 @@ def cached_template(*, tenant_id: str, template_id: str) -> dict[str, Any] | Non
     return None
 
 
-def template_for_generation(*, tenant_id: str, template_id: str) -> dict[str, Any]:
+def template_for_generation(*, tenant_id: str, template_id: str) -> Template:
     """The template as generation sees it, kept in process for `template_cache_seconds`.
 
     Saves a Postgres round trip on the hot path; another sandbox may use the previous version for up
@@ -153,17 +155,17 @@ def list_templates(*, tenant_id: str, limit: int, cursor: str | None, q: str | N
     rows = rows[:limit]
     return TemplatePage(
         items=[template_public(r) for r in rows],
-        next_cursor=encode_cursor(rows[-1]["id"]) if more else None,
+        next_cursor=encode_cursor(rows[-1].id) if more else None,
     )
 
 
 def _explain_miss(*, tenant_id: str, template_id: str, expected_version: int | None) -> Exception:
     row = get_template_row(tenant_id=tenant_id, template_id=template_id)
-    if row["archived_at"] is not None:
+    if row.archived_at is not None:
         return Conflict(f"template {template_id!r} is archived", details={"templateId": template_id})
     return PreconditionFailed(
-        f"template {template_id!r} is at version {row['version']}, not {expected_version}",
-        details={"currentVersion": row["version"], "expectedVersion": expected_version},
+        f"template {template_id!r} is at version {row.version}, not {expected_version}",
+        details={"currentVersion": row.version, "expectedVersion": expected_version},
     )
 
 
@@ -195,7 +197,7 @@ def archive_template(*, tenant_id: str, template_id: str, expected_version: int 
     _forget(tenant_id, template_id)
     if not done:
         row = get_template_row(tenant_id=tenant_id, template_id=template_id)
-        if row["archived_at"] is not None:
+        if row.archived_at is not None:
             return  # archiving twice is not an error
         raise _explain_miss(tenant_id=tenant_id, template_id=template_id, expected_version=expected_version)
 
@@ -204,7 +206,7 @@ def restore_template(*, tenant_id: str, template_id: str) -> TemplatePublic:
     """Un-archive a template (409 when a live template took its name meanwhile); restoring a live one is a no-op."""
     row = get_template_row(tenant_id=tenant_id, template_id=template_id)
     with connection() as conn:
-        templates_repo.restore_template(conn, tenant_id=tenant_id, template_id=template_id, name=row["name"])
+        templates_repo.restore_template(conn, tenant_id=tenant_id, template_id=template_id, name=row.name)
     _forget(tenant_id, template_id)
     return template_public(get_template_row(tenant_id=tenant_id, template_id=template_id))
 
@@ -214,14 +216,14 @@ def list_versions(*, tenant_id: str, template_id: str) -> TemplateVersionList:
     get_template_row(tenant_id=tenant_id, template_id=template_id)
     with connection() as conn:
         rows = templates_repo.list_versions(conn, template_id=template_id)
-    return TemplateVersionList(items=[TemplateVersionPublic.model_validate(r) for r in rows])
+    return TemplateVersionList(items=[TemplateVersionPublic.model_validate(r, from_attributes=True) for r in rows])
 
 
 def move_label(*, tenant_id: str, template_id: str, label: str, version: int, moved_by: str | None) -> TemplateLabels:
     """Point `label` at `version` (one call; the move is recorded with who and when)."""
     row = get_template_row(tenant_id=tenant_id, template_id=template_id)
-    if not 1 <= version <= row["version"]:
-        raise ValidationFailed.single("version", f"template {template_id!r} has versions 1 to {row['version']}")
+    if not 1 <= version <= row.version:
+        raise ValidationFailed.single("version", f"template {template_id!r} has versions 1 to {row.version}")
     with connection() as conn:
         templates_repo.move_label(conn, template_id=template_id, label=label, version=version, moved_by=moved_by)
     _forget(tenant_id, template_id)
@@ -254,7 +256,7 @@ def diff_versions(*, tenant_id: str, template_id: str, a: int, b: int) -> Templa
 
     def unified(field: str) -> list[str]:
         lines = difflib.unified_diff(
-            _lines(old[field]), _lines(new[field]), f"v{a}/{field}", f"v{b}/{field}", lineterm=""
+            _lines(getattr(old, field)), _lines(getattr(new, field)), f"v{a}/{field}", f"v{b}/{field}", lineterm=""
         )
         return list(lines)
 

@@ -6,6 +6,8 @@ once whichever path ends the job.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -16,6 +18,8 @@ from promptlab.core.money import MILLION
 from promptlab.core.money import money_str as usd
 from promptlab.db import keys_repo
 from promptlab.db.connection import Connection
+from promptlab.models.jobs import Job
+from promptlab.models.templates import Template
 from promptlab.providers.pricing import unit_prices
 from promptlab.templates.rendering import render
 from promptlab.tenancy.auth import Principal
@@ -29,16 +33,20 @@ def input_token_bound(*, system: str | None, prompt: str) -> int:
     return len(prompt.encode()) + len((system or "").encode()) + 2 * MESSAGE_OVERHEAD_TOKENS
 
 
-def worst_case_cost(*, template: dict[str, Any], job: dict[str, Any]) -> Decimal | None:
-    """The most the job can cost on any of its routes (None when a route's model has no price)."""
-    values = job["input"]
-    if job.get("messages"):
-        prompt = "\n".join(render(m["content"], values) or "" for m in job["messages"])
+def worst_case_cost(
+    *,
+    template: Template,
+    values: dict[str, Any],
+    messages: list[dict[str, str]] | None,
+    max_tokens: int,
+    routes: Sequence[str],
+) -> Decimal | None:
+    """The most a generation can cost on any of its `provider:model` routes (None when one has no price)."""
+    if messages:
+        prompt = "\n".join(render(m["content"], values) or "" for m in messages)
     else:
-        prompt = render(template["body"], values) or ""
-    bound = input_token_bound(system=render(template["system"], values), prompt=prompt)
-    max_tokens = int(job["params"]["maxTokens"])
-    routes = [f"{job['provider']}:{job['model']}", *(job.get("fallbacks") or [])]
+        prompt = render(template.body, values) or ""
+    bound = input_token_bound(system=render(template.system, values), prompt=prompt)
     worst = Decimal(0)
     for route in routes:
         provider, _, model = route.partition(":")
@@ -55,18 +63,42 @@ def month_of_now() -> date:
     return utc_now().date().replace(day=1)
 
 
-def reserve(conn: Connection, *, principal: Principal, template: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
-    """Reserve the job's worst case against the key's budget; the job columns to store, or {} without one.
+def job_worst_case(*, template: Template, job: Job) -> Decimal | None:
+    """The most the job can cost on any of its routes."""
+    return worst_case_cost(
+        template=template,
+        values=job.input or {},
+        messages=job.messages,
+        max_tokens=job.max_tokens,
+        routes=[f"{job.provider}:{job.model}", *(job.fallbacks or [])],
+    )
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What a job holds of its key's monthly budget (nothing when the key has no budget)."""
+
+    api_key_id: str | None
+    amount: Decimal | None = None
+    month: date | None = None
+
+    def on(self, job: Job) -> Job:
+        """The job carrying this reservation, so settling it later finds it."""
+        return replace(job, api_key_id=self.api_key_id, reserved_cost_usd=self.amount, budget_month=self.month)
+
+
+def reserve(conn: Connection, *, principal: Principal, template: Template, job: Job) -> Reservation:
+    """Reserve the job's worst case against the key's budget.
 
     Raises `BudgetExceeded` (402) naming the budget, its limit, what is spent and reserved.
     """
     limit = principal.monthly_budget_usd
     if limit is None or principal.key_id is None:
-        return {"api_key_id": principal.key_id} if principal.key_id else {}
-    amount = worst_case_cost(template=template, job=job)
+        return Reservation(api_key_id=principal.key_id)
+    amount = job_worst_case(template=template, job=job)
     if amount is None:
         raise ValidationFailed.single(
-            "model", f"model {job['model']!r} has no price, so a key with a budget cannot use it: name a priced model"
+            "model", f"model {job.model!r} has no price, so a key with a budget cannot use it: name a priced model"
         )
     month = month_of_now()
     row = keys_repo.reserve(conn, key_id=principal.key_id, month=month, amount=amount, limit=limit)
@@ -83,15 +115,10 @@ def reserve(conn: Connection, *, principal: Principal, template: dict[str, Any],
                 "requestedUSD": usd(amount),
             },
         )
-    return {"api_key_id": principal.key_id, "reserved_cost_usd": amount, "budget_month": month}
+    return Reservation(api_key_id=principal.key_id, amount=amount, month=month)
 
 
-def release(conn: Connection, *, reservation: dict[str, Any]) -> None:
+def release(conn: Connection, *, reservation: Reservation) -> None:
     """Undo a reservation that no stored job carries."""
-    if reservation.get("reserved_cost_usd") is not None:
-        keys_repo.release(
-            conn,
-            key_id=reservation["api_key_id"],
-            month=reservation["budget_month"],
-            amount=reservation["reserved_cost_usd"],
-        )
+    if reservation.api_key_id and reservation.amount is not None and reservation.month is not None:
+        keys_repo.release(conn, key_id=reservation.api_key_id, month=reservation.month, amount=reservation.amount)
