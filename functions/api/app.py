@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from promptlab.api.routes import app
+from promptlab.api.app import app
 from promptlab.core.observability import logger, publish_metrics
 
 

@@ -67,7 +67,7 @@ def running_stack(data_dir: Path, extra_env: dict[str, str] | None = None) -> It
     with log.open("w") as out:
         process = subprocess.Popen(
             # Two processes serve HTTP on the port, as `--http-workers 2` does for users.
-            [sys.executable, "-m", "promptlab.cli.main", "local", "--port", str(port), "--http-workers", "2"],
+            [sys.executable, "-m", "promptlab.cli", "local", "--port", str(port), "--http-workers", "2"],
             cwd=ROOT,
             env=env,
             stdout=out,

@@ -79,7 +79,7 @@ class Stack:
         log = (self.folder / f"runner-{self.runs}.log").open("w")
         self.runner = subprocess.Popen(
             [
-                sys.executable, "-m", "promptlab.cli.main", "local", "--port", str(self.port),
+                sys.executable, "-m", "promptlab.cli", "local", "--port", str(self.port),
                 "--schedule-speedup", "60", "--parameter-overrides", "JobVisibilityTimeout=3", "MaxReceiveCount=10",
             ],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,

@@ -9,7 +9,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from promptlab.api.routes import openapi_document
+from promptlab.api.app import openapi_document
 from tests.e2e.local_stack import KEYS, running_stack
 
 pytestmark = pytest.mark.e2e

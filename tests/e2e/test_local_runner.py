@@ -80,7 +80,7 @@ def test_the_cli_generates_and_waits_for_the_output(local_stack: str) -> None:
 
     name = f"cli-{uuid.uuid4().hex[:8]}"
     assert request(local_stack, "POST", "/templates", {"name": name, "body": "Explain {{ topic }}."})[0] == 201
-    command = [sys.executable, "-m", "promptlab.cli.main", "generate", name, "--input", "long polling", "--wait"]
+    command = [sys.executable, "-m", "promptlab.cli", "generate", name, "--input", "long polling", "--wait"]
     command += ["--url", local_stack, "--api-key", KEYS[local_stack]]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr

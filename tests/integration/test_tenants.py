@@ -32,7 +32,7 @@ def test_requests_need_a_live_key(runner: LocalRunner) -> None:
     by_header = call_api(runner, "GET", "/templates", api_key=None, headers={"X-API-Key": key})
     assert by_header.status == 200
     revoked = auth.revoke_key(key[:11])
-    assert revoked["revoked_at"] is not None
+    assert revoked.revoked_at is not None
     assert call_api(runner, "GET", "/templates", api_key=key).status == 401
 
 

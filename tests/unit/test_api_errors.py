@@ -2,8 +2,12 @@ import base64
 import json
 from typing import Any
 
-from promptlab.api.errors import STATUS_BY_CODE
-from promptlab.api.resolver import MAX_BODY_BYTES, preflight_error
+import pytest
+
+from promptlab.api.errors import STATUS_BY_CODE, status_of
+from promptlab.api.pipeline import MAX_BODY_BYTES, check_request
+from promptlab.core import errors
+from promptlab.core.errors import PromptLabError
 from promptlab.core.validation import validation_fields
 
 
@@ -13,25 +17,34 @@ def event(body: str | None, content_type: str | None = "application/json", *, b6
     return {"httpMethod": "POST", "headers": headers, "body": text, "isBase64Encoded": b64}
 
 
+def refusal(raw: dict[str, object]) -> tuple[int, str]:
+    """(status, code) the pipeline refuses a raw request with."""
+    with pytest.raises(PromptLabError) as refused:
+        check_request(raw)
+    return status_of(refused.value.code), refused.value.code
+
+
 def test_malformed_json_is_a_400() -> None:
-    assert preflight_error(event("{nope")) is not None
-    assert preflight_error(event("{nope"))[:2] == (400, "bad_request")  # type: ignore[index]
+    assert refusal(event("{nope")) == (400, "bad_request")
 
 
 def test_a_non_json_content_type_is_a_415() -> None:
-    problem = preflight_error(event("a=b", "application/x-www-form-urlencoded"))
-    assert problem is not None and problem[:2] == (415, "unsupported_media_type")
+    assert refusal(event("a=b", "application/x-www-form-urlencoded")) == (415, "unsupported_media_type")
 
 
 def test_json_variants_and_base64_bodies_pass() -> None:
-    assert preflight_error(event('{"a": 1}', "application/json; charset=utf-8")) is None
-    assert preflight_error(event('{"a": 1}', "application/merge-patch+json")) is None
-    assert preflight_error(event('{"a": 1}', None, b64=True)) is None
+    check_request(event('{"a": 1}', "application/json; charset=utf-8"))
+    check_request(event('{"a": 1}', "application/merge-patch+json"))
+    check_request(event('{"a": 1}', None, b64=True))
 
 
 def test_a_body_over_the_limit_is_a_413() -> None:
-    problem = preflight_error(event(json.dumps({"x": "a" * MAX_BODY_BYTES})))
-    assert problem is not None and problem[:2] == (413, "payload_too_large")
+    assert refusal(event(json.dumps({"x": "a" * MAX_BODY_BYTES}))) == (413, "payload_too_large")
+
+
+def test_a_nul_in_a_query_parameter_is_a_422_naming_it() -> None:
+    raw: dict[str, object] = {"httpMethod": "GET", "queryStringParameters": {"q": "a\x00b"}}
+    assert refusal(raw) == (422, "validation_error")
 
 
 def test_validation_errors_name_fields_in_camel_case_with_indices() -> None:
@@ -69,3 +82,10 @@ def test_every_design_error_code_has_its_status() -> None:
         "validation_error": 422, "rate_limited": 429, "dependency_unavailable": 503,
     }  # fmt: skip
     assert {code: STATUS_BY_CODE[code] for code in expected} == expected
+
+
+def test_every_error_class_has_a_status_in_the_one_table() -> None:
+    # Given every typed error the package can raise
+    classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, PromptLabError)]
+    # Then each one's code is in the table (a new error class cannot silently answer 500)
+    assert {c.__name__: c.code in STATUS_BY_CODE for c in classes} == {c.__name__: True for c in classes}

@@ -59,7 +59,7 @@ def test_partial_batch_response_rules() -> None:
 
 
 def test_every_api_route_is_an_api_event_in_the_template() -> None:
-    from promptlab.api.routes import openapi_document
+    from promptlab.api.app import openapi_document
 
     template = load_template(ROOT / "template.yaml")
     events = template["Resources"]["ApiFunction"]["Properties"]["Events"].values()

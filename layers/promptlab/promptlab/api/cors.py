@@ -30,16 +30,20 @@ def cors_headers(event: dict[str, Any]) -> dict[str, str]:
     return {"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": EXPOSED_HEADERS, "Vary": "Origin"}
 
 
-def preflight(event: dict[str, Any], request_id: str | None) -> dict[str, Any] | None:
+def preflight(event: dict[str, Any]) -> dict[str, Any] | None:
     """The answer to a browser's `OPTIONS` preflight (204; CORS headers only for an allowed origin)."""
     if event.get("httpMethod", "").upper() != "OPTIONS":
         return None
-    headers = {"X-Request-Id": request_id or ""}
-    allowed = cors_headers(event)
-    if allowed:
-        headers |= allowed | {
+    headers: dict[str, str] = {}
+    if cors_headers(event):
+        headers = {
             "Access-Control-Allow-Methods": ALLOWED_METHODS,
             "Access-Control-Allow-Headers": ALLOWED_HEADERS,
             "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE_SECONDS),
         }
-    return {"statusCode": 204, "headers": headers, "multiValueHeaders": {}, "body": "", "isBase64Encoded": False}
+    return {
+        "statusCode": 204,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "body": "",
+        "isBase64Encoded": False,
+    }

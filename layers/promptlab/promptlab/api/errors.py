@@ -1,4 +1,4 @@
-"""One place that turns errors into HTTP answers of the shape in DESIGN.md §3."""
+"""The one exception → HTTP map: every status the API (and the local gateway) answers comes from here."""
 
 from __future__ import annotations
 
@@ -16,15 +16,26 @@ STATUS_BY_CODE = {
     "not_found": 404,
     "method_not_allowed": 405,
     "conflict": 409,
+    "length_required": 411,
     "precondition_failed": 412,
     "payload_too_large": 413,
+    "uri_too_long": 414,
     "unsupported_media_type": 415,
     "validation_error": 422,
     "rate_limited": 429,
+    "headers_too_large": 431,
     "internal_error": 500,
     "configuration_error": 500,
+    "bad_gateway": 502,
     "dependency_unavailable": 503,
 }
+CODE_BY_STATUS = {status: code for code, status in reversed(STATUS_BY_CODE.items())}
+INTERNAL_ERROR_MESSAGE = "something went wrong on our side; quote the request id when you report it"
+
+
+def status_of(code: str) -> int:
+    """The HTTP status of an error code (500 for a code this table does not know)."""
+    return STATUS_BY_CODE.get(code, 500)
 
 
 def error_payload(*, code: str, message: str, request_id: str | None, details: dict[str, Any] | None) -> str:
@@ -41,16 +52,28 @@ def error_response(
     details: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[str]:
-    """An error answer with the status that belongs to its code."""
-    all_headers = {"X-Request-Id": request_id or "", **(headers or {})}
+    """An error answer from a route (Powertools), with the status that belongs to its code."""
     return Response(
-        status_code=STATUS_BY_CODE.get(code, 500),
+        status_code=status_of(code),
         content_type="application/json",
         body=error_payload(code=code, message=message, request_id=request_id, details=details),
-        headers=all_headers,
+        headers=headers or {},
     )
 
 
 def from_domain_error(exc: PromptLabError, request_id: str | None) -> Response[str]:
-    """The answer for a typed domain error."""
-    return error_response(code=exc.code, message=exc.message, request_id=request_id, details=exc.details)
+    """The answer for a typed domain error raised in a route."""
+    return error_response(
+        code=exc.code, message=exc.message, request_id=request_id, details=exc.details, headers=exc.headers
+    )
+
+
+def proxy_error(exc: PromptLabError, request_id: str | None) -> dict[str, Any]:
+    """The same answer as an API Gateway proxy response, for errors found before any route runs."""
+    headers = {"Content-Type": "application/json", **exc.headers}
+    return {
+        "statusCode": status_of(exc.code),
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "body": error_payload(code=exc.code, message=exc.message, request_id=request_id, details=exc.details),
+        "isBase64Encoded": False,
+    }

@@ -213,7 +213,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
-    from promptlab.api.routes import openapi_document
+    from promptlab.api.app import openapi_document
 
     text = json.dumps(openapi_document(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     if args.output:
@@ -276,7 +276,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
     from promptlab.tenancy.auth import list_keys
 
     _use_local_stack()
-    rows = list_keys()
+    rows = [listing.as_dict() for listing in list_keys()]
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
@@ -293,7 +293,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
     _use_local_stack()
     revoked = revoke_key(args.key)
-    print(f"revoked {revoked['id']} ({revoked['name']})")
+    print(f"revoked {revoked.id} ({revoked.name})")
     return 0
 
 
@@ -430,6 +430,3 @@ def main(argv: list[str] | None = None) -> int:
     code: int = args.func(args)
     return code
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

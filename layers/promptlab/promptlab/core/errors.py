@@ -15,14 +15,21 @@ class FieldProblem:
 
 
 class PromptLabError(Exception):
-    """Base of every error PromptLab raises on purpose."""
+    """Base of every error PromptLab raises on purpose.
+
+    `code` is machine-readable; the API maps it to an HTTP status in one table (`api/errors.py`).
+    `headers` are sent with the error answer (`Retry-After`, `WWW-Authenticate`, rate-limit headers).
+    """
 
     code = "internal_error"
 
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str, *, details: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or {}
+        self.headers = headers or {}
 
 
 class BadRequest(PromptLabError):
@@ -82,6 +89,15 @@ class Unauthorized(PromptLabError):
     """No API key, or one that is unknown or revoked."""
 
     code = "unauthorized"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": 'Bearer realm="promptlab"'})
+
+
+class RateLimited(PromptLabError):
+    """Too many requests in the window; the headers say how many and when a slot frees."""
+
+    code = "rate_limited"
 
 
 class BudgetExceeded(PromptLabError):

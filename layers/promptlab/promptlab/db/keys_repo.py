@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Any
 
 from promptlab.db.connection import Connection
-
-Row = dict[str, Any]
+from promptlab.models.keys import ApiKey, BudgetUse, KeyListing
 
 
 def ensure_tenant(conn: Connection, *, tenant_id: str, name: str) -> None:
@@ -27,16 +25,25 @@ def set_retention(conn: Connection, *, tenant_id: str, days: int | None) -> bool
     return cur.rowcount == 1
 
 
-def insert_key(conn: Connection, key: Row) -> Row:
+def insert_key(
+    conn: Connection,
+    *,
+    key_id: str,
+    tenant_id: str,
+    name: str,
+    key_hash: str,
+    prefix: str,
+    rpm_limit: int | None,
+    monthly_budget_usd: Decimal | None,
+) -> ApiKey:
     """Store a key (its hash, never the key)."""
     row = conn.execute(
         "INSERT INTO api_keys (id, tenant_id, name, key_hash, prefix, rpm_limit, monthly_budget_usd)"
-        " VALUES (%(id)s, %(tenant_id)s, %(name)s, %(key_hash)s, %(prefix)s, %(rpm_limit)s, %(monthly_budget_usd)s)"
-        " RETURNING *",
-        key,
+        " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING *",
+        (key_id, tenant_id, name, key_hash, prefix, rpm_limit, monthly_budget_usd),
     ).fetchone()
     assert row is not None
-    return row
+    return ApiKey.from_row(row)
 
 
 def key_state(conn: Connection, *, key_hash: str) -> str:
@@ -47,49 +54,56 @@ def key_state(conn: Connection, *, key_hash: str) -> str:
     return "live" if row["revoked_at"] is None else "revoked"
 
 
-def key_by_hash(conn: Connection, *, key_hash: str) -> Row | None:
+def key_by_hash(conn: Connection, *, key_hash: str) -> ApiKey | None:
     """The live key with this hash, or None."""
-    return conn.execute("SELECT * FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL", (key_hash,)).fetchone()
+    row = conn.execute("SELECT * FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL", (key_hash,)).fetchone()
+    return ApiKey.from_row(row) if row is not None else None
 
 
-def list_keys(conn: Connection) -> list[Row]:
+def list_keys(conn: Connection) -> list[KeyListing]:
     """Every key, oldest first, with this month's budget use."""
-    return conn.execute(
+    rows = conn.execute(
         "SELECT k.*, b.spent_usd, b.reserved_usd FROM api_keys k LEFT JOIN key_budgets b"
         " ON b.key_id = k.id AND b.month = date_trunc('month', now() AT TIME ZONE 'UTC')::date"
         " ORDER BY k.created_at, k.id"
     ).fetchall()
+    listings = []
+    for row in rows:
+        spent, reserved = row.pop("spent_usd"), row.pop("reserved_usd")
+        use = BudgetUse(spent_usd=spent, reserved_usd=reserved) if spent is not None else None
+        listings.append(KeyListing(key=ApiKey.from_row(row), use=use))
+    return listings
 
 
-def revoke_key(conn: Connection, *, key: str) -> Row | None:
+def revoke_key(conn: Connection, *, key: str) -> ApiKey | None:
     """Revoke a key by id or prefix; None when no live key matches."""
-    return conn.execute(
+    row = conn.execute(
         "UPDATE api_keys SET revoked_at = now() WHERE (id = %s OR prefix = %s) AND revoked_at IS NULL RETURNING *",
         (key, key),
     ).fetchone()
+    return ApiKey.from_row(row) if row is not None else None
 
 
-def reserve(conn: Connection, *, key_id: str, month: date, amount: Decimal, limit: Decimal) -> Row:
+def reserve(conn: Connection, *, key_id: str, month: date, amount: Decimal, limit: Decimal) -> tuple[bool, BudgetUse]:
     """Reserve `amount` against the key's budget for the month when it fits.
 
-    Returns the budget row; `granted` says whether the amount was reserved. The row lock taken by the
-    UPDATE serialises concurrent reservations, so they can never overspend together.
+    Returns (granted, the budget's use after). The row lock taken by the UPDATE serialises concurrent
+    reservations, so they can never overspend together.
     """
     conn.execute("INSERT INTO key_budgets (key_id, month) VALUES (%s, %s) ON CONFLICT DO NOTHING", (key_id, month))
     row = conn.execute(
         "UPDATE key_budgets SET reserved_usd = reserved_usd + %(amount)s"
         " WHERE key_id = %(key_id)s AND month = %(month)s AND spent_usd + reserved_usd + %(amount)s <= %(limit)s"
-        " RETURNING spent_usd, reserved_usd, true AS granted",
+        " RETURNING spent_usd, reserved_usd",
         {"key_id": key_id, "month": month, "amount": amount, "limit": limit},
     ).fetchone()
-    if row is not None:
-        return row
-    current = conn.execute(
-        "SELECT spent_usd, reserved_usd, false AS granted FROM key_budgets WHERE key_id = %s AND month = %s",
-        (key_id, month),
-    ).fetchone()
-    assert current is not None
-    return current
+    granted = row is not None
+    if row is None:
+        row = conn.execute(
+            "SELECT spent_usd, reserved_usd FROM key_budgets WHERE key_id = %s AND month = %s", (key_id, month)
+        ).fetchone()
+        assert row is not None
+    return granted, BudgetUse(spent_usd=row["spent_usd"], reserved_usd=row["reserved_usd"])
 
 
 def release(conn: Connection, *, key_id: str, month: date, amount: Decimal) -> None:
@@ -98,10 +112,3 @@ def release(conn: Connection, *, key_id: str, month: date, amount: Decimal) -> N
         "UPDATE key_budgets SET reserved_usd = reserved_usd - %s WHERE key_id = %s AND month = %s",
         (amount, key_id, month),
     )
-
-
-def budget(conn: Connection, *, key_id: str, month: date) -> Row | None:
-    """The key's spend and reservations for a month."""
-    return conn.execute(
-        "SELECT spent_usd, reserved_usd FROM key_budgets WHERE key_id = %s AND month = %s", (key_id, month)
-    ).fetchone()

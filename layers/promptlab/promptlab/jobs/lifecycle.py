@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from promptlab.core.clock import utc_now
 from promptlab.core.errors import Conflict, DependencyUnavailable, NotFound
 from promptlab.core.observability import logger
 from promptlab.core.pagination import decode_cursor, encode_cursor
@@ -156,9 +158,9 @@ def retry_job(*, tenant_id: str, job_id: str) -> JobPublic:
         )
         if row is None:
             raise _conflict(_require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id), "retried")
-        if row.lane == "standard":  # an economy job waits for the next provider batch instead
-            dispatch(conn, job_id=job_id, priority=row.priority)
-        row = _require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id)
+        # The answer is the job as the retry left it (a worker may already hold it by the time this returns).
+        if row.lane == "standard" and dispatch(conn, job_id=job_id, priority=row.priority):
+            row = replace(row, enqueued_at=utc_now())
         attempts = jobs_repo.list_attempts(conn, job_id=job_id)
     logger.info("job retried", job_id=job_id)
     return job_public(row, attempts)

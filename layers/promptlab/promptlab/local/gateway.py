@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from promptlab.api.errors import error_payload
+from promptlab.api.errors import CODE_BY_STATUS, error_payload, status_of
 from promptlab.core.observability import logger
 from promptlab.local.stack import ACCOUNT_ID, Route, Stack
 
@@ -123,11 +123,11 @@ class GatewayHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _error(self, status: int, code: str, message: str) -> None:
+    def _error(self, code: str, message: str) -> None:
         """An answer of the gateway itself, in our error shape with a request id (GatewayResponses in AWS)."""
         request_id = str(uuid.uuid4())
         body = error_payload(code=code, message=message, request_id=request_id, details={}).encode()
-        self._send(status, {"Content-Type": "application/json", "X-Request-Id": request_id}, body)
+        self._send(status_of(code), {"Content-Type": "application/json", "X-Request-Id": request_id}, body)
 
     def _compressed(self, headers: dict[str, str], payload: bytes) -> bytes:
         """gzip as API Gateway does with MinimumCompressionSize: large answers, for clients that accept it."""
@@ -144,24 +144,22 @@ class GatewayHandler(BaseHTTPRequestHandler):
         """The stdlib's own errors (an unknown method, a malformed request line) in our error shape."""
         self.close_connection = True
         if code == 501:  # a method no route has: API Gateway answers it like an unknown route
-            self._error(404, "not_found", f"no route for {self.command} {urlsplit(self.path).path}")
+            self._error("not_found", f"no route for {self.command} {urlsplit(self.path).path}")
             return
-        status = code if 400 <= code < 500 else 400
-        codes = {413: "payload_too_large", 414: "bad_request", 431: "bad_request"}
-        self._error(status, codes.get(status, "bad_request"), message or "the request could not be read")
+        self._error(CODE_BY_STATUS.get(code, "bad_request"), message or "the request could not be read")
 
     def _handle(self) -> None:
         started = time.perf_counter()
         length = self.headers.get("Content-Length")
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             self.close_connection = True
-            self._error(411, "bad_request", "send a Content-Length; chunked bodies are not supported")
+            self._error("length_required", "send a Content-Length; chunked bodies are not supported")
             return
         body = self.rfile.read(int(length)) if length else b""
         path = urlsplit(self.path).path
         found = self.server.stack.route_for(self.command, path)
         if found is None:
-            self._error(404, "not_found", f"no route for {self.command} {path}")
+            self._error("not_found", f"no route for {self.command} {path}")
             return
         route, params = found
         event = proxy_event(
@@ -177,10 +175,10 @@ class GatewayHandler(BaseHTTPRequestHandler):
             answer = self.server.invoke(route.function, event)
         except Exception:
             logger.exception("function failed", function=route.function)
-            self._error(502, "internal_error", "the function failed; see the runner's log")
+            self._error("bad_gateway", "the function failed; see the runner's log")
             return
         if not isinstance(answer, dict) or "statusCode" not in answer:
-            self._error(502, "internal_error", "the function returned no API Gateway proxy response")
+            self._error("bad_gateway", "the function returned no API Gateway proxy response")
             return
         headers = {k: str(v) for k, v in (answer.get("headers") or {}).items()}
         for name, values in (answer.get("multiValueHeaders") or {}).items():

@@ -220,7 +220,7 @@ class LocalRunner:
 
     def _start_gateway_process(self) -> subprocess.Popen[bytes]:
         """Another process serving HTTP on the same port (Python threads share one GIL; processes do not)."""
-        command = [sys.executable, "-m", "promptlab.cli.main", "local", "--gateway-only"]
+        command = [sys.executable, "-m", "promptlab.cli", "local", "--gateway-only"]
         command += ["--host", self.host, "--port", str(self.port), "--template", str(self.template)]
         return subprocess.Popen(command, env=dict(os.environ), stdout=subprocess.DEVNULL)
 

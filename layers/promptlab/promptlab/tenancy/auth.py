@@ -12,13 +12,13 @@ import threading
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from promptlab.core import ids
 from promptlab.core.errors import NotFound, Unauthorized
 from promptlab.core.settings import get_settings
 from promptlab.db import keys_repo
 from promptlab.db.connection import connection
+from promptlab.models.keys import ApiKey, KeyListing
 
 DEFAULT_TENANT = "default"
 KEY_PREFIX = "pl_"
@@ -66,40 +66,33 @@ def create_key(
     tenant = tenant_id or ids.tenant_id()
     with connection() as conn, conn.transaction():
         keys_repo.ensure_tenant(conn, tenant_id=tenant, name=name if tenant_id is None else tenant)
-        row = keys_repo.insert_key(
+        stored = keys_repo.insert_key(
             conn,
-            {
-                "id": ids.key_id(),
-                "tenant_id": tenant,
-                "name": name,
-                "key_hash": hash_key(secret),
-                "prefix": secret[:11],
-                "rpm_limit": rpm_limit,
-                "monthly_budget_usd": monthly_budget_usd,
-            },
+            key_id=ids.key_id(),
+            tenant_id=tenant,
+            name=name,
+            key_hash=hash_key(secret),
+            prefix=secret[:11],
+            rpm_limit=rpm_limit,
+            monthly_budget_usd=monthly_budget_usd,
         )
-    return NewKey(id=row["id"], name=row["name"], tenant_id=row["tenant_id"], key=secret)
+    return NewKey(id=stored.id, name=stored.name, tenant_id=stored.tenant_id, key=secret)
 
 
-def list_keys() -> list[dict[str, Any]]:
+def list_keys() -> list[KeyListing]:
     """Every key with its limits and this month's budget use (never the key)."""
     with connection() as conn:
-        rows = keys_repo.list_keys(conn)
-    keep = (
-        "id", "name", "tenant_id", "prefix", "rpm_limit", "monthly_budget_usd", "spent_usd", "reserved_usd",
-        "created_at", "revoked_at",
-    )  # fmt: skip
-    return [{k: row[k] for k in keep} for row in rows]
+        return keys_repo.list_keys(conn)
 
 
-def revoke_key(key: str) -> dict[str, Any]:
+def revoke_key(key: str) -> ApiKey:
     """Revoke a key by id or prefix (it stops working within `auth_cache_seconds`)."""
     with connection() as conn:
-        row = keys_repo.revoke_key(conn, key=key)
-    if row is None:
+        revoked = keys_repo.revoke_key(conn, key=key)
+    if revoked is None:
         raise NotFound(f"no live key {key!r}", details={"key": key})
     _cache.clear()
-    return {"id": row["id"], "name": row["name"], "revoked_at": row["revoked_at"]}
+    return revoked
 
 
 def development_key(saved: str | None) -> tuple[str, bool]:
@@ -143,16 +136,16 @@ def _lookup(key: str) -> Principal | None:
     if cached is not None and cached[0] > now:
         return cached[1]
     with connection() as conn:
-        row = keys_repo.key_by_hash(conn, key_hash=digest)
+        key_row = keys_repo.key_by_hash(conn, key_hash=digest)
     found = (
         Principal(
-            tenant_id=row["tenant_id"],
-            key_id=row["id"],
-            key_name=row["name"],
-            rpm_limit=row["rpm_limit"],
-            monthly_budget_usd=row["monthly_budget_usd"],
+            tenant_id=key_row.tenant_id,
+            key_id=key_row.id,
+            key_name=key_row.name,
+            rpm_limit=key_row.rpm_limit,
+            monthly_budget_usd=key_row.monthly_budget_usd,
         )
-        if row is not None
+        if key_row is not None
         else None
     )
     with _cache_lock:

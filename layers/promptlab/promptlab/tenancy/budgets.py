@@ -101,9 +101,9 @@ def reserve(conn: Connection, *, principal: Principal, template: Template, job: 
             "model", f"model {job.model!r} has no price, so a key with a budget cannot use it: name a priced model"
         )
     month = month_of_now()
-    row = keys_repo.reserve(conn, key_id=principal.key_id, month=month, amount=amount, limit=limit)
-    if not row["granted"]:
-        spent, reserved = row["spent_usd"], row["reserved_usd"]
+    granted, use = keys_repo.reserve(conn, key_id=principal.key_id, month=month, amount=amount, limit=limit)
+    if not granted:
+        spent, reserved = use.spent_usd, use.reserved_usd
         raise BudgetExceeded(
             f"the monthly budget of key {principal.key_name!r} ({usd(limit)} USD) cannot cover this job's worst case"
             f" of {usd(amount)} USD: {usd(spent)} spent and {usd(reserved)} reserved in {month:%Y-%m}",

@@ -1,0 +1,37 @@
+"""The API: one resolver, the routes of every resource, the fast path, and the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+
+from promptlab.api.fast_generate import generate_fast, prepare_generate
+from promptlab.api.resolver import PromptLabResolver, register_error_handlers
+from promptlab.api.routes import generation, jobs, operations, templates
+
+API_TITLE = "PromptLab API"
+API_VERSION = "0.1.0"
+
+app = PromptLabResolver(enable_validation=True)
+register_error_handlers(app)
+for module in (templates, generation, jobs, operations):
+    app.include_router(module.router)
+app.fast_path("POST", "/generate", prepare=prepare_generate)(generate_fast)
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document of this API."""
+    document: dict[str, Any] = app.get_openapi_schema(title=API_TITLE, version=API_VERSION).model_dump(
+        mode="json", by_alias=True, exclude_none=True
+    )
+    return document
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def get_openapi() -> Response[str]:
+    return Response(
+        status_code=200,
+        content_type="application/json",
+        body=app.get_openapi_json_schema(title=API_TITLE, version=API_VERSION),
+    )

@@ -1,0 +1,153 @@
+"""The request pipeline: what every request passes, once, before a route (or a fast path) answers it.
+
+In order: the request id, authentication, the rate limit (which may also read a fast path's cache key in
+its Redis round trip), and the checks Powertools lacks on the raw request (413, 415, 400, unsafe JSON).
+Each refusal is a typed error; `api/errors.py` gives it its status.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from promptlab.core.errors import (
+    BadRequest,
+    FieldProblem,
+    PayloadTooLarge,
+    PromptLabError,
+    RateLimited,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from promptlab.core.observability import count
+from promptlab.core.validation import unsafe_json
+from promptlab.infra import request_limits
+from promptlab.tenancy import auth
+from promptlab.tenancy.auth import Principal
+
+MAX_BODY_BYTES = 1_048_576
+PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+Event = dict[str, Any]
+
+
+@dataclass
+class Prefetch:
+    """What a fast path prepared before the rate limiter, and the Redis value read in the limiter's trip."""
+
+    key: str
+    state: Any
+    value: bytes | None = None
+    done: bool = False
+
+
+FastPrepare = Callable[[Event, Principal], Prefetch | None]
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A request let through: who it acts for, its rate-limit headers, and what a fast path prefetched."""
+
+    principal: Principal
+    limit_headers: dict[str, str] = field(default_factory=dict)
+    prefetch: Prefetch | None = None
+
+
+def header(event: Event, name: str) -> str | None:
+    """A request header by lower-case name (API Gateway keeps the client's spelling)."""
+    for key, value in (event.get("headers") or {}).items():
+        if key.lower() == name:
+            return str(value)
+    return None
+
+
+def request_id(event: Event) -> str | None:
+    """API Gateway's id of the request (every answer carries it as `X-Request-Id`)."""
+    value = (event.get("requestContext") or {}).get("requestId")
+    return str(value) if value else None
+
+
+def client_ip(event: Event) -> str:
+    """The caller's address as API Gateway saw it (never a header the client could forge)."""
+    identity = (event.get("requestContext") or {}).get("identity") or {}
+    return str(identity.get("sourceIp") or "unknown")
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _refuse_unsafe(value: Any, name: str | None = None) -> None:
+    unsafe = unsafe_json(value, name) if name is not None else unsafe_json(value)
+    if unsafe is not None:
+        field_name, problem = unsafe
+        raise ValidationFailed(f"{field_name} {problem}", [FieldProblem(field=field_name, message=problem)])
+
+
+def check_request(event: Event) -> None:
+    """Refuse a raw request that cannot reach a route: unsafe parameters, too large, not JSON, malformed."""
+    for params in (event.get("pathParameters"), event.get("queryStringParameters")):
+        for name, value in (params or {}).items():
+            _refuse_unsafe(value, name)
+    body = event.get("body")
+    if event.get("httpMethod", "").upper() not in _BODY_METHODS or not body:
+        return
+    if len(body) > MAX_BODY_BYTES * (4 / 3 if event.get("isBase64Encoded") else 1):
+        raise PayloadTooLarge(f"the request body is larger than {MAX_BODY_BYTES} bytes")
+    content_type = header(event, "content-type")
+    if content_type is not None and not _is_json(content_type):
+        raise UnsupportedMediaType(f"send JSON (Content-Type: application/json), not {content_type!r}")
+    try:
+        text = base64.b64decode(body, validate=True).decode("utf-8") if event.get("isBase64Encoded") else body
+        parsed = json.loads(text)
+    except (ValueError, binascii.Error) as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BadRequest("the request body is nested too deeply") from exc
+    _refuse_unsafe(parsed)
+
+
+def admit(event: Event, *, prepare: FastPrepare | None = None) -> Admission:
+    """Authenticate, rate-limit and check one request; raises the typed error that refuses it."""
+    path = event.get("path", "")
+    principal = auth.ANONYMOUS if path in PUBLIC_PATHS else auth.authenticate(event.get("headers") or {})
+    prefetch = _prepared(prepare, event, principal)
+    decision = request_limits.check(
+        client_ip=client_ip(event),
+        method=event.get("httpMethod", ""),
+        path=path,
+        key_id=principal.key_id,
+        key_limit=principal.rpm_limit,
+        also_get=prefetch.key if prefetch else None,
+    )
+    limit_headers = decision.headers() if decision else {}
+    if decision is not None and not decision.admitted:
+        count("RateLimited")
+        raise RateLimited(
+            f"rate limit of {decision.limit} requests reached; retry in {decision.reset_seconds} s",
+            headers={**limit_headers, "Retry-After": str(decision.reset_seconds)},
+        )
+    if prefetch is not None and decision is not None:
+        prefetch.value, prefetch.done = decision.prefetched, True
+    try:
+        check_request(event)
+    except PromptLabError as exc:
+        exc.headers = {**limit_headers, **exc.headers}
+        raise
+    return Admission(principal=principal, limit_headers=limit_headers, prefetch=prefetch)
+
+
+def _prepared(prepare: FastPrepare | None, event: Event, principal: Principal) -> Prefetch | None:
+    """A fast path's preparation; anything unexpected just means no prefetch (the path runs normally)."""
+    if prepare is None:
+        return None
+    try:
+        return prepare(event, principal)
+    except Exception:  # noqa: BLE001 - an optimisation must never turn into an error answer
+        return None

@@ -1,0 +1,101 @@
+"""Job routes: read (long poll), list, cancel, retry, purge; dead-letter redrive; provider batches."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+
+from promptlab.api.answers import doc, json_response, no_content
+from promptlab.api.resolver import current_principal
+from promptlab.jobs import batches, dead_letters, lifecycle
+from promptlab.models.batches import BatchPage, BatchPublic
+from promptlab.models.jobs import JobPage, JobPublic, RedriveRequest, RedriveResult
+from promptlab.models.wire import JobStatus, Priority
+
+router = Router()  # type: ignore[no-untyped-call]
+
+JobId = Annotated[str, Path(min_length=1, max_length=64, description="A job id (`job_…`).")]
+
+
+def _tenant() -> str:
+    return current_principal().tenant_id
+
+
+@router.get("/jobs/<id>", responses=doc(200, JobPublic, "The job with its attempt history", 404), tags=["jobs"])
+def get_job(
+    id: JobId,
+    wait: Annotated[
+        float, Query(ge=0, le=20, description="Seconds to hold the answer until the job ends (long poll; ≤ 20).")
+    ] = 0,
+) -> Response[str]:
+    return json_response(200, lifecycle.get_job(tenant_id=_tenant(), job_id=id, wait_seconds=wait))
+
+
+@router.delete(
+    "/jobs/<id>",
+    responses=doc(204, None, "Input and output purged (Postgres and the result cache); accounting kept", 404, 409),
+    tags=["jobs"],
+)
+def purge_job(id: JobId) -> Response[str]:
+    lifecycle.purge_job(tenant_id=_tenant(), job_id=id)
+    return no_content()
+
+
+@router.get("/jobs", responses=doc(200, JobPage, "A page of jobs, newest first", 422), tags=["jobs"])
+def list_jobs(
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    status: Annotated[JobStatus | None, Query()] = None,
+    template_id: Annotated[str | None, Query(alias="templateId", max_length=64)] = None,
+    provider: Annotated[str | None, Query(max_length=64)] = None,
+    priority: Annotated[Priority | None, Query()] = None,
+    created_from: Annotated[datetime | None, Query(alias="createdFrom", description="RFC 3339, inclusive")] = None,
+    created_to: Annotated[datetime | None, Query(alias="createdTo", description="RFC 3339, exclusive")] = None,
+) -> Response[str]:
+    page = lifecycle.list_jobs(
+        tenant_id=_tenant(),
+        limit=limit,
+        cursor=cursor,
+        status=status,
+        template_id=template_id,
+        provider=provider,
+        priority=priority,
+        created_from=created_from,
+        created_to=created_to,
+    )
+    return json_response(200, page)
+
+
+@router.post("/jobs/<id>/cancel", responses=doc(200, JobPublic, "Cancelled", 404, 409), tags=["jobs"])
+def cancel_job(id: JobId) -> Response[str]:
+    return json_response(200, lifecycle.cancel_job(tenant_id=_tenant(), job_id=id))
+
+
+@router.post("/jobs/<id>/retry", responses=doc(200, JobPublic, "Queued again", 404, 409), tags=["jobs"])
+def retry_job(id: JobId) -> Response[str]:
+    return json_response(200, lifecycle.retry_job(tenant_id=_tenant(), job_id=id))
+
+
+@router.post("/dlq/redrive", responses=doc(200, RedriveResult, "The jobs sent again", 400, 415, 422), tags=["jobs"])
+def redrive_dead_letters(body: RedriveRequest) -> Response[str]:
+    return json_response(200, dead_letters.redrive(tenant_id=_tenant(), job_id=body.job_id, limit=body.limit))
+
+
+BatchId = Annotated[str, Path(min_length=1, max_length=64, description="A provider batch id (`bat_…`).")]
+
+
+@router.get("/batches", responses=doc(200, BatchPage, "The economy lane's provider batches", 422), tags=["jobs"])
+def list_batches(
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response[str]:
+    return json_response(200, batches.list_batches(tenant_id=_tenant(), limit=limit, cursor=cursor))
+
+
+@router.get("/batches/<id>", responses=doc(200, BatchPublic, "One provider batch with its counts", 404), tags=["jobs"])
+def get_batch(id: BatchId) -> Response[str]:
+    return json_response(200, batches.get_batch(tenant_id=_tenant(), batch_id=id))

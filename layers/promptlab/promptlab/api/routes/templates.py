@@ -1,0 +1,157 @@
+"""Template routes: create, read, list, new versions, archive, labels, render and diff."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+
+from promptlab.api.answers import doc, json_response, no_content
+from promptlab.api.resolver import current_principal
+from promptlab.core.errors import PreconditionFailed
+from promptlab.jobs import accept
+from promptlab.models.templates import (
+    MoveLabel,
+    RenderRequest,
+    RenderResult,
+    TemplateCreate,
+    TemplateDiff,
+    TemplateLabels,
+    TemplatePage,
+    TemplatePublic,
+    TemplateUpdate,
+    TemplateVersionList,
+)
+from promptlab.templates import service as template_service
+
+router = Router()  # type: ignore[no-untyped-call]
+
+TemplateId = Annotated[str, Path(min_length=1, max_length=64, description="A template id (`tpl_…`).")]
+LabelPath = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9._-]*$", description="A label name.")
+]
+VersionPath = Annotated[int, Path(ge=1, le=1_000_000, description="A version number.")]
+IfMatch = Annotated[
+    str | None,
+    Header(alias="if-match", description="The version you last read (the `ETag`); 412 when it is stale."),
+]
+
+
+def _tenant() -> str:
+    return current_principal().tenant_id
+
+
+def _expected_version(if_match: str | None) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise PreconditionFailed(f"If-Match {if_match!r} is not a version this API issued")
+    return int(tag)
+
+
+def _etag(version: int) -> dict[str, str]:
+    return {"ETag": f'"{version}"'}
+
+
+@router.post(
+    "/templates",
+    responses=doc(201, TemplatePublic, "Created at version 1", 400, 409, 415, 422),
+    tags=["templates"],
+)
+def create_template(body: TemplateCreate) -> Response[str]:
+    template = template_service.create_template(tenant_id=_tenant(), request=body)
+    return json_response(201, template, {**_etag(template.version), "Location": f"/templates/{template.id}"})
+
+
+@router.get("/templates", responses=doc(200, TemplatePage, "A page of live templates", 422), tags=["templates"])
+def list_templates(
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Text in the name or description.")] = None,
+) -> Response[str]:
+    return json_response(200, template_service.list_templates(tenant_id=_tenant(), limit=limit, cursor=cursor, q=q))
+
+
+@router.get("/templates/<id>", responses=doc(200, TemplatePublic, "The template", 404), tags=["templates"])
+def get_template(id: TemplateId) -> Response[str]:
+    template = template_service.get_template(tenant_id=_tenant(), template_id=id)
+    return json_response(200, template, _etag(template.version))
+
+
+@router.put(
+    "/templates/<id>",
+    responses=doc(200, TemplatePublic, "The new version", 400, 404, 409, 412, 415, 422),
+    tags=["templates"],
+)
+def update_template(id: TemplateId, body: TemplateUpdate, if_match: IfMatch = None) -> Response[str]:
+    template = template_service.update_template(
+        tenant_id=_tenant(), template_id=id, request=body, expected_version=_expected_version(if_match)
+    )
+    return json_response(200, template, _etag(template.version))
+
+
+@router.delete("/templates/<id>", responses=doc(204, None, "Archived", 404, 412), tags=["templates"])
+def archive_template(id: TemplateId, if_match: IfMatch = None) -> Response[str]:
+    template_service.archive_template(tenant_id=_tenant(), template_id=id, expected_version=_expected_version(if_match))
+    return no_content()
+
+
+@router.post(
+    "/templates/<id>/restore",
+    responses=doc(200, TemplatePublic, "Live again (a template that was not archived is returned as is)", 404, 409),
+    tags=["templates"],
+)
+def restore_template(id: TemplateId) -> Response[str]:
+    template = template_service.restore_template(tenant_id=_tenant(), template_id=id)
+    return json_response(200, template, _etag(template.version))
+
+
+@router.post(
+    "/templates/<id>/render",
+    responses=doc(200, RenderResult, "The prompts a generation would send, tokens and worst-case cost", 404, 422),
+    tags=["templates"],
+)
+def render_template(id: TemplateId, body: RenderRequest) -> Response[str]:
+    return json_response(200, accept.preview(principal=current_principal(), template_id=id, request=body))
+
+
+@router.get(
+    "/templates/<id>/labels", responses=doc(200, TemplateLabels, "Labels and their moves", 404), tags=["templates"]
+)
+def list_labels(id: TemplateId) -> Response[str]:
+    return json_response(200, template_service.list_labels(tenant_id=_tenant(), template_id=id))
+
+
+@router.put(
+    "/templates/<id>/labels/<label>",
+    responses=doc(200, TemplateLabels, "The label points at the version (the move is recorded)", 404, 422),
+    tags=["templates"],
+)
+def move_label(id: TemplateId, label: LabelPath, body: MoveLabel) -> Response[str]:
+    principal = current_principal()
+    moved_by = principal.key_name or principal.key_id or "anonymous"
+    labels = template_service.move_label(
+        tenant_id=_tenant(), template_id=id, label=label, version=body.version, moved_by=moved_by
+    )
+    return json_response(200, labels)
+
+
+@router.get(
+    "/templates/<id>/versions/<a>/diff/<b>",
+    responses=doc(200, TemplateDiff, "What changed from version a to version b", 404, 422),
+    tags=["templates"],
+)
+def diff_versions(id: TemplateId, a: VersionPath, b: VersionPath) -> Response[str]:
+    return json_response(200, template_service.diff_versions(tenant_id=_tenant(), template_id=id, a=a, b=b))
+
+
+@router.get(
+    "/templates/<id>/versions",
+    responses=doc(200, TemplateVersionList, "Every version, newest first", 404),
+    tags=["templates"],
+)
+def list_versions(id: TemplateId) -> Response[str]:
+    return json_response(200, template_service.list_versions(tenant_id=_tenant(), template_id=id))
