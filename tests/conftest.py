@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from promptlab.core.settings import get_settings
 from promptlab.db.connection import close_all
 from promptlab.local.runner import LocalRunner
 from promptlab.local.services import drop_database
-from tests.support import ROOT, clear_throttles, purge_queues
+from tests.support import ROOT, SetEnv, clear_throttles, purge_queues
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +45,21 @@ def clean_queues(runner: LocalRunner) -> LocalRunner:
     purge_queues(runner)
     clear_throttles()
     return runner
+
+
+@pytest.fixture
+def set_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[SetEnv]:
+    """Change settings for one test (they are read lazily, so the cache is dropped around it)."""
+
+    def apply(**values: str) -> None:
+        """Set each variable; an empty value removes it."""
+        for key, value in values.items():
+            if value:
+                monkeypatch.setenv(key, value)
+            else:
+                monkeypatch.delenv(key, raising=False)
+        get_settings.cache_clear()
+
+    yield apply
+    monkeypatch.undo()
+    get_settings.cache_clear()

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.local_stack import running_stack
+from tests.support.local_stack import running_stack
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,8 @@ from psycopg.rows import dict_row
 
 from promptlab.local.runner import DEFAULT_REDIS_URL as DEFAULT_REDIS
 from promptlab.local.services import drop_database, free_port, postgres_answers, redis_answers, with_database
-from tests.e2e.local_stack import KEYS, dev_key, request
 from tests.support import ROOT
+from tests.support.local_stack import KEYS, dev_key, request
 
 pytestmark = pytest.mark.e2e
 

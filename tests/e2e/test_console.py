@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.local_stack import KEYS, request, running_stack
 from tests.support import ROOT
+from tests.support.local_stack import KEYS, request, running_stack
 
 pytestmark = pytest.mark.e2e
 

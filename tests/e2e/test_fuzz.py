@@ -10,7 +10,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from promptlab.api.app import openapi_document
-from tests.e2e.local_stack import KEYS, running_stack
+from tests.support.local_stack import KEYS, running_stack
 
 pytestmark = pytest.mark.e2e
 

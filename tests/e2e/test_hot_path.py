@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.e2e.local_stack import request
+from tests.support.local_stack import request
 
 pytestmark = pytest.mark.e2e
 

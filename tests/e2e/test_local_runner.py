@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.e2e.local_stack import request
+from tests.support.local_stack import request
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +52,7 @@ def test_large_answers_are_gzipped_for_clients_that_ask(local_stack: str) -> Non
     import http.client
     from urllib.parse import urlsplit
 
-    from tests.e2e.local_stack import KEYS
+    from tests.support.local_stack import KEYS
 
     target = urlsplit(local_stack)
     conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=10)
@@ -76,7 +76,7 @@ def test_the_cli_generates_and_waits_for_the_output(local_stack: str) -> None:
     import subprocess
     import sys
 
-    from tests.e2e.local_stack import KEYS
+    from tests.support.local_stack import KEYS
 
     name = f"cli-{uuid.uuid4().hex[:8]}"
     assert request(local_stack, "POST", "/templates", {"name": name, "body": "Explain {{ topic }}."})[0] == 201

@@ -1,32 +1,11 @@
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from promptlab.core.settings import get_settings
 from promptlab.local.runner import LocalRunner
-from tests.fakes.provider_server import ProviderServer
-from tests.support import call_api, unique
-
-SetEnv = Callable[..., None]
-
-
-@pytest.fixture
-def set_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[SetEnv]:
-    """Change settings for one test (they are read lazily, so the cache is dropped around it)."""
-
-    def apply(**values: str) -> None:
-        """Set each variable; an empty value removes it."""
-        for key, value in values.items():
-            if value:
-                monkeypatch.setenv(key, value)
-            else:
-                monkeypatch.delenv(key, raising=False)
-        get_settings.cache_clear()
-
-    yield apply
-    monkeypatch.undo()
-    get_settings.cache_clear()
+from tests.support import SetEnv, call_api, rows, unique
+from tests.support.provider_server import ProviderServer
 
 
 @pytest.fixture
@@ -44,3 +23,12 @@ def server() -> Iterator[ProviderServer]:
     running = ProviderServer().start()
     yield running
     running.stop()
+
+
+@pytest.fixture
+def economy_now(set_env: SetEnv) -> SetEnv:
+    """Batches go out at once (no minimum size, no waiting), and batches opened by other tests are closed."""
+    rows("UPDATE provider_batches SET status = 'ended' WHERE status IN ('submitting', 'in_progress') RETURNING id")
+    rows("UPDATE jobs SET status = 'cancelled' WHERE lane = 'economy' AND status = 'queued' RETURNING id")
+    set_env(PROMPTLAB_ECONOMY_MIN_JOBS="1", PROMPTLAB_ECONOMY_MAX_WAIT_SECONDS="0")
+    return set_env

@@ -9,9 +9,7 @@ from promptlab.infra import result_cache
 from promptlab.infra.redis_client import get_redis
 from promptlab.local.runner import LocalRunner
 from promptlab.models.jobs import CachedResult
-from tests.integration.conftest import SetEnv
-from tests.integration.test_generation import rows
-from tests.support import call_api, drain_queues, unique
+from tests.support import SetEnv, call_api, drain_queues, rows, unique
 
 
 def two_variable_template(runner: LocalRunner, **fields: Any) -> dict[str, Any]:

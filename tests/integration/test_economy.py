@@ -9,18 +9,7 @@ import pytest
 
 from promptlab.jobs import economy
 from promptlab.local.runner import LocalRunner
-from tests.integration.conftest import SetEnv
-from tests.integration.test_generation import rows
-from tests.support import call_api, drain_queues, get_job, queued_messages, unique
-
-
-@pytest.fixture
-def economy_now(set_env: SetEnv) -> SetEnv:
-    """Batches go out at once (no minimum size, no waiting), and batches opened by other tests are closed."""
-    rows("UPDATE provider_batches SET status = 'ended' WHERE status IN ('submitting', 'in_progress') RETURNING id")
-    rows("UPDATE jobs SET status = 'cancelled' WHERE lane = 'economy' AND status = 'queued' RETURNING id")
-    set_env(PROMPTLAB_ECONOMY_MIN_JOBS="1", PROMPTLAB_ECONOMY_MAX_WAIT_SECONDS="0")
-    return set_env
+from tests.support import SetEnv, call_api, drain_queues, get_job, queued_messages, rows, unique
 
 
 def submit(runner: LocalRunner, template: dict[str, Any], count: int, **fields: Any) -> list[dict[str, Any]]:

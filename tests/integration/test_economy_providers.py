@@ -9,10 +9,8 @@ import pytest
 
 from promptlab.jobs import economy
 from promptlab.local.runner import LocalRunner
-from tests.fakes.provider_server import ProviderServer
-from tests.integration.conftest import SetEnv
-from tests.integration.test_economy import economy_now  # noqa: F401 - a fixture
-from tests.support import call_api, drain_queues, queued_messages, unique
+from tests.support import SetEnv, call_api, drain_queues, queued_messages, unique
+from tests.support.provider_server import ProviderServer
 
 INPUTS = ["ok one", "ok two", "batch-error-retryable", "batch-error-permanent", "batch-expire"]
 

@@ -7,9 +7,7 @@ from typing import Any
 from promptlab.db.connection import connection
 from promptlab.local.pollers import SqsPoller
 from promptlab.local.runner import LocalRunner
-from tests.integration.conftest import SetEnv
-from tests.integration.test_generation import generate, rows
-from tests.support import drain_queues, get_job, make_poller, queued_messages
+from tests.support import SetEnv, drain_queues, generate, get_job, make_poller, queued_messages, rows
 
 
 def poller(runner: LocalRunner, queue: str) -> SqsPoller:

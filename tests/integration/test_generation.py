@@ -1,28 +1,11 @@
 """POST /generate → Postgres row + SQS message → worker → completed job, on real services."""
 
-import uuid
 from decimal import Decimal
 from typing import Any
 
-from promptlab.db.connection import connection
 from promptlab.local.runner import LocalRunner
 from promptlab.providers.pricing import unit_prices
-from tests.integration.conftest import SetEnv
-from tests.support import call_api, drain_queues, queued_messages, unique
-
-
-def generate(runner: LocalRunner, template: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    # A fresh input each time, so the result cache and single flight only join requests that mean to.
-    body = {"templateId": template["id"], "input": f"SQS {uuid.uuid4().hex[:8]}", **fields}
-    answer = call_api(runner, "POST", "/generate", body=body)
-    assert answer.status == 202, answer.body
-    job: dict[str, Any] = answer.body
-    return job
-
-
-def rows(sql: str, *params: Any) -> list[dict[str, Any]]:
-    with connection() as conn:
-        return conn.execute(sql, params).fetchall()
+from tests.support import SetEnv, call_api, drain_queues, generate, queued_messages, rows, unique
 
 
 def test_job_inserts_may_leave_out_null_columns(runner: LocalRunner) -> None:

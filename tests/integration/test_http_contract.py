@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from promptlab.local.runner import LocalRunner
-from tests.integration.conftest import SetEnv
-from tests.support import call_api
+from tests.support import SetEnv, call_api
 
 
 def test_every_answer_carries_its_request_id(runner: LocalRunner) -> None:

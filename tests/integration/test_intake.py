@@ -6,8 +6,7 @@ from typing import Any
 import boto3
 
 from promptlab.local.runner import LocalRunner
-from tests.integration.test_generation import rows
-from tests.support import call_api, drain_queues, queued_messages
+from tests.support import call_api, drain_queues, queued_messages, rows
 
 
 def plain_client(runner: LocalRunner) -> Any:

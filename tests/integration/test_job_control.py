@@ -4,9 +4,7 @@ from typing import Any
 
 from promptlab.db.connection import connection
 from promptlab.local.runner import LocalRunner
-from tests.integration.conftest import SetEnv
-from tests.integration.test_generation import generate, rows
-from tests.support import call_api, drain_queues, queued_messages, unique
+from tests.support import SetEnv, call_api, drain_queues, generate, queued_messages, rows, unique
 
 
 def test_get_job_shows_the_attempt_history(

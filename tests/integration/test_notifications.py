@@ -13,9 +13,7 @@ import pytest
 
 from promptlab.jobs.notifications import SIGNATURE_HEADER, sign
 from promptlab.local.runner import LocalRunner
-from tests.integration.conftest import SetEnv
-from tests.integration.test_generation import generate
-from tests.support import call_api, drain_queues
+from tests.support import SetEnv, call_api, drain_queues, generate
 
 
 class Receiver(ThreadingHTTPServer):

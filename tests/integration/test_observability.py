@@ -9,8 +9,7 @@ from typing import Any
 
 from promptlab.core.observability import logger
 from promptlab.local.runner import LocalRunner
-from tests.integration.conftest import SetEnv
-from tests.support import api_event, drain_queues, unique
+from tests.support import SetEnv, api_event, drain_queues, unique
 
 
 def test_one_correlation_id_follows_a_job_and_no_secret_is_logged(clean_queues: LocalRunner, set_env: SetEnv) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
@@ -13,9 +12,8 @@ from promptlab.local.services import free_port
 from promptlab.providers.anthropic_provider import AnthropicProvider
 from promptlab.providers.base import GenerationCall, Message, Provider, ProviderError
 from promptlab.providers.openai_provider import OpenAIProvider
-from tests.fakes.provider_server import ProviderServer
-from tests.integration.conftest import SetEnv
-from tests.support import call_api, drain_queues, unique
+from tests.support import SetEnv, call_api, drain_queues, job_through_worker, unique
+from tests.support.provider_server import ProviderServer
 
 CLASSIFICATION = [
     (400, "invalid_request", False), (401, "authentication_failed", False), (403, "permission_denied", False),
@@ -114,15 +112,6 @@ def test_openai_answer_usage_with_cached_prompt_tokens(server: ProviderServer) -
     compatible = OpenAIProvider(name="openai-compatible", api_key="x", base_url=server.url + "/v1")
     compatible.generate(call("llama3"))
     assert server.requests[-1]["body"]["max_tokens"] == 1000
-
-
-def job_through_worker(runner: LocalRunner, body: dict[str, Any]) -> dict[str, Any]:
-    made = call_api(runner, "POST", "/templates", body={"name": unique("prov"), **body.pop("template")})
-    answer = call_api(runner, "POST", "/generate", body={"templateId": made.body["id"], **body})
-    assert answer.status == 202, answer.body
-    drain_queues(runner)
-    job: dict[str, Any] = call_api(runner, "GET", f"/jobs/{answer.body['id']}").body
-    return job
 
 
 def test_a_job_completes_on_anthropic_with_exact_cost(

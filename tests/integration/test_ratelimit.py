@@ -10,8 +10,7 @@ import pytest
 from promptlab.infra.redis_client import get_redis
 from promptlab.infra.request_limits import SlidingWindowLimiter
 from promptlab.local.runner import LocalRunner
-from tests.integration.conftest import SetEnv
-from tests.support import call_api, random_ip, unique
+from tests.support import SetEnv, call_api, random_ip, unique
 
 
 @pytest.fixture

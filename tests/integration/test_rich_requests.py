@@ -9,10 +9,8 @@ from typing import Any
 import pytest
 
 from promptlab.local.runner import LocalRunner
-from tests.fakes.provider_server import CORRECTION, ProviderServer
-from tests.integration.conftest import SetEnv
-from tests.integration.test_providers import job_through_worker
-from tests.support import call_api, drain_queues, unique
+from tests.support import SetEnv, call_api, drain_queues, job_through_worker, unique
+from tests.support.provider_server import CORRECTION, ProviderServer
 
 SCHEMA = {
     "type": "object",

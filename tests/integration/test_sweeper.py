@@ -7,9 +7,17 @@ from promptlab.db import jobs_repo
 from promptlab.db.connection import connection
 from promptlab.jobs.sweeper import sweep
 from promptlab.local.runner import LocalRunner
-from tests.integration.conftest import SetEnv
-from tests.integration.test_generation import generate, rows
-from tests.support import call_api, drain_queues, purge_queues, queued_messages, sample_event, unique
+from tests.support import (
+    SetEnv,
+    call_api,
+    drain_queues,
+    generate,
+    purge_queues,
+    queued_messages,
+    rows,
+    sample_event,
+    unique,
+)
 
 
 def accept_while_sqs_is_down(runner: LocalRunner, template: dict[str, Any], set_env: SetEnv) -> str:

@@ -10,9 +10,7 @@ import pytest
 
 from promptlab.local.runner import LocalRunner
 from promptlab.tenancy import auth
-from tests.integration.conftest import SetEnv
-from tests.integration.test_generation import rows
-from tests.support import call_api, drain_queues, unique
+from tests.support import SetEnv, call_api, drain_queues, rows, unique
 
 
 def new_key(**limits: Any) -> str:

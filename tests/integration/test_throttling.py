@@ -7,10 +7,8 @@ from typing import Any
 
 from promptlab.infra import provider_throttle
 from promptlab.local.runner import LocalRunner
-from tests.fakes.provider_server import ProviderServer
-from tests.integration.conftest import SetEnv
-from tests.integration.test_generation import rows
-from tests.support import call_api, make_poller, unique
+from tests.support import SetEnv, call_api, make_poller, rows, unique
+from tests.support.provider_server import ProviderServer
 
 
 def run_workers_until_done(runner: LocalRunner, job_ids: list[str], deadline_seconds: float = 60) -> None:

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 from promptlab.core.money import money_str
 from promptlab.providers.base import Usage
-from promptlab.providers.pricing import cost_usd, default_model, price_table, unit_prices
+from promptlab.providers.pricing import cost_usd, price_table, priced_default_model, unit_prices
 
 
 def test_design_example_costs_exactly_0_003951() -> None:
@@ -30,7 +30,7 @@ def test_unknown_model_has_no_price() -> None:
 
 
 def test_every_provider_has_a_default_model_and_the_table_lists_sources() -> None:
-    assert default_model("fake") == "fake-1"
+    assert priced_default_model("fake") == "fake-1"
     assert {row["provider"] for row in price_table()} >= {"anthropic", "openai", "fake"}
 
 

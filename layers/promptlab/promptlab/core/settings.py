@@ -125,14 +125,6 @@ class Settings(BaseSettings):
         allowed = {o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()}
         return "*" in allowed or origin.rstrip("/") in allowed
 
-    def provider_default_model(self, provider: str) -> str | None:
-        """The model a provider uses when neither request nor template names one (None: the price table's)."""
-        return {
-            "anthropic": self.anthropic_default_model,
-            "openai": self.openai_default_model,
-            "openai-compatible": self.openai_compatible_default_model,
-        }.get(provider)
-
     def queue_url(self, priority: str) -> str:
         """The job queue URL for a priority (`high`, `normal`, `low`)."""
         urls = {

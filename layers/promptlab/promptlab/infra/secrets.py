@@ -58,19 +58,10 @@ def webhook_secret() -> str | None:
     return None
 
 
-def provider_key(provider: str) -> str | None:
-    """A provider's API key: the environment locally, SSM Parameter Store (cached 5 min) in AWS."""
-    settings = get_settings()
-    if provider == "anthropic":
-        key, parameter = settings.anthropic_api_key, settings.anthropic_api_key_parameter
-    elif provider == "openai":
-        key, parameter = settings.openai_api_key, settings.openai_api_key_parameter
-    elif provider == "openai-compatible":
-        return settings.openai_compatible_api_key or "not-needed"
-    else:
-        return None
-    if key:
-        return key
-    if settings.mode == "aws" and parameter:
+def secret(value: str | None, parameter: str | None) -> str | None:
+    """A secret given directly (the environment, locally), else read from SSM by name in AWS mode (cached 5 min)."""
+    if value:
+        return value
+    if get_settings().mode == "aws" and parameter:
         return _from_ssm(parameter)
     return None

@@ -24,8 +24,8 @@ from promptlab.jobs.lifecycle import dispatch, dispatch_many, job_public
 from promptlab.models.generation import BatchItemError, BatchItemResult, GenerateBatchResult, GenerateRequest
 from promptlab.models.jobs import CachedResult, Job, JobPublic
 from promptlab.models.templates import RenderedTurn, RenderRequest, RenderResult, Template
-from promptlab.providers import BATCH_PROVIDERS, check_available, json_output
-from promptlab.providers.pricing import default_model
+from promptlab.providers import json_output
+from promptlab.providers.registry import BATCH_PROVIDERS, check_available, default_model
 from promptlab.templates.rendering import Variable, bind_input, check_placeholders, placeholder_names, render
 from promptlab.templates.service import template_for_generation, variables_of
 from promptlab.templates.variable_schema import check_input
@@ -86,7 +86,7 @@ def resolve(*, template: Template, request: GenerateRequest) -> Resolved:
         model = defaults.get("model")
     if model is None and provider == settings.default_provider:
         model = settings.default_model
-    model = model or settings.provider_default_model(provider) or default_model(provider)
+    model = model or default_model(provider)
     if model is None:
         raise ValidationFailed.single("model", f"provider {provider!r} has no default model: name one")
     check_available(provider, model)

@@ -33,8 +33,8 @@ from promptlab.jobs.lifecycle import announce, dispatch
 from promptlab.jobs.worker import build_call, spend
 from promptlab.models.batches import ProviderBatch
 from promptlab.models.jobs import CachedResult, Job
-from promptlab.providers import get_batch_provider
 from promptlab.providers.base import BatchItem, GenerationCall, ProviderError
+from promptlab.providers.registry import get_batch_provider
 
 SUBMIT_GRACE = timedelta(minutes=10)
 

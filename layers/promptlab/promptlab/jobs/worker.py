@@ -20,9 +20,10 @@ from promptlab.infra.job_queue import JobQueue, get_queue
 from promptlab.jobs.lifecycle import announce
 from promptlab.models.jobs import Answer, CachedResult, Job, parse_job_message
 from promptlab.models.templates import TemplateVersion
-from promptlab.providers import get_provider, json_output
+from promptlab.providers import json_output
 from promptlab.providers.base import GenerationCall, Message, ProviderError, ProviderResult
 from promptlab.providers.pricing import cost_usd, unit_prices
+from promptlab.providers.registry import get_provider
 from promptlab.templates.rendering import render
 
 

@@ -60,7 +60,7 @@ def timeout_error(seconds: float) -> ProviderError:
 @contextmanager
 def classified_errors(sdk: ModuleType, *, provider: str, model: str, timeout: float) -> Iterator[None]:
     """Run an SDK call, turning the failures of the `anthropic` and `openai` SDKs (same names) into `ProviderError`."""
-    from promptlab.providers import known_models
+    from promptlab.providers.registry import known_models
 
     try:
         yield

@@ -44,8 +44,8 @@ def _data() -> dict[str, Any]:
     return data
 
 
-def default_model(provider: str) -> str | None:
-    """The model used when neither the request nor the template names one."""
+def priced_default_model(provider: str) -> str | None:
+    """The price table's default model of a provider (the registry's `default_model` asks here last)."""
     value = _data()["defaultModels"].get(provider)
     return str(value) if value else None
 

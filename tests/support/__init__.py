@@ -8,16 +8,18 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from promptlab.db.connection import connection
 from promptlab.local.pollers import SqsPoller
 from promptlab.local.runner import LocalRunner
 from promptlab.local.stack import SqsMapping
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 
 
@@ -196,3 +198,32 @@ def queued_messages(runner: LocalRunner, logical_id: str) -> list[dict[str, Any]
 def unique(prefix: str) -> str:
     """A name no other test uses."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def generate(runner: LocalRunner, template: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """POST /generate with a fresh input (so the cache and single flight join only requests that mean to)."""
+    # A fresh input each time, so the result cache and single flight only join requests that mean to.
+    body = {"templateId": template["id"], "input": f"SQS {uuid.uuid4().hex[:8]}", **fields}
+    answer = call_api(runner, "POST", "/generate", body=body)
+    assert answer.status == 202, answer.body
+    job: dict[str, Any] = answer.body
+    return job
+
+
+def rows(sql: str, *params: Any) -> list[dict[str, Any]]:
+    """The rows a SQL statement returns (on the test database)."""
+    with connection() as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def job_through_worker(runner: LocalRunner, body: dict[str, Any]) -> dict[str, Any]:
+    """Make the body's template, generate on it, run the worker, and read the job back."""
+    made = call_api(runner, "POST", "/templates", body={"name": unique("prov"), **body.pop("template")})
+    answer = call_api(runner, "POST", "/generate", body={"templateId": made.body["id"], **body})
+    assert answer.status == 202, answer.body
+    drain_queues(runner)
+    job: dict[str, Any] = call_api(runner, "GET", f"/jobs/{answer.body['id']}").body
+    return job
+
+
+SetEnv = Callable[..., None]
