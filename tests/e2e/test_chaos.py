@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from promptlab.local.runner import DEFAULT_REDIS_URL as DEFAULT_REDIS
+from promptlab.core.settings import DEFAULT_REDIS_URL as DEFAULT_REDIS
 from promptlab.local.services import drop_database, free_port, postgres_answers, redis_answers, with_database
 from tests.support import ROOT
 from tests.support.local_stack import KEYS, dev_key, request

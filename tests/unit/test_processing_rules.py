@@ -5,7 +5,7 @@ import pytest
 from promptlab.core.errors import PoisonMessage
 from promptlab.core.ids import ulid
 from promptlab.core.settings import get_settings
-from promptlab.jobs.worker import backoff_seconds, provider_timeout
+from promptlab.jobs.worker import backoff_seconds, lease_seconds, provider_timeout
 from promptlab.models.jobs import parse_job_message
 
 
@@ -28,6 +28,12 @@ def test_a_longer_retry_after_wins() -> None:
 def test_provider_timeout_grows_with_max_tokens_and_is_capped() -> None:
     assert provider_timeout(100) == 35
     assert provider_timeout(64_000) == 240
+
+
+def test_a_claim_is_leased_for_the_provider_timeout_plus_the_margin() -> None:
+    # DESIGN.md §6: lease = provider timeout + 60 s (the default margin)
+    assert lease_seconds(100) == 95
+    assert lease_seconds(64_000) == 300
 
 
 def test_a_body_that_is_not_a_job_message_is_poison() -> None:

@@ -14,6 +14,10 @@ from promptlab.core.errors import ConfigurationError
 Mode = Literal["local", "aws"]
 
 
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/promptlab"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
 class Settings(BaseSettings):
     """Every knob PromptLab reads; `PROMPTLAB_*` unless a standard name exists."""
 
@@ -21,11 +25,11 @@ class Settings(BaseSettings):
 
     mode: Mode = Field(default="local", description="`local` allows the offline fake provider by default.")
     database_url: str = Field(
-        default="postgresql://postgres@127.0.0.1:5432/promptlab",
+        default=DEFAULT_DATABASE_URL,
         validation_alias=AliasChoices("DATABASE_URL", "PROMPTLAB_DATABASE_URL"),
     )
     redis_url: str = Field(
-        default="redis://127.0.0.1:6379/0",
+        default=DEFAULT_REDIS_URL,
         validation_alias=AliasChoices("REDIS_URL", "PROMPTLAB_REDIS_URL"),
     )
     auth: bool = Field(default=True, description="`off`: no API keys; every request acts for the default tenant.")

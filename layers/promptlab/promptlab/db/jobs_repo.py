@@ -90,23 +90,19 @@ def get_job(conn: Connection, *, tenant_id: str, job_id: str) -> Job | None:
     return _job(conn.execute("SELECT * FROM jobs WHERE id = %s AND tenant_id = %s", (job_id, tenant_id)).fetchone())
 
 
-def claim_job(conn: Connection, *, job_id: str, base_timeout: float, lease_margin: float) -> Job | None:
+def claim_job(conn: Connection, *, job_id: str, lease_seconds: float) -> Job | None:
     """Take the job for one attempt: queued, or processing with an expired lease and attempts left.
 
     None if not claimable (a job whose last attempt was interrupted is failed by the sweeper).
-
-    The lease is the provider timeout for this job's maxTokens plus a margin (DESIGN.md §6).
     """
     return _job(
         conn.execute(
             "UPDATE jobs SET status = 'processing', attempts = attempts + 1,"
-            " lease_until = now() + make_interval(secs => least(%s::float8"
-            " + 0.05 * (params->>'maxTokens')::float8, 240) + %s::float8),"
-            " started_at = coalesce(started_at, now()), updated_at = now()"
-            " WHERE id = %s AND (status = 'queued'"
+            " lease_until = now() + make_interval(secs => %s), started_at = coalesce(started_at, now()),"
+            " updated_at = now() WHERE id = %s AND (status = 'queued'"
             " OR (status = 'processing' AND lease_until < now() AND attempts < max_attempts))"
             " AND expires_at > now() RETURNING *",
-            (base_timeout, lease_margin, job_id),
+            (lease_seconds, job_id),
         ).fetchone()
     )
 
@@ -214,7 +210,9 @@ def fail_job(conn: Connection, *, job_id: str, error: Row) -> bool:
 def route_of(conn: Connection, *, job_id: str) -> JobRoute | None:
     """What the worker needs to know before claiming: the job's status and its current provider route."""
     row = conn.execute(
-        "SELECT status, provider, model, fallbacks, route_index FROM jobs WHERE id = %s", (job_id,)
+        "SELECT status, provider, model, fallbacks, route_index, (params->>'maxTokens')::int AS max_tokens"
+        " FROM jobs WHERE id = %s",
+        (job_id,),
     ).fetchone()
     return JobRoute(**row) if row is not None else None
 

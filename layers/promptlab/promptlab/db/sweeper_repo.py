@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -22,44 +23,43 @@ def unsent_jobs(conn: Connection, *, older_than_seconds: int, limit: int) -> lis
     ).fetchall()
 
 
-def release_expired_leases(conn: Connection, *, grace_seconds: int, limit: int) -> list[Row]:
-    """Jobs whose worker vanished: close the open attempt as `interrupted` and requeue (or fail when spent).
+@dataclass(frozen=True)
+class LapsedLease:
+    """A `processing` job whose worker vanished: its lease ran out with an attempt still open."""
 
-    Returns the rows with `requeued` set, so the caller can send the requeued ones at once.
-    """
-    with conn.transaction():
-        rows = conn.execute(
-            "SELECT id, priority, attempts, max_attempts FROM jobs WHERE status = 'processing'"
-            " AND lease_until < now() - make_interval(secs => %s) ORDER BY lease_until LIMIT %s"
-            " FOR UPDATE SKIP LOCKED",
-            (grace_seconds, limit),
-        ).fetchall()
-        for row in rows:
-            conn.execute(
-                "UPDATE job_attempts SET outcome = 'interrupted', ended_at = now()"
-                " WHERE job_id = %s AND n = %s AND ended_at IS NULL",
-                (row["id"], row["attempts"]),
-            )
-            error = {
-                "code": "interrupted",
-                "message": f"the worker stopped during attempt {row['attempts']}; it may have been billed",
-                "retryable": True,
-                "providerStatus": None,
-            }
-            row["requeued"] = row["attempts"] < row["max_attempts"]
-            if not row["requeued"]:
-                conn.execute(
-                    "UPDATE jobs SET status = 'failed', error = %s, lease_until = NULL, completed_at = now(),"
-                    " updated_at = now() WHERE id = %s",
-                    (Jsonb(error), row["id"]),
-                )
-            else:
-                conn.execute(
-                    "UPDATE jobs SET status = 'queued', error = %s, lease_until = NULL, enqueued_at = NULL,"
-                    " updated_at = now() WHERE id = %s",
-                    (Jsonb(error), row["id"]),
-                )
-    return rows
+    id: str
+    priority: str
+    attempts: int
+    max_attempts: int
+
+
+def lapsed_leases(conn: Connection, *, grace_seconds: int, limit: int) -> list[LapsedLease]:
+    """Jobs whose lease ran out, locked for the caller's transaction (a second sweeper skips them)."""
+    rows = conn.execute(
+        "SELECT id, priority, attempts, max_attempts FROM jobs WHERE status = 'processing'"
+        " AND lease_until < now() - make_interval(secs => %s) ORDER BY lease_until LIMIT %s"
+        " FOR UPDATE SKIP LOCKED",
+        (grace_seconds, limit),
+    ).fetchall()
+    return [LapsedLease(**row) for row in rows]
+
+
+def interrupt_attempt(conn: Connection, *, job_id: str, n: int) -> None:
+    """Close the attempt a vanished worker left open as `interrupted` (it may have been billed)."""
+    conn.execute(
+        "UPDATE job_attempts SET outcome = 'interrupted', ended_at = now()"
+        " WHERE job_id = %s AND n = %s AND ended_at IS NULL",
+        (job_id, n),
+    )
+
+
+def requeue_lapsed(conn: Connection, *, job_id: str, error: Row) -> None:
+    """Queue a lapsed job again (its message is sent by the caller, so `enqueued_at` is cleared)."""
+    conn.execute(
+        "UPDATE jobs SET status = 'queued', error = %s, lease_until = NULL, enqueued_at = NULL,"
+        " updated_at = now() WHERE id = %s",
+        (Jsonb(error), job_id),
+    )
 
 
 def expire_jobs(conn: Connection, *, limit: int) -> list[str]:

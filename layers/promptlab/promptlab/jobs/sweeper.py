@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from promptlab.core.errors import DependencyUnavailable
 from promptlab.core.observability import logger
 from promptlab.db import jobs_repo, sweeper_repo
-from promptlab.db.connection import connection
+from promptlab.db.connection import Connection, connection
+from promptlab.db.sweeper_repo import LapsedLease
 from promptlab.infra import result_cache
 from promptlab.infra.job_queue import JobQueue, get_queue
 from promptlab.jobs.lifecycle import announce
@@ -21,6 +22,29 @@ class SweepReport:
     purged: int = 0
 
 
+def _recover_lapsed(conn: Connection, *, grace_seconds: int, limit: int) -> tuple[list[LapsedLease], list[LapsedLease]]:
+    """Jobs whose worker vanished: the open attempt ends `interrupted`; a job with attempts left is queued
+    again, the others fail. Returns (requeued, failed)."""
+    requeued: list[LapsedLease] = []
+    failed: list[LapsedLease] = []
+    with conn.transaction():
+        for lease in sweeper_repo.lapsed_leases(conn, grace_seconds=grace_seconds, limit=limit):
+            sweeper_repo.interrupt_attempt(conn, job_id=lease.id, n=lease.attempts)
+            error = {
+                "code": "interrupted",
+                "message": f"the worker stopped during attempt {lease.attempts}; it may have been billed",
+                "retryable": True,
+                "providerStatus": None,
+            }
+            if lease.attempts < lease.max_attempts:
+                sweeper_repo.requeue_lapsed(conn, job_id=lease.id, error=error)
+                requeued.append(lease)
+            else:
+                jobs_repo.fail_job(conn, job_id=lease.id, error=error)
+                failed.append(lease)
+    return requeued, failed
+
+
 def sweep(
     *,
     queue: JobQueue | None = None,
@@ -32,21 +56,24 @@ def sweep(
     queue = queue or get_queue()
     with connection() as conn:
         expired = sweeper_repo.expire_jobs(conn, limit=limit)
-        recovered = sweeper_repo.release_expired_leases(conn, grace_seconds=lease_grace_seconds, limit=limit)
+        requeued, failed = _recover_lapsed(conn, grace_seconds=lease_grace_seconds, limit=limit)
         sent = 0
         with conn.transaction():
             unsent = sweeper_repo.unsent_jobs(conn, older_than_seconds=unsent_after_seconds, limit=limit)
-            requeued = [r for r in recovered if r["requeued"] and r["id"] not in {u["id"] for u in unsent}]
-            for job in unsent + requeued:
+            unsent_ids = {u["id"] for u in unsent}
+            to_send = [(u["id"], u["priority"]) for u in unsent]
+            to_send += [(lease.id, lease.priority) for lease in requeued if lease.id not in unsent_ids]
+            for job_id, priority in to_send:
                 try:
-                    queue.send_job(job_id=job["id"], priority=job["priority"])
+                    queue.send_job(job_id=job_id, priority=priority)
                 except DependencyUnavailable:
-                    logger.warning("sweeper could not reach the queue; next run tries again", job_id=job["id"])
+                    logger.warning("sweeper could not reach the queue; next run tries again", job_id=job_id)
                     break
-                jobs_repo.mark_enqueued(conn, job_id=job["id"])
+                jobs_repo.mark_enqueued(conn, job_id=job_id)
                 sent += 1
         purged = sweeper_repo.purge_past_retention(conn, limit=limit)
-    for job_id in expired + [r["id"] for r in recovered if not r["requeued"]]:
+    recovered = requeued + failed
+    for job_id in expired + [lease.id for lease in failed]:
         announce(job_id)
     for hash_of_input in {row["input_hash"] for row in purged}:
         result_cache.forget(hash_of_input)

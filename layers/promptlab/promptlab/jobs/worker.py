@@ -18,7 +18,7 @@ from promptlab.db.connection import connection
 from promptlab.infra import provider_throttle, result_cache
 from promptlab.infra.job_queue import JobQueue, get_queue
 from promptlab.jobs.lifecycle import announce
-from promptlab.models.jobs import Answer, CachedResult, Job, parse_job_message
+from promptlab.models.jobs import Answer, CachedResult, Job, JobRoute, parse_job_message
 from promptlab.models.templates import TemplateVersion
 from promptlab.providers import json_output
 from promptlab.providers.base import GenerationCall, Message, ProviderError, ProviderResult
@@ -44,6 +44,11 @@ class Delivery:
 def provider_timeout(max_tokens: int) -> float:
     """min(base + 0.05 s per output token, 240 s): long answers get longer."""
     return min(get_settings().provider_timeout_seconds + 0.05 * max_tokens, 240.0)
+
+
+def lease_seconds(max_tokens: int) -> float:
+    """How long a claim holds the job: the provider timeout plus a margin (DESIGN.md §6)."""
+    return provider_timeout(max_tokens) + get_settings().lease_margin_seconds
 
 
 def backoff_seconds(attempt: int, retry_after: float | None) -> int:
@@ -261,15 +266,11 @@ def _handle_failure(job: Job, exc: ProviderError, delivery: Delivery, queue: Job
     logger.warning("job failed", job_id=job.id, code=exc.code, retryable=exc.retryable, attempt=attempt)
 
 
-def _reserve_provider(job_id: str, delivery: Delivery, queue: JobQueue) -> tuple[str, str] | None:
+def _reserve_provider(route: JobRoute, job_id: str, delivery: Delivery, queue: JobQueue) -> tuple[str, str] | None:
     """Reserve a call for the job's route, or — when the provider or model is paused, or its reported budget
     is used up by calls in flight — put the message back until then, without claiming the job: no attempt is
     spent on a call bound to fail. Returns the reserved (provider, model), to be released after the call."""
-    if not get_settings().throttle:
-        return None
-    with connection() as conn:
-        route = jobs_repo.route_of(conn, job_id=job_id)
-    if route is None or route.status != "queued":
+    if not get_settings().throttle or route.status != "queued":
         return None
     provider, model = route.current
     wait = provider_throttle.reserve(provider, model)
@@ -286,25 +287,25 @@ def process_delivery(delivery: Delivery, queue: JobQueue | None = None) -> str:
     """Claim, call, and complete or fail one job; returns what happened (`completed`, `skipped`, …)."""
     message = parse_job_message(delivery.body)
     queue = queue or get_queue()
-    reserved = _reserve_provider(message.job_id, delivery, queue)
+    with connection() as conn:
+        route = jobs_repo.route_of(conn, job_id=message.job_id)
+    if route is None:
+        logger.info("job not claimable; message acknowledged", job_id=message.job_id, status="missing")
+        return "skipped"
+    reserved = _reserve_provider(route, message.job_id, delivery, queue)
     try:
-        return _process(message.job_id, delivery, queue)
+        return _process(message.job_id, route, delivery, queue)
     finally:
         if reserved is not None:
             provider_throttle.release(*reserved)
 
 
-def _process(job_id: str, delivery: Delivery, queue: JobQueue) -> str:
+def _process(job_id: str, route: JobRoute, delivery: Delivery, queue: JobQueue) -> str:
     """Claim, call, and complete or fail one job."""
     with connection() as conn:
         # Claim and attempt row commit together: a job in `processing` always has its open attempt.
         with conn.transaction():
-            job = jobs_repo.claim_job(
-                conn,
-                job_id=job_id,
-                base_timeout=get_settings().provider_timeout_seconds,
-                lease_margin=get_settings().lease_margin_seconds,
-            )
+            job = jobs_repo.claim_job(conn, job_id=job_id, lease_seconds=lease_seconds(route.max_tokens))
             if job is not None:
                 jobs_repo.start_attempt(conn, job_id=job.id, n=job.attempts)
         if job is None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from promptlab.core.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL
 from promptlab.local.gateway import GatewayServer
 from promptlab.local.lambdas import LocalFunction
 from promptlab.local.pollers import ScheduleTimer, SqsPoller
@@ -28,8 +29,6 @@ from promptlab.local.stack import Stack, build_stack
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/promptlab"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # Variables the runner decides; the template's values for them describe AWS, not this machine.
 RUNNER_OWNED = ("DATABASE_URL", "REDIS_URL", "PROMPTLAB_MODE", "AWS_ENDPOINT_URL")
 

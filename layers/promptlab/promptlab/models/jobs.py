@@ -215,6 +215,7 @@ class Job:
             model=self.model,
             fallbacks=self.fallbacks,
             route_index=self.route_index,
+            max_tokens=self.max_tokens,
         )
 
 
@@ -227,6 +228,7 @@ class JobRoute:
     model: str
     fallbacks: list[str] | None
     route_index: int
+    max_tokens: int
 
     @property
     def current(self) -> tuple[str, str]:
