@@ -15,7 +15,7 @@ from promptlab.api.pipeline import Event, Prefetch
 from promptlab.api.routes.generation import uses_cache
 from promptlab.core.errors import PromptLabError
 from promptlab.infra import result_cache
-from promptlab.jobs import accept
+from promptlab.jobs import accept, requests
 from promptlab.models.generation import GenerateRequest
 from promptlab.templates import service as template_service
 from promptlab.tenancy.auth import Principal
@@ -47,7 +47,7 @@ def prepare_generate(event: Event, principal: Principal) -> Prefetch | None:
     template = template_service.cached_template(tenant_id=principal.tenant_id, template_id=request.template_id)
     if template is None:
         return None
-    job = accept.new_job(template=template, principal=principal, request=request)
+    job = requests.new_job(template=template, principal=principal, request=request)
     return Prefetch(key=result_cache.key_for(job.input_hash), state=(request, template, job))
 
 

@@ -163,24 +163,29 @@ class LocalRunner:
                 for _ in range(self.http_workers - 1):
                     self._children.append(self._start_gateway_process())
         if self.run_pollers and not self.gateway_only:
-            for mapping in self.stack.mappings:
-                if not mapping.enabled:
-                    continue
-                for index in range(self.pollers_for(mapping.maximum_concurrency)):
-                    self._spawn(
-                        SqsPoller(
-                            mapping=mapping, sqs=self.sqs_client(), invoke=self.invoke,
-                            region=self.stack.region, stop=self._stop, index=index,
-                        )
-                    )  # fmt: skip
-            for schedule in self.stack.schedules:
+            self._start_pollers()
+        return self
+
+    def _start_pollers(self) -> None:
+        """Each enabled SQS mapping's pollers (up to its maximum concurrency) and each schedule's timer."""
+        assert self.stack is not None
+        for mapping in self.stack.mappings:
+            if not mapping.enabled:
+                continue
+            for index in range(self.pollers_for(mapping.maximum_concurrency)):
                 self._spawn(
-                    ScheduleTimer(
-                        schedule=schedule, invoke=self.invoke, region=self.stack.region,
-                        stop=self._stop, speedup=self.schedule_speedup,
+                    SqsPoller(
+                        mapping=mapping, sqs=self.sqs_client(), invoke=self.invoke,
+                        region=self.stack.region, stop=self._stop, index=index,
                     )
                 )  # fmt: skip
-        return self
+        for schedule in self.stack.schedules:
+            self._spawn(
+                ScheduleTimer(
+                    schedule=schedule, invoke=self.invoke, region=self.stack.region,
+                    stop=self._stop, speedup=self.schedule_speedup,
+                )
+            )  # fmt: skip
 
     def _development_key(self) -> None:
         """Auth is on locally too: keep a development key for the default tenant (printed at start)."""

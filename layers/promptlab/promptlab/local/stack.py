@@ -196,42 +196,45 @@ def build_stack(
             size = resolver.resolve(resource.get("Properties") or {}).get("MinimumCompressionSize")
             stack.minimum_compression_size = None if size is None else int(size)
     for lid, resource in resources.items():
-        if resource.get("Type") != "AWS::Serverless::Function":
-            continue
-        props = resolver.resolve(resource.get("Properties") or {})
-        variables = (props.get("Environment") or {}).get("Variables") or {}
-        stack.functions[lid] = FunctionSpec(
-            logical_id=lid,
-            name=f"{stack_name}-{lid}",
-            code_dir=(root / props["CodeUri"]).resolve(),
-            handler=props["Handler"],
-            timeout_seconds=int(props.get("Timeout", 3)),
-            memory_mb=int(props.get("MemorySize", 128)),
-            environment={k: _env_value(v) for k, v in variables.items()},
-        )
-        for event in (props.get("Events") or {}).values():
-            kind, ep = event.get("Type"), event.get("Properties") or {}
-            if kind == "Api":
-                path = ep["Path"]
-                stack.routes.append(
-                    Route(function=lid, method=ep["Method"].upper(), path=path, pattern=_path_pattern(path))
-                )
-            elif kind == "SQS":
-                queue_lid = arn_to_queue[ep["Queue"]]
-                stack.mappings.append(
-                    SqsMapping(
-                        function=lid,
-                        queue_logical_id=queue_lid,
-                        queue_url=urls[queue_lid],
-                        queue_arn=ep["Queue"],
-                        batch_size=int(ep.get("BatchSize", 10)),
-                        report_batch_item_failures="ReportBatchItemFailures" in (ep.get("FunctionResponseTypes") or []),
-                        maximum_concurrency=int((ep.get("ScalingConfig") or {}).get("MaximumConcurrency", 10)),
-                        enabled=bool(ep.get("Enabled", True)),
-                    )
-                )
-            elif kind in {"Schedule", "ScheduleV2"}:
-                expression = str(ep.get("Schedule") or ep.get("ScheduleExpression"))
-                payload = json.loads(ep["Input"]) if ep.get("Input") else {}
-                stack.schedules.append(Schedule(function=lid, rate_seconds=_rate_seconds(expression), payload=payload))
+        if resource.get("Type") == "AWS::Serverless::Function":
+            _add_function(stack, lid, resolver.resolve(resource.get("Properties") or {}), root, arn_to_queue)
     return stack
+
+
+def _add_function(stack: Stack, lid: str, props: dict[str, Any], root: Path, arn_to_queue: dict[str, str]) -> None:
+    """One function of the template with its API routes, SQS mappings and schedules."""
+    variables = (props.get("Environment") or {}).get("Variables") or {}
+    stack.functions[lid] = FunctionSpec(
+        logical_id=lid,
+        name=f"{stack.stack_name}-{lid}",
+        code_dir=(root / props["CodeUri"]).resolve(),
+        handler=props["Handler"],
+        timeout_seconds=int(props.get("Timeout", 3)),
+        memory_mb=int(props.get("MemorySize", 128)),
+        environment={k: _env_value(v) for k, v in variables.items()},
+    )
+    for event in (props.get("Events") or {}).values():
+        kind, ep = event.get("Type"), event.get("Properties") or {}
+        if kind == "Api":
+            path = ep["Path"]
+            stack.routes.append(
+                Route(function=lid, method=ep["Method"].upper(), path=path, pattern=_path_pattern(path))
+            )
+        elif kind == "SQS":
+            queue_lid = arn_to_queue[ep["Queue"]]
+            stack.mappings.append(
+                SqsMapping(
+                    function=lid,
+                    queue_logical_id=queue_lid,
+                    queue_url=stack.queue_urls[queue_lid],
+                    queue_arn=ep["Queue"],
+                    batch_size=int(ep.get("BatchSize", 10)),
+                    report_batch_item_failures="ReportBatchItemFailures" in (ep.get("FunctionResponseTypes") or []),
+                    maximum_concurrency=int((ep.get("ScalingConfig") or {}).get("MaximumConcurrency", 10)),
+                    enabled=bool(ep.get("Enabled", True)),
+                )
+            )
+        elif kind in {"Schedule", "ScheduleV2"}:
+            expression = str(ep.get("Schedule") or ep.get("ScheduleExpression"))
+            payload = json.loads(ep["Input"]) if ep.get("Input") else {}
+            stack.schedules.append(Schedule(function=lid, rate_seconds=_rate_seconds(expression), payload=payload))

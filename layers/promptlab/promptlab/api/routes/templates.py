@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Que
 from promptlab.api.answers import doc, json_response, no_content
 from promptlab.api.resolver import current_principal
 from promptlab.core.errors import PreconditionFailed
-from promptlab.jobs import accept
+from promptlab.jobs import preview
 from promptlab.models.templates import (
     MoveLabel,
     RenderRequest,
@@ -115,7 +115,7 @@ def restore_template(id: TemplateId) -> Response[str]:
     tags=["templates"],
 )
 def render_template(id: TemplateId, body: RenderRequest) -> Response[str]:
-    return json_response(200, accept.preview(principal=current_principal(), template_id=id, request=body))
+    return json_response(200, preview.preview(principal=current_principal(), template_id=id, request=body))
 
 
 @router.get(
