@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aws_lambda_powertools.event_handler import Response
 
 from promptlab.api.fast_generate import generate_fast, prepare_generate
 from promptlab.api.resolver import PromptLabResolver, register_error_handlers
 from promptlab.api.routes import generation, jobs, operations, templates
+from promptlab.core.json_types import JsonObject
 
 API_TITLE = "PromptLab API"
 API_VERSION = "0.1.0"
@@ -20,9 +19,9 @@ for module in (templates, generation, jobs, operations):
 app.fast_path("POST", "/generate", prepare=prepare_generate)(generate_fast)
 
 
-def openapi_document() -> dict[str, Any]:
+def openapi_document() -> JsonObject:
     """The OpenAPI document of this API."""
-    document: dict[str, Any] = app.get_openapi_schema(title=API_TITLE, version=API_VERSION).model_dump(
+    document: JsonObject = app.get_openapi_schema(title=API_TITLE, version=API_VERSION).model_dump(
         mode="json", by_alias=True, exclude_none=True
     )
     return document

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from promptlab.core.json_types import LambdaEvent
 from promptlab.core.settings import get_settings
 
 ALLOWED_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
@@ -15,14 +14,14 @@ EXPOSED_HEADERS = (
 PREFLIGHT_MAX_AGE_SECONDS = 600
 
 
-def _origin(event: dict[str, Any]) -> str | None:
+def _origin(event: LambdaEvent) -> str | None:
     for key, value in (event.get("headers") or {}).items():
         if key.lower() == "origin":
             return str(value)
     return None
 
 
-def cors_headers(event: dict[str, Any]) -> dict[str, str]:
+def cors_headers(event: LambdaEvent) -> dict[str, str]:
     """The headers that let the calling page read the answer; none for an origin that is not allowed."""
     origin = _origin(event)
     if not origin or not get_settings().cors_allows(origin):
@@ -30,7 +29,7 @@ def cors_headers(event: dict[str, Any]) -> dict[str, str]:
     return {"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": EXPOSED_HEADERS, "Vary": "Origin"}
 
 
-def preflight(event: dict[str, Any]) -> dict[str, Any] | None:
+def preflight(event: LambdaEvent) -> LambdaEvent | None:
     """The answer to a browser's `OPTIONS` preflight (204; CORS headers only for an allowed origin)."""
     if event.get("httpMethod", "").upper() != "OPTIONS":
         return None

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
 from promptlab.core.errors import PromptLabError
+from promptlab.core.json_types import JsonObject, LambdaEvent
 
 STATUS_BY_CODE = {
     "bad_request": 400,
@@ -38,7 +38,7 @@ def status_of(code: str) -> int:
     return STATUS_BY_CODE.get(code, 500)
 
 
-def error_payload(*, code: str, message: str, request_id: str | None, details: dict[str, Any] | None) -> str:
+def error_payload(*, code: str, message: str, request_id: str | None, details: JsonObject | None) -> str:
     """The JSON text of an error body."""
     body = {"error": {"code": code, "message": message, "requestId": request_id, "details": details or {}}}
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
@@ -49,7 +49,7 @@ def error_response(
     code: str,
     message: str,
     request_id: str | None,
-    details: dict[str, Any] | None = None,
+    details: JsonObject | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[str]:
     """An error answer from a route (Powertools), with the status that belongs to its code."""
@@ -68,7 +68,7 @@ def from_domain_error(exc: PromptLabError, request_id: str | None) -> Response[s
     )
 
 
-def proxy_error(exc: PromptLabError, request_id: str | None) -> dict[str, Any]:
+def proxy_error(exc: PromptLabError, request_id: str | None) -> LambdaEvent:
     """The same answer as an API Gateway proxy response, for errors found before any route runs."""
     headers = {"Content-Type": "application/json", **exc.headers}
     return {

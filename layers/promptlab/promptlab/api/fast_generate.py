@@ -8,12 +8,12 @@ Anything else — bad input, an `Idempotency-Key`, any error — returns None an
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 from promptlab.api.answers import generation_status, job_location
 from promptlab.api.pipeline import Event, Prefetch
 from promptlab.api.routes.generation import uses_cache
 from promptlab.core.errors import PromptLabError
+from promptlab.core.json_types import LambdaEvent
 from promptlab.infra import result_cache
 from promptlab.jobs import accept, requests
 from promptlab.models.generation import GenerateRequest
@@ -51,7 +51,7 @@ def prepare_generate(event: Event, principal: Principal) -> Prefetch | None:
     return Prefetch(key=result_cache.key_for(job.input_hash), state=(request, template, job))
 
 
-def generate_fast(event: Event, principal: Principal, prefetch: Prefetch | None) -> dict[str, Any] | None:
+def generate_fast(event: Event, principal: Principal, prefetch: Prefetch | None) -> LambdaEvent | None:
     """`POST /generate` for a valid request without an Idempotency-Key; None: let the full route answer."""
     try:
         if prefetch is not None and prefetch.done:

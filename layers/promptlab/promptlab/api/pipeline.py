@@ -23,6 +23,7 @@ from promptlab.core.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from promptlab.core.json_types import LambdaEvent
 from promptlab.core.observability import count
 from promptlab.core.validation import unsafe_json
 from promptlab.infra import request_limits
@@ -33,7 +34,7 @@ MAX_BODY_BYTES = 1_048_576
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
-Event = dict[str, Any]
+Event = LambdaEvent
 
 
 @dataclass

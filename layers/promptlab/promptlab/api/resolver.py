@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -23,12 +22,13 @@ from promptlab.api.cors import cors_headers, preflight
 from promptlab.api.errors import INTERNAL_ERROR_MESSAGE, error_response, from_domain_error, proxy_error
 from promptlab.api.pipeline import Event, FastPrepare, Prefetch
 from promptlab.core.errors import PromptLabError
+from promptlab.core.json_types import JsonObject, LambdaEvent
 from promptlab.core.observability import logger
 from promptlab.core.validation import validation_fields
 from promptlab.tenancy import auth
 from promptlab.tenancy.auth import Principal
 
-FastAnswer = Callable[[Event, Principal, Prefetch | None], dict[str, Any] | None]
+FastAnswer = Callable[[Event, Principal, Prefetch | None], LambdaEvent | None]
 
 _request_state = threading.local()
 
@@ -45,7 +45,7 @@ def current_request_id() -> str | None:
     return request_id
 
 
-def _add_headers(answer: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+def _add_headers(answer: LambdaEvent, headers: dict[str, str]) -> LambdaEvent:
     answer.setdefault("multiValueHeaders", {}).update({name: [value] for name, value in headers.items()})
     return answer
 
@@ -77,14 +77,14 @@ class PromptLabResolver(APIGatewayRestResolver):
         _request_state.lambda_context = value
 
     @property
-    def context(self) -> dict[str, Any]:
+    def context(self) -> JsonObject:
         if not hasattr(_request_state, "context"):
             _request_state.context = {}
-        routing: dict[str, Any] = _request_state.context
+        routing: JsonObject = _request_state.context
         return routing
 
     @context.setter
-    def context(self, value: dict[str, Any]) -> None:
+    def context(self, value: JsonObject) -> None:
         _request_state.context = value
 
     fast_paths: dict[tuple[str, str], tuple[FastAnswer, FastPrepare | None]]
@@ -106,14 +106,14 @@ class PromptLabResolver(APIGatewayRestResolver):
 
         return register
 
-    def resolve(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # type: ignore[override]
+    def resolve(self, event: LambdaEvent, context: LambdaContext) -> LambdaEvent:  # type: ignore[override]
         request_id = pipeline.request_id(event)
         _request_state.request_id = request_id
         _request_state.principal = auth.ANONYMOUS
         answer = preflight(event) or self._answer(event, context, request_id)
         return _add_headers(answer, {"X-Request-Id": request_id or "", **cors_headers(event)})
 
-    def _answer(self, event: Event, context: LambdaContext, request_id: str | None) -> dict[str, Any]:
+    def _answer(self, event: Event, context: LambdaContext, request_id: str | None) -> LambdaEvent:
         fast, prepare = getattr(self, "fast_paths", {}).get(
             (event.get("httpMethod", ""), event.get("path")), (None, None)
         )

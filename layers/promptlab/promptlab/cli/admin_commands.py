@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from promptlab.cli.stack_commands import use_local_stack
+from promptlab.core.json_types import JsonObject
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
@@ -45,10 +46,10 @@ def cmd_pricing(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_table(columns: list[str], rows: list[dict[str, Any]], note: str = "") -> None:
+def _print_table(columns: list[str], rows: list[JsonObject], note: str = "") -> None:
     """Rows as aligned columns; a missing or null cell prints as `-`."""
 
-    def cell(row: dict[str, Any], column: str) -> str:
+    def cell(row: JsonObject, column: str) -> str:
         value = row.get(column)
         return "-" if value is None else str(value)
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from promptlab.core.json_types import JsonObject
+
 
 class ApiError(Exception):
     """An error answer of the API, with its code and message."""
@@ -67,9 +69,9 @@ class Client:
                 return str(item["id"])
         raise ApiError(404, {"error": {"code": "not_found", "message": f"no template named {name_or_id!r}"}})
 
-    def wait(self, job_id: str, seconds_each: int = 20) -> dict[str, Any]:
+    def wait(self, job_id: str, seconds_each: int = 20) -> JsonObject:
         """Long-poll the job until it ends."""
         while True:
-            job: dict[str, Any] = self.call("GET", f"/jobs/{job_id}", query={"wait": str(seconds_each)})
+            job: JsonObject = self.call("GET", f"/jobs/{job_id}", query={"wait": str(seconds_each)})
             if job["status"] in {"completed", "failed", "cancelled"}:
                 return job

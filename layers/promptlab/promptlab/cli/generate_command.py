@@ -9,9 +9,11 @@ import sys
 import threading
 from typing import Any
 
+from promptlab.core.json_types import JsonObject
 
-def _generate_body(args: argparse.Namespace, template_id: str) -> dict[str, Any]:
-    body: dict[str, Any] = {"templateId": template_id}
+
+def _generate_body(args: argparse.Namespace, template_id: str) -> JsonObject:
+    body: JsonObject = {"templateId": template_id}
     if args.input is not None:
         try:
             parsed = json.loads(args.input)

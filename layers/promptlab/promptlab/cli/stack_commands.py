@@ -12,6 +12,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from promptlab.core.json_types import LambdaEvent
+
 
 def _overrides(pairs: list[str]) -> dict[str, str]:
     result = {}
@@ -69,7 +71,7 @@ def _wait_for_stop() -> None:
 def cmd_invoke(args: argparse.Namespace) -> int:
     from promptlab.local.runner import LocalRunner, find_template
 
-    event: dict[str, Any] = json.loads(Path(args.event).read_text()) if args.event != "-" else json.load(sys.stdin)
+    event: LambdaEvent = json.loads(Path(args.event).read_text()) if args.event != "-" else json.load(sys.stdin)
     runner = LocalRunner(
         template=args.template or find_template(),
         parameter_overrides=_overrides(args.parameter_overrides),

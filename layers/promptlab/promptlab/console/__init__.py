@@ -7,7 +7,8 @@ key in the browser's session storage only.
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any
+
+from promptlab.core.json_types import LambdaEvent
 
 ASSETS = {
     "app.js": "text/javascript; charset=utf-8",
@@ -28,7 +29,7 @@ def _file(name: str) -> str:
     return (resources.files("promptlab.console") / "static" / name).read_text(encoding="utf-8")
 
 
-def respond(event: dict[str, Any]) -> dict[str, Any]:
+def respond(event: LambdaEvent) -> LambdaEvent:
     """An API Gateway proxy answer for `/` (the page) or `/assets/{name}`."""
     name = ((event.get("pathParameters") or {}).get("name")) or ""
     if event.get("resource") == "/" or event.get("path") in {"/", ""}:

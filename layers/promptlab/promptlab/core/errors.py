@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from promptlab.core.json_types import JsonObject
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class PromptLabError(Exception):
     code = "internal_error"
 
     def __init__(
-        self, message: str, *, details: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+        self, message: str, *, details: JsonObject | None = None, headers: dict[str, str] | None = None
     ) -> None:
         super().__init__(message)
         self.message = message

@@ -7,6 +7,8 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from promptlab.core.json_types import JsonObject
+
 
 def _default(value: Any) -> str:
     if isinstance(value, Decimal):
@@ -25,12 +27,12 @@ def input_hash(
     version: int,
     provider: str,
     model: str,
-    params: dict[str, Any],
+    params: JsonObject,
     bound_input: dict[str, str],
     messages: list[dict[str, str]] | None = None,
 ) -> str:
     """SHA-256 hex of everything that decides a generation's answer."""
-    document: dict[str, Any] = {
+    document: JsonObject = {
         "templateId": template_id,
         "version": version,
         "provider": provider,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from promptlab.core.json_types import JsonObject
+
 # Union branches pydantic adds to an error location (`input.str`, `input.dict[str,any]`).
 _BRANCH = re.compile(r"^(str|int|float|bool|none|dict\[.*\]|list\[.*\]|literal\[.*\]|function-\w+.*)$")
 
@@ -24,12 +26,12 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return name or "body"
 
 
-def validation_fields(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
+def validation_fields(errors: list[JsonObject]) -> list[dict[str, str]]:
     """Pydantic errors as `[{field, message}]`, one entry per field, in a person's words."""
     merged: dict[str, list[str]] = {}
     for err in errors:
         field = _field_name(tuple(err.get("loc", ())))
-        message = _FRIENDLY.get(err.get("type", ""), err.get("msg", "is not valid"))
+        message = str(_FRIENDLY.get(err.get("type", ""), err.get("msg", "is not valid")))
         if err.get("type") in {"string_type", "dict_type"} and field == "input":
             message = "must be a string or an object of variables"
         bucket = merged.setdefault(field, [])

@@ -7,12 +7,10 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from promptlab.db.connection import Connection
+from promptlab.db.connection import Connection, Row
 from promptlab.db.jobs_repo import ANSWER_COLUMNS, answer_values
 from promptlab.models.batches import ProviderBatch
 from promptlab.models.jobs import Answer, Job
-
-Row = dict[str, Any]
 
 
 def pending_jobs(conn: Connection, *, limit: int) -> list[Job]:

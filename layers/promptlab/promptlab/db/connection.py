@@ -18,6 +18,7 @@ from promptlab.core.settings import get_settings
 from promptlab.infra.secrets import with_secret
 
 Connection = psycopg.Connection[DictRow]
+Row = DictRow  # a row as psycopg returns it, before a repository types it
 
 _lock = threading.Lock()
 _idle: dict[bool, list[Connection]] = {True: [], False: []}

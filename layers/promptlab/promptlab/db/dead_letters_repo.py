@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from promptlab.db.connection import Connection
-
-Row = dict[str, Any]
+from promptlab.db.connection import Connection, Row
 
 
 def insert_dead_letter(

@@ -6,9 +6,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from promptlab.db.connection import Connection
-
-Row = dict[str, Any]
+from promptlab.db.connection import Connection, Row
 
 
 def claim_key(conn: Connection, *, tenant_id: str, key: str, body_hash: str, ttl_seconds: int) -> Row | None:

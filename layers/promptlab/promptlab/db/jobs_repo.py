@@ -7,10 +7,8 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from promptlab.db.connection import Connection
+from promptlab.db.connection import Connection, Row
 from promptlab.models.jobs import Answer, Job, JobRoute
-
-Row = dict[str, Any]
 
 _COLUMNS = Job.__slots__
 _JSON_COLUMNS = {"params", "input", "error", "unit_prices", "metadata", "warnings", "fallbacks", "messages"}

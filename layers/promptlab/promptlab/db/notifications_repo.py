@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from promptlab.db.connection import Connection
-
-Row = dict[str, Any]
+from promptlab.db.connection import Connection, Row
 
 
 def delivered_channels(conn: Connection, *, job_id: str, event: str) -> set[str]:

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from promptlab.db.connection import Connection
+from promptlab.db.connection import Connection, Row
 from promptlab.db.jobs_repo import PURGE_COLUMNS
-
-Row = dict[str, Any]
 
 
 def unsent_jobs(conn: Connection, *, older_than_seconds: int, limit: int) -> list[Row]:

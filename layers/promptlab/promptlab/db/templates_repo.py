@@ -8,10 +8,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from promptlab.core.errors import Conflict
-from promptlab.db.connection import Connection
+from promptlab.db.connection import Connection, Row
 from promptlab.models.templates import Template, TemplateContent, TemplateVersion
-
-Row = dict[str, Any]
 
 _SELECT = """
 SELECT t.id, t.tenant_id, t.name, t.description, t.current_version AS version,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
+from promptlab.core.json_types import JsonObject
 from promptlab.db.connection import Connection
 
 # groupBy → the SQL expression of the group's key (a fixed list: nothing from the request reaches SQL).
@@ -32,7 +32,7 @@ _MEASURES = """
 
 def usage(
     conn: Connection, *, tenant_id: str, start: datetime, end: datetime, group_by: str
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+) -> tuple[list[JsonObject], JsonObject]:
     """Rows per group (ordered by key) and the totals, for jobs created in [start, end)."""
     where = "FROM jobs WHERE tenant_id = %s AND created_at >= %s AND created_at < %s"
     params = (tenant_id, start, end)

@@ -7,6 +7,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 from promptlab.core.errors import DependencyUnavailable
+from promptlab.core.json_types import JsonObject
 from promptlab.core.settings import Settings, get_settings
 from promptlab.models.jobs import JobMessage
 
@@ -127,7 +128,7 @@ class SqsJobQueue:
         """Park a bad intake message on the intake DLQ with the reason, instead of dropping it."""
         if not self._settings.intake_dlq_url:
             raise DependencyUnavailable("no intake dead-letter queue configured (INTAKE_DLQ_URL)")
-        attributes: dict[str, Any] = {"reason": {"DataType": "String", "StringValue": reason[:1000]}}
+        attributes: JsonObject = {"reason": {"DataType": "String", "StringValue": reason[:1000]}}
         if tenant_id:
             attributes["tenant"] = {"DataType": "String", "StringValue": tenant_id}
         self._call(

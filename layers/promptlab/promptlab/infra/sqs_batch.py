@@ -11,13 +11,14 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from promptlab.core.json_types import LambdaEvent
 from promptlab.core.observability import batch_logger, logger
 
 RecordHandler = Callable[[SQSRecord], Any]
 
 
 def process_sqs_batch(
-    event: dict[str, Any], context: LambdaContext, record_handler: RecordHandler, *, concurrency: int = 1
+    event: LambdaEvent, context: LambdaContext, record_handler: RecordHandler, *, concurrency: int = 1
 ) -> PartialItemFailureResponse:
     """Handle every record (up to `concurrency` at once); the ones that raise come back as `batchItemFailures`."""
     if concurrency > 1:
@@ -27,7 +28,7 @@ def process_sqs_batch(
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
 
 
-def _concurrent(event: dict[str, Any], record_handler: RecordHandler, concurrency: int) -> PartialItemFailureResponse:
+def _concurrent(event: LambdaEvent, record_handler: RecordHandler, concurrency: int) -> PartialItemFailureResponse:
     records = [SQSRecord(raw) for raw in event.get("Records", [])]
     if not records:
         return {"batchItemFailures": []}

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any
 
 from pydantic import ValidationError
 
 from promptlab.core.clock import utc_now
 from promptlab.core.errors import FieldProblem, PromptLabError, ValidationFailed
+from promptlab.core.json_types import JsonObject
 from promptlab.core.observability import count, logger
 from promptlab.core.validation import validation_fields
 from promptlab.db import jobs_repo
@@ -144,7 +144,7 @@ def _item_error(exc: PromptLabError) -> BatchItemResult:
     return BatchItemResult(error=BatchItemError(code=exc.code, message=exc.message, details=exc.details))
 
 
-def accept_batch(*, principal: Principal, items: list[dict[str, Any]], use_cache: bool = True) -> GenerateBatchResult:
+def accept_batch(*, principal: Principal, items: list[JsonObject], use_cache: bool = True) -> GenerateBatchResult:
     """Accept up to 100 generations; each item answers with its job or its own error."""
     results: list[BatchItemResult] = []
     fresh: list[tuple[str, str]] = []

@@ -19,11 +19,11 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
 
 from promptlab.core import ids
 from promptlab.core.clock import utc_now
 from promptlab.core.errors import ConfigurationError
+from promptlab.core.json_types import JsonObject
 from promptlab.core.observability import count, logger
 from promptlab.core.settings import get_settings
 from promptlab.db import batches_repo, jobs_repo, templates_repo
@@ -32,7 +32,7 @@ from promptlab.infra import result_cache
 from promptlab.jobs.lifecycle import announce, dispatch
 from promptlab.jobs.worker import build_call, spend
 from promptlab.models.batches import ProviderBatch
-from promptlab.models.jobs import CachedResult, Job
+from promptlab.models.jobs import CachedResult, Job, job_error
 from promptlab.providers.base import BatchItem, GenerationCall, ProviderError
 from promptlab.providers.registry import get_batch_provider
 
@@ -45,8 +45,8 @@ class EconomyReport:
     settled: int
 
 
-def _error(code: str, message: str, retryable: bool, status: int | None = None) -> dict[str, Any]:
-    return {"code": code, "message": message, "retryable": retryable, "providerStatus": status}
+def _error(code: str, message: str, retryable: bool, status: int | None = None) -> JsonObject:
+    return job_error(code=code, message=message, retryable=retryable, provider_status=status)
 
 
 def _due(group: list[Job]) -> bool:

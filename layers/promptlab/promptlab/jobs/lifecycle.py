@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from promptlab.core.clock import utc_now
 from promptlab.core.errors import Conflict, DependencyUnavailable, NotFound
@@ -13,12 +12,10 @@ from promptlab.core.observability import logger
 from promptlab.core.pagination import decode_cursor, encode_cursor
 from promptlab.core.settings import get_settings
 from promptlab.db import jobs_repo, notifications_repo
-from promptlab.db.connection import Connection, connection
+from promptlab.db.connection import Connection, Row, connection
 from promptlab.infra import result_cache
 from promptlab.infra.job_queue import get_queue
 from promptlab.models.jobs import Job, JobPage, JobPublic, JobSummary
-
-Row = dict[str, Any]
 
 QUEUED, PROCESSING, COMPLETED, FAILED, CANCELLED = "queued", "processing", "completed", "failed", "cancelled"
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from promptlab.core import ids
 from promptlab.core.clock import utc_now
 from promptlab.core.errors import Conflict, ValidationFailed
 from promptlab.core.hashing import input_hash
+from promptlab.core.json_types import JsonObject
 from promptlab.core.observability import logger
 from promptlab.core.settings import get_settings
 from promptlab.infra import webhook_targets
@@ -31,7 +31,7 @@ class Resolved:
 
     provider: str
     model: str
-    params: dict[str, Any]
+    params: JsonObject
     bound_input: dict[str, str]
     input_hash: str
     fallbacks: list[str] | None = None
@@ -86,7 +86,7 @@ def resolve(*, template: Template, request: GenerateRequest) -> Resolved:
     temperature = request.temperature
     if temperature is None and defaults.get("temperature") is not None:
         temperature = Decimal(defaults["temperature"])
-    params: dict[str, Any] = {"maxTokens": max_tokens}
+    params: JsonObject = {"maxTokens": max_tokens}
     if temperature is not None:
         params["temperature"] = temperature
     if request.top_p is not None:

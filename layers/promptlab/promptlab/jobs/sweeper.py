@@ -12,6 +12,7 @@ from promptlab.db.sweeper_repo import LapsedLease
 from promptlab.infra import result_cache
 from promptlab.infra.job_queue import JobQueue, get_queue
 from promptlab.jobs.lifecycle import announce
+from promptlab.models.jobs import job_error
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,11 @@ def _recover_lapsed(conn: Connection, *, grace_seconds: int, limit: int) -> tupl
     with conn.transaction():
         for lease in sweeper_repo.lapsed_leases(conn, grace_seconds=grace_seconds, limit=limit):
             sweeper_repo.interrupt_attempt(conn, job_id=lease.id, n=lease.attempts)
-            error = {
-                "code": "interrupted",
-                "message": f"the worker stopped during attempt {lease.attempts}; it may have been billed",
-                "retryable": True,
-                "providerStatus": None,
-            }
+            error = job_error(
+                code="interrupted",
+                message=f"the worker stopped during attempt {lease.attempts}; it may have been billed",
+                retryable=True,
+            )
             if lease.attempts < lease.max_attempts:
                 sweeper_repo.requeue_lapsed(conn, job_id=lease.id, error=error)
                 requeued.append(lease)

@@ -6,11 +6,11 @@ import math
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from promptlab.core.errors import DependencyUnavailable
+from promptlab.core.json_types import JsonObject
 from promptlab.core.observability import count, logger, provider_segment
 from promptlab.core.settings import get_settings
 from promptlab.db import jobs_repo, templates_repo
@@ -18,7 +18,7 @@ from promptlab.db.connection import connection
 from promptlab.infra import provider_throttle, result_cache
 from promptlab.infra.job_queue import JobQueue, get_queue
 from promptlab.jobs.lifecycle import announce
-from promptlab.models.jobs import Answer, CachedResult, Job, JobRoute, parse_job_message
+from promptlab.models.jobs import Answer, CachedResult, Job, JobRoute, job_error, parse_job_message
 from promptlab.models.templates import TemplateVersion
 from promptlab.providers import json_output
 from promptlab.providers.base import GenerationCall, Message, ProviderError, ProviderResult
@@ -58,14 +58,10 @@ def backoff_seconds(attempt: int, retry_after: float | None) -> int:
     return int(max(delay, retry_after or 0))
 
 
-def _error(exc: ProviderError, attempt: int) -> dict[str, Any]:
-    error: dict[str, Any] = {
-        "code": exc.code,
-        "message": exc.message,
-        "retryable": exc.retryable,
-        "providerStatus": exc.status,
-        "attempt": attempt,
-    }
+def _error(exc: ProviderError, attempt: int) -> JsonObject:
+    error = job_error(
+        code=exc.code, message=exc.message, retryable=exc.retryable, provider_status=exc.status, attempt=attempt
+    )
     if exc.retry_after is not None:
         error["retryAfterSeconds"] = exc.retry_after
     if exc.extra:
@@ -164,14 +160,7 @@ def _invalid_output(
     attempt = job.attempts
     retry = attempt < job.max_attempts
     spent = spend(job, result, latency_ms)
-    error = {
-        "code": "invalid_output",
-        "message": why,
-        "retryable": retry,
-        "providerStatus": None,
-        "attempt": attempt,
-        "output": spent.output[:8000],
-    }
+    error = job_error(code="invalid_output", message=why, retryable=retry, attempt=attempt, output=spent.output[:8000])
     with connection() as conn, conn.transaction():
         jobs_repo.end_attempt(
             conn, job_id=job.id, n=attempt, outcome="error", error=error, provider_request_id=result.request_id

@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from promptlab.core.json_types import JsonObject
+
 NO_VALUE = object()
 
 
@@ -17,10 +19,10 @@ class _Loader(yaml.SafeLoader):
     """YAML with CloudFormation's `!Ref`, `!GetAtt`, `!Sub` … tags."""
 
 
-def _tag(name: str) -> Callable[[yaml.SafeLoader, yaml.Node], dict[str, Any]]:
+def _tag(name: str) -> Callable[[yaml.SafeLoader, yaml.Node], JsonObject]:
     key = "Ref" if name == "Ref" else ("Condition" if name == "Condition" else f"Fn::{name}")
 
-    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> JsonObject:
         value: Any
         if isinstance(node, yaml.ScalarNode):
             value = loader.construct_scalar(node)
@@ -42,9 +44,9 @@ for _name in (
     _Loader.add_constructor(f"!{_name}", _tag(_name))
 
 
-def load_template(path: Path) -> dict[str, Any]:
+def load_template(path: Path) -> JsonObject:
     """Parse a SAM template and merge `Globals.Function` into every function."""
-    data: dict[str, Any] = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
+    data: JsonObject = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
     globals_ = (data.get("Globals") or {}).get("Function") or {}
     for resource in (data.get("Resources") or {}).values():
         if resource.get("Type") == "AWS::Serverless::Function":
@@ -52,9 +54,9 @@ def load_template(path: Path) -> dict[str, Any]:
     return data
 
 
-def merge_globals(globals_: Mapping[str, Any], properties: Mapping[str, Any]) -> dict[str, Any]:
+def merge_globals(globals_: Mapping[str, Any], properties: Mapping[str, Any]) -> JsonObject:
     """SAM's rule: maps merge (function wins), lists and scalars are replaced by the function's."""
-    merged: dict[str, Any] = copy.deepcopy(dict(globals_))
+    merged: JsonObject = copy.deepcopy(dict(globals_))
     for key, value in properties.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
             merged[key] = merge_globals(merged[key], value)

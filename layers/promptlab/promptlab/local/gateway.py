@@ -15,16 +15,17 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from promptlab.api.errors import CODE_BY_STATUS, error_payload, status_of
+from promptlab.core.json_types import LambdaEvent
 from promptlab.core.observability import logger
 from promptlab.local.stack import ACCOUNT_ID, Route, Stack
 
-Invoke = Callable[[str, dict[str, Any]], Any]
+Invoke = Callable[[str, LambdaEvent], Any]
 
 
 def proxy_event(
     *, route: Route, path_params: dict[str, str], method: str, raw_path: str, headers: list[tuple[str, str]],
     body: bytes, source_ip: str, stage: str = "local",
-) -> dict[str, Any]:  # fmt: skip
+) -> LambdaEvent:  # fmt: skip
     """The REST API (v1) proxy event API Gateway would send for this request."""
     split = urlsplit(raw_path)
     query = parse_qs(split.query, keep_blank_values=True)

@@ -10,10 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from promptlab.core.json_types import LambdaEvent
 from promptlab.core.observability import logger
 from promptlab.local.stack import ACCOUNT_ID, FunctionSpec
 
-Handler = Callable[[dict[str, Any], Any], Any]
+Handler = Callable[[LambdaEvent, Any], Any]
 
 
 @dataclass
@@ -62,7 +63,7 @@ class LocalFunction:
                     self._handler = self._load()
         return self._handler
 
-    def invoke(self, event: dict[str, Any]) -> Any:
+    def invoke(self, event: LambdaEvent) -> Any:
         """Call the handler with a fresh context; a run past the timeout is reported, not killed."""
         context = LocalContext(
             function_name=self.spec.name,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from promptlab.core.json_types import JsonObject, LambdaEvent
 from promptlab.core.observability import logger
 from promptlab.local.stack import ACCOUNT_ID, Schedule, SqsMapping
 
@@ -15,12 +16,12 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import DeleteMessageBatchRequestEntryTypeDef, MessageTypeDef
 
-Invoke = Callable[[str, dict[str, Any]], Any]
+Invoke = Callable[[str, LambdaEvent], Any]
 
 
-def sqs_record(message: MessageTypeDef, *, queue_arn: str, region: str) -> dict[str, Any]:
+def sqs_record(message: MessageTypeDef, *, queue_arn: str, region: str) -> LambdaEvent:
     """One SQS message as a Lambda event record."""
-    attributes: dict[str, dict[str, Any]] = {
+    attributes: dict[str, JsonObject] = {
         name: {
             "stringValue": value.get("StringValue"),
             "binaryValue": value.get("BinaryValue"),
@@ -117,7 +118,7 @@ class SqsPoller(threading.Thread):
                 self.stop_event.wait(1)
 
 
-def scheduled_event(schedule: Schedule, region: str) -> dict[str, Any]:
+def scheduled_event(schedule: Schedule, region: str) -> LambdaEvent:
     """What EventBridge sends for a scheduled rule (or the rule's fixed Input)."""
     if schedule.payload:
         return dict(schedule.payload)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from promptlab.core.json_types import LambdaEvent
 from promptlab.core.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL
 from promptlab.local.gateway import GatewayServer
 from promptlab.local.lambdas import LocalFunction
@@ -232,7 +233,7 @@ class LocalRunner:
         thread.start()
         self._threads.append(thread)
 
-    def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
+    def invoke(self, logical_id: str, event: LambdaEvent) -> Any:
         """Invoke one function of the template with an event."""
         if logical_id not in self.functions:
             raise KeyError(f"no function {logical_id!r} in the template; known: {sorted(self.functions)}")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from promptlab.core.json_types import JsonObject
 from promptlab.local.cfn import Resolver, load_template, parameter_values
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class SqsMapping:
 class Schedule:
     function: str
     rate_seconds: float
-    payload: dict[str, Any]
+    payload: JsonObject
 
 
 @dataclass
@@ -118,7 +119,7 @@ def _env_value(value: Any) -> str:
 
 
 def _create_queues(
-    template: dict[str, Any], resolver: Resolver, sqs: SQSClient, stack_name: str
+    template: JsonObject, resolver: Resolver, sqs: SQSClient, stack_name: str
 ) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
     resources = template.get("Resources") or {}
     pending = {lid: r for lid, r in resources.items() if r.get("Type") == "AWS::SQS::Queue"}
@@ -173,7 +174,7 @@ def build_stack(
         "AWS::URLSuffix": "amazonaws.com",
         "AWS::StackId": f"arn:aws:cloudformation:{region}:{ACCOUNT_ID}:stack/{stack_name}/local",
     }
-    resources: dict[str, Any] = template.get("Resources") or {}
+    resources: JsonObject = template.get("Resources") or {}
     refs = {lid: f"{stack_name}-{lid}" for lid in resources}
     resolver = Resolver(
         template,
@@ -201,7 +202,7 @@ def build_stack(
     return stack
 
 
-def _add_function(stack: Stack, lid: str, props: dict[str, Any], root: Path, arn_to_queue: dict[str, str]) -> None:
+def _add_function(stack: Stack, lid: str, props: JsonObject, root: Path, arn_to_queue: dict[str, str]) -> None:
     """One function of the template with its API routes, SQS mappings and schedules."""
     variables = (props.get("Environment") or {}).get("Variables") or {}
     stack.functions[lid] = FunctionSpec(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
+from promptlab.core.json_types import JsonObject
 from promptlab.models.wire import (
     Fallbacks,
     MaxTokens,
@@ -33,14 +34,14 @@ class ResponseFormat(RequestModel):
     """JSON output: the answer must be JSON (`json_object`) or satisfy a JSON Schema (`json_schema`)."""
 
     type: Literal["json_object", "json_schema"]
-    json_schema: dict[str, Any] | None = Field(default=None, alias="schema", description="For `json_schema`.")
+    json_schema: JsonObject | None = Field(default=None, alias="schema", description="For `json_schema`.")
 
 
 class GenerateRequest(RequestModel):
     template_id: TemplateRef
     provider: ProviderName | None = None
     model: ModelName | None = None
-    input: str | dict[str, Any] = Field(default_factory=dict)
+    input: str | JsonObject = Field(default_factory=dict)
     max_tokens: MaxTokens | None = None
     temperature: Temperature | None = None
     fallbacks: Fallbacks | None = None
@@ -75,7 +76,7 @@ class GenerateRequest(RequestModel):
 
 class GenerateBatchRequest(RequestModel):
     items: Annotated[
-        list[dict[str, Any]],
+        list[JsonObject],
         Field(min_length=1, max_length=100, description="Up to 100 `POST /generate` bodies; each answers alone."),
     ]
 
@@ -83,7 +84,7 @@ class GenerateBatchRequest(RequestModel):
 class BatchItemError(WireModel):
     code: str
     message: str
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: JsonObject = Field(default_factory=dict)
 
 
 class BatchItemResult(WireModel):

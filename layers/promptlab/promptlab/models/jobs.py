@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError
 
 from promptlab.core.errors import PoisonMessage
+from promptlab.core.json_types import JsonObject
 from promptlab.models.wire import JobStatus, Money, RequestModel, UtcDatetime, WireModel
 
 
@@ -47,7 +48,7 @@ class AttemptPublic(WireModel):
     started_at: UtcDatetime
     ended_at: UtcDatetime | None = None
     outcome: str
-    error: dict[str, Any] | None = None
+    error: JsonObject | None = None
     provider_request_id: str | None = None
 
 
@@ -80,7 +81,7 @@ class JobSummary(WireModel):
     callback_url: str | None = None
     fallbacks: list[str] | None = None
     answered_by: str | None = None
-    params: dict[str, Any] | None = Field(default=None, description="maxTokens, temperature, topP, stop as used.")
+    params: JsonObject | None = Field(default=None, description="maxTokens, temperature, topP, stop as used.")
     lane: Literal["standard", "economy"] = "standard"
     batch_id: str | None = Field(default=None, description="The provider batch of an economy job.")
     purged_at: UtcDatetime | None = Field(default=None, description="When input and output were purged.")
@@ -145,15 +146,15 @@ class Job:
     template_version: int
     provider: str
     model: str
-    params: dict[str, Any]
+    params: JsonObject
     input_hash: str
     expires_at: datetime
-    input: dict[str, Any] | None = None
+    input: JsonObject | None = None
     status: str = "queued"
     priority: str = "normal"
     attempts: int = 0
     max_attempts: int = 3
-    error: dict[str, Any] | None = None
+    error: JsonObject | None = None
     output: str | None = None
     finish_reason: str | None = None
     truncated: bool | None = None
@@ -163,12 +164,12 @@ class Job:
     cache_write_tokens: int | None = None
     total_tokens: int | None = None
     estimated_cost_usd: Decimal | None = None
-    unit_prices: dict[str, Any] | None = None
+    unit_prices: JsonObject | None = None
     cache_hit: bool = False
     saved_cost_usd: Decimal | None = None
     idempotency_key: str | None = None
     answered_by: str | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
     provider_latency_ms: int | None = None
     enqueued_at: datetime | None = None
     started_at: datetime | None = None
@@ -197,7 +198,7 @@ class Job:
         """The job of a `SELECT * FROM jobs` row."""
         return cls(**row)
 
-    def as_row(self) -> dict[str, Any]:
+    def as_row(self) -> JsonObject:
         """The job's columns by name (what the wire views are validated from)."""
         return {name: getattr(self, name) for name in self.__slots__}
 
@@ -261,7 +262,7 @@ class Answer:
     cache_write_tokens: int
     total_tokens: int
     estimated_cost_usd: Decimal | None
-    unit_prices: dict[str, Any] | None
+    unit_prices: JsonObject | None
     answered_by: str
     provider_latency_ms: int | None
     warnings: list[str]
@@ -306,10 +307,17 @@ class CachedResult:
         cost = value["estimated_cost_usd"]
         return cls(**{**value, "estimated_cost_usd": None if cost is None else Decimal(cost)})
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """The entry as stored: money as a decimal string."""
         cost = self.estimated_cost_usd
         return {
             **{f: getattr(self, f) for f in self.__slots__},
             "estimated_cost_usd": None if cost is None else str(cost),
         }
+
+
+def job_error(
+    *, code: str, message: str, retryable: bool, provider_status: int | None = None, **extra: Any
+) -> JsonObject:
+    """A job's `error` column in the one shape `JobError` reads back (`attempt`, `output`, … may follow)."""
+    return {"code": code, "message": message, "retryable": retryable, "providerStatus": provider_status, **extra}

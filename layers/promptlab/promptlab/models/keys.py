@@ -8,6 +8,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from promptlab.core.json_types import JsonObject
+
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
@@ -44,7 +46,7 @@ class KeyListing:
     key: ApiKey
     use: BudgetUse | None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         """The listing's fields (never the key's hash)."""
         key = self.key
         return {

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from promptlab.core.json_types import JsonObject
 from promptlab.models.generation import ChatMessage
 from promptlab.models.wire import (
     Fallbacks,
@@ -46,7 +47,7 @@ class TemplateCreate(RequestModel):
     body: Annotated[str, Field(min_length=1, max_length=100_000)]
     system: Annotated[str, Field(max_length=100_000)] | None = None
     variables: Annotated[list[VariableSpec], Field(max_length=100)] | None = None
-    variables_schema: dict[str, Any] | None = Field(
+    variables_schema: JsonObject | None = Field(
         default=None,
         description="A JSON Schema (type object) whose properties are the placeholders: types, enums, lengths,"
         " defaults, descriptions; `required` lists the ones a request must give. Instead of `variables`.",
@@ -83,7 +84,7 @@ class VersionContent(WireModel):
     body: str
     system: str | None
     variables: list[VariablePublic]
-    variables_schema: dict[str, Any] | None = None
+    variables_schema: JsonObject | None = None
     defaults: TemplateDefaultsPublic
     cache_ttl_seconds: int
     cache_system_prompt: bool = Field(default=False, validation_alias="cache_system")
@@ -138,7 +139,7 @@ class TemplateLabels(WireModel):
 class RenderRequest(RequestModel):
     """A dry run of `POST /generate`: the same fields but the template (from the path) and the job options."""
 
-    input: str | dict[str, Any] = Field(default_factory=dict)
+    input: str | JsonObject = Field(default_factory=dict)
     provider: ProviderName | None = None
     model: ModelName | None = None
     max_tokens: MaxTokens | None = None
@@ -172,7 +173,7 @@ class TemplateDiff(WireModel):
     to_version: int
     body: list[str] = Field(description="A unified diff of the body, line by line (empty: unchanged).")
     system: list[str]
-    changes: dict[str, dict[str, Any]] = Field(description="Other settings that changed: {field: {from, to}}.")
+    changes: dict[str, JsonObject] = Field(description="Other settings that changed: {field: {from, to}}.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,9 +184,9 @@ class TemplateContent:
     description: str | None
     body: str
     system: str | None
-    variables: list[dict[str, Any]]
-    variables_schema: dict[str, Any] | None
-    defaults: dict[str, Any]
+    variables: list[JsonObject]
+    variables_schema: JsonObject | None
+    defaults: JsonObject
     cache_ttl_seconds: int
     cache_system: bool
 
@@ -198,12 +199,12 @@ class TemplateVersion:
     version: int
     body: str
     system: str | None
-    variables: list[dict[str, Any]]
-    defaults: dict[str, Any]
+    variables: list[JsonObject]
+    defaults: JsonObject
     cache_ttl_seconds: int
     cache_system: bool
     created_at: datetime
-    variables_schema: dict[str, Any] | None = None
+    variables_schema: JsonObject | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> TemplateVersion:
@@ -225,9 +226,9 @@ class Template:
     archived_at: datetime | None
     body: str
     system: str | None
-    variables: list[dict[str, Any]]
-    variables_schema: dict[str, Any] | None
-    defaults: dict[str, Any]
+    variables: list[JsonObject]
+    variables_schema: JsonObject | None
+    defaults: JsonObject
     cache_ttl_seconds: int
     cache_system: bool
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
 from promptlab.core.clock import rfc3339
+from promptlab.core.json_types import JsonObject
 from promptlab.core.money import money_str
 
 ProviderName = Literal["anthropic", "openai", "openai-compatible", "fake"]
@@ -93,7 +94,7 @@ class ErrorDetail(WireModel):
     code: str
     message: str
     request_id: str | None
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: JsonObject = Field(default_factory=dict)
 
 
 class ErrorBody(WireModel):

@@ -7,6 +7,7 @@ from typing import Any
 
 import anthropic
 
+from promptlab.core.json_types import JsonObject
 from promptlab.providers import json_output
 from promptlab.providers.base import (
     BatchItem,
@@ -28,9 +29,9 @@ class AnthropicProvider:
     def __init__(self, *, api_key: str, base_url: str | None) -> None:
         self._client = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=0)
 
-    def _params(self, call: GenerationCall) -> dict[str, Any]:
+    def _params(self, call: GenerationCall) -> JsonObject:
         """The Messages API request body for a call (the same for one call and for a batch)."""
-        params: dict[str, Any] = {
+        params: JsonObject = {
             "model": call.model,
             "max_tokens": call.max_tokens,
             "messages": [{"role": m.role, "content": m.content} for m in call.messages],
@@ -39,7 +40,7 @@ class AnthropicProvider:
         if call.response_format:  # no native JSON mode in the Messages API: the system prompt asks for it
             system = "\n\n".join(filter(None, [system, json_output.instruction(call.response_format)]))
         if system:
-            block: dict[str, Any] = {"type": "text", "text": system}
+            block: JsonObject = {"type": "text", "text": system}
             if call.cache_system:
                 block["cache_control"] = {"type": "ephemeral"}  # prompt caching: a write once, reads after
             params["system"] = [block]

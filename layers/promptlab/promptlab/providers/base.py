@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Protocol
+
+from promptlab.core.json_types import JsonObject
 
 # DESIGN.md §6: everything else in 4xx is permanent.
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
@@ -43,7 +45,7 @@ class GenerationCall:
     cache_system: bool = False
     top_p: Decimal | None = None
     stop: tuple[str, ...] = ()
-    response_format: dict[str, Any] | None = None  # JSON mode: {"type": "json_object" | "json_schema", "schema"}
+    response_format: JsonObject | None = None  # JSON mode: {"type": "json_object" | "json_schema", "schema"}
 
 
 @dataclass(frozen=True)

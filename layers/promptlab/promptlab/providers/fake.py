@@ -8,8 +8,8 @@ import os
 import random
 import time
 from collections.abc import Iterator
-from typing import Any
 
+from promptlab.core.json_types import JsonObject
 from promptlab.core.settings import get_settings
 from promptlab.core.tokens import TOKEN, count_tokens, prompt_tokens
 from promptlab.infra.redis_client import get_redis
@@ -156,7 +156,7 @@ class FakeProvider:
         )
 
 
-def _call_to_json(call: GenerationCall) -> dict[str, Any]:
+def _call_to_json(call: GenerationCall) -> JsonObject:
     return {
         "model": call.model,
         "system": call.system,
@@ -167,7 +167,7 @@ def _call_to_json(call: GenerationCall) -> dict[str, Any]:
     }
 
 
-def _call_from_json(data: dict[str, Any]) -> GenerationCall:
+def _call_from_json(data: JsonObject) -> GenerationCall:
     return GenerationCall(
         model=data["model"],
         system=data["system"],
@@ -196,14 +196,14 @@ class FakeBatches:
         get_redis().set(self._key(batch_id), json.dumps(state), ex=7 * 86_400)
         return BatchStatus(provider_batch_id=batch_id, ended=False, counts={"processing": len(calls)})
 
-    def _state(self, batch_id: str) -> dict[str, Any]:
+    def _state(self, batch_id: str) -> JsonObject:
         raw = get_redis().get(self._key(batch_id))
         if raw is None:
             raise ProviderError(code="not_found", message=f"no fake batch {batch_id}", retryable=False, status=404)
-        state: dict[str, Any] = json.loads(raw)
+        state: JsonObject = json.loads(raw)
         return state
 
-    def _items(self, state: dict[str, Any]) -> list[BatchItem]:
+    def _items(self, state: JsonObject) -> list[BatchItem]:
         settings = get_settings()
         items = []
         for index, (custom_id, data) in enumerate(state["requests"]):

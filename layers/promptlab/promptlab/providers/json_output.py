@@ -11,13 +11,14 @@ from typing import Any
 
 from promptlab.core.errors import ValidationFailed
 from promptlab.core.hashing import canonical_json
+from promptlab.core.json_types import JsonObject
 from promptlab.models.generation import ResponseFormat
 
 MAX_SCHEMA_BYTES = 32_768
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
 
-def checked_format(fmt: ResponseFormat) -> dict[str, Any]:
+def checked_format(fmt: ResponseFormat) -> JsonObject:
     """The format as stored on the job; 422 naming `responseFormat.schema` when the schema is unusable."""
     if fmt.type == "json_object":
         return {"type": "json_object"}
@@ -35,7 +36,7 @@ def checked_format(fmt: ResponseFormat) -> dict[str, Any]:
     return {"type": "json_schema", "schema": fmt.json_schema}
 
 
-def problem(text: str, fmt: dict[str, Any]) -> str | None:
+def problem(text: str, fmt: JsonObject) -> str | None:
     """Why the answer does not satisfy the format, or None when it does (a ```json fence is tolerated)."""
     fenced = _FENCE.match(text)
     try:
@@ -54,7 +55,7 @@ def problem(text: str, fmt: dict[str, Any]) -> str | None:
     return f"at {where}: {first.message}"
 
 
-def instruction(fmt: dict[str, Any]) -> str:
+def instruction(fmt: JsonObject) -> str:
     """What a provider without a native JSON mode is told (appended to the system prompt)."""
     if fmt["type"] == "json_object":
         return "Answer with a single JSON object and nothing else."
@@ -68,7 +69,7 @@ def correction(why: str) -> str:
     return f"Your previous answer was not valid: {why}. Answer again with only the JSON, nothing else."
 
 
-def example(schema: dict[str, Any]) -> Any:
+def example(schema: JsonObject) -> Any:
     """A small value that satisfies simple schemas (the offline fake provider's answer in JSON mode)."""
     if "const" in schema:
         return schema["const"]

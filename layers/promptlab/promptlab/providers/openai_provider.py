@@ -10,6 +10,7 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletion
 
+from promptlab.core.json_types import JsonObject
 from promptlab.providers.base import (
     BatchItem,
     BatchStatus,
@@ -29,11 +30,11 @@ class OpenAIProvider:
         self.name = name
         self._client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0)
 
-    def _params(self, call: GenerationCall) -> dict[str, Any]:
+    def _params(self, call: GenerationCall) -> JsonObject:
         """The Chat Completions request body for a call (the same for one call and for a batch line)."""
         messages: list[dict[str, str]] = [{"role": "system", "content": call.system}] if call.system else []
         messages += [{"role": m.role, "content": m.content} for m in call.messages]
-        request: dict[str, Any] = {"model": call.model, "messages": messages}
+        request: JsonObject = {"model": call.model, "messages": messages}
         # OpenAI's own API wants max_completion_tokens; compatible servers still read max_tokens.
         request["max_completion_tokens" if self.name == "openai" else "max_tokens"] = call.max_tokens
         if call.temperature is not None:
@@ -133,7 +134,7 @@ class OpenAIProvider:
                     yield self._item(json.loads(raw_line))
         # Requests with no line (an expired or cancelled batch) are settled by the economy lane as expired.
 
-    def _item(self, line: dict[str, Any]) -> BatchItem:
+    def _item(self, line: JsonObject) -> BatchItem:
         custom_id = str(line["custom_id"])
         response = line.get("response") or {}
         status = int(response.get("status_code") or 500)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
 from importlib import resources
-from typing import Any
 
+from promptlab.core.json_types import JsonObject
 from promptlab.core.money import MILLION
 from promptlab.providers.base import Usage
 
@@ -38,9 +38,9 @@ class UnitPrices:
 
 
 @cache
-def _data() -> dict[str, Any]:
+def _data() -> JsonObject:
     text = (resources.files("promptlab.providers") / "pricing.json").read_text(encoding="utf-8")
-    data: dict[str, Any] = json.loads(text)
+    data: JsonObject = json.loads(text)
     return data
 
 

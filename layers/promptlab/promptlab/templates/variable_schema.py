@@ -8,16 +8,15 @@ are inferred from the placeholders and are required strings.
 
 from __future__ import annotations
 
-from typing import Any
-
 from promptlab.core.errors import FieldProblem, ValidationFailed
 from promptlab.core.hashing import canonical_json
+from promptlab.core.json_types import JsonObject
 from promptlab.templates.rendering import Variable, as_text
 
 MAX_SCHEMA_BYTES = 32_768
 
 
-def variables_from_schema(schema: dict[str, Any], names: list[str]) -> list[Variable]:
+def variables_from_schema(schema: JsonObject, names: list[str]) -> list[Variable]:
     """The variables a schema declares for these placeholders; 422 (`variablesSchema…`) when they disagree."""
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
@@ -30,7 +29,7 @@ def variables_from_schema(schema: dict[str, Any], names: list[str]) -> list[Vari
         raise ValidationFailed.single("variablesSchema", f"not a valid JSON Schema: {exc.message}") from exc
     if schema.get("type", "object") != "object":
         raise ValidationFailed.single("variablesSchema.type", "must be 'object': the variables are its properties")
-    properties: dict[str, Any] = schema.get("properties") or {}
+    properties: JsonObject = schema.get("properties") or {}
     required = set(schema.get("required") or [])
     problems = [
         FieldProblem(f"variablesSchema.properties.{name}", f"{name!r} is not a placeholder of the body or system")
@@ -62,7 +61,7 @@ def variables_from_schema(schema: dict[str, Any], names: list[str]) -> list[Vari
     return variables
 
 
-def check_input(schema: dict[str, Any], raw: str | dict[str, Any], variables: list[Variable]) -> None:
+def check_input(schema: JsonObject, raw: str | JsonObject, variables: list[Variable]) -> None:
     """Validate a request's input against the schema (defaults filled in); 422 naming every bad field."""
     from jsonschema import Draft202012Validator
 
@@ -70,7 +69,7 @@ def check_input(schema: dict[str, Any], raw: str | dict[str, Any], variables: li
         if len(variables) != 1:
             return  # bind_input explains this case
         raw = {variables[0].name: raw}
-    properties: dict[str, Any] = schema.get("properties") or {}
+    properties: JsonObject = schema.get("properties") or {}
     instance = {
         name: spec["default"]
         for name, spec in properties.items()

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
-from typing import Any
 
 from promptlab.core.clock import utc_now
 from promptlab.core.errors import BudgetExceeded, ValidationFailed
+from promptlab.core.json_types import JsonObject
 from promptlab.core.money import MILLION
 from promptlab.core.money import money_str as usd
 from promptlab.db import keys_repo
@@ -36,7 +36,7 @@ def input_token_bound(*, system: str | None, prompt: str) -> int:
 def worst_case_cost(
     *,
     template: Template,
-    values: dict[str, Any],
+    values: JsonObject,
     messages: list[dict[str, str]] | None,
     max_tokens: int,
     routes: Sequence[str],
