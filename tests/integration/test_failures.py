@@ -2,6 +2,7 @@
 
 import copy
 import json
+import time
 from typing import Any
 
 from promptlab.db.connection import connection
@@ -24,7 +25,10 @@ def test_a_retryable_error_requeues_the_job_with_its_error(
     current = get_job(clean_queues, made["id"])
     assert current["status"] == "queued" and current["attempts"] == 1
     assert current["error"]["code"] == "rate_limited" and current["error"]["retryable"] is True
-    # The message stayed on the queue (a batch item failure), visible again after the backoff.
+    # The message stayed on the queue (a batch item failure), visible again after the 429's retry-after (1 s).
+    assert current["error"]["retryAfterSeconds"] == 1
+    assert queued_messages(clean_queues, "JobQueueNormal") == []
+    time.sleep(1.1)
     assert len(queued_messages(clean_queues, "JobQueueNormal")) == 1
 
 

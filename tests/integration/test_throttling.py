@@ -7,7 +7,7 @@ from typing import Any
 
 from promptlab.infra import provider_throttle
 from promptlab.local.runner import LocalRunner
-from tests.support import SetEnv, call_api, make_poller, rows, unique
+from tests.support import SetEnv, call_api, generate, make_poller, queued_messages, rows, unique
 from tests.support.provider_server import ProviderServer
 
 
@@ -50,39 +50,94 @@ def test_workers_follow_the_providers_limit_instead_of_spending_attempts(
     assert answered[-1] - answered[0] >= (12 / server.LIMIT - 1) * server.WINDOW * 0.9
 
 
-def test_an_overload_storm_pauses_the_whole_provider(clean_queues: LocalRunner) -> None:
-    provider = f"storm-{unique('p')}"
-    assert provider_throttle.wait_seconds(provider, "any-model") == 0
-    provider_throttle.note_failure(provider, "model-a", 529, None)
-    first = provider_throttle.wait_seconds(provider, "model-b")  # another model of the same provider waits too
-    assert 1 <= first <= 2.1
-    provider_throttle.note_failure(provider, "model-a", 529, None)
-    provider_throttle.note_failure(provider, "model-a", 529, None)
-    assert provider_throttle.wait_seconds(provider, "model-c") > first  # the backoff grows with the storm
-    provider_throttle.note_failure(f"{provider}-x", "m", 429, 2.5)
-    assert (
-        2 <= provider_throttle.wait_seconds(f"{provider}-x", "m") <= 2.6
-        and provider_throttle.wait_seconds(f"{provider}-x", "n") == 0
-    )
+def congest(route: tuple[str, str], calls: int, outcome: provider_throttle.Outcome = "congested") -> None:
+    """`calls` calls of the route that take a slot and end with `outcome`."""
+    for n in range(calls):
+        assert provider_throttle.reserve(*route, token=f"t{n}", lease_seconds=30) == 0
+        provider_throttle.settle(*route, token=f"t{n}", outcome=outcome)
 
 
-def test_reset_headers_of_both_providers_are_understood(clean_queues: LocalRunner) -> None:
+def test_a_single_529_slows_the_route_but_does_not_stop_it(clean_queues: LocalRunner) -> None:
+    # Given a fresh route (limit 4)
+    route = (unique("p"), "m")
+    # When one call is overloaded
+    congest(route, 1)
+    # Then the limit halves, and the next call still goes ahead
+    state = provider_throttle.state(*route)
+    assert (state.limit, state.paused_for) == (2, 0)
+    assert provider_throttle.reserve(*route, token="next", lease_seconds=30) == 0
+
+
+def test_successes_grow_the_limit_fast_up_to_the_last_cut_then_slowly(clean_queues: LocalRunner) -> None:
+    route = (unique("p"), "m")
+    congest(route, 1)  # limit 2, threshold 2
+    congest(route, 1, "ok")  # at the threshold: grows by 1/limit
+    assert provider_throttle.state(*route).limit == 2.5
+
+
+def test_a_sustained_failure_rate_pauses_the_route_then_one_probe_at_a_time(clean_queues: LocalRunner) -> None:
+    # Given a route whose calls all fail (an outage)
+    route = (unique("p"), "m")
+    congest(route, 3)
+    assert provider_throttle.state(*route).paused_for == 0  # 3 calls are not yet a rate
+    congest(route, 1)
+    # Then it pauses for 1 s, and a job asking meanwhile is told to wait
+    assert 0.8 < provider_throttle.state(*route).paused_for <= 1.0
+    assert 0.8 < provider_throttle.reserve(*route, token="early", lease_seconds=30) <= 1.0
+    # When the pause is over, one probe call goes; a second one waits for its slot
+    time.sleep(1.05)
+    assert provider_throttle.reserve(*route, token="probe", lease_seconds=30) == 0
+    assert provider_throttle.reserve(*route, token="second", lease_seconds=30) == 1  # PROMPTLAB_FLOW_SLOT_WAIT_SECONDS
+    # And a failed probe pauses it again, twice as long
+    provider_throttle.settle(*route, token="probe", outcome="congested")
+    assert 1.8 < provider_throttle.state(*route).paused_for <= 2.0
+
+
+def test_a_slot_whose_worker_died_expires_with_its_lease(clean_queues: LocalRunner, set_env: SetEnv) -> None:
+    set_env(PROMPTLAB_FLOW_INITIAL_CONCURRENCY="1")
+    route = (unique("p"), "m")
+    assert provider_throttle.reserve(*route, token="dies", lease_seconds=0.2) == 0
+    assert provider_throttle.reserve(*route, token="waits", lease_seconds=30) == 1
+    time.sleep(0.25)
+    assert provider_throttle.reserve(*route, token="goes", lease_seconds=30) == 0
+
+
+def test_a_providers_reset_headers_bound_the_route_until_the_reset(clean_queues: LocalRunner) -> None:
     anthropic: dict[str, Any] = {
         "anthropic-ratelimit-requests-remaining": "0",
         "anthropic-ratelimit-requests-reset": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3)),
         "anthropic-ratelimit-tokens-remaining": "90000",
         "anthropic-ratelimit-tokens-reset": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1)),
     }
-    name = unique("hdr")
-    provider_throttle.note_headers(name, "claude", anthropic)
-    assert 1.5 < provider_throttle.wait_seconds(name, "claude") <= 3.1
-    provider_throttle.note_headers(
-        name, "gpt", {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1m30s"}
-    )
-    assert (
-        55 < provider_throttle.wait_seconds(name, "gpt") <= 60
-    )  # 90 s asked, capped at PROMPTLAB_THROTTLE_MAX_PAUSE_SECONDS
-    provider_throttle.note_headers(
-        name, "ok", {"x-ratelimit-remaining-requests": "12", "x-ratelimit-reset-requests": "6m0s"}
-    )
-    assert provider_throttle.wait_seconds(name, "ok") == 0
+    claude, gpt, ok = (unique("hdr"), "claude"), (unique("hdr"), "gpt"), (unique("hdr"), "ok")
+    for route, headers in (
+        (claude, anthropic),
+        (gpt, {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1m30s"}),
+        (ok, {"x-ratelimit-remaining-requests": "12", "x-ratelimit-reset-requests": "6m0s"}),
+    ):
+        assert provider_throttle.reserve(*route, token="a", lease_seconds=30) == 0
+        provider_throttle.settle(*route, token="a", outcome="ok", headers=headers)
+    assert 1.5 < provider_throttle.reserve(*claude, token="b", lease_seconds=30) <= 3.1
+    # 90 s asked, capped at PROMPTLAB_THROTTLE_MAX_PAUSE_SECONDS
+    assert 55 < provider_throttle.reserve(*gpt, token="b", lease_seconds=30) <= 60
+    assert provider_throttle.reserve(*ok, token="b", lease_seconds=30) == 0
+
+
+def test_a_job_waiting_for_its_route_is_parked_without_an_attempt_or_a_receive(
+    clean_queues: LocalRunner, template: dict[str, Any]
+) -> None:
+    # Given a job whose route (the fake provider's model) is paused by an outage
+    job = generate(clean_queues, template)
+    congest(("fake", "fake-1"), 4)
+    # When a worker receives its message
+    assert clean_queues.stack is not None
+    normal = next(m for m in clean_queues.stack.mappings if m.queue_logical_id == "JobQueueNormal")
+    assert make_poller(clean_queues, normal).poll_once(wait_seconds=0) == 1
+    # Then the job is untouched, and its message is back on the queue as a new one, delayed
+    stored = rows("SELECT status, attempts FROM jobs WHERE id = %s", job["id"])
+    assert stored == [{"status": "queued", "attempts": 0}]
+    assert queued_messages(clean_queues, "JobQueueNormal") == []  # not visible during the delay
+    time.sleep(1.1)
+    again = queued_messages(clean_queues, "JobQueueNormal")
+    assert [m["Body"] for m in again] == [f'{{"jobId":"{job["id"]}","v":1}}']
+    assert again[0]["Attributes"]["ApproximateReceiveCount"] == "1"  # a new message: its count starts again

@@ -178,14 +178,18 @@ def purge_queues(runner: LocalRunner) -> None:
 
 
 def queued_messages(runner: LocalRunner, logical_id: str) -> list[dict[str, Any]]:
-    """Every visible message on a queue, left visible again afterwards."""
+    """Every visible message on a queue (with its receive count), left visible again afterwards."""
     assert runner.stack is not None
     sqs = runner.sqs_client()
     url = runner.stack.queue_urls[logical_id]
     found: list[dict[str, Any]] = []
     while True:
         batch = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30, MessageAttributeNames=["All"]
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=30,
+            MessageAttributeNames=["All"],
+            AttributeNames=["ApproximateReceiveCount"],
         ).get("Messages", [])
         if not batch:
             break

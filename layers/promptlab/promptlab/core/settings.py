@@ -75,7 +75,13 @@ class Settings(BaseSettings):
     lease_margin_seconds: float = Field(default=60.0, ge=0, le=600, description="Lease = provider timeout + this.")
     job_ttl_seconds: int = Field(default=86_400, ge=60)
     default_cache_ttl_seconds: int = Field(default=3600, ge=0)
-    throttle: bool = Field(default=True, description="Share providers' rate-limit headers and pause, not retry.")
+    throttle: bool = Field(default=True, description="Flow control: adaptive concurrency per provider and model.")
+    flow_initial_concurrency: int = Field(default=4, ge=1, le=1000, description="A route's first concurrency limit.")
+    flow_max_concurrency: int = Field(default=64, ge=1, le=10_000, description="A route's limit grows to this.")
+    flow_window_seconds: float = Field(default=5.0, gt=0, le=300, description="The failure rate is over this long.")
+    flow_min_calls: int = Field(default=4, ge=1, description="Calls in the window before a failure rate counts.")
+    flow_max_pause_seconds: float = Field(default=8.0, ge=1, le=900, description="Longest pause between probes.")
+    flow_slot_wait_seconds: int = Field(default=1, ge=1, le=900, description="How long a job waits for a free slot.")
     throttle_min_remaining: int = Field(default=0, ge=0, description="Pause a model when this few calls are left.")
     throttle_max_pause_seconds: float = Field(default=60.0, gt=0, le=900)
     worker_concurrency: int = Field(default=4, ge=1, le=10, description="Records of a batch run at once.")
@@ -111,7 +117,10 @@ class Settings(BaseSettings):
     openai_compatible_default_model: str | None = None
 
     fake_latency_ms: int = Field(default=0, ge=0, le=600_000)
-    fake_fail_status: int | None = Field(default=None, ge=400, le=599)
+    fake_fail_status: str | None = Field(
+        default=None, pattern=r"^\s*[45]\d\d(\s*,\s*[45]\d\d)*\s*$", description="A status, or several: `429,500,529`."
+    )
+    fake_retry_after_seconds: float = Field(default=1.0, ge=0, le=600, description="The fake's 429s ask this long.")
     fake_fail_rate: Decimal = Field(default=Decimal("1"), ge=0, le=1)
     fake_timeout_rate: Decimal = Field(default=Decimal("0"), ge=0, le=1)
     fake_batch_delay_seconds: float = Field(default=0, ge=0, description="Fake batches end this long after submit.")
@@ -123,6 +132,11 @@ class Settings(BaseSettings):
     fake_answer_log: str | None = Field(
         default=None, description="File the fake provider appends a line to per answer."
     )
+
+    @property
+    def fake_fail_statuses(self) -> tuple[int, ...]:
+        """The statuses the fake provider fails with (one is picked at random per failing call)."""
+        return tuple(int(s) for s in (self.fake_fail_status or "").split(",") if s.strip())
 
     def cors_allows(self, origin: str) -> bool:
         """Whether a browser page from `origin` may call the API."""

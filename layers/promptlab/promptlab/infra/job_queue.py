@@ -24,6 +24,8 @@ class JobQueue(Protocol):
 
     def delay(self, *, source_arn: str, receipt_handle: str, seconds: int) -> None: ...
 
+    def park(self, *, source_arn: str, body: str, seconds: int) -> None: ...
+
     def dead_letter(self, *, body: str, job_id: str, reason: str, attempts: int) -> None: ...
 
     def reject_submission(self, *, body: str, reason: str, tenant_id: str | None) -> None: ...
@@ -108,6 +110,16 @@ class SqsJobQueue:
             QueueUrl=self.queue_url_for_arn(source_arn),
             ReceiptHandle=receipt_handle,
             VisibilityTimeout=max(0, min(seconds, 43_200)),
+        )
+
+    def park(self, *, source_arn: str, body: str, seconds: int) -> None:
+        """Send the message again, delayed (at most 15 minutes): the caller then acknowledges the received
+        copy, so waiting never counts toward the queue's `maxReceiveCount`."""
+        self._call(
+            "send_message",
+            QueueUrl=self.queue_url_for_arn(source_arn),
+            MessageBody=body,
+            DelaySeconds=max(0, min(seconds, 900)),
         )
 
     def dead_letter(self, *, body: str, job_id: str, reason: str, attempts: int) -> None:

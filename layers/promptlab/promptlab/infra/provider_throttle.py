@@ -1,11 +1,17 @@
-"""Provider-aware throttling: workers share what providers say about their limits, through Redis.
+"""Provider flow control, shared by every worker through Redis: adaptive concurrency per provider and model.
 
-After every call the worker reads the provider's rate-limit headers (Anthropic `anthropic-ratelimit-*`,
-OpenAI `x-ratelimit-*`). When a model's remaining requests or tokens run out, the model is paused until
-the provider's reset time; a 429 pauses it for its `retry-after`; an overload storm (529) pauses
-the whole provider with a growing backoff. Before claiming a job, a worker that finds its route paused
-puts the message back for that long (visibility timeout) without spending an attempt. Redis errors
-never stop work (fail-open: the worst case is the provider's own 429, handled as before).
+Each route (provider + model) has a concurrency limit that grows while calls succeed and halves on a sign
+of congestion (429, 503, 529, a timeout) — AIMD, as in TCP: below the threshold of the last cut it grows
+by one per success (slow start), above it by one per round of `limit` successes. A single 529 slows the
+route; only a sustained failure rate (more than half of at least `flow_min_calls` calls in the last
+`flow_window_seconds`) pauses it, after which one probe call at a time tests recovery, the pause doubling
+(1 s, 2 s, 4 s … `flow_max_pause_seconds`) while probes fail. The provider's rate-limit headers (Anthropic
+`anthropic-ratelimit-*`, OpenAI `x-ratelimit-*`) seed a second bound: the remaining budget they report,
+minus the calls in flight, until their reset.
+
+A call holds a slot from `reserve` to `settle` (one Lua script each, so one Redis round trip each); a slot
+whose worker died expires with its lease. Redis errors never stop work (fail-open: the worst case is the
+provider's own 429, retried as usual).
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import contextlib
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 import redis
 
@@ -23,36 +31,89 @@ from promptlab.core.settings import get_settings
 from promptlab.infra.redis_client import get_redis
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?$")
-OVERLOAD_STATUSES = frozenset({529})  # Anthropic's "overloaded"; a 503 is one failed call, retried as usual
+CONGESTION_STATUSES = frozenset({429, 503, 529})
+
+Outcome = Literal["ok", "congested", "failed", "none"]
 
 
-def _key(provider: str, model: str | None = None, part: str = "pause") -> str:
-    # One hash tag per provider: the reservation script touches all of a provider's keys (Redis cluster).
-    scope = f":{model}" if model else ""
-    return f"{get_settings().redis_prefix}{{throttle:{provider}}}{scope}:{part}"
+def _key(provider: str, model: str, part: str) -> str:
+    # One hash tag per provider, so each script's keys live on one shard of a Redis cluster.
+    return f"{get_settings().redis_prefix}{{throttle:{provider}}}:{model}:{part}"
 
 
-# Reserve a call: wait for any pause; else, when the provider's last reported remaining budget minus the
-# calls already in flight is used up, wait for its reset; else count this call as in flight.
-# KEYS: provider pause, model pause, model remaining, model in flight. ARGV: now (ms). Returns ms to wait.
+def _keys(provider: str, model: str) -> list[str]:
+    return [_key(provider, model, "state"), _key(provider, model, "inflight"), _key(provider, model, "remaining")]
+
+
+# KEYS: state hash, in-flight sorted set (token → lease end), remaining budget.
+# ARGV: now ms, token, lease ms, initial limit. Returns 0 (a slot is held), ms to wait, or -1 (no free slot).
 RESERVE_LUA = """
-local wait = 0
-for i = 1, 2 do
-  local until_ms = redis.call('GET', KEYS[i])
-  if until_ms and tonumber(until_ms) - tonumber(ARGV[1]) > wait then wait = tonumber(until_ms) - tonumber(ARGV[1]) end
-end
-if wait > 0 then return math.ceil(wait) end
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local s = redis.call('HMGET', KEYS[1], 'limit', 'paused_until')
+local paused = tonumber(s[2]) or 0
+if paused > now then return paused - now end
+local limit = tonumber(s[1]) or tonumber(ARGV[4])
+local inflight = redis.call('ZCARD', KEYS[2])
 local remaining = redis.call('GET', KEYS[3])
-local inflight = tonumber(redis.call('GET', KEYS[4]) or '0')
 if remaining and tonumber(remaining) - inflight <= 0 then
   local ttl = redis.call('PTTL', KEYS[3])
   if ttl < 1 then ttl = 1 end
   return ttl
 end
-redis.call('INCR', KEYS[4])
-redis.call('PEXPIRE', KEYS[4], 120000)
+if inflight >= math.max(1, math.floor(limit)) then return -1 end
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[2])
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]) + 60000)
 return 0
 """
+
+# KEYS: as above. ARGV: now ms, token, outcome, initial limit, max limit, window ms, min calls, max pause ms,
+# remaining (-1: not reported), ms until its reset. Returns the pause it started in ms (0: none).
+SETTLE_LUA = """
+local now = tonumber(ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+local f = {'limit', 'threshold', 'win_start', 'win_ok', 'win_bad', 'last_cut', 'pauses'}
+local s = redis.call('HMGET', KEYS[1], unpack(f))
+local limit = tonumber(s[1]) or tonumber(ARGV[4])
+local threshold = tonumber(s[2]) or tonumber(ARGV[5])
+local win_start, ok, bad = tonumber(s[3]) or now, tonumber(s[4]) or 0, tonumber(s[5]) or 0
+local last_cut, pauses = tonumber(s[6]) or 0, tonumber(s[7]) or 0
+if now - win_start > tonumber(ARGV[6]) then win_start, ok, bad = now, 0, 0 end
+local outcome, pause = ARGV[3], 0
+if outcome == 'ok' then
+  ok, pauses = ok + 1, 0
+  if limit < threshold then limit = limit + 1 else limit = limit + 1 / limit end
+  limit = math.min(limit, tonumber(ARGV[5]))
+elseif outcome == 'congested' or outcome == 'failed' then
+  bad = bad + 1
+  if outcome == 'congested' and now - last_cut >= 1000 then
+    threshold = math.max(1, limit / 2)
+    limit, last_cut = threshold, now
+  end
+  if pauses > 0 or (ok + bad >= tonumber(ARGV[7]) and bad * 2 > ok + bad) then
+    pause = math.min(tonumber(ARGV[8]), 1000 * 2 ^ pauses)
+    pauses = pauses + 1
+    threshold = math.max(1, math.min(threshold, limit / 2))
+    limit, win_start, ok, bad = 1, now, 0, 0
+    redis.call('HSET', KEYS[1], 'paused_until', now + pause)
+  end
+end
+redis.call('HSET', KEYS[1], 'limit', limit, 'threshold', threshold, 'win_start', win_start, 'win_ok', ok,
+  'win_bad', bad, 'last_cut', last_cut, 'pauses', pauses)
+redis.call('PEXPIRE', KEYS[1], 3600000)
+local remaining = tonumber(ARGV[9])
+if remaining >= 0 then redis.call('SET', KEYS[3], remaining, 'PX', math.max(1, tonumber(ARGV[10]))) end
+return pause
+"""
+
+
+@dataclass(frozen=True)
+class RouteState:
+    """What the workers share about one route (for tests and operators)."""
+
+    limit: float
+    in_flight: int
+    paused_for: float
 
 
 def _seconds_until(value: str) -> float | None:
@@ -94,84 +155,81 @@ def _limits(headers: Mapping[str, str]) -> list[tuple[int, float]]:
     return found
 
 
-def _pause(key: str, seconds: float) -> None:
-    if seconds <= 0:
-        return
-    until_ms = int((time.time() + seconds) * 1000)
-    try:
-        client = get_redis()
-        # Keep the later of two pauses: SET only if absent, else raise it when ours ends later.
-        if not client.set(key, until_ms, px=int(seconds * 1000) + 1, nx=True):
-            current = client.get(key)
-            if current is None or int(current) < until_ms:
-                client.set(key, until_ms, px=int(seconds * 1000) + 1)
-    except (redis.RedisError, OSError, ValueError):
-        logger.warning("throttle state not saved: Redis unavailable", key=key)
-
-
-def note_headers(provider: str, model: str, headers: Mapping[str, str]) -> None:
-    """Keep the provider's remaining budget (until its reset) for `reserve`, and pause the model until the
-    reset when a limit is (nearly) used up."""
+def budget_from_headers(headers: Mapping[str, str]) -> tuple[int, float] | None:
+    """The tightest (calls left, seconds until reset) the headers report; a limit at or below
+    `throttle_min_remaining` counts as used up (capped at `throttle_max_pause_seconds`)."""
     limits = _limits(headers)
-    if limits:
-        remaining, reset = min(limits)
-        with contextlib.suppress(redis.RedisError, OSError):
-            get_redis().set(_key(provider, model, "remaining"), remaining, px=max(1, int(reset * 1000)))
-    floor = get_settings().throttle_min_remaining
-    waits = [reset for remaining, reset in limits if remaining <= floor]
-    if waits:
-        wait = min(max(waits), get_settings().throttle_max_pause_seconds)
-        logger.info("provider limit reached; model paused", provider=provider, model=model, seconds=round(wait, 2))
-        _pause(_key(provider, model), wait)
-
-
-def note_failure(provider: str, model: str, status: int | None, retry_after: float | None) -> None:
-    """A 429 pauses the model; an overload (529) pauses the whole provider, longer as a storm goes on."""
+    if not limits:
+        return None
+    remaining, reset = min(limits)
     settings = get_settings()
-    if status == 429:
-        _pause(_key(provider, model), min(retry_after or 1.0, settings.throttle_max_pause_seconds))
-    elif status in OVERLOAD_STATUSES:
-        try:
-            client = get_redis()
-            storm_key = _key(provider, part="storm")
-            count = int(client.incr(storm_key))
-            client.expire(storm_key, 60)
-        except (redis.RedisError, OSError):
-            count = 1
-        backoff = retry_after or min(settings.throttle_max_pause_seconds, 2.0 ** min(count, 6))
-        logger.warning("provider overloaded; provider paused", provider=provider, seconds=backoff, storm=count)
-        _pause(_key(provider), backoff)
+    if remaining <= settings.throttle_min_remaining:
+        return 0, min(reset, settings.throttle_max_pause_seconds)
+    return remaining, reset
 
 
-def wait_seconds(provider: str, model: str) -> float:
-    """How long work on this provider and model should wait (0: go ahead)."""
+def outcome_of(status: int | None, code: str) -> Outcome:
+    """How a failed call counts: congestion (429, 503, 529, timeout) shrinks the limit; other retryable
+    failures count toward the failure rate only; permanent ones say nothing about the route's health."""
+    if status in CONGESTION_STATUSES or code == "timeout":
+        return "congested"
+    if status is None or status >= 500 or code in {"connection_error", "provider_unavailable"}:
+        return "failed"
+    return "none"
+
+
+def reserve(provider: str, model: str, *, token: str, lease_seconds: float) -> float:
+    """Hold a slot of the route for one call: 0 when held (settle it later), else seconds to wait first
+    (the route is paused, its reported budget is used up, or every slot is taken)."""
+    settings = get_settings()
     try:
-        values = get_redis().mget([_key(provider), _key(provider, model)])
+        waited = get_redis().eval(
+            RESERVE_LUA, 3, *_keys(provider, model), int(time.time() * 1000), token, int(lease_seconds * 1000),
+            settings.flow_initial_concurrency,
+        )  # fmt: skip
     except (redis.RedisError, OSError):
         return 0.0
-    now_ms = time.time() * 1000
-    waits = [(int(v) - now_ms) / 1000 for v in values if v is not None]
-    return max([0.0, *waits])
-
-
-def reserve(provider: str, model: str) -> float:
-    """Seconds to wait before calling this provider and model; 0 means go ahead (the call is then counted
-    as in flight until `release`)."""
-    keys = [
-        _key(provider),
-        _key(provider, model),
-        _key(provider, model, "remaining"),
-        _key(provider, model, "inflight"),
-    ]
-    try:
-        client = get_redis()
-        waited = client.eval(RESERVE_LUA, 4, *keys, int(time.time() * 1000))
-    except (redis.RedisError, OSError):
-        return 0.0
+    if int(waited) < 0:
+        return settings.flow_slot_wait_seconds
     return int(waited) / 1000
 
 
-def release(provider: str, model: str) -> None:
-    """The reserved call has ended (answered, failed, or never made)."""
+def settle(
+    provider: str, model: str, *, token: str, outcome: Outcome, headers: Mapping[str, str] | None = None
+) -> float:
+    """End the call that held `token`: grow or shrink the route's limit, record the provider's reported
+    budget, and pause the route when most recent calls failed. Returns the pause started (0: none)."""
+    settings = get_settings()
+    budget = budget_from_headers(headers or {})
+    remaining, reset = budget if budget is not None else (-1, 0.0)
+    try:
+        paused = get_redis().eval(
+            SETTLE_LUA, 3, *_keys(provider, model), int(time.time() * 1000), token, outcome,
+            settings.flow_initial_concurrency, settings.flow_max_concurrency, int(settings.flow_window_seconds * 1000),
+            settings.flow_min_calls, int(settings.flow_max_pause_seconds * 1000), remaining, int(reset * 1000),
+        )  # fmt: skip
+    except (redis.RedisError, OSError):
+        logger.warning("flow control state not saved: Redis unavailable", provider=provider, model=model)
+        return 0.0
+    if int(paused) > 0:
+        logger.warning("most calls of the route fail; paused", provider=provider, model=model, ms=int(paused))
+    return int(paused) / 1000
+
+
+def state(provider: str, model: str) -> RouteState:
+    """The route's current limit, calls in flight, and how long it stays paused."""
+    client = get_redis()
+    now_ms = time.time() * 1000
+    limit, paused_until = client.hmget(_key(provider, model, "state"), ["limit", "paused_until"])
+    in_flight = client.zcount(_key(provider, model, "inflight"), now_ms, "+inf")
+    return RouteState(
+        limit=float(limit) if limit is not None else float(get_settings().flow_initial_concurrency),
+        in_flight=int(in_flight),
+        paused_for=max(0.0, (float(paused_until) - now_ms) / 1000) if paused_until is not None else 0.0,
+    )
+
+
+def forget(provider: str, model: str) -> None:
+    """Drop what the workers share about a route (tests; an operator after a provider's incident)."""
     with contextlib.suppress(redis.RedisError, OSError):
-        get_redis().decr(_key(provider, model, "inflight"))
+        get_redis().delete(*_keys(provider, model))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -255,25 +256,49 @@ def _handle_failure(job: Job, exc: ProviderError, delivery: Delivery, queue: Job
     logger.warning("job failed", job_id=job.id, code=exc.code, retryable=exc.retryable, attempt=attempt)
 
 
-def _reserve_provider(route: JobRoute, job_id: str, delivery: Delivery, queue: JobQueue) -> tuple[str, str] | None:
-    """Reserve a call for the job's route, or — when the provider or model is paused, or its reported budget
-    is used up by calls in flight — put the message back until then, without claiming the job: no attempt is
-    spent on a call bound to fail. Returns the reserved (provider, model), to be released after the call."""
-    if not get_settings().throttle or route.status != "queued":
+@dataclass
+class Slot:
+    """A call's place on its route (flow control): held from before the claim until the call ends."""
+
+    provider: str
+    model: str
+    token: str
+    settled: bool = False
+
+    def settle(self, outcome: provider_throttle.Outcome, headers: Mapping[str, str] | None = None) -> None:
+        """Give the place back, telling the route how the call went (once)."""
+        if not self.settled:
+            self.settled = True
+            provider_throttle.settle(self.provider, self.model, token=self.token, outcome=outcome, headers=headers)
+
+
+class Parked(Exception):
+    """The job waits for its route: its message was sent again, delayed; this copy is acknowledged."""
+
+
+def _hold_slot(route: JobRoute, job_id: str, delivery: Delivery, queue: JobQueue) -> Slot | None:
+    """A place on the job's route, or — when the route is paused, its reported budget is used up, or every
+    place is taken — the job parked for that long: no attempt spent, no receive counted (DESIGN.md §6)."""
+    if not get_settings().throttle or route.status not in {"queued", "processing"}:
         return None
     provider, model = route.current
-    wait = provider_throttle.reserve(provider, model)
+    token = f"{job_id}:{delivery.message_id}"
+    wait = provider_throttle.reserve(provider, model, token=token, lease_seconds=lease_seconds(route.max_tokens))
     if wait <= 0:
-        return provider, model
+        return Slot(provider=provider, model=model, token=token)
     seconds = max(1, math.ceil(wait))
-    queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=seconds)
+    try:
+        queue.park(source_arn=delivery.source_arn, body=delivery.body, seconds=seconds)
+    except DependencyUnavailable as exc:  # cannot re-send: wait on this copy instead (one receive counted)
+        queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=seconds)
+        raise RetryLater(f"{provider}/{model} is busy for {seconds} s") from exc
     count("Throttled")
-    logger.info("provider paused; job waits", job_id=job_id, provider=provider, model=model, seconds=seconds)
-    raise RetryLater(f"{provider}/{model} is paused for {seconds} s")
+    logger.info("route busy; job parked", job_id=job_id, provider=provider, model=model, seconds=seconds)
+    raise Parked(f"{provider}/{model}: {seconds} s")
 
 
 def process_delivery(delivery: Delivery, queue: JobQueue | None = None) -> str:
-    """Claim, call, and complete or fail one job; returns what happened (`completed`, `skipped`, …)."""
+    """Claim, call, and complete or fail one job; returns what happened (`completed`, `parked`, `skipped`, …)."""
     message = parse_job_message(delivery.body)
     queue = queue or get_queue()
     with connection() as conn:
@@ -281,15 +306,18 @@ def process_delivery(delivery: Delivery, queue: JobQueue | None = None) -> str:
     if route is None:
         logger.info("job not claimable; message acknowledged", job_id=message.job_id, status="missing")
         return "skipped"
-    reserved = _reserve_provider(route, message.job_id, delivery, queue)
     try:
-        return _process(message.job_id, route, delivery, queue)
+        slot = _hold_slot(route, message.job_id, delivery, queue)
+    except Parked:
+        return "parked"
+    try:
+        return _process(message.job_id, route, delivery, queue, slot)
     finally:
-        if reserved is not None:
-            provider_throttle.release(*reserved)
+        if slot is not None:
+            slot.settle("none")  # the call never happened (not claimable, a crash before it)
 
 
-def _process(job_id: str, route: JobRoute, delivery: Delivery, queue: JobQueue) -> str:
+def _process(job_id: str, route: JobRoute, delivery: Delivery, queue: JobQueue, slot: Slot | None) -> str:
     """Claim, call, and complete or fail one job."""
     with connection() as conn:
         # Claim and attempt row commit together: a job in `processing` always has its open attempt.
@@ -309,18 +337,16 @@ def _process(job_id: str, route: JobRoute, delivery: Delivery, queue: JobQueue) 
     logger.thread_safe_append_keys(job_id=job.id, template_id=job.template_id, correlation_id=job.request_id)
     started = time.monotonic()
     try:
-        provider, model = job.route.current
         try:
             version = _version(job)
             result = _call_provider(job, version)
         except ProviderError as exc:
-            if get_settings().throttle:
-                provider_throttle.note_headers(provider, model, exc.extra)
-                provider_throttle.note_failure(provider, model, exc.status, exc.retry_after)
+            if slot is not None:
+                slot.settle(provider_throttle.outcome_of(exc.status, exc.code), exc.extra)
             _handle_failure(job, exc, delivery, queue)
             return "failed"
-        if get_settings().throttle:
-            provider_throttle.note_headers(provider, model, result.rate_limits)
+        if slot is not None:
+            slot.settle("ok", result.rate_limits)
         latency_ms = int((time.monotonic() - started) * 1000)
         response_format = job.params.get("responseFormat")
         why = json_output.problem(result.text, response_format) if response_format else None

@@ -123,10 +123,11 @@ class FakeProvider:
         if settings.fake_timeout_rate and random.random() < float(settings.fake_timeout_rate):
             time.sleep(min(0.05, call.timeout_seconds))
             raise ProviderError(code="timeout", message="fake provider timed out", retryable=True)
-        if settings.fake_fail_status and random.random() < float(settings.fake_fail_rate):
-            raise error_for_status(
-                settings.fake_fail_status, f"fake provider told to fail with {settings.fake_fail_status}"
-            )
+        statuses = settings.fake_fail_statuses
+        if statuses and random.random() < float(settings.fake_fail_rate):
+            status = random.choice(statuses)
+            retry_after = settings.fake_retry_after_seconds if status == 429 else None
+            raise error_for_status(status, f"fake provider told to fail with {status}", retry_after=retry_after)
         return self.answer(call)
 
     def answer(self, call: GenerationCall) -> ProviderResult:
