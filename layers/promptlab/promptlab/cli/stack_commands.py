@@ -38,6 +38,7 @@ def cmd_local(args: argparse.Namespace) -> int:
         http_workers=args.http_workers,
         gateway_only=args.gateway_only,
         run_pollers=not args.gateway_only,
+        report_invocations=not args.no_report,
     )
     runner.start()
     assert runner.stack is not None
@@ -140,6 +141,7 @@ def register(sub: Any) -> None:
         "--http-workers", type=int, default=1, help="processes serving HTTP on the port (threads share one GIL)"
     )
     local.add_argument("--gateway-only", action="store_true", help=argparse.SUPPRESS)
+    local.add_argument("--no-report", action="store_true", help="no Lambda REPORT line per invocation")
     local.set_defaults(func=cmd_local)
 
     invoke = sub.add_parser("invoke", help="invoke one function with an event file, like `sam local invoke`")

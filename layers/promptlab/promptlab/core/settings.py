@@ -84,8 +84,11 @@ class Settings(BaseSettings):
     flow_slot_wait_seconds: int = Field(default=1, ge=1, le=900, description="How long a job waits for a free slot.")
     throttle_min_remaining: int = Field(default=0, ge=0, description="Pause a model when this few calls are left.")
     throttle_max_pause_seconds: float = Field(default=60.0, gt=0, le=900)
-    worker_concurrency: int = Field(default=4, ge=1, le=10, description="Records of a batch run at once.")
+    worker_concurrency: int = Field(default=10, ge=1, le=10, description="Records of a batch run at once.")
     db_pool_size: int = Field(default=1, ge=1, le=64, description="Connections per process (1 in Lambda).")
+    db_max_connections: int = Field(
+        default=0, ge=0, le=1000, description="Connections a process may hold at once (0: no bound; the worker: 2)."
+    )
     db_connect_timeout_seconds: int = Field(default=5, ge=1, le=60)
     db_statement_timeout_ms: int = Field(default=10_000, ge=100)
     db_prepared_statements: bool = Field(

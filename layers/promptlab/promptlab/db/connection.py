@@ -22,6 +22,18 @@ Row = DictRow  # a row as psycopg returns it, before a repository types it
 
 _lock = threading.Lock()
 _idle: dict[bool, list[Connection]] = {True: [], False: []}
+_held = threading.local()  # how many connections this thread holds (a nested borrow passes the gate)
+_gates: dict[int, threading.BoundedSemaphore] = {}
+GATE_WAIT_SECONDS = 30.0
+
+
+def _gate() -> threading.BoundedSemaphore | None:
+    """The bound on connections open at once in this process (`db_max_connections`; None: no bound)."""
+    limit = get_settings().db_max_connections
+    if limit <= 0:
+        return None
+    with _lock:
+        return _gates.setdefault(limit, threading.BoundedSemaphore(limit))
 
 
 def open_connection(url: str | None = None, *, durable: bool = True) -> Connection:
@@ -59,18 +71,36 @@ def _release(conn: Connection, durable: bool) -> None:
 
 @contextmanager
 def connection(*, durable: bool = True) -> Iterator[Connection]:
-    """Borrow a pooled connection; a broken one is dropped, not returned.
+    """Borrow a pooled connection; a broken one is dropped, not returned. At most `db_max_connections` are
+    borrowed at once in a process (a thread's nested borrow does not count again, so it cannot deadlock).
 
     `durable=False` is only for rows that may be lost in a database crash without losing anything a
     client was promised (a cache hit's job record: the answer it holds is cached elsewhere too).
     """
-    with _lock:
-        pool = _idle[durable]
-        conn = pool.pop() if pool else None
-    if conn is None or conn.closed:
-        conn = open_connection(durable=durable)
+    depth = getattr(_held, "depth", 0)
+    gate = _gate() if depth == 0 else None
+    if gate is not None and not gate.acquire(timeout=GATE_WAIT_SECONDS):
+        raise DependencyUnavailable("no database connection became free", details={"dependency": "postgres"})
+    _held.depth = depth + 1
     try:
-        yield conn
+        with _lock:
+            pool = _idle[durable]
+            conn = pool.pop() if pool else None
+        if conn is None or conn.closed:
+            conn = open_connection(durable=durable)
+        with _returned(conn, durable):
+            yield conn
+    finally:
+        _held.depth = depth
+        if gate is not None:
+            gate.release()
+
+
+@contextmanager
+def _returned(conn: Connection, durable: bool) -> Iterator[None]:
+    """Give the connection back to the pool when done; a broken one (or one mid-transaction) is closed."""
+    try:
+        yield
     except psycopg.OperationalError as exc:
         conn.close()
         raise DependencyUnavailable("the database is unreachable", details={"dependency": "postgres"}) from exc

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import math
+import sys
 import threading
 import time
 import uuid
@@ -34,13 +36,24 @@ class LocalContext:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
+def report_line(request_id: str, duration_ms: float, memory_mb: int, init_ms: float | None = None) -> str:
+    """Lambda's end-of-invocation line (billed per started millisecond), so cost can be read off a run."""
+    line = (
+        f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
+        f"Billed Duration: {math.ceil(duration_ms)} ms\tMemory Size: {memory_mb} MB"
+    )
+    return line + (f"\tInit Duration: {init_ms:.2f} ms" if init_ms is not None else "")
+
+
 class LocalFunction:
     """One function: its module is imported once (a warm sandbox), then invoked per event."""
 
-    def __init__(self, spec: FunctionSpec, region: str) -> None:
+    def __init__(self, spec: FunctionSpec, region: str, *, report: bool = False) -> None:
         self.spec = spec
         self.region = region
+        self.report = report
         self._handler: Handler | None = None
+        self._init_ms: float | None = None
         self._lock = threading.Lock()
 
     def _load(self) -> Handler:
@@ -60,7 +73,9 @@ class LocalFunction:
         if self._handler is None:
             with self._lock:
                 if self._handler is None:
+                    started = time.monotonic()
                     self._handler = self._load()
+                    self._init_ms = (time.monotonic() - started) * 1000
         return self._handler
 
     def invoke(self, event: LambdaEvent) -> Any:
@@ -73,9 +88,14 @@ class LocalFunction:
             deadline=time.monotonic() + self.spec.timeout_seconds,
             log_group_name=f"/aws/lambda/{self.spec.name}",
         )
+        handler = self.handler
         started = time.monotonic()
-        result = self.handler(event, context)
-        elapsed = time.monotonic() - started
+        try:
+            result = handler(event, context)
+        finally:
+            elapsed = time.monotonic() - started
+            if self.report:
+                self._report(context.aws_request_id, elapsed * 1000)
         if elapsed > self.spec.timeout_seconds:
             logger.warning(
                 "function ran past its timeout; Lambda would have stopped it",
@@ -84,3 +104,9 @@ class LocalFunction:
                 timeout=self.spec.timeout_seconds,
             )
         return result
+
+    def _report(self, request_id: str, duration_ms: float) -> None:
+        with self._lock:
+            init_ms, self._init_ms = self._init_ms, None  # Lambda reports the init once, on the cold start
+        line = report_line(request_id, duration_ms, self.spec.memory_mb, init_ms)
+        sys.stderr.write(f"[{self.spec.logical_id}] {line}\n")

@@ -74,6 +74,7 @@ class LocalRunner:
     sqs_port: int | None = None
     http_workers: int = 1
     gateway_only: bool = False
+    report_invocations: bool = False  # print Lambda's REPORT line after every invocation
     database_url: str = ""
     redis_url: str = ""
     sqs_endpoint: str = ""
@@ -136,6 +137,11 @@ class LocalRunner:
         overrides = {"DefaultProvider": "fake", **self.parameter_overrides}
         overrides.update(DatabaseUrl=self.database_url, RedisUrl=self.redis_url)
         self.stack = build_stack(self.template, sqs=sqs, region=sqs.meta.region_name, parameter_overrides=overrides)
+        # One process hosts every function here, so the worker's connection bound must not hold the rest back.
+        process_wide = {
+            "PROMPTLAB_DB_POOL_SIZE": os.environ.get("PROMPTLAB_DB_POOL_SIZE", "16"),
+            "PROMPTLAB_DB_MAX_CONNECTIONS": os.environ.get("PROMPTLAB_DB_MAX_CONNECTIONS", "0"),
+        }
         for key, value in self.stack.environment().items():
             if key not in os.environ or key.startswith("JOB_"):
                 os.environ[key] = value
@@ -144,7 +150,7 @@ class LocalRunner:
             REDIS_URL=self.redis_url,
             AWS_ENDPOINT_URL=self.sqs_endpoint,
             PROMPTLAB_MODE="local",
-            PROMPTLAB_DB_POOL_SIZE=os.environ.get("PROMPTLAB_DB_POOL_SIZE", "16"),
+            **process_wide,
         )
         # EMF metrics and X-Ray are for AWS; set these to "false" to see them locally.
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
@@ -154,7 +160,10 @@ class LocalRunner:
             migrate(self.database_url)
             self._write_state()
             self._development_key()
-        self.functions = {lid: LocalFunction(spec, self.stack.region) for lid, spec in self.stack.functions.items()}
+        self.functions = {
+            lid: LocalFunction(spec, self.stack.region, report=self.report_invocations)
+            for lid, spec in self.stack.functions.items()
+        }
         if self.serve_http:
             shared = self.http_workers > 1 or self.gateway_only
             self._server = GatewayServer((self.host, self.port), self.stack, self.invoke, share_port=shared)
