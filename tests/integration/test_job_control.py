@@ -233,3 +233,21 @@ def test_expires_at_sets_the_deadline_of_one_job(clean_queues: LocalRunner, temp
         body={"templateId": template["id"], "input": "x", "expiresAt": "2020-01-01T00:00:00Z"},
     )
     assert past.status == 422 and past.body["error"]["details"]["fields"][0]["field"] == "expiresAt"
+
+
+def test_a_waiter_is_woken_by_the_end_of_its_job_not_by_its_timeout(runner: LocalRunner) -> None:
+    import threading
+    import time
+
+    from promptlab.infra import job_ends
+
+    # Given a waiter listening for a job's end with a 10 s wait
+    job_id = unique("job")
+    with job_ends.listening(job_id, fallback_poll_seconds=10) as wait:
+        # When the worker publishes the end 0.2 s later
+        threading.Timer(0.2, job_ends.publish_end, args=(job_id,)).start()
+        started = time.monotonic()
+        wait(10)
+        waited = time.monotonic() - started
+    # Then the wait returns with the message, long before its timeout
+    assert waited < 5

@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     flow_slot_wait_seconds: int = Field(default=1, ge=1, le=900, description="How long a job waits for a free slot.")
     throttle_min_remaining: int = Field(default=0, ge=0, description="Pause a model when this few calls are left.")
     throttle_max_pause_seconds: float = Field(default=60.0, gt=0, le=900)
-    worker_concurrency: int = Field(default=10, ge=1, le=10, description="Records of a batch run at once.")
+    worker_concurrency: int = Field(default=10, ge=1, le=100, description="Records of a batch run at once.")
     db_pool_size: int = Field(default=1, ge=1, le=64, description="Connections per process (1 in Lambda).")
     db_max_connections: int = Field(
         default=0, ge=0, le=1000, description="Connections a process may hold at once (0: no bound; the worker: 2)."
@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     economy_max_jobs: int = Field(default=1000, ge=1, le=100_000, description="Jobs per provider batch at most.")
     economy_min_jobs: int = Field(default=100, ge=1, description="A batch goes out at this many waiting jobs...")
     economy_max_wait_seconds: int = Field(default=300, ge=0, description="...or when its oldest job waited this long.")
+    fake_outage_file: str | None = Field(
+        default=None, description="While this file exists, every fake call fails with 529 (outage benchmarks)."
+    )
+    fake_call_log: str | None = Field(default=None, description="File the fake provider appends a line to per call.")
     fake_answer_log: str | None = Field(
         default=None, description="File the fake provider appends a line to per answer."
     )

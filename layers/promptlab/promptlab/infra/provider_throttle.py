@@ -1,13 +1,14 @@
 """Provider flow control, shared by every worker through Redis: adaptive concurrency per provider and model.
 
-Each route (provider + model) has a concurrency limit that grows while calls succeed and halves on a sign
-of congestion (429, 503, 529, a timeout) — AIMD, as in TCP: below the threshold of the last cut it grows
-by one per success (slow start), above it by one per round of `limit` successes. A single 529 slows the
-route; only a sustained failure rate (more than half of at least `flow_min_calls` calls in the last
-`flow_window_seconds`) pauses it, after which one probe call at a time tests recovery, the pause doubling
-(1 s, 2 s, 4 s … `flow_max_pause_seconds`) while probes fail. The provider's rate-limit headers (Anthropic
-`anthropic-ratelimit-*`, OpenAI `x-ratelimit-*`) seed a second bound: the remaining budget they report,
-minus the calls in flight, until their reset.
+Each route (provider + model) has a concurrency limit that grows while calls succeed and shrinks on
+congestion — AIMD, as in TCP: until the first cut it grows by one per success (slow start), after it by one
+per round of `limit` successes. A 429 (we send too much) halves it, an overload (503, 529, a timeout) cuts
+it by 30 %, at most once per window, so random failures do not collapse it (TCP's weakness under random
+loss). A single 529 slows the route; only a sustained failure rate (more than half of at least
+`flow_min_calls` calls in the last one to two `flow_window_seconds`) pauses it, after which one probe call
+at a time tests recovery, the pause doubling (1 s, 2 s, 4 s … `flow_max_pause_seconds`) while probes fail.
+The provider's rate-limit headers (Anthropic `anthropic-ratelimit-*`, OpenAI `x-ratelimit-*`) add a second
+bound: the lowest remaining budget they reported, minus the calls in flight, until their reset.
 
 A call holds a slot from `reserve` to `settle` (one Lua script each, so one Redis round trip each); a slot
 whose worker died expires with its lease. Redis errors never stop work (fail-open: the worst case is the
@@ -31,9 +32,9 @@ from promptlab.core.settings import get_settings
 from promptlab.infra.redis_client import get_redis
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?$")
-CONGESTION_STATUSES = frozenset({429, 503, 529})
+CONGESTION_STATUSES = frozenset({503, 529})
 
-Outcome = Literal["ok", "congested", "failed", "none"]
+Outcome = Literal["ok", "limited", "congested", "failed", "none"]
 
 
 def _key(provider: str, model: str, part: str) -> str:
@@ -72,37 +73,44 @@ return 0
 SETTLE_LUA = """
 local now = tonumber(ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
-local f = {'limit', 'threshold', 'win_start', 'win_ok', 'win_bad', 'last_cut', 'pauses'}
+local f = {'limit', 'threshold', 'win_start', 'win_ok', 'win_bad', 'last_cut', 'pauses', 'prev_ok', 'prev_bad'}
 local s = redis.call('HMGET', KEYS[1], unpack(f))
 local limit = tonumber(s[1]) or tonumber(ARGV[4])
 local threshold = tonumber(s[2]) or tonumber(ARGV[5])
 local win_start, ok, bad = tonumber(s[3]) or now, tonumber(s[4]) or 0, tonumber(s[5]) or 0
 local last_cut, pauses = tonumber(s[6]) or 0, tonumber(s[7]) or 0
-if now - win_start > tonumber(ARGV[6]) then win_start, ok, bad = now, 0, 0 end
+local prev_ok, prev_bad = tonumber(s[8]) or 0, tonumber(s[9]) or 0
+local window = tonumber(ARGV[6])
+if now - win_start > 2 * window then prev_ok, prev_bad, win_start, ok, bad = 0, 0, now, 0, 0
+elseif now - win_start > window then prev_ok, prev_bad, win_start, ok, bad = ok, bad, now, 0, 0 end
 local outcome, pause = ARGV[3], 0
 if outcome == 'ok' then
   ok, pauses = ok + 1, 0
   if limit < threshold then limit = limit + 1 else limit = limit + 1 / limit end
   limit = math.min(limit, tonumber(ARGV[5]))
-elseif outcome == 'congested' or outcome == 'failed' then
+elseif outcome == 'limited' or outcome == 'congested' or outcome == 'failed' then
   bad = bad + 1
-  if outcome == 'congested' and now - last_cut >= 1000 then
-    threshold = math.max(1, limit / 2)
+  if (outcome == 'limited' or outcome == 'congested') and now - last_cut >= window then
+    if outcome == 'limited' then threshold = math.max(1, limit * 0.5) else threshold = math.max(1, limit * 0.7) end
     limit, last_cut = threshold, now
   end
-  if pauses > 0 or (ok + bad >= tonumber(ARGV[7]) and bad * 2 > ok + bad) then
+  -- The rate counts this window and the one before, so a few unlucky calls at a window's start do not pause.
+  local calls, failures = ok + bad + prev_ok + prev_bad, bad + prev_bad
+  if pauses > 0 or (calls >= tonumber(ARGV[7]) and failures * 2 > calls) then
     pause = math.min(tonumber(ARGV[8]), 1000 * 2 ^ pauses)
     pauses = pauses + 1
-    threshold = math.max(1, math.min(threshold, limit / 2))
-    limit, win_start, ok, bad = 1, now, 0, 0
+    limit, win_start, ok, bad, prev_ok, prev_bad = 1, now, 0, 0, 0, 0
     redis.call('HSET', KEYS[1], 'paused_until', now + pause)
   end
 end
 redis.call('HSET', KEYS[1], 'limit', limit, 'threshold', threshold, 'win_start', win_start, 'win_ok', ok,
-  'win_bad', bad, 'last_cut', last_cut, 'pauses', pauses)
+  'win_bad', bad, 'last_cut', last_cut, 'pauses', pauses, 'prev_ok', prev_ok, 'prev_bad', prev_bad)
 redis.call('PEXPIRE', KEYS[1], 3600000)
-local remaining = tonumber(ARGV[9])
-if remaining >= 0 then redis.call('SET', KEYS[3], remaining, 'PX', math.max(1, tonumber(ARGV[10]))) end
+-- Answers arrive out of order: within one reset window a late, higher `remaining` must not raise the budget.
+local remaining, known = tonumber(ARGV[9]), tonumber(redis.call('GET', KEYS[3]))
+if remaining >= 0 and (known == nil or remaining < known) then
+  redis.call('SET', KEYS[3], remaining, 'PX', math.max(1, tonumber(ARGV[10])))
+end
 return pause
 """
 
@@ -169,8 +177,11 @@ def budget_from_headers(headers: Mapping[str, str]) -> tuple[int, float] | None:
 
 
 def outcome_of(status: int | None, code: str) -> Outcome:
-    """How a failed call counts: congestion (429, 503, 529, timeout) shrinks the limit; other retryable
+    """How a failed call counts: a 429 (the provider says we send too much) halves the limit, an overload (503,
+    529, a timeout) shrinks it by 30 %, each at most once a window; other retryable
     failures count toward the failure rate only; permanent ones say nothing about the route's health."""
+    if status == 429:
+        return "limited"
     if status in CONGESTION_STATUSES or code == "timeout":
         return "congested"
     if status is None or status >= 500 or code in {"connection_error", "provider_unavailable"}:

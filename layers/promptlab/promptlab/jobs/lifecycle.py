@@ -13,7 +13,7 @@ from promptlab.core.pagination import decode_cursor, encode_cursor
 from promptlab.core.settings import get_settings
 from promptlab.db import jobs_repo, notifications_repo
 from promptlab.db.connection import Connection, Row, connection
-from promptlab.infra import result_cache
+from promptlab.infra import job_ends, result_cache
 from promptlab.infra.job_queue import get_queue
 from promptlab.models.jobs import Job, JobPage, JobPublic, JobSummary
 
@@ -59,7 +59,8 @@ def dispatch(conn: Connection, *, job_id: str, priority: str) -> bool:
 
 
 def announce(job_id: str) -> None:
-    """Queue the announcement of a job that just ended (best effort: a queue outage is only logged)."""
+    """Wake the job's long polls and queue its announcement (best effort: an outage is only logged)."""
+    job_ends.publish_end(job_id)
     if not get_settings().notify_queue_url:
         return
     try:
@@ -74,22 +75,28 @@ def _require(job: Job | None, job_id: str) -> Job:
     return job
 
 
-WAIT_POLL_SECONDS = 0.05
+WAIT_POLL_SECONDS = 0.05  # the re-read interval when Redis cannot wake the waiter
+REREAD_SECONDS = 1.0
 
 
 def get_job(*, tenant_id: str, job_id: str, wait_seconds: float = 0) -> JobPublic:
     """A tenant's job with its attempt history, or 404.
 
-    With `wait_seconds`, an unfinished job is read again every 50 ms until it ends or the wait is over
-    (a long poll: the answer leaves within ~50 ms of the job's end).
+    With `wait_seconds`, an unfinished job is waited for until it ends or the wait is over (a long poll):
+    the worker's end-of-job message wakes the wait at once, and the job is re-read at least every second
+    in case that message was lost.
     """
     deadline = time.monotonic() + wait_seconds
-    while True:  # the connection goes back to the pool between reads
-        with connection() as conn:
-            row = _require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id)
-        if row.status in TERMINAL or time.monotonic() >= deadline:
-            break
-        time.sleep(min(WAIT_POLL_SECONDS, deadline - time.monotonic()))
+    with connection() as conn:
+        row = _require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id)
+    if row.status not in TERMINAL and wait_seconds > 0:
+        with job_ends.listening(job_id, WAIT_POLL_SECONDS) as wait:
+            while True:  # no connection is held while waiting
+                with connection() as conn:
+                    row = _require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id)
+                if row.status in TERMINAL or time.monotonic() >= deadline:
+                    break
+                wait(min(REREAD_SECONDS, deadline - time.monotonic()))
     with connection() as conn:
         attempts = jobs_repo.list_attempts(conn, job_id=job_id)
         notifications = notifications_repo.list_notifications(conn, job_id=job_id)

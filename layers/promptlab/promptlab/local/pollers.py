@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -80,14 +82,7 @@ class SqsPoller(threading.Thread):
     def poll_once(self, wait_seconds: int = 1) -> int:
         """One receive → invoke → delete cycle; returns how many messages it received."""
         mapping = self.mapping
-        response = self.sqs.receive_message(
-            QueueUrl=mapping.queue_url,
-            MaxNumberOfMessages=min(mapping.batch_size, 10),
-            WaitTimeSeconds=wait_seconds,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        )
-        messages = response.get("Messages") or []
+        messages = self._receive(wait_seconds)
         if not messages:
             return 0
         event = {"Records": [sqs_record(m, queue_arn=mapping.queue_arn, region=self.region) for m in messages]}
@@ -105,9 +100,34 @@ class SqsPoller(threading.Thread):
             for i, m in enumerate(messages)
             if m["MessageId"] not in keep
         ]
-        if done:
-            self.sqs.delete_message_batch(QueueUrl=mapping.queue_url, Entries=done)
+        for start in range(0, len(done), 10):  # SQS deletes at most 10 a call
+            self.sqs.delete_message_batch(QueueUrl=mapping.queue_url, Entries=done[start : start + 10])
         return len(messages)
+
+    def _receive(self, wait_seconds: int) -> list[MessageTypeDef]:
+        """A batch as Lambda gathers one: up to `BatchSize` messages, waiting up to the mapping's
+        `MaximumBatchingWindowInSeconds` for more once the first has arrived."""
+        mapping = self.mapping
+        messages: list[MessageTypeDef] = []
+        window_ends = 0.0
+        while len(messages) < mapping.batch_size:
+            wait = wait_seconds if not messages else max(0, math.ceil(window_ends - time.monotonic()))
+            got = (
+                self.sqs.receive_message(
+                    QueueUrl=mapping.queue_url,
+                    MaxNumberOfMessages=min(mapping.batch_size - len(messages), 10),
+                    WaitTimeSeconds=min(wait, 20),
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                ).get("Messages")
+                or []
+            )
+            if not messages:
+                window_ends = time.monotonic() + mapping.batching_window_seconds
+            messages += got
+            if (not got and not messages) or time.monotonic() >= window_ends:
+                break
+        return messages
 
     def run(self) -> None:
         while not self.stop_event.is_set():

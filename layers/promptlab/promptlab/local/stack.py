@@ -52,6 +52,7 @@ class SqsMapping:
     report_batch_item_failures: bool
     maximum_concurrency: int
     enabled: bool
+    batching_window_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,7 @@ def _add_function(stack: Stack, lid: str, props: JsonObject, root: Path, arn_to_
                     report_batch_item_failures="ReportBatchItemFailures" in (ep.get("FunctionResponseTypes") or []),
                     maximum_concurrency=int((ep.get("ScalingConfig") or {}).get("MaximumConcurrency", 10)),
                     enabled=bool(ep.get("Enabled", True)),
+                    batching_window_seconds=float(ep.get("MaximumBatchingWindowInSeconds", 0)),
                 )
             )
         elif kind in {"Schedule", "ScheduleV2"}:

@@ -102,7 +102,7 @@ def _truncate_to_tokens(text: str, limit: int) -> str:
 
 
 def _log_answer(path: str, digest: str) -> None:
-    """One line per answer, appended atomically: an independent witness of calls that succeeded."""
+    """One line per answer (or call), appended atomically: an independent witness of what the provider saw."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, f"{digest}\n".encode())
@@ -118,6 +118,10 @@ class FakeProvider:
     def generate(self, call: GenerationCall) -> ProviderResult:
         """One call, with the configured latency and faults."""
         settings = get_settings()
+        if settings.fake_call_log:
+            _log_answer(settings.fake_call_log, f"{time.time():.3f} {call.model}")
+        if settings.fake_outage_file and os.path.exists(settings.fake_outage_file):
+            raise error_for_status(529, "fake provider outage: overloaded")
         if settings.fake_latency_ms:
             time.sleep(min(settings.fake_latency_ms / 1000, call.timeout_seconds))
         if settings.fake_timeout_rate and random.random() < float(settings.fake_timeout_rate):

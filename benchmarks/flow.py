@@ -1,0 +1,243 @@
+"""Flow control under conditions a provider really creates (`./dev bench flow`; figures, not tests).
+
+Each scenario runs `promptlab local` in a subprocess on its own database, against the fake provider:
+- healthy: 350 jobs, 100 ms a call, no faults (the yardstick for the next one);
+- faults: the same 350 jobs with 30 % of calls failing as 429 (retry-after 1 s), 500, 503 or 529;
+- outage: 100 jobs while every call answers 529 for 30 s, then recovery;
+- cost: 100 jobs waiting, 2 s a call: worker GB-seconds per job, read off the runner's REPORT lines;
+- miss: `POST /generate` then `GET /jobs/{id}?wait=20`, the provider answering at once, one at a time.
+Needs the Postgres and Redis of DATABASE_URL / REDIS_URL (the defaults on this machine).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from promptlab.core.settings import DEFAULT_DATABASE_URL
+from promptlab.local.services import drop_database, free_port, with_database
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORT = re.compile(r"^\[WorkerFunction\] REPORT .*Billed Duration: (\d+) ms\tMemory Size: (\d+) MB", re.M)
+
+
+@dataclass
+class Stack:
+    base: str
+    key: str
+    database_url: str
+    folder: Path
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        req.add_header("Authorization", f"Bearer {self.key}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=30) as answer:
+            return json.loads(answer.read() or b"null")
+
+    def sql(self, query: str, *params: Any) -> list[dict[str, Any]]:
+        with psycopg.connect(self.database_url, row_factory=dict_row) as conn:
+            return conn.execute(query.encode(), params).fetchall()
+
+    def submit(self, count: int, template_id: str, priority: str = "normal") -> list[str]:
+        ids: list[str] = []
+        for start in range(0, count, 100):
+            items = [
+                {"templateId": template_id, "input": uuid.uuid4().hex, "priority": priority}
+                for _ in range(min(100, count - start))
+            ]
+            ids += [item["jobId"] for item in self.call("POST", "/generate/batch", {"items": items})["items"]]
+        return ids
+
+    def wait_done(self, ids: list[str], limit_seconds: float) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < limit_seconds:
+            open_jobs = self.sql(
+                "SELECT count(*) AS n FROM jobs WHERE id = ANY(%s) AND status IN ('queued', 'processing')", ids
+            )[0]["n"]
+            if open_jobs == 0:
+                break
+            time.sleep(0.25)
+        return time.monotonic() - started
+
+    def template(self) -> str:
+        made = self.call("POST", "/templates", {"name": uuid.uuid4().hex, "body": "Say {{ x }}"})
+        return str(made["id"])
+
+
+@contextmanager
+def stack(env: dict[str, str]) -> Iterator[Stack]:
+    folder = Path(tempfile.mkdtemp(prefix="promptlab-flow-"))
+    database_url = with_database(
+        os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL), f"pl_flow_{uuid.uuid4().hex[:8]}"
+    )
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "PROMPTLAB_DATA_DIR": str(folder),
+        "PROMPTLAB_REDIS_PREFIX": f"flow:{uuid.uuid4().hex[:8]}:",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        **env,
+    }
+    log = (folder / "runner.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "promptlab.cli", "local", "--port", str(port)],
+        cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(base + "/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.3)
+        key = (folder / "dev-api-key").read_text().strip()
+        yield Stack(base=base, key=key, database_url=database_url, folder=folder)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        drop_database(database_url)
+
+
+def outcome(s: Stack, ids: list[str], seconds: float) -> dict[str, Any]:
+    rows = s.sql(
+        "SELECT status, count(*) AS n, sum(attempts) AS attempts,"
+        " count(*) FILTER (WHERE status = 'failed' AND attempts < max_attempts"
+        "   AND (error->>'retryable')::boolean) AS failed_with_attempts_left"
+        " FROM jobs WHERE id = ANY(%s) GROUP BY status",
+        ids,
+    )
+    by = {r["status"]: r for r in rows}
+    completed = by.get("completed", {}).get("n", 0)
+    return {
+        "jobs": len(ids),
+        "completed": completed,
+        "completed_share": round(completed / len(ids), 4),
+        "failed": by.get("failed", {}).get("n", 0),
+        "failed_with_attempts_left": sum(r["failed_with_attempts_left"] for r in rows),
+        "attempts": sum(r["attempts"] or 0 for r in rows),
+        "dead_letters": s.sql("SELECT count(DISTINCT job_id) AS n FROM dead_letters")[0]["n"],
+        "seconds": round(seconds, 1),
+    }
+
+
+def healthy_and_faults() -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    for name, extra in (
+        ("healthy", {}),
+        ("faults_30pct", {"PROMPTLAB_FAKE_FAIL_STATUS": "429,500,503,529", "PROMPTLAB_FAKE_FAIL_RATE": "0.3"}),
+    ):
+        with stack({"PROMPTLAB_FAKE_LATENCY_MS": "100", **extra}) as s:
+            template = s.template()
+            started = time.monotonic()
+            ids = s.submit(350, template)
+            s.wait_done(ids, 600)
+            figures[name] = outcome(s, ids, time.monotonic() - started)
+    figures["faults_time_ratio"] = round(figures["faults_30pct"]["seconds"] / figures["healthy"]["seconds"], 2)
+    return figures
+
+
+def outage() -> dict[str, Any]:
+    folder = Path(tempfile.mkdtemp(prefix="promptlab-outage-"))
+    switch, calls = folder / "outage", folder / "calls.log"
+    switch.touch()
+    with stack({"PROMPTLAB_FAKE_OUTAGE_FILE": str(switch), "PROMPTLAB_FAKE_CALL_LOG": str(calls)}) as s:
+        template = s.template()
+        started = time.time()
+        ids = s.submit(100, template)
+        time.sleep(max(0.0, 30 - (time.time() - started)))
+        switch.unlink()
+        ended = time.time()
+        s.wait_done(ids, 300)
+        first_done = s.sql("SELECT min(completed_at) AS t FROM jobs WHERE id = ANY(%s) AND status = 'completed'", ids)
+        last_done = s.sql("SELECT max(completed_at) AS t FROM jobs WHERE id = ANY(%s) AND status = 'completed'", ids)
+        stamps = [float(line.split()[0]) for line in calls.read_text().splitlines()]
+        during = [t for t in stamps if started <= t < ended]
+        per_second: dict[int, int] = {}
+        for t in during:
+            per_second[int(t - started)] = per_second.get(int(t - started), 0) + 1
+        steady = [n for second, n in per_second.items() if second >= 5]
+        result = outcome(s, ids, 0)
+        result.update(
+            outage_seconds=round(ended - started, 1),
+            calls_during_outage=len(during),
+            calls_in_first_5_s=sum(n for second, n in per_second.items() if second < 5),
+            most_calls_in_a_second_after_5_s=max(steady, default=0),
+            first_completion_after_recovery_s=round(first_done[0]["t"].timestamp() - ended, 1),
+            all_done_after_recovery_s=round(last_done[0]["t"].timestamp() - ended, 1),
+        )
+        result.pop("seconds")
+        return result
+
+
+def cost() -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    for priority in ("normal", "low"):
+        with stack({"PROMPTLAB_FAKE_LATENCY_MS": "2000"}) as s:
+            template = s.template()
+            ids = s.submit(100, template, priority)
+            seconds = s.wait_done(ids, 600)
+            time.sleep(1)  # the last REPORT lines
+            reports = REPORT.findall((s.folder / "runner.log").read_text())
+            gb_s = sum(int(ms) / 1000 * int(mb) / 1024 for ms, mb in reports)
+            figures[priority] = {
+                **outcome(s, ids, seconds),
+                "worker_invocations": len(reports),
+                "gb_s_per_job": round(gb_s / len(ids), 4),
+            }
+    return figures
+
+
+def miss() -> dict[str, Any]:
+    with stack({}) as s:
+        template = s.template()
+        samples = []
+        for _ in range(60):
+            begin = time.perf_counter()
+            job = s.call("POST", "/generate", {"templateId": template, "input": uuid.uuid4().hex, "cache": False})
+            done = s.call("GET", f"/jobs/{job['id']}?wait=20")
+            assert done["status"] == "completed", done
+            samples.append(time.perf_counter() - begin)
+        samples = samples[10:]  # warm
+        return {
+            "p50_ms": round(statistics.median(samples) * 1000, 1),
+            "p90_ms": round(sorted(samples)[int(len(samples) * 0.9)] * 1000, 1),
+        }
+
+
+def main() -> int:
+    scenarios = {"healthy_and_faults": healthy_and_faults, "outage": outage, "cost": cost, "miss": miss}
+    chosen = sys.argv[1:] or list(scenarios)
+    figures = {name: scenarios[name]() for name in chosen}
+    print(json.dumps(figures, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
