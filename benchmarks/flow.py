@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from promptlab.core.settings import DEFAULT_DATABASE_URL
-from promptlab.local.services import drop_database, free_port, with_database
+from promptlab.local.services import drop_database, free_port, stop_process, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = re.compile(r"^\[WorkerFunction\] REPORT .*Billed Duration: (\d+) ms\tMemory Size: (\d+) MB", re.M)
@@ -116,11 +115,7 @@ def stack(env: dict[str, str]) -> Iterator[Stack]:
         key = (folder / "dev-api-key").read_text().strip()
         yield Stack(base=base, key=key, database_url=database_url, folder=folder)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
         log.close()
         drop_database(database_url)
 

@@ -21,7 +21,14 @@ import pytest
 from psycopg.rows import dict_row
 
 from promptlab.core.settings import DEFAULT_REDIS_URL as DEFAULT_REDIS
-from promptlab.local.services import drop_database, free_port, postgres_answers, redis_answers, with_database
+from promptlab.local.services import (
+    drop_database,
+    free_port,
+    postgres_answers,
+    redis_answers,
+    stop_process,
+    with_database,
+)
 from tests.support import ROOT
 from tests.support.local_stack import KEYS, dev_key, request
 
@@ -105,12 +112,8 @@ class Stack:
 
     def stop(self) -> None:
         for process in (self.runner, self.moto):
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            if process is not None:
+                stop_process(process)
 
     def sql(self, query: str) -> list[dict[str, Any]]:
         with psycopg.connect(self.database_url, row_factory=dict_row) as conn:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from promptlab.local.services import drop_database, free_port, postgres_answers, with_database
+from promptlab.local.services import drop_database, free_port, postgres_answers, stop_process, with_database
 from tests.support import ROOT
 
 # The development key each running stack printed, by base URL.
@@ -88,11 +87,7 @@ def running_stack(data_dir: Path, extra_env: dict[str, str] | None = None) -> It
         KEYS[base] = dev_key(data_dir)
         yield base
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
         # An embedded server went away with the runner and its temporary data folder.
         if postgres_answers(env["DATABASE_URL"]):
             drop_database(env["DATABASE_URL"])

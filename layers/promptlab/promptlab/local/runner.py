@@ -236,6 +236,8 @@ class LocalRunner:
         """Another process serving HTTP on the same port (Python threads share one GIL; processes do not)."""
         command = [sys.executable, "-m", "promptlab.cli", "local", "--gateway-only"]
         command += ["--host", self.host, "--port", str(self.port), "--template", str(self.template)]
+        if not self.report_invocations:
+            command.append("--no-report")
         return subprocess.Popen(command, env=dict(os.environ), stdout=subprocess.DEVNULL)
 
     def _spawn(self, thread: threading.Thread) -> None:

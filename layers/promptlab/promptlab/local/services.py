@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,15 @@ class Embedded:
         if self._pg is not None:
             self._pg.cleanup()
             self._pg = None
+
+
+def stop_process(process: subprocess.Popen[bytes], *, grace_seconds: float = 20) -> None:
+    """SIGTERM a child (a runner, moto) and wait for it; SIGKILL it if it does not stop in time."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
