@@ -5,7 +5,8 @@ import pytest
 from promptlab.core.errors import PoisonMessage
 from promptlab.core.ids import ulid
 from promptlab.core.settings import get_settings
-from promptlab.jobs.worker import backoff_seconds, lease_seconds, provider_timeout
+from promptlab.jobs.provider_calls import lease_seconds, provider_timeout
+from promptlab.jobs.worker import backoff_seconds
 from promptlab.models.jobs import parse_job_message
 
 

@@ -30,7 +30,7 @@ from promptlab.db import batches_repo, jobs_repo, templates_repo
 from promptlab.db.connection import Connection, connection
 from promptlab.infra import result_cache
 from promptlab.jobs.lifecycle import announce, dispatch
-from promptlab.jobs.worker import build_call, spend
+from promptlab.jobs.provider_calls import build_call, spend
 from promptlab.models.batches import ProviderBatch
 from promptlab.models.jobs import CachedResult, Job, job_error
 from promptlab.providers.base import BatchItem, GenerationCall, ProviderError

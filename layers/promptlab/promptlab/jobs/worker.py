@@ -6,7 +6,6 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -19,13 +18,12 @@ from promptlab.db.connection import connection
 from promptlab.infra import provider_throttle, result_cache
 from promptlab.infra.job_queue import JobQueue, get_queue
 from promptlab.jobs.lifecycle import announce
-from promptlab.models.jobs import Answer, CachedResult, Job, JobRoute, job_error, parse_job_message
+from promptlab.jobs.provider_calls import build_call, lease_seconds, spend
+from promptlab.models.jobs import CachedResult, Job, JobRoute, job_error, parse_job_message
 from promptlab.models.templates import TemplateVersion
 from promptlab.providers import json_output
-from promptlab.providers.base import GenerationCall, Message, ProviderError, ProviderResult
-from promptlab.providers.pricing import cost_usd, unit_prices
+from promptlab.providers.base import ProviderError, ProviderResult
 from promptlab.providers.registry import get_provider
-from promptlab.templates.rendering import render
 
 
 class RetryLater(Exception):
@@ -40,16 +38,6 @@ class Delivery:
     message_id: str
     receipt_handle: str
     source_arn: str
-
-
-def provider_timeout(max_tokens: int) -> float:
-    """min(base + 0.05 s per output token, 240 s): long answers get longer."""
-    return min(get_settings().provider_timeout_seconds + 0.05 * max_tokens, 240.0)
-
-
-def lease_seconds(max_tokens: int) -> float:
-    """How long a claim holds the job: the provider timeout plus a margin (DESIGN.md §6)."""
-    return provider_timeout(max_tokens) + get_settings().lease_margin_seconds
 
 
 def backoff_seconds(attempt: int, retry_after: float | None) -> int:
@@ -78,79 +66,10 @@ def _version(job: Job) -> TemplateVersion:
     return version
 
 
-def _conversation(job: Job, version: TemplateVersion) -> list[Message]:
-    """The turns sent: the rendered body, or the job's chat messages; after an invalid JSON answer, that
-    answer and a request to correct it."""
-    values = job.input or {}
-    if job.messages:
-        turns = [Message(role=m["role"], content=render(m["content"], values) or "") for m in job.messages]
-    else:
-        turns = [Message(role="user", content=render(version.body, values) or "")]
-    error = job.error or {}
-    if error.get("code") == "invalid_output" and error.get("output"):
-        turns += [
-            Message(role="assistant", content=error["output"]),
-            Message(role="user", content=json_output.correction(error["message"])),
-        ]
-    return turns
-
-
-def build_call(job: Job, version: TemplateVersion) -> tuple[str, str, GenerationCall]:
-    """(provider, model, call) for the job's current route: what the worker or a provider batch sends."""
-    provider, model = job.route.current
-    params = job.params
-    max_tokens = job.max_tokens
-    temperature, top_p = params.get("temperature"), params.get("topP")
-    call = GenerationCall(
-        model=model,
-        system=render(version.system, job.input or {}),
-        messages=_conversation(job, version),
-        max_tokens=max_tokens,
-        temperature=None if temperature is None else Decimal(temperature),
-        timeout_seconds=provider_timeout(max_tokens),
-        cache_system=version.cache_system,
-        top_p=None if top_p is None else Decimal(top_p),
-        stop=tuple(params.get("stop") or ()),
-        response_format=params.get("responseFormat"),
-    )
-    return provider, model, call
-
-
 def _call_provider(job: Job, version: TemplateVersion) -> ProviderResult:
     provider, model, call = build_call(job, version)
     with provider_segment(provider, model):
         return get_provider(provider).generate(call)
-
-
-def spend(job: Job, result: ProviderResult, latency_ms: int | None, *, batch: bool = False) -> Answer:
-    """What the answer cost (at batch prices for the economy lane), added to what earlier attempts of this
-    job spent (invalid JSON answers)."""
-    provider, model = job.route.current
-    prices = unit_prices(provider, result.model, batch=batch) or unit_prices(provider, model, batch=batch)
-    if prices is None:
-        logger.warning("no price for model; cost left null", provider=provider, model=result.model)
-    usage = result.usage
-    warnings = [] if prices else [f"no price known for {provider}/{result.model}: the cost is unknown"]
-    if not result.text:
-        warnings.append(f"the provider returned an empty answer (finish reason {result.finish_reason})")
-    elif result.truncated:
-        warnings.append(f"the answer was cut at maxTokens (finish reason {result.finish_reason})")
-    cost = cost_usd(usage, prices) + (job.estimated_cost_usd or 0) if prices else None
-    return Answer(
-        output=result.text.replace("\x00", ""),  # Postgres text cannot hold NUL
-        finish_reason=result.finish_reason,
-        truncated=result.truncated or not result.text,
-        input_tokens=usage.input_tokens + (job.input_tokens or 0),
-        output_tokens=usage.output_tokens + (job.output_tokens or 0),
-        cache_read_tokens=usage.cache_read_tokens + (job.cache_read_tokens or 0),
-        cache_write_tokens=usage.cache_write_tokens + (job.cache_write_tokens or 0),
-        total_tokens=usage.total_tokens + (job.total_tokens or 0),
-        estimated_cost_usd=cost,
-        unit_prices=prices.snapshot() if prices else None,
-        answered_by=f"{provider}/{result.model}",
-        provider_latency_ms=latency_ms,
-        warnings=warnings,
-    )
 
 
 def _invalid_output(
