@@ -8,7 +8,8 @@ loss). A single 529 slows the route; only a sustained failure rate (more than ha
 `flow_min_calls` calls in the last one to two `flow_window_seconds`) pauses it, after which one probe call
 at a time tests recovery, the pause doubling (1 s, 2 s, 4 s … `flow_max_pause_seconds`) while probes fail.
 The provider's rate-limit headers (Anthropic `anthropic-ratelimit-*`, OpenAI `x-ratelimit-*`) add a second
-bound: the lowest remaining budget they reported, minus the calls in flight, until their reset.
+bound: the lowest remaining budget they reported, minus the calls in flight, until their reset; a budget
+reported used up also halves the limit (we send as fast as the provider allows), like a 429.
 
 A call holds a slot from `reserve` to `settle` (one Lua script each, so one Redis round trip each); a slot
 whose worker died expires with its lease. Redis errors never stop work (fail-open: the worst case is the
@@ -102,6 +103,11 @@ elseif outcome == 'limited' or outcome == 'congested' or outcome == 'failed' the
     limit, win_start, ok, bad, prev_ok, prev_bad = 1, now, 0, 0, 0, 0
     redis.call('HSET', KEYS[1], 'paused_until', now + pause)
   end
+end
+-- A provider that reports its budget used up says we send as fast as it allows: stop growing (once a window).
+if tonumber(ARGV[9]) == 0 and now - last_cut >= window then
+  threshold = math.max(1, limit * 0.5)
+  limit, last_cut = threshold, now
 end
 redis.call('HSET', KEYS[1], 'limit', limit, 'threshold', threshold, 'win_start', win_start, 'win_ok', ok,
   'win_bad', bad, 'last_cut', last_cut, 'pauses', pauses, 'prev_ok', prev_ok, 'prev_bad', prev_bad)
