@@ -110,6 +110,15 @@ def start_attempt(conn: Connection, *, job_id: str, n: int) -> None:
     conn.execute("INSERT INTO job_attempts (job_id, n) VALUES (%s, %s) ON CONFLICT (job_id, n) DO NOTHING", (job_id, n))
 
 
+def interrupt_attempt(conn: Connection, *, job_id: str, n: int) -> None:
+    """Close the attempt a vanished worker left open as `interrupted` (it may have been billed)."""
+    conn.execute(
+        "UPDATE job_attempts SET outcome = 'interrupted', ended_at = now()"
+        " WHERE job_id = %s AND n = %s AND ended_at IS NULL",
+        (job_id, n),
+    )
+
+
 def end_attempt(
     conn: Connection, *, job_id: str, n: int, outcome: str, error: Row | None, provider_request_id: str | None
 ) -> None:

@@ -41,15 +41,6 @@ def lapsed_leases(conn: Connection, *, grace_seconds: int, limit: int) -> list[L
     return [LapsedLease(**row) for row in rows]
 
 
-def interrupt_attempt(conn: Connection, *, job_id: str, n: int) -> None:
-    """Close the attempt a vanished worker left open as `interrupted` (it may have been billed)."""
-    conn.execute(
-        "UPDATE job_attempts SET outcome = 'interrupted', ended_at = now()"
-        " WHERE job_id = %s AND n = %s AND ended_at IS NULL",
-        (job_id, n),
-    )
-
-
 def requeue_lapsed(conn: Connection, *, job_id: str, error: Row) -> None:
     """Queue a lapsed job again (its message is sent by the caller, so `enqueued_at` is cleared)."""
     conn.execute(

@@ -9,7 +9,8 @@ loss). A single 529 slows the route; only a sustained failure rate (more than ha
 at a time tests recovery, the pause doubling (1 s, 2 s, 4 s … `flow_max_pause_seconds`) while probes fail.
 The provider's rate-limit headers (Anthropic `anthropic-ratelimit-*`, OpenAI `x-ratelimit-*`) add a second
 bound: the lowest remaining budget they reported, minus the calls in flight, until their reset; a budget
-reported used up also halves the limit (we send as fast as the provider allows), like a 429.
+reported used up also halves the limit (we send as fast as the provider allows), like a 429, and after its
+reset one call learns the new budget before others follow (a sliding window frees slots one by one).
 
 A call holds a slot from `reserve` to `settle` (one Lua script each, so one Redis round trip each); a slot
 whose worker died expires with its lease. Redis errors never stop work (fail-open: the worst case is the
@@ -52,7 +53,7 @@ def _keys(provider: str, model: str) -> list[str]:
 RESERVE_LUA = """
 local now = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local s = redis.call('HMGET', KEYS[1], 'limit', 'paused_until')
+local s = redis.call('HMGET', KEYS[1], 'limit', 'paused_until', 'exhausted_until')
 local paused = tonumber(s[2]) or 0
 if paused > now then return paused - now end
 local limit = tonumber(s[1]) or tonumber(ARGV[4])
@@ -63,6 +64,8 @@ if remaining and tonumber(remaining) - inflight <= 0 then
   if ttl < 1 then ttl = 1 end
   return ttl
 end
+-- After the provider reported its budget used up, one call learns the new budget before others follow.
+if not remaining and (tonumber(s[3]) or 0) > now and inflight > 0 then return -1 end
 if inflight >= math.max(1, math.floor(limit)) then return -1 end
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[2])
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]) + 60000)
@@ -116,6 +119,11 @@ redis.call('PEXPIRE', KEYS[1], 3600000)
 local remaining, known = tonumber(ARGV[9]), tonumber(redis.call('GET', KEYS[3]))
 if remaining >= 0 and (known == nil or remaining < known) then
   redis.call('SET', KEYS[3], remaining, 'PX', math.max(1, tonumber(ARGV[10])))
+end
+if remaining == 0 then
+  redis.call('HSET', KEYS[1], 'exhausted_until', now + tonumber(ARGV[10]) + 60000)
+elseif remaining > 0 then
+  redis.call('HDEL', KEYS[1], 'exhausted_until')
 end
 return pause
 """

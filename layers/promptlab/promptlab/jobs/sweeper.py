@@ -30,7 +30,7 @@ def _recover_lapsed(conn: Connection, *, grace_seconds: int, limit: int) -> tupl
     failed: list[LapsedLease] = []
     with conn.transaction():
         for lease in sweeper_repo.lapsed_leases(conn, grace_seconds=grace_seconds, limit=limit):
-            sweeper_repo.interrupt_attempt(conn, job_id=lease.id, n=lease.attempts)
+            jobs_repo.interrupt_attempt(conn, job_id=lease.id, n=lease.attempts)
             error = job_error(
                 code="interrupted",
                 message=f"the worker stopped during attempt {lease.attempts}; it may have been billed",

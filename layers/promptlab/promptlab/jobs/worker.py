@@ -243,6 +243,8 @@ def _process(job_id: str, route: JobRoute, delivery: Delivery, queue: JobQueue, 
         with conn.transaction():
             job = jobs_repo.claim_job(conn, job_id=job_id, lease_seconds=lease_seconds(route.max_tokens))
             if job is not None:
+                if job.attempts > 1:  # taken over from a worker whose lease ran out: its call may have been billed
+                    jobs_repo.interrupt_attempt(conn, job_id=job.id, n=job.attempts - 1)
                 jobs_repo.start_attempt(conn, job_id=job.id, n=job.attempts)
         if job is None:
             current = jobs_repo.get_job_any_tenant(conn, job_id=job_id)
