@@ -91,14 +91,16 @@ def _refuse_unsafe(value: Any, name: str | None = None) -> None:
         raise ValidationFailed(f"{field_name} {problem}", [FieldProblem(field=field_name, message=problem)])
 
 
-def check_request(event: Event) -> None:
-    """Refuse a raw request that cannot reach a route: unsafe parameters, too large, not JSON, malformed."""
+def check_request(event: Event) -> Any:
+    """Refuse a raw request that cannot reach a route: unsafe parameters, too large, not JSON, malformed.
+
+    Returns the parsed JSON body (None without one)."""
     for params in (event.get("pathParameters"), event.get("queryStringParameters")):
         for name, value in (params or {}).items():
             _refuse_unsafe(value, name)
     body = event.get("body")
     if event.get("httpMethod", "").upper() not in _BODY_METHODS or not body:
-        return
+        return None
     if len(body) > MAX_BODY_BYTES * (4 / 3 if event.get("isBase64Encoded") else 1):
         raise PayloadTooLarge(f"the request body is larger than {MAX_BODY_BYTES} bytes")
     content_type = header(event, "content-type")
@@ -112,6 +114,25 @@ def check_request(event: Event) -> None:
     except RecursionError as exc:
         raise BadRequest("the request body is nested too deeply") from exc
     _refuse_unsafe(parsed)
+    return parsed
+
+
+def _refuse(decision: request_limits.Decision) -> RateLimited:
+    count("RateLimited")
+    return RateLimited(
+        f"rate limit of {decision.limit} requests reached; retry in {decision.reset_seconds} s",
+        headers={**decision.headers(), "Retry-After": str(decision.reset_seconds)},
+    )
+
+
+def _charge_batch_items(principal: Principal, path: str, body: Any) -> request_limits.Decision | None:
+    """A key's `--rpm` counts every item of `POST /generate/batch`, not the request once."""
+    if path != "/generate/batch" or principal.key_id is None or not principal.rpm_limit:
+        return None
+    items = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(items, list) or len(items) <= 1:
+        return None
+    return request_limits.check_items(key_id=principal.key_id, key_limit=principal.rpm_limit, items=len(items) - 1)
 
 
 def admit(event: Event, *, prepare: FastPrepare | None = None) -> Admission:
@@ -129,18 +150,20 @@ def admit(event: Event, *, prepare: FastPrepare | None = None) -> Admission:
     )
     limit_headers = decision.headers() if decision else {}
     if decision is not None and not decision.admitted:
-        count("RateLimited")
-        raise RateLimited(
-            f"rate limit of {decision.limit} requests reached; retry in {decision.reset_seconds} s",
-            headers={**limit_headers, "Retry-After": str(decision.reset_seconds)},
-        )
+        raise _refuse(decision)
     if prefetch is not None and decision is not None:
         prefetch.value, prefetch.done = decision.prefetched, True
     try:
-        check_request(event)
+        body = check_request(event)
     except PromptLabError as exc:
         exc.headers = {**limit_headers, **exc.headers}
         raise
+    items = _charge_batch_items(principal, path, body)
+    if items is not None:
+        if not items.admitted:
+            raise _refuse(items)
+        if decision is None or items.remaining < decision.remaining:
+            limit_headers = items.headers()
     return Admission(principal=principal, limit_headers=limit_headers, prefetch=prefetch)
 
 

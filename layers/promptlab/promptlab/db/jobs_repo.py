@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import asdict, replace
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -254,16 +256,24 @@ def cancel_job(conn: Connection, *, tenant_id: str, job_id: str) -> Job | None:
 
 
 def retry_job(
-    conn: Connection, *, tenant_id: str | None, job_id: str, extra_attempts: int, ttl_seconds: int
+    conn: Connection,
+    *,
+    tenant_id: str | None,
+    job_id: str,
+    extra_attempts: int,
+    ttl_seconds: int,
+    reserved_usd: Decimal | None,
+    budget_month: date | None,
 ) -> Job | None:
-    """Give a failed job a fresh attempt budget and a new deadline; None when it is not failed."""
+    """Give a failed job a fresh attempt budget, a new deadline and the reservation granted for it; None when
+    it is not failed."""
     sql = (
         "UPDATE jobs SET status = 'queued', max_attempts = attempts + %s, error = NULL, lease_until = NULL,"
-        " single_flight = false, batch_id = NULL, batch_requeues = 0,"
+        " single_flight = false, batch_id = NULL, batch_requeues = 0, reserved_cost_usd = %s, budget_month = %s,"
         " completed_at = NULL, enqueued_at = NULL, expires_at = now() + make_interval(secs => %s),"
         " updated_at = now() WHERE id = %s AND status = 'failed'"
     )
-    params: list[Any] = [extra_attempts, ttl_seconds, job_id]
+    params: list[Any] = [extra_attempts, reserved_usd, budget_month, ttl_seconds, job_id]
     if tenant_id is not None:
         sql += " AND tenant_id = %s"
         params.append(tenant_id)

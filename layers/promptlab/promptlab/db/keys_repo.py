@@ -60,6 +60,12 @@ def key_by_hash(conn: Connection, *, key_hash: str) -> ApiKey | None:
     return ApiKey.from_row(row) if row is not None else None
 
 
+def key_by_id(conn: Connection, *, key_id: str) -> ApiKey | None:
+    """A key by id, revoked or not (a revoked key's budget still holds what its jobs spend)."""
+    row = conn.execute("SELECT * FROM api_keys WHERE id = %s", (key_id,)).fetchone()
+    return ApiKey.from_row(row) if row is not None else None
+
+
 def list_keys(conn: Connection) -> list[KeyListing]:
     """Every key, oldest first, with this month's budget use."""
     rows = conn.execute(

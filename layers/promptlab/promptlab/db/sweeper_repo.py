@@ -64,6 +64,18 @@ def expire_jobs(conn: Connection, *, limit: int) -> list[str]:
     return [r["id"] for r in rows]
 
 
+def release_ended_reservations(conn: Connection, *, limit: int) -> int:
+    """Release what ended jobs still hold of a budget once their last call's lease ran out (a job cancelled
+    during a call whose cost never came); the budget trigger moves the money."""
+    cur = conn.execute(
+        "UPDATE jobs SET reserved_cost_usd = 0 WHERE id IN (SELECT id FROM jobs WHERE reserved_cost_usd > 0"
+        " AND status IN ('completed', 'failed', 'cancelled') AND (lease_until IS NULL OR lease_until < now())"
+        " ORDER BY lease_until LIMIT %s FOR UPDATE SKIP LOCKED)",
+        (limit,),
+    )
+    return cur.rowcount
+
+
 def purge_past_retention(conn: Connection, *, limit: int) -> list[Row]:
     """Purge finished jobs older than their tenant's retention period (bounded; safe to run twice at once)."""
     return conn.execute(

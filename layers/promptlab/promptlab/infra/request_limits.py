@@ -13,18 +13,20 @@ from promptlab.core.observability import logger
 from promptlab.core.settings import get_settings
 from promptlab.infra.redis_client import get_redis
 
-# KEYS: one sorted set per limit. ARGV: window (µs), member, then one limit per key.
-# A request is admitted only if every key has room; then it is recorded in all of them.
+# KEYS: one sorted set per limit. ARGV: window (µs), member, weight, then one limit per key.
+# A request is admitted only if every key has room for its weight (a batch's items count one each); then it
+# is recorded in all of them, `weight` entries each.
 # Returns {admitted, limit, remaining, reset_us} for the tightest key.
 SLIDING_WINDOW_LUA = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
 local window = tonumber(ARGV[1])
 local member = ARGV[2]
+local weight = tonumber(ARGV[3])
 local admitted = 1
 local best_limit, best_remaining, best_reset = -1, -1, 0
 for i, key in ipairs(KEYS) do
-  local limit = tonumber(ARGV[2 + i])
+  local limit = tonumber(ARGV[3 + i])
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
   local count = redis.call('ZCARD', key)
   local remaining = limit - count
@@ -33,17 +35,19 @@ for i, key in ipairs(KEYS) do
     local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
     reset = tonumber(oldest[2]) + window - now
   end
-  if remaining <= 0 then admitted = 0 end
+  if remaining < weight then admitted = 0 end
   if best_limit < 0 or remaining < best_remaining then
     best_limit, best_remaining, best_reset = limit, remaining, reset
   end
 end
 if admitted == 1 then
   for _, key in ipairs(KEYS) do
-    redis.call('ZADD', key, now, member)
+    for n = 1, weight do
+      redis.call('ZADD', key, now, member .. ':' .. n)
+    end
     redis.call('PEXPIRE', key, math.ceil(window / 1000))
   end
-  best_remaining = best_remaining - 1
+  best_remaining = best_remaining - weight
   if best_reset == 0 then best_reset = window end
 end
 return {admitted, best_limit, math.max(best_remaining, 0), best_reset}
@@ -76,8 +80,11 @@ class SlidingWindowLimiter:
         self._client = client
         self._script = client.register_script(SLIDING_WINDOW_LUA)  # EVALSHA, reloaded on NOSCRIPT
 
-    def admit(self, limits: dict[str, int], *, window_seconds: int, also_get: str | None = None) -> Decision:
-        """Admit one request against every (key → limit); raises `DependencyUnavailable` if Redis is down.
+    def admit(
+        self, limits: dict[str, int], *, window_seconds: int, also_get: str | None = None, weight: int = 1
+    ) -> Decision:
+        """Admit one request (counting `weight`) against every (key → limit); `DependencyUnavailable` if Redis
+        is down.
 
         `also_get` reads one more key in the same round trip (a pipeline, not a transaction: on a cluster
         the key may live on another shard), so the cache lookup of `POST /generate` costs no extra trip.
@@ -85,7 +92,7 @@ class SlidingWindowLimiter:
         keys = list(limits)
         # The request's member in the sorted sets: unique is all it needs to be (no urandom call per request).
         member = f"{random.getrandbits(96):024x}"
-        args: list[str | int] = [window_seconds * 1_000_000, member, *limits.values()]
+        args: list[str | int] = [window_seconds * 1_000_000, member, weight, *limits.values()]
         prefetched: bytes | None = None
         try:
             if also_get is None:
@@ -149,7 +156,7 @@ def check(
     # One hash tag for every limiter key: multi-key scripts work on a Redis cluster (ElastiCache Serverless).
     limits = {f"{settings.redis_prefix}{{rl}}:ip:{client_ip}:{kind}": limit} if limit > 0 else {}
     if key_id is not None and key_limit:
-        limits[f"{settings.redis_prefix}{{rl}}:key:{key_id}"] = key_limit
+        limits[_key_limit_name(key_id)] = key_limit
     if not limits:
         return None
     try:
@@ -157,5 +164,26 @@ def check(
     except DependencyUnavailable:
         if settings.rate_limit_fail_open:
             logger.warning("rate limiter unavailable; request let through (fail-open)", client_ip=client_ip)
+            return None
+        raise
+
+
+def _key_limit_name(key_id: str) -> str:
+    return f"{get_settings().redis_prefix}{{rl}}:key:{key_id}"
+
+
+def check_items(*, key_id: str, key_limit: int, items: int) -> Decision | None:
+    """A batch's further items against the key's limit (`--rpm` counts each item; the request itself was
+    counted by `check`); None when there are none or Redis is down in fail-open mode."""
+    if items <= 0:
+        return None
+    settings = get_settings()
+    try:
+        return get_limiter().admit(
+            {_key_limit_name(key_id): key_limit}, window_seconds=settings.rate_limit_window_seconds, weight=items
+        )
+    except DependencyUnavailable:
+        if settings.rate_limit_fail_open:
+            logger.warning("rate limiter unavailable; batch items let through (fail-open)", key_id=key_id)
             return None
         raise

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from promptlab.core.errors import PoisonMessage
+from promptlab.core.errors import BudgetExceeded, Conflict, PoisonMessage
 from promptlab.core.observability import logger
-from promptlab.core.settings import get_settings
 from promptlab.db import dead_letters_repo, jobs_repo
 from promptlab.db.connection import connection
-from promptlab.jobs.lifecycle import announce, dispatch
-from promptlab.models.jobs import DeadLetterPublic, RedriveResult, parse_job_message
+from promptlab.jobs.lifecycle import announce, dispatch, run_again
+from promptlab.models.jobs import DeadLetterPublic, RedriveRefusal, RedriveResult, parse_job_message
 
 
 @dataclass(frozen=True)
@@ -57,23 +56,24 @@ def list_dead_letters(*, limit: int = 100) -> list[DeadLetterPublic]:
 
 
 def redrive(*, tenant_id: str | None, job_id: str | None = None, limit: int = 100) -> RedriveResult:
-    """Re-send dead-lettered failed jobs with a fresh attempt budget; each dead letter is redriven once."""
-    settings = get_settings()
+    """Re-send dead-lettered failed jobs with a fresh attempt budget; each dead letter is redriven once.
+
+    A job whose key's budget no longer covers its worst case stays failed and is listed as refused.
+    """
     redriven: list[str] = []
+    refused: list[RedriveRefusal] = []
     with connection() as conn:
         for letter in dead_letters_repo.dead_letters_for_redrive(conn, tenant_id=tenant_id, job_id=job_id, limit=limit):
-            with conn.transaction():
-                row = jobs_repo.retry_job(
-                    conn,
-                    tenant_id=tenant_id,
-                    job_id=letter["job_id"],
-                    extra_attempts=settings.max_attempts,
-                    ttl_seconds=settings.job_ttl_seconds,
-                )
-                if row is None:
-                    continue
-                dead_letters_repo.mark_redriven(conn, job_id=letter["job_id"])
+            try:
+                with conn.transaction():
+                    row = run_again(conn, tenant_id=tenant_id, job_id=letter["job_id"])
+                    if row is None:
+                        continue
+                    dead_letters_repo.mark_redriven(conn, job_id=letter["job_id"])
+            except (BudgetExceeded, Conflict) as exc:
+                refused.append(RedriveRefusal(job_id=letter["job_id"], code=exc.code, message=exc.message))
+                continue
             dispatch(conn, job_id=row.id, priority=row.priority)
             redriven.append(row.id)
-    logger.info("dead letters redriven", count=len(redriven))
-    return RedriveResult(redriven=redriven)
+    logger.info("dead letters redriven", count=len(redriven), refused=len(refused))
+    return RedriveResult(redriven=redriven, refused=refused)

@@ -16,6 +16,7 @@ from promptlab.db.connection import Connection, Row, connection
 from promptlab.infra import job_ends, result_cache
 from promptlab.infra.job_queue import get_queue
 from promptlab.models.jobs import Job, JobPage, JobPublic, JobSummary
+from promptlab.tenancy import budgets
 
 QUEUED, PROCESSING, COMPLETED, FAILED, CANCELLED = "queued", "processing", "completed", "failed", "cancelled"
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
@@ -149,17 +150,37 @@ def cancel_job(*, tenant_id: str, job_id: str) -> JobPublic:
     return job_public(row, attempts)
 
 
-def retry_job(*, tenant_id: str, job_id: str) -> JobPublic:
-    """Run a failed job again with a fresh attempt budget."""
+def run_again(conn: Connection, *, tenant_id: str | None, job_id: str) -> Job | None:
+    """Re-open a failed job with a fresh attempt budget (retry, redrive), its worst case reserved again
+    against its key's budget in the same transaction (`BudgetExceeded` when it no longer fits); None when
+    the job is not failed."""
     settings = get_settings()
-    with connection() as conn:
+    with conn.transaction():
+        job = jobs_repo.get_job_any_tenant(conn, job_id=job_id)
+        if job is None or job.status != FAILED or (tenant_id is not None and job.tenant_id != tenant_id):
+            return None
+        reservation = budgets.reserve_again(conn, job=job, extra_attempts=settings.max_attempts)
         row = jobs_repo.retry_job(
             conn,
             tenant_id=tenant_id,
             job_id=job_id,
             extra_attempts=settings.max_attempts,
             ttl_seconds=settings.job_ttl_seconds,
+            reserved_usd=reservation.amount,
+            budget_month=reservation.month,
         )
+        if row is None:  # another retry won the race: leaving by an error rolls back this one's reservation
+            raise Conflict("the job was re-opened by another request", details={"jobId": job_id})
+    return row
+
+
+def retry_job(*, tenant_id: str, job_id: str) -> JobPublic:
+    """Run a failed job again with a fresh attempt budget (402 when its key's budget no longer covers it)."""
+    with connection() as conn:
+        try:
+            row = run_again(conn, tenant_id=tenant_id, job_id=job_id)
+        except Conflict:
+            row = None
         if row is None:
             raise _conflict(_require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id), "retried")
         # The answer is the job as the retry left it (a worker may already hold it by the time this returns).

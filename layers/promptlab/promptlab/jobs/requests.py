@@ -19,7 +19,13 @@ from promptlab.models.jobs import Job
 from promptlab.models.templates import Template
 from promptlab.providers import json_output
 from promptlab.providers.registry import BATCH_PROVIDERS, check_available, default_model
-from promptlab.templates.rendering import Variable, bind_input, check_placeholders, placeholder_names
+from promptlab.templates.rendering import (
+    Variable,
+    bind_input,
+    check_placeholders,
+    check_rendered_size,
+    placeholder_names,
+)
 from promptlab.templates.service import variables_of
 from promptlab.templates.variable_schema import check_input
 from promptlab.tenancy.auth import Principal
@@ -107,6 +113,14 @@ def resolve(*, template: Template, request: GenerateRequest) -> Resolved:
     if template.variables_schema and messages is None:
         check_input(template.variables_schema, request.input, variables)
     bound = bind_input(variables, request.input)
+    texts = [m["content"] for m in messages] if messages else [template.body]
+    check_rendered_size(
+        [template.system, *texts],
+        bound,
+        limit=settings.max_prompt_chars,
+        field="input",
+        hint="send shorter values (placeholders repeat them)",
+    )
     digest = input_hash(
         template_id=template.id,
         version=template.version,

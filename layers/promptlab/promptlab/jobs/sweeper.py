@@ -72,6 +72,7 @@ def sweep(
                 jobs_repo.mark_enqueued(conn, job_id=job_id)
                 sent += 1
         purged = sweeper_repo.purge_past_retention(conn, limit=limit)
+        sweeper_repo.release_ended_reservations(conn, limit=limit)
     recovered = requeued + failed
     for job_id in expired + [lease.id for lease in failed]:
         announce(job_id)

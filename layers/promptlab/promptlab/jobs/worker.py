@@ -80,7 +80,8 @@ def _invalid_output(
     attempt = job.attempts
     retry = attempt < job.max_attempts
     spent = spend(job, result, latency_ms)
-    error = job_error(code="invalid_output", message=why, retryable=retry, attempt=attempt, output=spent.output[:8000])
+    echo = json_output.echo(spent.output)
+    error = job_error(code="invalid_output", message=why, retryable=retry, attempt=attempt, output=echo)
     with connection() as conn, conn.transaction():
         jobs_repo.end_attempt(
             conn, job_id=job.id, n=attempt, outcome="error", error=error, provider_request_id=result.request_id

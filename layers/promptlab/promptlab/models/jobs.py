@@ -20,8 +20,17 @@ class RedriveRequest(RequestModel):
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
 
 
+class RedriveRefusal(WireModel):
+    """A dead-lettered job that was not sent again, and why (its key's budget no longer covers it)."""
+
+    job_id: str
+    code: str
+    message: str
+
+
 class RedriveResult(WireModel):
     redriven: list[str]
+    refused: list[RedriveRefusal] = []
 
 
 class DeadLetterPublic(WireModel):

@@ -5,16 +5,19 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from typing import Any
 
 from promptlab.core.errors import ValidationFailed
-from promptlab.core.hashing import canonical_json
+from promptlab.core.json_schema import check_schema, validator_for
 from promptlab.core.json_types import JsonObject
 from promptlab.models.generation import ResponseFormat
 
-MAX_SCHEMA_BYTES = 32_768
+# An invalid answer is sent back (truncated to this) with the reason (truncated to that) when asking again.
+ECHO_MAX_CHARS = 8_000
+REASON_MAX_CHARS = 500
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
 
@@ -24,15 +27,7 @@ def checked_format(fmt: ResponseFormat) -> JsonObject:
         return {"type": "json_object"}
     if fmt.json_schema is None:
         raise ValidationFailed.single("responseFormat.schema", "a json_schema response format needs a schema")
-    if len(canonical_json(fmt.json_schema).encode()) > MAX_SCHEMA_BYTES:
-        raise ValidationFailed.single("responseFormat.schema", f"the schema is larger than {MAX_SCHEMA_BYTES} bytes")
-    from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import SchemaError
-
-    try:
-        Draft202012Validator.check_schema(fmt.json_schema)
-    except SchemaError as exc:
-        raise ValidationFailed.single("responseFormat.schema", f"not a valid JSON Schema: {exc.message}") from exc
+    check_schema(fmt.json_schema, field="responseFormat.schema")
     return {"type": "json_schema", "schema": fmt.json_schema}
 
 
@@ -45,9 +40,12 @@ def problem(text: str, fmt: JsonObject) -> str | None:
         return f"the answer is not JSON ({exc})"
     if fmt["type"] == "json_object":
         return None if isinstance(value, dict) else "the answer is JSON but not an object"
-    from jsonschema import Draft202012Validator
-
-    errors = sorted(Draft202012Validator(fmt["schema"]).iter_errors(value), key=lambda e: list(e.absolute_path))
+    try:
+        errors = sorted(
+            itertools.islice(validator_for(fmt["schema"]).iter_errors(value), 100), key=lambda e: list(e.absolute_path)
+        )
+    except Exception as exc:  # noqa: BLE001 - the call was billed: its cost must be recorded whatever the schema does
+        return f"the answer could not be checked against the schema ({type(exc).__name__})"
     if not errors:
         return None
     first = errors[0]
@@ -66,7 +64,18 @@ def instruction(fmt: JsonObject) -> str:
 
 def correction(why: str) -> str:
     """The user turn that asks again after an invalid answer."""
+    why = why[:REASON_MAX_CHARS]
     return f"Your previous answer was not valid: {why}. Answer again with only the JSON, nothing else."
+
+
+def echo(output: str) -> str:
+    """The part of an invalid answer that is kept and sent back when asking again."""
+    return output[:ECHO_MAX_CHARS]
+
+
+def reask_bytes_bound() -> int:
+    """At most how many UTF-8 bytes asking again adds to the prompt (the echoed answer and the correction)."""
+    return 4 * ECHO_MAX_CHARS + len(correction("x" * REASON_MAX_CHARS).encode()) + 3 * REASON_MAX_CHARS
 
 
 def example(schema: JsonObject) -> Any:

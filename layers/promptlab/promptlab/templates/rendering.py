@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +122,37 @@ def bind_input(variables: list[Variable], raw: str | Mapping[str, Any]) -> dict[
     if problems:
         raise ValidationFailed("the input does not fit the template's variables", problems)
     return bound
+
+
+def rendered_length(text: str | None, values: Mapping[str, str], *, utf8: bool = False) -> int:
+    """The length `render` would produce (characters, or UTF-8 bytes), computed without building it."""
+    if not text:
+        return 0
+    size = len(text.encode()) if utf8 else len(text)
+    sizes: dict[str, int] = {}
+    for match in PLACEHOLDER.finditer(text):
+        name = match.group(1)
+        if name not in values:
+            continue
+        if name not in sizes:
+            sizes[name] = len(values[name].encode()) if utf8 else len(values[name])
+        placeholder = match.group(0)
+        size += sizes[name] - (len(placeholder.encode()) if utf8 else len(placeholder))
+    return size
+
+
+def check_rendered_size(
+    texts: Sequence[str | None], values: Mapping[str, str], *, limit: int, field: str, hint: str
+) -> None:
+    """422 on `field` naming the cap when the prompt these texts render to would be longer than `limit`
+    characters. Measured before rendering, so a small request can never make the service build a huge prompt."""
+    total = sum(rendered_length(text, values) for text in texts)
+    if total > limit:
+        raise ValidationFailed.single(
+            field,
+            f"the rendered prompt would be {total:,} characters, over the cap of {limit:,}"
+            f" (PROMPTLAB_MAX_PROMPT_CHARS): {hint}",
+        )
 
 
 def render(text: str | None, values: Mapping[str, str]) -> str | None:

@@ -23,7 +23,7 @@ from promptlab.models.templates import (
     TemplateVersionList,
     TemplateVersionPublic,
 )
-from promptlab.templates.rendering import Variable, derive_variables
+from promptlab.templates.rendering import Variable, check_rendered_size, derive_variables
 from promptlab.templates.variable_schema import variables_from_schema
 
 
@@ -39,6 +39,15 @@ def _content(request: TemplateCreate) -> TemplateContent:
             raise ValidationFailed.single("variablesSchema", "give either `variables` or `variablesSchema`, not both")
         names = [v.name for v in variables]
         variables = variables_from_schema(request.variables_schema, names)
+    settings = get_settings()
+    defaults = {v.name: v.default for v in variables if v.default is not None}
+    check_rendered_size(
+        [request.system, request.body],
+        defaults,
+        limit=settings.max_prompt_chars,
+        field="variablesSchema" if request.variables_schema is not None else "variables",
+        hint="the body, system prompt and variable defaults alone exceed it",
+    )
     ttl = request.cache_ttl_seconds
     return TemplateContent(
         name=request.name,
@@ -48,7 +57,7 @@ def _content(request: TemplateCreate) -> TemplateContent:
         variables=[{"name": v.name, "required": v.required, "default": v.default} for v in variables],
         variables_schema=request.variables_schema,
         defaults=request.defaults.model_dump(mode="json", exclude_none=True),
-        cache_ttl_seconds=get_settings().default_cache_ttl_seconds if ttl is None else ttl,
+        cache_ttl_seconds=settings.default_cache_ttl_seconds if ttl is None else ttl,
         cache_system=request.cache_system_prompt,
     )
 

@@ -9,24 +9,14 @@ are inferred from the placeholders and are required strings.
 from __future__ import annotations
 
 from promptlab.core.errors import FieldProblem, ValidationFailed
-from promptlab.core.hashing import canonical_json
+from promptlab.core.json_schema import check_schema, validator_for
 from promptlab.core.json_types import JsonObject
 from promptlab.templates.rendering import Variable, as_text
-
-MAX_SCHEMA_BYTES = 32_768
 
 
 def variables_from_schema(schema: JsonObject, names: list[str]) -> list[Variable]:
     """The variables a schema declares for these placeholders; 422 (`variablesSchema…`) when they disagree."""
-    from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import SchemaError
-
-    if len(canonical_json(schema).encode()) > MAX_SCHEMA_BYTES:
-        raise ValidationFailed.single("variablesSchema", f"the schema is larger than {MAX_SCHEMA_BYTES} bytes")
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        raise ValidationFailed.single("variablesSchema", f"not a valid JSON Schema: {exc.message}") from exc
+    check_schema(schema, field="variablesSchema")
     if schema.get("type", "object") != "object":
         raise ValidationFailed.single("variablesSchema.type", "must be 'object': the variables are its properties")
     properties: JsonObject = schema.get("properties") or {}
@@ -63,8 +53,6 @@ def variables_from_schema(schema: JsonObject, names: list[str]) -> list[Variable
 
 def check_input(schema: JsonObject, raw: str | JsonObject, variables: list[Variable]) -> None:
     """Validate a request's input against the schema (defaults filled in); 422 naming every bad field."""
-    from jsonschema import Draft202012Validator
-
     if isinstance(raw, str):
         if len(variables) != 1:
             return  # bind_input explains this case
@@ -77,7 +65,7 @@ def check_input(schema: JsonObject, raw: str | JsonObject, variables: list[Varia
     }
     instance.update(raw)
     problems: dict[str, str] = {}
-    for error in Draft202012Validator(schema).iter_errors(instance):
+    for error in validator_for(schema).iter_errors(instance):
         path = ".".join(str(p) for p in error.absolute_path)
         if not path and error.validator == "required":
             missing = str(error.message).split("'")[1] if "'" in str(error.message) else ""

@@ -1,61 +1,82 @@
-"""Monthly budgets of API keys: a job's worst-case cost is reserved at submit, settled when it ends.
+"""Monthly budgets of API keys: a ceiling on every path (spent + reserved <= limit at every moment).
 
-Settling is done by the database (a trigger on the job's status; migration 006), so it happens exactly
-once whichever path ends the job.
+A job's worst case — every call it may still make — is reserved, checked against the limit, when it is
+submitted and again before a retry or a redrive runs it again. Settling is done by the database (a trigger
+on the job's cost and status; migration 011): each recorded cost is spent out of what the job holds, and
+the rest is released when it ends, exactly once whichever path ends it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 
 from promptlab.core.clock import utc_now
-from promptlab.core.errors import BudgetExceeded, ValidationFailed
+from promptlab.core.errors import BudgetExceeded, NotFound, ValidationFailed
 from promptlab.core.json_types import JsonObject
 from promptlab.core.money import MILLION
 from promptlab.core.money import money_str as usd
-from promptlab.db import keys_repo
+from promptlab.core.settings import get_settings
+from promptlab.db import keys_repo, templates_repo
 from promptlab.db.connection import Connection
 from promptlab.models.jobs import Job
-from promptlab.models.templates import Template
+from promptlab.models.templates import Template, TemplateVersion
+from promptlab.providers import json_output
 from promptlab.providers.pricing import unit_prices
-from promptlab.templates.rendering import render
+from promptlab.templates.rendering import rendered_length
 from promptlab.tenancy.auth import Principal
 
 # Each message carries a few tokens of framing beyond its text.
 MESSAGE_OVERHEAD_TOKENS = 8
 
 
-def input_token_bound(*, system: str | None, prompt: str) -> int:
-    """An upper bound on the input tokens: every token of a BPE tokenizer is at least one UTF-8 byte."""
-    return len(prompt.encode()) + len((system or "").encode()) + 2 * MESSAGE_OVERHEAD_TOKENS
+def input_token_bound(*, texts: Sequence[str | None], values: Mapping[str, str], extra_bytes: int = 0) -> int:
+    """An upper bound on the input tokens of a prompt made of these texts (rendered with `values`, measured
+    without rendering): every token of a BPE tokenizer is at least one UTF-8 byte."""
+    size = sum(rendered_length(text, values, utf8=True) for text in texts)
+    return size + extra_bytes + len(texts) * MESSAGE_OVERHEAD_TOKENS
 
 
 def worst_case_cost(
     *,
-    template: Template,
-    values: JsonObject,
+    template: Template | TemplateVersion,
+    values: Mapping[str, str],
     messages: list[dict[str, str]] | None,
     max_tokens: int,
     routes: Sequence[str],
+    calls: Sequence[int] | None = None,
+    response_format: JsonObject | None = None,
 ) -> Decimal | None:
-    """The most a generation can cost on any of its `provider:model` routes (None when one has no price)."""
-    if messages:
-        prompt = "\n".join(render(m["content"], values) or "" for m in messages)
-    else:
-        prompt = render(template.body, values) or ""
-    bound = input_token_bound(system=render(template.system, values), prompt=prompt)
-    worst = Decimal(0)
-    for route in routes:
+    """The most a generation can cost over every call it may still make (None when a route has no price).
+
+    `calls[i]` is how many calls route i may still make (1 each when not given). Only an answer is billed,
+    and without a response format the first answer ends the job, so the worst case is the dearest route's
+    one call; in JSON mode every invalid answer is billed and asked again (with the answer echoed), so the
+    worst case adds up every call of every route.
+    """
+    texts = [template.system, *([m["content"] for m in messages] if messages else [template.body])]
+    instruction = len(json_output.instruction(response_format).encode()) if response_format else 0
+    first_bound = input_token_bound(texts=texts, values=values, extra_bytes=instruction)
+    reask_bound = first_bound + json_output.reask_bytes_bound() + 2 * MESSAGE_OVERHEAD_TOKENS
+    per_route: list[Decimal] = []
+    for index, route in enumerate(routes):
         provider, _, model = route.partition(":")
         prices = unit_prices(provider, model)
         if prices is None:
             return None
         per_input = max(prices.input, prices.cache_write)
-        worst = max(worst, (bound * per_input + max_tokens * prices.output) / MILLION)
-    return worst
+        first = (first_bound * per_input + max_tokens * prices.output) / MILLION
+        if response_format is None:
+            per_route.append(first)
+            continue
+        reask = (reask_bound * per_input + max_tokens * prices.output) / MILLION
+        n = calls[index] if calls is not None else 1
+        per_route.append(first + max(n - 1, 0) * reask if n > 0 else Decimal(0))
+    if not per_route:
+        return Decimal(0)
+    return sum(per_route, Decimal(0)) if response_format is not None else max(per_route)
 
 
 def month_of_now() -> date:
@@ -63,14 +84,19 @@ def month_of_now() -> date:
     return utc_now().date().replace(day=1)
 
 
-def job_worst_case(*, template: Template, job: Job) -> Decimal | None:
-    """The most the job can cost on any of its routes."""
+def job_worst_case(*, template: Template | TemplateVersion, job: Job) -> Decimal | None:
+    """The most the job can still cost: every call left on its current route and on each fallback after it."""
+    routes = [f"{job.provider}:{job.model}", *(job.fallbacks or [])][job.route_index :]
+    fresh = get_settings().max_attempts
+    calls = [max(job.max_attempts - job.attempts, 0), *([fresh] * (len(routes) - 1))]
     return worst_case_cost(
         template=template,
         values=job.input or {},
         messages=job.messages,
         max_tokens=job.max_tokens,
-        routes=[f"{job.provider}:{job.model}", *(job.fallbacks or [])],
+        routes=routes,
+        calls=calls,
+        response_format=job.params.get("responseFormat"),
     )
 
 
@@ -87,8 +113,34 @@ class Reservation:
         return replace(job, api_key_id=self.api_key_id, reserved_cost_usd=self.amount, budget_month=self.month)
 
 
+def _grant(conn: Connection, *, key_id: str, key_name: str | None, limit: Decimal, amount: Decimal) -> Reservation:
+    """Reserve `amount` when spent + reserved + amount stays within `limit`; else `BudgetExceeded` (402)."""
+    month = month_of_now()
+    granted, use = keys_repo.reserve(conn, key_id=key_id, month=month, amount=amount, limit=limit)
+    if not granted:
+        spent, reserved = use.spent_usd, use.reserved_usd
+        raise BudgetExceeded(
+            f"the monthly budget of key {key_name!r} ({usd(limit)} USD) cannot cover this job's worst case"
+            f" of {usd(amount)} USD: {usd(spent)} spent and {usd(reserved)} reserved in {month:%Y-%m}",
+            details={
+                "budget": {"keyId": key_id, "keyName": key_name, "month": f"{month:%Y-%m}"},
+                "limitUSD": usd(limit),
+                "spentUSD": usd(spent),
+                "reservedUSD": usd(reserved),
+                "requestedUSD": usd(amount),
+            },
+        )
+    return Reservation(api_key_id=key_id, amount=amount, month=month)
+
+
+def _unpriced(model: str) -> ValidationFailed:
+    return ValidationFailed.single(
+        "model", f"model {model!r} has no price, so a key with a budget cannot use it: name a priced model"
+    )
+
+
 def reserve(conn: Connection, *, principal: Principal, template: Template, job: Job) -> Reservation:
-    """Reserve the job's worst case against the key's budget.
+    """Reserve the job's worst case (every call it may make) against the key's budget.
 
     Raises `BudgetExceeded` (402) naming the budget, its limit, what is spent and reserved.
     """
@@ -97,25 +149,24 @@ def reserve(conn: Connection, *, principal: Principal, template: Template, job: 
         return Reservation(api_key_id=principal.key_id)
     amount = job_worst_case(template=template, job=job)
     if amount is None:
-        raise ValidationFailed.single(
-            "model", f"model {job.model!r} has no price, so a key with a budget cannot use it: name a priced model"
-        )
-    month = month_of_now()
-    granted, use = keys_repo.reserve(conn, key_id=principal.key_id, month=month, amount=amount, limit=limit)
-    if not granted:
-        spent, reserved = use.spent_usd, use.reserved_usd
-        raise BudgetExceeded(
-            f"the monthly budget of key {principal.key_name!r} ({usd(limit)} USD) cannot cover this job's worst case"
-            f" of {usd(amount)} USD: {usd(spent)} spent and {usd(reserved)} reserved in {month:%Y-%m}",
-            details={
-                "budget": {"keyId": principal.key_id, "keyName": principal.key_name, "month": f"{month:%Y-%m}"},
-                "limitUSD": usd(limit),
-                "spentUSD": usd(spent),
-                "reservedUSD": usd(reserved),
-                "requestedUSD": usd(amount),
-            },
-        )
-    return Reservation(api_key_id=principal.key_id, amount=amount, month=month)
+        raise _unpriced(job.model)
+    return _grant(conn, key_id=principal.key_id, key_name=principal.key_name, limit=limit, amount=amount)
+
+
+def reserve_again(conn: Connection, *, job: Job, extra_attempts: int) -> Reservation:
+    """Before a failed job runs again (retry, redrive) with `extra_attempts` more calls: reserve their worst
+    case against the budget of the key that submitted it; `BudgetExceeded` (402) when it no longer fits."""
+    key = keys_repo.key_by_id(conn, key_id=job.api_key_id) if job.api_key_id else None
+    if key is None or key.monthly_budget_usd is None:
+        return Reservation(api_key_id=job.api_key_id)
+    version = templates_repo.get_version(conn, template_id=job.template_id, version=job.template_version)
+    if version is None:
+        raise NotFound(f"template version {job.template_version} of {job.template_id!r} is gone")
+    again = replace(job, max_attempts=job.attempts + extra_attempts)
+    amount = job_worst_case(template=version, job=again)
+    if amount is None:
+        raise _unpriced(job.model)
+    return _grant(conn, key_id=key.id, key_name=key.name, limit=key.monthly_budget_usd, amount=amount)
 
 
 def release(conn: Connection, *, reservation: Reservation) -> None:
