@@ -80,7 +80,7 @@ def _invalid_output(
     attempt = job.attempts
     retry = attempt < job.max_attempts
     spent = spend(job, result, latency_ms)
-    echo = json_output.echo(spent.output)
+    echo = json_output.echo(spent.output, max_tokens=job.max_tokens)
     error = job_error(code="invalid_output", message=why, retryable=retry, attempt=attempt, output=echo)
     with connection() as conn, conn.transaction():
         jobs_repo.end_attempt(

@@ -15,9 +15,11 @@ from promptlab.core.json_schema import check_schema, validator_for
 from promptlab.core.json_types import JsonObject
 from promptlab.models.generation import ResponseFormat
 
-# An invalid answer is sent back (truncated to this) with the reason (truncated to that) when asking again.
-ECHO_MAX_CHARS = 8_000
-REASON_MAX_CHARS = 500
+# An invalid answer is sent back (at most this many UTF-8 bytes, and 4 per output token allowed) with the
+# reason (truncated to that) when asking again, so what a re-ask can cost is known at submit.
+ECHO_MAX_BYTES = 8_000
+ECHO_BYTES_PER_TOKEN = 4
+REASON_MAX_CHARS = 200
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
 
@@ -68,14 +70,18 @@ def correction(why: str) -> str:
     return f"Your previous answer was not valid: {why}. Answer again with only the JSON, nothing else."
 
 
-def echo(output: str) -> str:
-    """The part of an invalid answer that is kept and sent back when asking again."""
-    return output[:ECHO_MAX_CHARS]
+def _echo_bytes(max_tokens: int) -> int:
+    return min(ECHO_MAX_BYTES, ECHO_BYTES_PER_TOKEN * max_tokens)
 
 
-def reask_bytes_bound() -> int:
+def echo(output: str, *, max_tokens: int) -> str:
+    """The part of an invalid answer that is kept and sent back when asking again (cut at a character)."""
+    return output.encode()[: _echo_bytes(max_tokens)].decode(errors="ignore")
+
+
+def reask_bytes_bound(max_tokens: int) -> int:
     """At most how many UTF-8 bytes asking again adds to the prompt (the echoed answer and the correction)."""
-    return 4 * ECHO_MAX_CHARS + len(correction("x" * REASON_MAX_CHARS).encode()) + 3 * REASON_MAX_CHARS
+    return _echo_bytes(max_tokens) + len(correction("x" * REASON_MAX_CHARS).encode()) + 3 * REASON_MAX_CHARS
 
 
 def example(schema: JsonObject) -> Any:

@@ -59,7 +59,7 @@ def worst_case_cost(
     texts = [template.system, *([m["content"] for m in messages] if messages else [template.body])]
     instruction = len(json_output.instruction(response_format).encode()) if response_format else 0
     first_bound = input_token_bound(texts=texts, values=values, extra_bytes=instruction)
-    reask_bound = first_bound + json_output.reask_bytes_bound() + 2 * MESSAGE_OVERHEAD_TOKENS
+    reask_bound = first_bound + json_output.reask_bytes_bound(max_tokens) + 2 * MESSAGE_OVERHEAD_TOKENS
     per_route: list[Decimal] = []
     for index, route in enumerate(routes):
         provider, _, model = route.partition(":")
