@@ -12,9 +12,14 @@ from promptlab.jobs.intake import Submission, accept_submission
 
 
 def record_handler(record: SQSRecord) -> str | None:
-    tenant = record.message_attributes["tenant"]
+    tenant, key = record.message_attributes["tenant"], record.message_attributes["apiKey"]
     return accept_submission(
-        Submission(body=record.body, message_id=record.message_id, tenant_id=tenant.string_value if tenant else None)
+        Submission(
+            body=record.body,
+            message_id=record.message_id,
+            tenant_id=tenant.string_value if tenant else None,
+            api_key=key.string_value if key else None,
+        )
     )
 
 

@@ -138,10 +138,11 @@ def _charge_batch_items(principal: Principal, path: str, body: Any) -> request_l
 def admit(event: Event, *, prepare: FastPrepare | None = None) -> Admission:
     """Authenticate, rate-limit and check one request; raises the typed error that refuses it."""
     path = event.get("path", "")
-    principal = auth.ANONYMOUS if path in PUBLIC_PATHS else auth.authenticate(event.get("headers") or {})
+    ip = client_ip(event)
+    principal = auth.ANONYMOUS if path in PUBLIC_PATHS else auth.authenticate(event.get("headers") or {}, client_ip=ip)
     prefetch = _prepared(prepare, event, principal)
     decision = request_limits.check(
-        client_ip=client_ip(event),
+        client_ip=ip,
         method=event.get("httpMethod", ""),
         path=path,
         key_id=principal.key_id,

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     rate_limit_generate: int = Field(default=100, ge=0, description="Generate requests per client IP per window.")
     rate_limit_reads: int = Field(default=600, ge=0, description="Other requests per client IP per window.")
     rate_limit_window_seconds: int = Field(default=60, ge=1, le=3600)
+    rate_limit_auth_failures: int = Field(
+        default=20, ge=0, description="Unknown API keys an address may send per window before its lookups stop."
+    )
     rate_limit_fail_open: bool = Field(default=False, description="Redis down: let requests through (uncounted).")
     cache_max_value_bytes: int = Field(default=262_144, ge=1024, description="Larger results are not cached in Redis.")
     template_cache_seconds: float = Field(default=1.0, ge=0, le=60, description="In-process template cache.")

@@ -187,3 +187,32 @@ def check_items(*, key_id: str, key_limit: int, items: int) -> Decision | None:
             logger.warning("rate limiter unavailable; batch items let through (fail-open)", key_id=key_id)
             return None
         raise
+
+
+def _auth_failure_key(client_ip: str) -> str:
+    return f"{get_settings().redis_prefix}{{rl}}:authfail:{client_ip}"
+
+
+def auth_failures_exceeded(client_ip: str) -> bool:
+    """Whether this address sent `rate_limit_auth_failures` unknown keys in the current window (a fixed
+    window: a guard against key guessing, not a quota). Redis down: False (the key lookup still decides)."""
+    limit = get_settings().rate_limit_auth_failures
+    if limit <= 0:
+        return False
+    try:
+        count = get_redis().get(_auth_failure_key(client_ip))
+    except (redis.RedisError, OSError):
+        return False
+    return count is not None and int(count) >= limit
+
+
+def record_auth_failure(client_ip: str) -> None:
+    """Count one unknown key from this address (best effort)."""
+    settings = get_settings()
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.incr(_auth_failure_key(client_ip))
+        pipe.expire(_auth_failure_key(client_ip), settings.rate_limit_window_seconds, nx=True)
+        pipe.execute()
+    except (redis.RedisError, OSError):
+        logger.warning("auth failure not counted: Redis unavailable")

@@ -38,6 +38,12 @@ def _concurrent(event: LambdaEvent, record_handler: RecordHandler, concurrency: 
         for record, future in futures:
             error = future.exception()
             if error is not None:
-                logger.warning("record failed; it stays on the queue", message_id=record.message_id, error=repr(error))
+                # The type and code only: an error's message may quote a prompt or an answer.
+                logger.warning(
+                    "record failed; it stays on the queue",
+                    message_id=record.message_id,
+                    error=type(error).__name__,
+                    code=getattr(error, "code", None),
+                )
                 failures.append({"itemIdentifier": record.message_id})
     return {"batchItemFailures": failures}

@@ -12,12 +12,14 @@ import threading
 import time
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from promptlab.core import ids
-from promptlab.core.errors import NotFound, Unauthorized
+from promptlab.core.errors import NotFound, RateLimited, Unauthorized
 from promptlab.core.settings import get_settings
 from promptlab.db import keys_repo
 from promptlab.db.connection import connection
+from promptlab.infra import request_limits
 from promptlab.models.keys import ApiKey, KeyListing
 
 DEFAULT_TENANT = "default"
@@ -91,7 +93,8 @@ def revoke_key(key: str) -> ApiKey:
         revoked = keys_repo.revoke_key(conn, key=key)
     if revoked is None:
         raise NotFound(f"no live key {key!r}", details={"key": key})
-    _cache.clear()
+    with _cache_lock:
+        _cache.clear()
     return revoked
 
 
@@ -111,8 +114,11 @@ def development_key(saved: str | None) -> tuple[str, bool]:
     return create_key(name="development", tenant_id=DEFAULT_TENANT).key, True
 
 
-_cache: dict[str, tuple[float, Principal | None]] = {}
+# Live keys only, so a flood of made-up keys can never push them out; misses are kept apart, bounded.
+_cache: dict[str, tuple[float, Principal]] = {}
+_misses: dict[str, float] = {}
 _cache_lock = threading.Lock()
+_CACHE_MAX = 10_000
 
 
 def presented_key(headers: dict[str, str]) -> str | None:
@@ -128,13 +134,41 @@ def presented_key(headers: dict[str, str]) -> str | None:
     return None
 
 
-def _lookup(key: str) -> Principal | None:
+def _cached(digest: str, now: float) -> tuple[bool, Principal | None]:
+    """(known, principal): a live key or a recent miss from the process cache."""
+    with _cache_lock:
+        hit = _cache.get(digest)
+        if hit is not None and hit[0] > now:
+            return True, hit[1]
+        missed = _misses.get(digest)
+        if missed is not None and missed > now:
+            return True, None
+    return False, None
+
+
+def _remember(digest: str, now: float, found: Principal | None) -> None:
+    until = now + get_settings().auth_cache_seconds
+    with _cache_lock:
+        table: dict[str, Any] = _cache if found is not None else _misses
+        if len(table) >= _CACHE_MAX:
+            table.clear()
+        if found is not None:
+            _cache[digest] = (until, found)
+        else:
+            _misses[digest] = until
+
+
+def _lookup(key: str, *, client_ip: str | None = None) -> Principal | None:
     digest = hash_key(key)
     now = time.monotonic()
-    with _cache_lock:
-        cached = _cache.get(digest)
-    if cached is not None and cached[0] > now:
-        return cached[1]
+    known, principal = _cached(digest, now)
+    if known:
+        return principal
+    if client_ip is not None and request_limits.auth_failures_exceeded(client_ip):
+        raise RateLimited(
+            "too many requests with unknown API keys from this address; retry in a minute",
+            headers={"Retry-After": str(get_settings().rate_limit_window_seconds)},
+        )
     with connection() as conn:
         key_row = keys_repo.key_by_hash(conn, key_hash=digest)
     found = (
@@ -148,20 +182,35 @@ def _lookup(key: str) -> Principal | None:
         if key_row is not None
         else None
     )
-    with _cache_lock:
-        if len(_cache) > 10_000:
-            _cache.clear()
-        _cache[digest] = (now + get_settings().auth_cache_seconds, found)
+    if found is None and client_ip is not None:
+        request_limits.record_auth_failure(client_ip)
+    _remember(digest, now, found)
     return found
 
 
-def authenticate(headers: dict[str, str]) -> Principal:
-    """The principal a request acts for; `Unauthorized` without a live key (unless auth is off)."""
+def authenticate(headers: dict[str, str], *, client_ip: str | None = None) -> Principal:
+    """The principal a request acts for; `Unauthorized` without a live key (unless auth is off).
+
+    A key not in the process cache is looked up only while the client's address has not sent too many
+    unknown keys (`RateLimited` then), so guessing keys costs the database nothing.
+    """
     if not get_settings().auth:
         return ANONYMOUS
     key = presented_key(headers)
     if key is None:
         raise Unauthorized("an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`")
+    principal = _lookup(key, client_ip=client_ip)
+    if principal is None:
+        raise Unauthorized("the API key is unknown or revoked")
+    return principal
+
+
+def principal_for_key(key: str | None) -> Principal:
+    """The principal an API key (from an intake message, say) acts for; `Unauthorized` without a live key."""
+    if not get_settings().auth:
+        return ANONYMOUS
+    if not key:
+        raise Unauthorized("an API key is required: send it in the `apiKey` message attribute")
     principal = _lookup(key)
     if principal is None:
         raise Unauthorized("the API key is unknown or revoked")
