@@ -1,16 +1,15 @@
 """Another service submits jobs with a plain boto3 client on the intake queue."""
 
 import json
-from typing import Any
-
 from decimal import Decimal
+from typing import Any
 
 import boto3
 import pytest
 
-from promptlab.local.runner import LocalRunner
 from promptlab.core.errors import RateLimited
 from promptlab.jobs.intake import Submission, accept_submission
+from promptlab.local.runner import LocalRunner
 from promptlab.tenancy import auth
 from tests.support import call_api, drain_queues, queued_messages, rows, unique
 

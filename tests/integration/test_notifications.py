@@ -10,9 +10,11 @@ from typing import Any
 
 import boto3
 import pytest
+from standardwebhooks.webhooks import Webhook
 
-from promptlab.jobs.notifications import SIGNATURE_HEADER, sign
+from promptlab.core.clock import utc_now
 from promptlab.local.runner import LocalRunner
+from promptlab.tenancy import webhook_signing
 from tests.support import SetEnv, call_api, drain_queues, generate
 
 
@@ -45,7 +47,9 @@ class ReceiverHandler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
+def receiver(set_env: SetEnv) -> Iterator[Receiver]:
+    """A receiver on this machine: loopback must be allowed explicitly, locally too."""
+    set_env(PROMPTLAB_WEBHOOK_ALLOW_LOOPBACK="true")
     server = Receiver([500])
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -57,17 +61,23 @@ def receiver() -> Iterator[Receiver]:
 def test_a_signed_webhook_is_retried_until_delivered(
     clean_queues: LocalRunner, template: dict[str, Any], receiver: Receiver, set_env: SetEnv
 ) -> None:
-    set_env(PROMPTLAB_WEBHOOK_SECRET="s3cret", PROMPTLAB_WEBHOOK_BACKOFF_SECONDS="[0]")
+    set_env(PROMPTLAB_WEBHOOK_BACKOFF_SECONDS="[0]")
     made = generate(clean_queues, template, callback=receiver.url)
     assert made["callbackUrl"] == receiver.url
     drain_queues(clean_queues)
     drain_queues(clean_queues, function="NotifierFunction")
     assert len(receiver.received) == 2  # a 500, then the retry that got a 200
-    headers, body = receiver.received[-1]
+    (first_headers, _), (headers, body) = receiver.received
     assert headers["x-promptlab-event"] == "promptlab.job.completed"
-    assert headers[SIGNATURE_HEADER.lower()] == sign("s3cret", headers["x-promptlab-timestamp"], body)
+    # Standard Webhooks: the reference library verifies it with the tenant's secret (and its tolerance)
+    secret = webhook_signing.signing_keys("default").current
+    assert secret.startswith("whsec_")
+    assert Webhook(secret).verify(body, headers)["tenantId"] == "default"
+    assert headers["webhook-id"] == first_headers["webhook-id"] == f"{made['id']}_completed"  # de-duplicable
+    with pytest.raises(Exception, match="signature"):
+        Webhook(webhook_signing.new_secret()).verify(body, headers)
     payload = json.loads(body)
-    assert payload["event"] == "promptlab.job.completed" and payload["job"]["id"] == made["id"]
+    assert payload["type"] == "promptlab.job.completed" and payload["job"]["id"] == made["id"]
     assert payload["job"]["output"].startswith("Fake answer")
     deliveries = call_api(clean_queues, "GET", f"/jobs/{made['id']}").body["notifications"]
     assert [(d["channel"], d["statusCode"], d["delivered"]) for d in deliveries] == [
@@ -87,7 +97,7 @@ def test_a_failed_job_is_announced_too(
     drain_queues(clean_queues, function="NotifierFunction")
     assert [h["x-promptlab-event"] for h, _ in receiver.received] == ["promptlab.job.failed"]
     assert json.loads(receiver.received[0][1])["job"]["error"]["code"] == "invalid_request"
-    assert made["id"] in receiver.received[0][0]["x-promptlab-delivery"]
+    assert receiver.received[0][0]["webhook-id"] == f"{made['id']}_failed"
 
 
 def test_eventbridge_and_sns_receive_finished_jobs(
@@ -132,22 +142,26 @@ def test_eventbridge_and_sns_receive_finished_jobs(
         "http://[::1]/hook",  # IPv6 loopback
         "http://[::ffff:127.0.0.1]/hook",  # IPv4-mapped loopback
         "http://100.64.0.1/hook",  # carrier-grade NAT
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",  # NAT64 of 169.254.169.254
+        "http://[64:ff9b:1::a00:1]/hook",  # local-use NAT64
+        "http://[2002:a00:1::]/hook",  # 6to4 of 10.0.0.1
+        "http://[::127.0.0.1]/hook",  # IPv4-compatible loopback
+        "http://[::a9fe:a9fe]/hook",  # IPv4-compatible metadata service
     ],
 )
-def test_webhooks_to_non_public_addresses_are_refused_in_aws_mode(
-    runner: LocalRunner, template: dict[str, Any], set_env: SetEnv, url: str
+def test_webhooks_to_non_public_addresses_are_refused_in_every_mode(
+    runner: LocalRunner, template: dict[str, Any], url: str
 ) -> None:
-    set_env(PROMPTLAB_WEBHOOK_BLOCK_PRIVATE="true")
     answer = call_api(runner, "POST", "/generate", body={"templateId": template["id"], "input": "x", "callback": url})
     assert answer.status == 422, answer.body
     fields = answer.body["error"]["details"]["fields"]
     assert fields[0]["field"] == "callback" and "non-public" in fields[0]["message"]
 
 
-def test_the_allow_list_limits_and_trusts_webhook_hosts(
+def test_the_allow_list_limits_webhook_hosts_and_still_checks_their_addresses(
     runner: LocalRunner, template: dict[str, Any], set_env: SetEnv
 ) -> None:
-    set_env(PROMPTLAB_WEBHOOK_BLOCK_PRIVATE="true", PROMPTLAB_WEBHOOK_ALLOWED_HOSTS="hooks.internal.test, 127.0.0.1")
+    set_env(PROMPTLAB_WEBHOOK_ALLOWED_HOSTS="hooks.internal.test, 127.0.0.1")
     other = call_api(
         runner,
         "POST",
@@ -161,14 +175,49 @@ def test_the_allow_list_limits_and_trusts_webhook_hosts(
         "/generate",
         body={"templateId": template["id"], "input": "y", "callback": "http://127.0.0.1:9/h"},
     )
-    assert trusted.status == 202
+    assert trusted.status == 422 and "non-public" in trusted.body["error"]["details"]["fields"][0]["message"]
+    set_env(PROMPTLAB_WEBHOOK_ALLOW_LOOPBACK="true")  # a receiver on this machine, locally, by explicit choice
+    allowed = call_api(
+        runner,
+        "POST",
+        "/generate",
+        body={"templateId": template["id"], "input": "z", "callback": "http://127.0.0.1:9/h"},
+    )
+    assert allowed.status == 202
+
+
+def test_outside_local_mode_webhooks_need_https_and_loopback_stays_refused(
+    runner: LocalRunner, template: dict[str, Any], set_env: SetEnv
+) -> None:
+    set_env(PROMPTLAB_MODE="aws", PROMPTLAB_WEBHOOK_ALLOW_LOOPBACK="true")
+    plain = call_api(
+        runner, "POST", "/generate", body={"templateId": template["id"], "input": "x", "callback": "http://a.test/h"}
+    )
+    assert plain.status == 422 and "https" in plain.body["error"]["details"]["fields"][0]["message"]
+    loop = call_api(
+        runner,
+        "POST",
+        "/generate",
+        body={"templateId": template["id"], "input": "y", "callback": "https://127.0.0.1/h"},
+    )
+    assert loop.status == 422 and "non-public" in loop.body["error"]["details"]["fields"][0]["message"]
+
+
+def test_a_rotated_secret_signs_beside_the_new_one_for_a_day(clean_queues: LocalRunner) -> None:
+    old = webhook_signing.signing_keys("default").current
+    new = webhook_signing.rotate("default")
+    keys = webhook_signing.signing_keys("default")
+    assert keys.all() == [new, old]
+    headers = webhook_signing.signature_headers(keys, message_id="m1", timestamp=utc_now(), body=b'{"a":1}')
+    assert Webhook(old).verify(b'{"a":1}', headers) == {"a": 1}  # a receiver not yet switched
+    assert Webhook(new).verify(b'{"a":1}', headers) == {"a": 1}
 
 
 def test_a_target_that_turns_private_after_submit_is_refused_at_delivery_not_retried(
     clean_queues: LocalRunner, template: dict[str, Any], receiver: Receiver, set_env: SetEnv
 ) -> None:
-    made = generate(clean_queues, template, callback=receiver.url)  # locally, loopback is allowed
-    set_env(PROMPTLAB_WEBHOOK_BLOCK_PRIVATE="true", PROMPTLAB_WEBHOOK_BACKOFF_SECONDS="[0]")
+    made = generate(clean_queues, template, callback=receiver.url)  # loopback allowed (the receiver fixture)
+    set_env(PROMPTLAB_WEBHOOK_ALLOW_LOOPBACK="", PROMPTLAB_WEBHOOK_BACKOFF_SECONDS="[0]")
     drain_queues(clean_queues)
     drain_queues(clean_queues, function="NotifierFunction")
     assert receiver.received == []

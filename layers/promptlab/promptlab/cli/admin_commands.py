@@ -115,6 +115,20 @@ def cmd_retention(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_webhook_secret(args: argparse.Namespace) -> int:
+    from promptlab.tenancy import webhook_signing
+
+    use_local_stack()
+    if args.rotate:
+        secret = webhook_signing.rotate(args.tenant)
+        print(f"tenant {args.tenant}: new webhook signing secret (the old one also signs for 24 h):")
+    else:
+        secret = webhook_signing.signing_keys(args.tenant).current
+        print(f"tenant {args.tenant}: webhook signing secret (Standard Webhooks; verify `webhook-signature` with it):")
+    print(secret)
+    return 0
+
+
 def cmd_usage(args: argparse.Namespace) -> int:
     from promptlab.tenancy.usage import usage_report
 
@@ -131,7 +145,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    """Add `keys`, `tenants retention`, `usage`, `openapi` and `pricing`."""
+    """Add `keys`, `tenants retention|webhook-secret`, `usage`, `openapi` and `pricing`."""
     keys = sub.add_parser("keys", help="API keys (each belongs to a tenant)")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="make a key and print it once")
@@ -154,6 +168,10 @@ def register(sub: Any) -> None:
     retention.add_argument("--tenant", default="default")
     retention.add_argument("--days", required=True, help="days to keep, or off")
     retention.set_defaults(func=cmd_retention)
+    signing = tenants_sub.add_parser("webhook-secret", help="show (made on first use) or rotate the webhook secret")
+    signing.add_argument("--tenant", default="default")
+    signing.add_argument("--rotate", action="store_true", help="make a new secret; the old one signs for 24 h more")
+    signing.set_defaults(func=cmd_webhook_secret)
 
     usage = sub.add_parser("usage", help="requests, cache hits, tokens, cost and savings as a table")
     usage.add_argument("--tenant", default="default")

@@ -56,10 +56,12 @@ class Settings(BaseSettings):
     notify_queue_url: str = Field(default="", validation_alias="NOTIFY_QUEUE_URL")
     event_bus_name: str = Field(default="", description="EventBridge bus for promptlab.job.* events; empty: none.")
     job_events_topic_arn: str = Field(default="", description="SNS topic for finished jobs; empty: none.")
-    webhook_secret: str | None = Field(default=None, repr=False, description="HMAC key for webhook signatures.")
-    webhook_secret_parameter: str | None = Field(default=None, description="SSM name of the webhook key (AWS).")
-    webhook_block_private: bool | None = Field(
-        default=None, description="Refuse webhooks to non-public addresses (default: on in AWS mode, off locally)."
+    webhook_block_private: bool = Field(
+        default=True, description="Refuse webhooks to non-public addresses (every mode; see webhook_allow_loopback)."
+    )
+    webhook_allow_loopback: bool = Field(
+        default=False,
+        description="Local mode only: webhooks may go to loopback addresses (a receiver on this machine).",
     )
     webhook_allowed_hosts: str = Field(default="", description="Comma-separated hosts webhooks may reach; empty: any.")
     webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=30)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from promptlab.db.connection import Connection
@@ -22,6 +22,36 @@ def tenant_exists(conn: Connection, *, tenant_id: str) -> bool:
 def set_retention(conn: Connection, *, tenant_id: str, days: int | None) -> bool:
     """Set (or clear, with None) how long a tenant's inputs and outputs are kept."""
     cur = conn.execute("UPDATE tenants SET retention_days = %s WHERE id = %s", (days, tenant_id))
+    return cur.rowcount == 1
+
+
+def webhook_secrets(conn: Connection, *, tenant_id: str) -> tuple[str | None, str | None, datetime | None]:
+    """(current, previous, rotated at) of a tenant's webhook signing secrets."""
+    row = conn.execute(
+        "SELECT webhook_secret, webhook_secret_previous, webhook_secret_rotated_at FROM tenants WHERE id = %s",
+        (tenant_id,),
+    ).fetchone()
+    if row is None:
+        return None, None, None
+    return row["webhook_secret"], row["webhook_secret_previous"], row["webhook_secret_rotated_at"]
+
+
+def set_first_webhook_secret(conn: Connection, *, tenant_id: str, secret: str) -> str | None:
+    """Give a tenant its first signing secret unless it has one; returns the tenant's secret (None: no tenant)."""
+    row = conn.execute(
+        "UPDATE tenants SET webhook_secret = coalesce(webhook_secret, %s) WHERE id = %s RETURNING webhook_secret",
+        (secret, tenant_id),
+    ).fetchone()
+    return row["webhook_secret"] if row is not None else None
+
+
+def rotate_webhook_secret(conn: Connection, *, tenant_id: str, secret: str) -> bool:
+    """Make `secret` the tenant's signing secret; the old one keeps signing for a grace period."""
+    cur = conn.execute(
+        "UPDATE tenants SET webhook_secret_previous = webhook_secret, webhook_secret = %s,"
+        " webhook_secret_rotated_at = now() WHERE id = %s",
+        (secret, tenant_id),
+    )
     return cur.rowcount == 1
 
 

@@ -48,16 +48,6 @@ def _from_ssm(name: str) -> str:
     return value
 
 
-def webhook_secret() -> str | None:
-    """The key that signs webhooks, or None when webhooks go unsigned."""
-    settings = get_settings()
-    if settings.webhook_secret:
-        return settings.webhook_secret
-    if settings.mode == "aws" and settings.webhook_secret_parameter:
-        return _from_ssm(settings.webhook_secret_parameter)
-    return None
-
-
 def secret(value: str | None, parameter: str | None) -> str | None:
     """A secret given directly (the environment, locally), else read from SSM by name in AWS mode (cached 5 min)."""
     if value:

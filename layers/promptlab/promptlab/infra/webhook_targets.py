@@ -1,11 +1,14 @@
 """Where webhooks may go (SSRF defence), and the one POST that sends them.
 
-In AWS mode (or with `PROMPTLAB_WEBHOOK_BLOCK_PRIVATE=true`) a callback URL must resolve only to public
-addresses: no loopback, private, link-local (the instance metadata service at 169.254.169.254), CGNAT,
-multicast or reserved ones, IPv4-mapped IPv6 included. `PROMPTLAB_WEBHOOK_ALLOWED_HOSTS` (comma-separated,
-`*.example.com` for subdomains) limits callbacks to those hosts and trusts them even on private
-addresses. The check runs at submit and again at delivery, and the delivery connects to the address that
-was checked (no second DNS answer can swap it), and never follows redirects.
+In every mode a callback URL must resolve only to public addresses: no loopback, private, link-local (the
+instance metadata service at 169.254.169.254), CGNAT, multicast or reserved ones — also when written as
+IPv6 that carries an IPv4 address (IPv4-mapped `::ffff:a.b.c.d`, IPv4-compatible `::a.b.c.d`, NAT64
+`64:ff9b::/96`, 6to4 `2002::/16`, Teredo; the local-use NAT64 `64:ff9b:1::/48` is refused whole). Outside
+local mode only https is allowed. `PROMPTLAB_WEBHOOK_ALLOWED_HOSTS` (comma-separated, `*.example.com` for
+subdomains) limits callbacks to those hosts, which are checked for private addresses all the same; locally,
+`PROMPTLAB_WEBHOOK_ALLOW_LOOPBACK=true` lets a receiver on this machine take them. The check runs at submit
+and again at delivery, the delivery connects to the address that was checked (no second DNS answer can
+swap it), and it never follows redirects.
 """
 
 from __future__ import annotations
@@ -35,11 +38,38 @@ def _allowed_host(host: str, allowed: list[str]) -> bool:
     return any(host == entry or (entry.startswith("*.") and host.endswith(entry[1:])) for entry in allowed)
 
 
-def _public(address: str) -> bool:
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, compatible, NAT64, 6to4, Teredo client), if any."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    return None
+
+
+def is_public(address: str) -> bool:
+    """Whether a webhook may connect to this address: globally reachable, unicast, whatever its spelling."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _NAT64_LOCAL:
+            return False
+        inner = embedded_ipv4(ip)
+        if inner is not None:
+            return inner.is_global and not inner.is_multicast
     return ip.is_global and not ip.is_multicast
+
+
+def _loopback(address: str) -> bool:
+    return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
 
 
 def vet(url: str) -> Target:
@@ -48,6 +78,8 @@ def vet(url: str) -> Target:
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise TargetRefused("only http and https URLs with a host can receive webhooks")
+    if parts.scheme != "https" and settings.mode != "local":
+        raise TargetRefused("webhooks go to https URLs only")
     host = parts.hostname.lower()
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -61,9 +93,9 @@ def vet(url: str) -> Target:
     except (socket.gaierror, UnicodeError) as exc:
         raise TargetRefused(f"{host} does not resolve") from exc
     addresses = [str(info[4][0]) for info in infos]
-    block = settings.webhook_block_private if settings.webhook_block_private is not None else settings.mode == "aws"
-    if block and not allowed:
-        private = [a for a in addresses if not _public(a)]
+    if settings.webhook_block_private:
+        loopback_ok = settings.webhook_allow_loopback and settings.mode == "local"
+        private = [a for a in addresses if not is_public(a) and not (loopback_ok and _loopback(a))]
         if private:
             raise TargetRefused(f"{host} resolves to a non-public address ({private[0]}): webhooks cannot go there")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

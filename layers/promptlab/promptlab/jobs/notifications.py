@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import http.client
 import json
-import time
 from dataclasses import dataclass
 
+from promptlab.core.clock import rfc3339, utc_now
 from promptlab.core.errors import DependencyUnavailable
 from promptlab.core.observability import logger
 from promptlab.core.settings import get_settings
@@ -17,16 +15,15 @@ from promptlab.db.connection import connection
 from promptlab.infra import webhook_targets
 from promptlab.infra.job_queue import get_queue
 from promptlab.infra.publishers import get_publishers
-from promptlab.infra.secrets import webhook_secret
 from promptlab.jobs.lifecycle import job_public
 from promptlab.models.jobs import Job, JobMessage
+from promptlab.tenancy import webhook_signing
 
 EVENTS = {
     "completed": "promptlab.job.completed",
     "failed": "promptlab.job.failed",
     "cancelled": "promptlab.job.cancelled",
 }
-SIGNATURE_HEADER = "X-PromptLab-Signature"
 
 
 class DeliveryFailed(Exception):
@@ -43,26 +40,27 @@ class Announcement:
     receive_count: int
 
 
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """`v1=` + hex HMAC-SHA256 of `{timestamp}.{body}` (the receiver recomputes and compares)."""
-    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"v1={digest}"
+def webhook_id(job_id: str, event: str) -> str:
+    """The delivery's `webhook-id`: the same on every retry, so receivers can de-duplicate on it."""
+    return f"{job_id}_{event.rsplit('.', 1)[-1]}"
 
 
-def _post_webhook(url: str, event: str, delivery_id: str, body: bytes) -> int:
+def _post_webhook(job: Job, event: str, body: bytes) -> int:
+    """POST one Standard Webhooks delivery, signed with the job's tenant's secrets."""
+    assert job.callback_url is not None
     settings = get_settings()
-    timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "PromptLab-Webhook/1",
         "X-PromptLab-Event": event,
-        "X-PromptLab-Delivery": delivery_id,
-        "X-PromptLab-Timestamp": timestamp,
+        **webhook_signing.signature_headers(
+            webhook_signing.signing_keys(job.tenant_id),
+            message_id=webhook_id(job.id, event),
+            timestamp=utc_now(),
+            body=body,
+        ),
     }
-    secret = webhook_secret()
-    if secret:
-        headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
-    return webhook_targets.post(url, body, headers, timeout=settings.webhook_timeout_seconds)
+    return webhook_targets.post(job.callback_url, body, headers, timeout=settings.webhook_timeout_seconds)
 
 
 def _channels(job: Job) -> list[str]:
@@ -85,8 +83,7 @@ def _send(channel: str, job: Job, event: str, body: bytes) -> int | None:
     if channel == "sns":
         get_publishers().publish(topic_arn=settings.job_events_topic_arn, event=event, message=body.decode())
         return None
-    assert job.callback_url is not None
-    status = _post_webhook(job.callback_url, event, f"{job.id}:{event}", body)
+    status = _post_webhook(job, event, body)
     if not 200 <= status < 300:
         raise DeliveryFailed(f"webhook answered {status}")
     return status
@@ -103,10 +100,14 @@ def deliver(announcement: Announcement) -> list[str]:
         event = EVENTS[job.status]
         done = notifications_repo.delivered_channels(conn, job_id=job_id, event=event)
         attempts = jobs_repo.list_attempts(conn, job_id=job_id)
-    body = json.dumps(
-        {"event": event, "job": job_public(job, attempts).model_dump(mode="json", by_alias=True)},
-        separators=(",", ":"),
-    ).encode()
+    payload = {
+        "type": event,
+        "event": event,
+        "tenantId": job.tenant_id,
+        "timestamp": rfc3339(utc_now()),
+        "job": job_public(job, attempts).model_dump(mode="json", by_alias=True),
+    }
+    body = json.dumps(payload, separators=(",", ":")).encode()
     delivered: list[str] = []
     failed: list[str] = []
     for channel in _channels(job):
