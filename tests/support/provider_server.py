@@ -4,7 +4,8 @@ The model name steers it: `status-529` answers that status with the provider's e
 `slow` sleeps past any timeout, `malformed` answers broken JSON, `truncated` stops at max_tokens,
 `refuse` refuses, `limited` allows LIMIT requests per WINDOW seconds (429 beyond, with the real rate-limit
 headers); anything else answers normally. Asked for JSON, it first answers broken JSON and a schema-valid
-value once the request carries a correction (`json-never`: never). Every request is kept.
+value once the request carries a correction (`json-never`: never; `json-echo`: never, quoting the prompt as a
+model chatting back would). Every request is kept.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ CORRECTION = "Your previous answer was not valid"
 def _json_answer(body: dict[str, Any], schema: dict[str, Any] | None) -> str:
     """JSON mode: a broken answer first (and always for model `json-never`), a valid one once corrected."""
     corrected = any(CORRECTION in str(m.get("content")) for m in body["messages"])
+    if body["model"] == "json-echo":
+        first = next((str(m.get("content")) for m in body["messages"] if m.get("role") == "user"), "")
+        return f'You asked: {first[:80]} Here it is: {{"title": '
     if not corrected or body["model"] == "json-never":
         return 'Sure! Here it is: {"title": '
     return json.dumps(json_output.example(schema) if schema else {"answer": "ok"})

@@ -317,13 +317,54 @@ def mark_enqueued_many(conn: Connection, *, job_ids: list[str]) -> None:
         conn.execute("UPDATE jobs SET enqueued_at = now(), updated_at = now() WHERE id = ANY(%s)", (job_ids,))
 
 
-PURGE_COLUMNS = "input = NULL, output = NULL, metadata = NULL, messages = NULL, purged_at = now(), updated_at = now()"
+# What a purge keeps of an error: its code and numbers, never an answer it quoted.
+_PURGED_ERROR = (
+    "CASE WHEN {e} IS NULL THEN NULL WHEN {e}->>'code' = 'invalid_output'"
+    " THEN ({e} - 'output') || jsonb_build_object('message', 'the answer did not fit the response format (purged)')"
+    " ELSE {e} - 'output' END"
+)
+PURGE_COLUMNS = (
+    "input = NULL, output = NULL, metadata = NULL, messages = NULL, error = "
+    + _PURGED_ERROR.format(e="error")
+    + ", purged_at = now(), updated_at = now()"
+)
 
 
-def purge_job(conn: Connection, *, tenant_id: str, job_id: str) -> Row | None:
-    """Drop a finished job's input and output, keep its accounting; None when it is not finished (or missing)."""
-    return conn.execute(
-        f"UPDATE jobs SET {PURGE_COLUMNS} WHERE id = %s AND tenant_id = %s"
-        " AND status IN ('completed', 'failed', 'cancelled') RETURNING id, input_hash",
+def purge_job(conn: Connection, *, tenant_id: str, job_id: str) -> list[Row] | None:
+    """Drop a finished job's input and output — and those of the tenant's other finished jobs with the same
+    input (the cache hits that copied its answer, or the job it copied) — keeping the accounting.
+
+    Returns (id, input_hash) of every job purged; None when the job is not finished (or missing).
+    """
+    target = conn.execute(
+        "SELECT input_hash FROM jobs WHERE id = %s AND tenant_id = %s"
+        " AND status IN ('completed', 'failed', 'cancelled')",
         (job_id, tenant_id),
     ).fetchone()
+    if target is None:
+        return None
+    purged = conn.execute(
+        f"UPDATE jobs SET {PURGE_COLUMNS} WHERE tenant_id = %s AND (id = %s OR (input_hash = %s"
+        " AND status IN ('completed', 'failed', 'cancelled'))) RETURNING id, input_hash",
+        (tenant_id, job_id, target["input_hash"]),
+    ).fetchall()
+    purge_kept_copies(conn, tenant_id=tenant_id, job_ids=[row["id"] for row in purged])
+    return purged
+
+
+def purge_kept_copies(conn: Connection, *, tenant_id: str, job_ids: list[str]) -> None:
+    """Drop what else holds these jobs' content: their attempts' errors (an invalid answer is quoted there)
+    and the answers idempotency keys replay."""
+    if not job_ids:
+        return
+    conn.execute(
+        f"UPDATE job_attempts SET error = {_PURGED_ERROR.format(e='error')}"
+        " WHERE job_id = ANY(%s) AND error IS NOT NULL",
+        (job_ids,),
+    )
+    conn.execute(
+        "UPDATE idempotency_keys SET response = response || jsonb_build_object('input', null, 'output', null,"
+        " 'messages', null, 'metadata', null, 'attemptHistory', null)"
+        " WHERE tenant_id = %s AND response->>'id' = ANY(%s)",
+        (tenant_id, job_ids),
+    )

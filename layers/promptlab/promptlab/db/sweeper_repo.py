@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from psycopg.types.json import Jsonb
 
 from promptlab.db.connection import Connection, Row
-from promptlab.db.jobs_repo import PURGE_COLUMNS
+from promptlab.db.jobs_repo import PURGE_COLUMNS, purge_kept_copies
 
 
 def unsent_jobs(conn: Connection, *, older_than_seconds: int, limit: int) -> list[Row]:
@@ -78,11 +78,15 @@ def release_ended_reservations(conn: Connection, *, limit: int) -> int:
 
 def purge_past_retention(conn: Connection, *, limit: int) -> list[Row]:
     """Purge finished jobs older than their tenant's retention period (bounded; safe to run twice at once)."""
-    return conn.execute(
+    purged = conn.execute(
         f"UPDATE jobs SET {PURGE_COLUMNS} WHERE id IN ("
         " SELECT j.id FROM jobs j JOIN tenants t ON t.id = j.tenant_id"
         " WHERE t.retention_days IS NOT NULL AND j.purged_at IS NULL AND j.completed_at IS NOT NULL"
         " AND j.completed_at < now() - make_interval(days => t.retention_days)"
-        " ORDER BY j.completed_at LIMIT %s FOR UPDATE OF j SKIP LOCKED) RETURNING id, input_hash",
+        " ORDER BY j.completed_at LIMIT %s FOR UPDATE OF j SKIP LOCKED) RETURNING id, tenant_id, input_hash",
         (limit,),
     ).fetchall()
+    for tenant_id in {row["tenant_id"] for row in purged}:
+        ids = [row["id"] for row in purged if row["tenant_id"] == tenant_id]
+        purge_kept_copies(conn, tenant_id=tenant_id, job_ids=ids)
+    return purged

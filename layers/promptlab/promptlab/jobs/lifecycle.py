@@ -215,5 +215,6 @@ def purge_job(*, tenant_id: str, job_id: str) -> None:
                 f"job {job_id!r} is {row.status}: cancel it before purging it",
                 details={"jobId": job_id, "status": row.status},
             )
-    result_cache.forget(purged["input_hash"])
-    logger.info("job purged", job_id=job_id)
+    for hash_of_input in {row["input_hash"] for row in purged}:
+        result_cache.forget(hash_of_input)
+    logger.info("job purged", job_id=job_id, copies=len(purged) - 1)
