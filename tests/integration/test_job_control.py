@@ -251,3 +251,41 @@ def test_a_waiter_is_woken_by_the_end_of_its_job_not_by_its_timeout(runner: Loca
         waited = time.monotonic() - started
     # Then the wait returns with the message, long before its timeout
     assert waited < 5
+
+
+def test_a_key_holds_at_most_its_share_of_long_polls(clean_queues: LocalRunner, set_env: SetEnv) -> None:
+    import threading
+    import time
+
+    from promptlab.tenancy import auth
+
+    # Given a key allowed 2 long polls at once, and a job that stays queued
+    set_env(PROMPTLAB_MAX_WAITS_PER_KEY="2")
+    made = auth.create_key(name=unique("waits"))
+    template = call_api(
+        clean_queues, "POST", "/templates", api_key=made.key, body={"name": unique("w"), "body": "{{ t }}"}
+    ).body
+    job = call_api(
+        clean_queues, "POST", "/generate", api_key=made.key, body={"templateId": template["id"], "input": "x"}
+    )
+    statuses: list[int] = []
+
+    def long_poll() -> None:
+        answer = call_api(clean_queues, "GET", f"/jobs/{job.body['id']}", api_key=made.key, query={"wait": "1.5"})
+        statuses.append(answer.status)
+
+    # When it opens 2 long polls and then a third
+    waiting = [threading.Thread(target=long_poll) for _ in range(2)]
+    for thread in waiting:
+        thread.start()
+    time.sleep(0.5)
+    third = call_api(clean_queues, "GET", f"/jobs/{job.body['id']}", api_key=made.key, query={"wait": "1"})
+    # Then the third is a 429 at once, and a plain read still answers
+    assert third.status == 429 and third.body["error"]["code"] == "rate_limited" and third.header("Retry-After")
+    assert call_api(clean_queues, "GET", f"/jobs/{job.body['id']}", api_key=made.key).status == 200
+    for thread in waiting:
+        thread.join()
+    assert statuses == [200, 200]
+    # And once they ended, long polls are allowed again (another key's never counted)
+    again = call_api(clean_queues, "GET", f"/jobs/{job.body['id']}", api_key=made.key, query={"wait": "0.2"})
+    assert again.status == 200

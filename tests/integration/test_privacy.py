@@ -36,7 +36,7 @@ def tables_holding(canary: str) -> list[str]:
 
 def redis_values(key: bytes) -> list[Any]:
     """What a Redis key holds, whatever its type."""
-    client = get_redis()
+    client: Any = get_redis()
     kind = client.type(key).decode()
     if kind == "string":
         return [client.get(key)]

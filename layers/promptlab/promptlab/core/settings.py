@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     cache_max_value_bytes: int = Field(default=262_144, ge=1024, description="Larger results are not cached in Redis.")
     template_cache_seconds: float = Field(default=1.0, ge=0, le=60, description="In-process template cache.")
     idempotency_ttl_seconds: int = Field(default=86_400, ge=60)
+    max_waits_per_key: int = Field(
+        default=10, ge=1, le=1000, description="Long polls (`GET /jobs/{id}?wait=`) one API key may hold at once."
+    )
     max_prompt_chars: int = Field(
         default=200_000, ge=1000, le=10_000_000, description="Longest rendered prompt (body, system, messages)."
     )

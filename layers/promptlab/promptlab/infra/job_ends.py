@@ -53,5 +53,43 @@ def listening(job_id: str, fallback_poll_seconds: float) -> Iterator[Callable[[f
             pubsub.close()
 
 
+# KEYS[1]: the waiter's sorted set of open waits. ARGV: limit, hold (ms), member. 1 when a wait may start.
+# A wait whose holder died expires on its own: members are scored by when they lapse (Redis's clock).
+_WAIT_SLOT_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+class TooManyWaits(Exception):
+    """The waiter already holds as many long polls as it may."""
+
+
+@contextlib.contextmanager
+def wait_slot(waiter: str, *, limit: int, seconds: float) -> Iterator[None]:
+    """Hold one of the waiter's `limit` concurrent long polls for at most `seconds`; `TooManyWaits` when all
+    are taken. Redis down: the wait goes ahead (a cap is no reason to fail a read)."""
+    key = f"{get_settings().redis_prefix}waits:{waiter}"
+    member = f"{time.monotonic_ns()}:{id(object())}"
+    client = get_redis()
+    try:
+        granted = client.eval(_WAIT_SLOT_LUA, 1, key, limit, int(seconds * 1000) + 1000, member)
+    except (redis.RedisError, OSError):
+        granted = None
+    if granted == 0:
+        raise TooManyWaits(waiter)
+    try:
+        yield
+    finally:
+        if granted:
+            with contextlib.suppress(redis.RedisError, OSError):
+                client.zrem(key, member)
+
+
 def _sleep(seconds: float) -> None:
     time.sleep(max(0.0, seconds))

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from promptlab.core.clock import utc_now
-from promptlab.core.errors import Conflict, DependencyUnavailable, NotFound
+from promptlab.core.errors import Conflict, DependencyUnavailable, NotFound, RateLimited
 from promptlab.core.observability import logger
 from promptlab.core.pagination import decode_cursor, encode_cursor
 from promptlab.core.settings import get_settings
@@ -80,28 +80,43 @@ WAIT_POLL_SECONDS = 0.05  # the re-read interval when Redis cannot wake the wait
 REREAD_SECONDS = 1.0
 
 
-def get_job(*, tenant_id: str, job_id: str, wait_seconds: float = 0) -> JobPublic:
+def get_job(*, tenant_id: str, job_id: str, wait_seconds: float = 0, waiter: str | None = None) -> JobPublic:
     """A tenant's job with its attempt history, or 404.
 
     With `wait_seconds`, an unfinished job is waited for until it ends or the wait is over (a long poll):
     the worker's end-of-job message wakes the wait at once, and the job is re-read at least every second
-    in case that message was lost.
+    in case that message was lost. A `waiter` (the API key) holds at most `max_waits_per_key` long polls at
+    once (`RateLimited` beyond), so one client cannot hold every API sandbox.
     """
     deadline = time.monotonic() + wait_seconds
     with connection() as conn:
         row = _require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id)
     if row.status not in TERMINAL and wait_seconds > 0:
-        with job_ends.listening(job_id, WAIT_POLL_SECONDS) as wait:
-            while True:  # no connection is held while waiting
-                with connection() as conn:
-                    row = _require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id)
-                if row.status in TERMINAL or time.monotonic() >= deadline:
-                    break
-                wait(min(REREAD_SECONDS, deadline - time.monotonic()))
+        limit = get_settings().max_waits_per_key
+        try:
+            with job_ends.wait_slot(waiter or tenant_id, limit=limit, seconds=wait_seconds):
+                row = _wait_for_end(tenant_id=tenant_id, job_id=job_id, deadline=deadline)
+        except job_ends.TooManyWaits:
+            raise RateLimited(
+                f"this key already holds {limit} long polls; wait for one to end or poll without ?wait=",
+                headers={"Retry-After": "1"},
+                details={"limit": limit},
+            ) from None
     with connection() as conn:
         attempts = jobs_repo.list_attempts(conn, job_id=job_id)
         notifications = notifications_repo.list_notifications(conn, job_id=job_id)
     return job_public(row, attempts, notifications)
+
+
+def _wait_for_end(*, tenant_id: str, job_id: str, deadline: float) -> Job:
+    """Re-read the job when its end is announced (at least every second) until it ends or the deadline."""
+    with job_ends.listening(job_id, WAIT_POLL_SECONDS) as wait:
+        while True:  # no connection is held while waiting
+            with connection() as conn:
+                row = _require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id)
+            if row.status in TERMINAL or time.monotonic() >= deadline:
+                return row
+            wait(min(REREAD_SECONDS, deadline - time.monotonic()))
 
 
 def list_jobs(

@@ -25,14 +25,18 @@ def _tenant() -> str:
     return current_principal().tenant_id
 
 
-@router.get("/jobs/<id>", responses=doc(200, JobPublic, "The job with its attempt history", 404), tags=["jobs"])
+@router.get("/jobs/<id>", responses=doc(200, JobPublic, "The job with its attempt history", 404, 429), tags=["jobs"])
 def get_job(
     id: JobId,
     wait: Annotated[
         float, Query(ge=0, le=20, description="Seconds to hold the answer until the job ends (long poll; ≤ 20).")
     ] = 0,
 ) -> Response[str]:
-    return json_response(200, lifecycle.get_job(tenant_id=_tenant(), job_id=id, wait_seconds=wait))
+    principal = current_principal()
+    job = lifecycle.get_job(
+        tenant_id=principal.tenant_id, job_id=id, wait_seconds=wait, waiter=principal.key_id or principal.tenant_id
+    )
+    return json_response(200, job)
 
 
 @router.delete(
