@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -92,3 +93,34 @@ def test_the_cli_generates_and_waits_for_the_output(local_stack: str) -> None:
         [*command[:4], "no-such-template", *command[5:]], capture_output=True, text=True, timeout=60, check=False
     )
     assert missing.returncode == 1 and "404 not_found" in missing.stderr
+
+
+def _head_only(base_url: str, content_length: str) -> tuple[int, Any]:
+    """POST /generate announcing `content_length` and sending no body; the answer's status and JSON."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=5)
+    try:
+        conn.putrequest("POST", "/generate")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", content_length)
+        conn.endheaders()
+        answer = conn.getresponse()
+        return answer.status, json.loads(answer.read() or b"{}")
+    finally:
+        conn.close()
+
+
+def test_the_gateway_refuses_a_huge_or_lying_body_before_reading_it(local_stack: str) -> None:
+    # Given a request that announces 50 MB and sends none of it
+    started = time.monotonic()
+    status, body = _head_only(local_stack, "50000000")
+    # Then it is a 413 at once, not a wait for 50 MB
+    assert status == 413 and body["error"]["code"] == "payload_too_large"
+    assert time.monotonic() - started < 3
+    # And a Content-Length that is not a byte count is a 400
+    for bad in ("abc", "-5", "1e3", "12 34"):
+        status, body = _head_only(local_stack, bad)
+        assert status == 400 and body["error"]["code"] == "bad_request", (bad, body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -244,3 +245,31 @@ def test_the_keys_and_usage_commands(runner: LocalRunner, capsys: pytest.Capture
     assert main(["usage", "--tenant", made["tenantId"], "--group-by", "model"]) == 0
     table = capsys.readouterr().out
     assert "requests" in table and "costUSD" in table and "total" in table
+
+
+def test_guessing_keys_is_limited_per_address_before_any_lookup(runner: LocalRunner, set_env: SetEnv) -> None:
+    # Given an address allowed 3 unknown keys a window
+    set_env(PROMPTLAB_RATE_LIMIT_AUTH_FAILURES="3")
+    address = f"10.99.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+    guesses = [
+        call_api(runner, "GET", "/templates", api_key=f"pl_guess_{uuid.uuid4().hex}", source_ip=address).status
+        for _ in range(5)
+    ]
+    # Then the first 3 are 401s and the rest 429s, answered without a database lookup
+    assert guesses == [401, 401, 401, 429, 429]
+    # And another address is not affected
+    assert call_api(runner, "GET", "/templates", api_key="pl_guess_other").status == 401
+
+
+def test_unknown_keys_never_push_live_keys_out_of_the_cache(
+    runner: LocalRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a live key in the process cache, and a cache of 5 entries
+    monkeypatch.setattr(auth, "_CACHE_MAX", 5)
+    live = new_key()
+    assert call_api(runner, "GET", "/templates", api_key=live).status == 200
+    # When 20 made-up keys are tried
+    for _ in range(20):
+        call_api(runner, "GET", "/templates", api_key=f"pl_flood_{uuid.uuid4().hex}")
+    # Then the live key is still answered from the cache
+    assert auth.hash_key(live) in auth._cache

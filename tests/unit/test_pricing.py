@@ -45,3 +45,15 @@ def test_claude_haiku_3_hand_computed() -> None:
     assert prices is not None
     # 36 × $0.25/M + 783 × $1.25/M = $0.000009 + $0.00097875
     assert cost_usd(Usage(input_tokens=36, output_tokens=783), prices) == Decimal("0.00098775")
+
+
+def test_a_longer_model_name_is_not_priced_as_its_prefix() -> None:
+    # gpt-5-pro costs far more than gpt-5: pricing it as gpt-5 would let a budget be overspent
+    assert unit_prices("openai", "gpt-5-pro") is None
+    assert unit_prices("openai", "gpt-4o-mini-realtime") is None
+    assert unit_prices("anthropic", "claude-haiku-4-5-turbo") is None
+    # an alias of the table and a dated snapshot of it both are priced
+    opus = unit_prices("anthropic", "claude-opus-4-20250514")
+    assert opus is not None and opus.model == "claude-opus-4-0"
+    dated = unit_prices("openai", "gpt-4o-2024-08-06")
+    assert dated is not None and dated.model == "gpt-4o"

@@ -6,7 +6,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from promptlab.core.errors import ConfigurationError
@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     openai_compatible_models: tuple[str, ...] = Field(default=(), description="Allowed models; empty: any.")
     openai_compatible_default_model: str | None = None
 
+    fake_enabled: bool | None = Field(
+        default=None, description="The offline fake provider may be used (default: locally yes; never in AWS mode)."
+    )
     fake_latency_ms: int = Field(default=0, ge=0, le=600_000)
     fake_fail_status: str | None = Field(
         default=None, pattern=r"^\s*[45]\d\d(\s*,\s*[45]\d\d)*\s*$", description="A status, or several: `429,500,529`."
@@ -150,6 +153,23 @@ class Settings(BaseSettings):
     fake_answer_log: str | None = Field(
         default=None, description="File the fake provider appends a line to per answer."
     )
+
+    @model_validator(mode="after")
+    def _safe_in_aws(self) -> Settings:
+        """AWS mode never runs open: no request without a key, no made-up answers for anyone."""
+        if self.mode == "aws":
+            if not self.auth:
+                raise ValueError("PROMPTLAB_AUTH=off is refused in AWS mode: every request needs an API key there")
+            if self.fake_enabled or self.default_provider == "fake":
+                raise ValueError(
+                    "the offline fake provider is refused in AWS mode (PROMPTLAB_FAKE_ENABLED or DefaultProvider=fake)"
+                )
+        return self
+
+    @property
+    def fake_allowed(self) -> bool:
+        """Whether the offline fake provider may answer here."""
+        return self.fake_enabled if self.fake_enabled is not None else self.mode == "local"
 
     @property
     def fake_fail_statuses(self) -> tuple[int, ...]:

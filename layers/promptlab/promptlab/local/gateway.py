@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from promptlab.api.errors import CODE_BY_STATUS, error_payload, status_of
+from promptlab.api.pipeline import MAX_BODY_BYTES
 from promptlab.core.json_types import LambdaEvent
 from promptlab.core.observability import logger
 from promptlab.local.stack import ACCOUNT_ID, Route, Stack
@@ -156,7 +157,16 @@ class GatewayHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._error("length_required", "send a Content-Length; chunked bodies are not supported")
             return
-        body = self.rfile.read(int(length)) if length else b""
+        size = _content_length(length)
+        if size is None:
+            self.close_connection = True
+            self._error("bad_request", "the Content-Length header is not a number of bytes")
+            return
+        if size > MAX_BODY_BYTES:  # refused before reading: a huge body never reaches memory
+            self.close_connection = True
+            self._error("payload_too_large", f"the request body is larger than {MAX_BODY_BYTES} bytes")
+            return
+        body = self.rfile.read(size) if size else b""
         path = urlsplit(self.path).path
         found = self.server.stack.route_for(self.command, path)
         if found is None:
@@ -191,3 +201,11 @@ class GatewayHandler(BaseHTTPRequestHandler):
         logger.debug("request", method=self.command, path=path, ms=round((time.perf_counter() - started) * 1000, 2))
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _handle
+
+
+def _content_length(value: str | None) -> int | None:
+    """The body's size from its header (0 without one); None when the header is not a plain byte count."""
+    if value is None:
+        return 0
+    text = value.strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 15 else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
@@ -50,21 +51,23 @@ def priced_default_model(provider: str) -> str | None:
     return str(value) if value else None
 
 
-def unit_prices(provider: str, model: str, *, batch: bool = False) -> UnitPrices | None:
-    """Prices for a model (dated snapshots such as `claude-haiku-4-5-20251001` match); None if unknown.
+# A dated snapshot of a priced model: `claude-haiku-4-5-20251001`, `gpt-4o-2024-08-06`. Nothing else is
+# stripped, so `gpt-5-pro` is never priced as `gpt-5`: other names must be in the table or its aliases.
+_SNAPSHOT = re.compile(r"^(?P<base>.+)-(?:\d{8}|\d{4}-\d{2}-\d{2})$")
 
-    `batch`: the provider's batch-API prices (about half), for the economy lane.
+
+def unit_prices(provider: str, model: str, *, batch: bool = False) -> UnitPrices | None:
+    """Prices for a model by its exact name, an alias of the table's, or a dated snapshot of either; None if
+    unknown. `batch`: the provider's batch-API prices (about half), for the economy lane.
     """
     table: dict[str, dict[str, str]] = _data()["models"].get(provider, {})
-    name = _data()["aliases"].get(provider, {}).get(model, model)
-    entry = table.get(name)
-    if entry is None:
-        candidates = [key for key in table if name.startswith(key + "-")]
-        if candidates:
-            name = max(candidates, key=len)
-            entry = table[name]
-    if entry is None:
+    aliases: dict[str, str] = _data()["aliases"].get(provider, {})
+    snapshot = _SNAPSHOT.match(model)
+    names = [model, *([snapshot.group("base")] if snapshot else [])]
+    name = next((aliases.get(n, n) for n in names if aliases.get(n, n) in table), None)
+    if name is None:
         return None
+    entry = table[name]
     inp = Decimal(entry["batchInput"] if batch and "batchInput" in entry else entry["input"])
     return UnitPrices(
         provider=provider,

@@ -76,6 +76,8 @@ class ProviderSpec:
 
     def configured(self, settings: Settings) -> bool:
         """Whether this deployment can call the provider."""
+        if self.name == "fake" and not settings.fake_allowed:
+            return False
         own = self.settings(settings)
         has_key = bool(own.api_key or (settings.mode == "aws" and own.api_key_parameter))
         return (has_key or not self.needs_key) and (bool(own.base_url) or not self.needs_base_url)
