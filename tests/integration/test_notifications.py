@@ -189,7 +189,12 @@ def test_the_allow_list_limits_webhook_hosts_and_still_checks_their_addresses(
 def test_outside_local_mode_webhooks_need_https_and_loopback_stays_refused(
     runner: LocalRunner, template: dict[str, Any], set_env: SetEnv
 ) -> None:
-    set_env(PROMPTLAB_MODE="aws", PROMPTLAB_WEBHOOK_ALLOW_LOOPBACK="true")
+    set_env(
+        PROMPTLAB_MODE="aws",
+        PROMPTLAB_WEBHOOK_ALLOW_LOOPBACK="true",
+        PROMPTLAB_DEFAULT_PROVIDER="openai",
+        OPENAI_API_KEY="test-key",
+    )
     plain = call_api(
         runner, "POST", "/generate", body={"templateId": template["id"], "input": "x", "callback": "http://a.test/h"}
     )

@@ -273,3 +273,20 @@ def test_unknown_keys_never_push_live_keys_out_of_the_cache(
         call_api(runner, "GET", "/templates", api_key=f"pl_flood_{uuid.uuid4().hex}")
     # Then the live key is still answered from the cache
     assert auth.hash_key(live) in auth._cache
+
+
+def test_the_webhook_secret_command_shows_and_rotates_a_tenants_secret(
+    runner: LocalRunner, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from promptlab.cli.main import main
+
+    tenant = auth.create_key(name=unique("hooks")).tenant_id
+    assert main(["tenants", "webhook-secret", "--tenant", tenant]) == 0
+    first = capsys.readouterr().out.split()[-1]
+    assert main(["tenants", "webhook-secret", "--tenant", tenant]) == 0
+    assert capsys.readouterr().out.split()[-1] == first and first.startswith("whsec_")  # made once, then kept
+    assert main(["tenants", "webhook-secret", "--tenant", tenant, "--rotate"]) == 0
+    rotated = capsys.readouterr().out.split()[-1]
+    assert rotated != first and rotated.startswith("whsec_")
+    with pytest.raises(Exception, match="no tenant"):
+        main(["tenants", "webhook-secret", "--tenant", "no-such-tenant"])

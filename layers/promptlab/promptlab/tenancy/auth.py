@@ -134,16 +134,17 @@ def presented_key(headers: dict[str, str]) -> str | None:
     return None
 
 
-def _cached(digest: str, now: float) -> tuple[bool, Principal | None]:
-    """(known, principal): a live key or a recent miss from the process cache."""
+def _cached(digest: str, now: float) -> tuple[bool, Principal | None, bool]:
+    """(known, principal, was live): a live key or a recent miss from the process cache, and whether the
+    key was live when last looked up (such a key is looked up again without the guessing guard)."""
     with _cache_lock:
         hit = _cache.get(digest)
         if hit is not None and hit[0] > now:
-            return True, hit[1]
+            return True, hit[1], True
         missed = _misses.get(digest)
         if missed is not None and missed > now:
-            return True, None
-    return False, None
+            return True, None, False
+    return False, None, hit is not None
 
 
 def _remember(digest: str, now: float, found: Principal | None) -> None:
@@ -161,10 +162,10 @@ def _remember(digest: str, now: float, found: Principal | None) -> None:
 def _lookup(key: str, *, client_ip: str | None = None) -> Principal | None:
     digest = hash_key(key)
     now = time.monotonic()
-    known, principal = _cached(digest, now)
+    known, principal, was_live = _cached(digest, now)
     if known:
         return principal
-    if client_ip is not None and request_limits.auth_failures_exceeded(client_ip):
+    if client_ip is not None and not was_live and request_limits.auth_failures_exceeded(client_ip):
         raise RateLimited(
             "too many requests with unknown API keys from this address; retry in a minute",
             headers={"Retry-After": str(get_settings().rate_limit_window_seconds)},
