@@ -4,7 +4,8 @@ Each scenario runs `promptlab local` in a subprocess on its own database, agains
 - healthy: 350 jobs, 100 ms a call, no faults (the yardstick for the next one);
 - faults: the same 350 jobs with 30 % of calls failing as 429 (retry-after 1 s), 500, 503 or 529;
 - outage: 100 jobs while every call answers 529 for 30 s, then recovery;
-- cost: 100 jobs waiting, 2 s a call: worker GB-seconds per job, read off the runner's REPORT lines;
+- cost: 100 jobs waiting, 2 s a call, a provider that reports a budget of 4,000 requests a minute in its
+  headers (as an Anthropic tier-4 account does): worker GB-seconds per job, read off the REPORT lines;
 - miss: `POST /generate` then `GET /jobs/{id}?wait=20`, the provider answering at once, one at a time.
 Needs the Postgres and Redis of DATABASE_URL / REDIS_URL (the defaults on this machine).
 """
@@ -194,7 +195,7 @@ def outage() -> dict[str, Any]:
 def cost() -> dict[str, Any]:
     figures: dict[str, Any] = {}
     for priority in ("normal", "low"):
-        with stack({"PROMPTLAB_FAKE_LATENCY_MS": "2000"}) as s:
+        with stack({"PROMPTLAB_FAKE_LATENCY_MS": "2000", "PROMPTLAB_FAKE_RATE_LIMIT_RPM": "4000"}) as s:
             template = s.template()
             ids = s.submit(100, template, priority)
             seconds = s.wait_done(ids, 600)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from promptlab.infra import provider_throttle
@@ -146,3 +147,41 @@ def test_a_job_waiting_for_its_route_is_parked_without_an_attempt_or_a_receive(
     again = queued_messages(clean_queues, "JobQueueNormal")
     assert [m["Body"] for m in again] == [f'{{"jobId":"{job["id"]}","v":1}}']
     assert again[0]["Attributes"]["ApproximateReceiveCount"] == "1"  # a new message: its count starts again
+
+
+def test_a_reported_budget_seeds_a_fresh_routes_limit_by_littles_law(clean_queues: LocalRunner) -> None:
+    # Given a fresh route (limit 4) whose provider reports 3,000 calls left until a reset 60 s away
+    route = (unique("p"), "m")
+    reset = (datetime.now(UTC) + timedelta(seconds=60)).isoformat().replace("+00:00", "Z")
+    headers = {"anthropic-ratelimit-requests-remaining": "3000", "anthropic-ratelimit-requests-reset": reset}
+    # When a 2-second call succeeds
+    assert provider_throttle.reserve(*route, token="t", lease_seconds=30) == 0
+    provider_throttle.settle(*route, token="t", outcome="ok", headers=headers, latency_seconds=2)
+    # Then the limit is what that budget sustains, 3,000 × 2 s ÷ 60 s ≈ 100, capped at the maximum (64)
+    assert provider_throttle.state(*route).limit == 64
+    # And a tight budget (3 calls left in the next second, 10 ms calls) seeds nothing: slow start goes on
+    tight = (unique("p"), "m")
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
+    assert provider_throttle.reserve(*tight, token="t", lease_seconds=30) == 0
+    provider_throttle.settle(
+        *tight,
+        token="t",
+        outcome="ok",
+        headers={"anthropic-ratelimit-requests-remaining": "3", "anthropic-ratelimit-requests-reset": soon},
+        latency_seconds=0.01,
+    )
+    assert provider_throttle.state(*tight).limit == 5
+
+
+def test_bad_luck_under_random_faults_is_not_taken_for_an_outage(clean_queues: LocalRunner) -> None:
+    # Given a fresh route whose first four calls see three failures (8 % likely at a 30 % random fault rate)
+    route = (unique("p"), "m")
+    congest(route, 1, "failed")
+    congest(route, 1, "ok")
+    congest(route, 2, "failed")
+    # Then it is not paused: 3 of 4 is not evidence that most calls fail
+    assert provider_throttle.state(*route).paused_for == 0
+    # But four of four failing is
+    other = (unique("p"), "m")
+    congest(other, 4, "failed")
+    assert provider_throttle.state(*other).paused_for > 0

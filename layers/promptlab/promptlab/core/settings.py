@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     fake_enabled: bool | None = Field(
         default=None, description="The offline fake provider may be used (default: locally yes; never in AWS mode)."
     )
+    fake_rate_limit_rpm: int | None = Field(
+        default=None, ge=1, description="The fake reports a per-minute request budget in Anthropic's headers."
+    )
     fake_latency_ms: int = Field(default=0, ge=0, le=600_000)
     fake_fail_status: str | None = Field(
         default=None, pattern=r"^\s*[45]\d\d(\s*,\s*[45]\d\d)*\s*$", description="A status, or several: `429,500,529`."

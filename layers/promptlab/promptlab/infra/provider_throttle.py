@@ -5,12 +5,16 @@ congestion — AIMD, as in TCP: until the first cut it grows by one per success 
 per round of `limit` successes. A 429 (we send too much) halves it, an overload (503, 529, a timeout) cuts
 it by 30 %, at most once per window, so random failures do not collapse it (TCP's weakness under random
 loss). A single 529 slows the route; only a sustained failure rate (more than half of at least
-`flow_min_calls` calls in the last one to two `flow_window_seconds`) pauses it, after which one probe call
+`flow_min_calls` calls in the last one to two `flow_window_seconds`, by the 95 % Wilson lower bound, so
+that bad luck under random faults is not taken for an outage) pauses it, after which one probe call
 at a time tests recovery, the pause doubling (1 s, 2 s, 4 s … `flow_max_pause_seconds`) while probes fail.
 The provider's rate-limit headers (Anthropic `anthropic-ratelimit-*`, OpenAI `x-ratelimit-*`) add a second
 bound: the lowest remaining budget they reported, minus the calls in flight, until their reset; a budget
 reported used up also halves the limit (we send as fast as the provider allows), like a 429, and after its
-reset one call learns the new budget before others follow (a sliding window frees slots one by one).
+reset one call learns the new budget before others follow (a sliding window frees slots one by one). Before
+the first cut, a success's reported budget also seeds the limit by Little's law (calls left until the reset
+× the call's latency ÷ the time to the reset), so a fresh route with plenty of budget does not creep up
+from `flow_initial_concurrency` one call at a time.
 
 A call holds a slot from `reserve` to `settle` (one Lua script each, so one Redis round trip each); a slot
 whose worker died expires with its lease. Redis errors never stop work (fail-open: the worst case is the
@@ -73,7 +77,8 @@ return 0
 """
 
 # KEYS: as above. ARGV: now ms, token, outcome, initial limit, max limit, window ms, min calls, max pause ms,
-# remaining (-1: not reported), ms until its reset. Returns the pause it started in ms (0: none).
+# remaining (-1: not reported), ms until its reset, the call's latency ms (-1: unknown). Returns the pause it
+# started in ms (0: none).
 SETTLE_LUA = """
 local now = tonumber(ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
@@ -91,6 +96,12 @@ local outcome, pause = ARGV[3], 0
 if outcome == 'ok' then
   ok, pauses = ok + 1, 0
   if limit < threshold then limit = limit + 1 else limit = limit + 1 / limit end
+  -- Before the first cut, a reported budget seeds the limit (Little's law): the calls it allows until its
+  -- reset, each taking as long as this one, can be in flight at once.
+  local left, reset_ms, latency = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+  if limit < threshold and left > 0 and reset_ms > 0 and latency > 0 then
+    limit = math.max(limit, math.floor(left * latency / reset_ms))
+  end
   limit = math.min(limit, tonumber(ARGV[5]))
 elseif outcome == 'limited' or outcome == 'congested' or outcome == 'failed' then
   bad = bad + 1
@@ -99,8 +110,17 @@ elseif outcome == 'limited' or outcome == 'congested' or outcome == 'failed' the
     limit, last_cut = threshold, now
   end
   -- The rate counts this window and the one before, so a few unlucky calls at a window's start do not pause.
+  -- "Most calls fail" must be more than bad luck: the 95 % Wilson lower bound of the failure rate is over a
+  -- half (4 of 4 failing is; 3 of 4, which a 30 % random fault rate gives 8 % of the time, is not).
   local calls, failures = ok + bad + prev_ok + prev_bad, bad + prev_bad
-  if pauses > 0 or (calls >= tonumber(ARGV[7]) and failures * 2 > calls) then
+  local sustained = false
+  if calls >= tonumber(ARGV[7]) then
+    local p, z2 = failures / calls, 3.8416
+    local lower = (p + z2 / (2 * calls) - 1.96 * math.sqrt(p * (1 - p) / calls + z2 / (4 * calls * calls)))
+      / (1 + z2 / calls)
+    sustained = lower > 0.5
+  end
+  if pauses > 0 or sustained then
     pause = math.min(tonumber(ARGV[8]), 1000 * 2 ^ pauses)
     pauses = pauses + 1
     limit, win_start, ok, bad, prev_ok, prev_bad = 1, now, 0, 0, 0, 0
@@ -220,10 +240,17 @@ def reserve(provider: str, model: str, *, token: str, lease_seconds: float) -> f
 
 
 def settle(
-    provider: str, model: str, *, token: str, outcome: Outcome, headers: Mapping[str, str] | None = None
+    provider: str,
+    model: str,
+    *,
+    token: str,
+    outcome: Outcome,
+    headers: Mapping[str, str] | None = None,
+    latency_seconds: float | None = None,
 ) -> float:
-    """End the call that held `token`: grow or shrink the route's limit, record the provider's reported
-    budget, and pause the route when most recent calls failed. Returns the pause started (0: none)."""
+    """End the call that held `token`: grow or shrink the route's limit (a success with a reported budget and
+    its latency seeds it, before the first cut), record the provider's reported budget, and pause the route
+    when most recent calls failed. Returns the pause started (0: none)."""
     settings = get_settings()
     budget = budget_from_headers(headers or {})
     remaining, reset = budget if budget is not None else (-1, 0.0)
@@ -232,6 +259,7 @@ def settle(
             SETTLE_LUA, 3, *_keys(provider, model), int(time.time() * 1000), token, outcome,
             settings.flow_initial_concurrency, settings.flow_max_concurrency, int(settings.flow_window_seconds * 1000),
             settings.flow_min_calls, int(settings.flow_max_pause_seconds * 1000), remaining, int(reset * 1000),
+            int(latency_seconds * 1000) if latency_seconds is not None else -1,
         )  # fmt: skip
     except (redis.RedisError, OSError):
         logger.warning("flow control state not saved: Redis unavailable", provider=provider, model=model)

@@ -182,7 +182,7 @@ def settle(batch: ProviderBatch, item: BatchItem) -> int:
                 conn, job_id=job.id, batch_id=batch_id, error=_error(f"batch_{item.kind}", message, False)
             )
             count("JobsFailed")
-    announce(job.id)
+    announce(job.id, webhook=job.callback_url is not None)
     return 1
 
 

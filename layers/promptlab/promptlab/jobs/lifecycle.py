@@ -59,10 +59,17 @@ def dispatch(conn: Connection, *, job_id: str, priority: str) -> bool:
     return True
 
 
-def announce(job_id: str) -> None:
-    """Wake the job's long polls and queue its announcement (best effort: an outage is only logged)."""
+def announce(job_id: str, *, webhook: bool = True) -> None:
+    """Wake the job's long polls and queue its announcement (best effort: an outage is only logged).
+
+    `webhook=False` (the caller knows the job has no callback): announced only when EventBridge or SNS is
+    configured, so a job nobody listens for costs no SQS message and no notifier invocation.
+    """
     job_ends.publish_end(job_id)
-    if not get_settings().notify_queue_url:
+    settings = get_settings()
+    if not settings.notify_queue_url:
+        return
+    if not (webhook or settings.event_bus_name or settings.job_events_topic_arn):
         return
     try:
         get_queue().send_notification(job_id=job_id)
@@ -161,7 +168,7 @@ def cancel_job(*, tenant_id: str, job_id: str) -> JobPublic:
             raise _conflict(_require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id), "cancelled")
         attempts = jobs_repo.list_attempts(conn, job_id=job_id)
     logger.info("job cancelled", job_id=job_id)
-    announce(job_id)
+    announce(job_id, webhook=row.callback_url is not None)
     return job_public(row, attempts)
 
 

@@ -92,7 +92,7 @@ def _invalid_output(
         count("JobRetries")
         logger.info("job answer was not valid JSON for its format; asked again", job_id=job.id, attempt=attempt)
         raise RetryLater(f"invalid_output: {why}")
-    announce(job.id)
+    announce(job.id, webhook=job.callback_url is not None)
     count("JobsFailed")
     logger.warning("job failed: no valid JSON answer", job_id=job.id, attempt=attempt)
 
@@ -117,7 +117,7 @@ def _complete(job: Job, result: ProviderResult, latency_ms: int, cache_ttl_secon
     if done:
         if not job.route_index:  # a fallback's answer is not what the request's own model would say
             result_cache.put_result(job.input_hash, CachedResult.of(done), ttl_seconds=cache_ttl_seconds)
-        announce(job.id)
+        announce(job.id, webhook=job.callback_url is not None)
         count("JobsCompleted")
         count("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
         count("InputTokens", usage.input_tokens)
@@ -171,7 +171,7 @@ def _handle_failure(job: Job, exc: ProviderError, delivery: Delivery, queue: Job
         count("JobRetries")
         logger.info("job will retry", job_id=job.id, attempt=attempt, delay_seconds=delay, code=exc.code)
         raise RetryLater(str(exc)) from exc
-    announce(job.id)
+    announce(job.id, webhook=job.callback_url is not None)
     count("JobsFailed")
     logger.warning("job failed", job_id=job.id, code=exc.code, retryable=exc.retryable, attempt=attempt)
 
@@ -185,11 +185,23 @@ class Slot:
     token: str
     settled: bool = False
 
-    def settle(self, outcome: provider_throttle.Outcome, headers: Mapping[str, str] | None = None) -> None:
+    def settle(
+        self,
+        outcome: provider_throttle.Outcome,
+        headers: Mapping[str, str] | None = None,
+        latency_seconds: float | None = None,
+    ) -> None:
         """Give the place back, telling the route how the call went (once)."""
         if not self.settled:
             self.settled = True
-            provider_throttle.settle(self.provider, self.model, token=self.token, outcome=outcome, headers=headers)
+            provider_throttle.settle(
+                self.provider,
+                self.model,
+                token=self.token,
+                outcome=outcome,
+                headers=headers,
+                latency_seconds=latency_seconds,
+            )
 
 
 class Parked(Exception):
@@ -267,9 +279,10 @@ def _process(job_id: str, route: JobRoute, delivery: Delivery, queue: JobQueue, 
                 slot.settle(provider_throttle.outcome_of(exc.status, exc.code), exc.extra)
             _handle_failure(job, exc, delivery, queue)
             return "failed"
+        latency = time.monotonic() - started
         if slot is not None:
-            slot.settle("ok", result.rate_limits)
-        latency_ms = int((time.monotonic() - started) * 1000)
+            slot.settle("ok", result.rate_limits, latency)
+        latency_ms = int(latency * 1000)
         response_format = job.params.get("responseFormat")
         why = json_output.problem(result.text, response_format) if response_format else None
         if why is not None:

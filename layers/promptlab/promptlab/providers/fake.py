@@ -8,6 +8,7 @@ import os
 import random
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from promptlab.core.json_types import JsonObject
 from promptlab.core.settings import get_settings
@@ -110,6 +111,27 @@ def _log_answer(path: str, digest: str) -> None:
         os.close(fd)
 
 
+_minute_calls: dict[int, int] = {}
+
+
+def _rate_limit_headers(rpm: int | None) -> dict[str, str]:
+    """Anthropic's request-budget headers for a fixed per-minute window of `rpm` calls (counted in this
+    process), as a real account reports them; none when `rpm` is unset."""
+    if not rpm:
+        return {}
+    now = time.time()
+    minute = int(now // 60)
+    used = _minute_calls.get(minute, 0) + 1
+    _minute_calls.clear()
+    _minute_calls[minute] = used
+    reset = datetime.fromtimestamp((minute + 1) * 60, tz=UTC).isoformat().replace("+00:00", "Z")
+    return {
+        "anthropic-ratelimit-requests-limit": str(rpm),
+        "anthropic-ratelimit-requests-remaining": str(max(0, rpm - used)),
+        "anthropic-ratelimit-requests-reset": reset,
+    }
+
+
 class FakeProvider:
     """Latency and faults come from settings (`PROMPTLAB_FAKE_*`)."""
 
@@ -158,6 +180,7 @@ class FakeProvider:
             request_id=f"fake_req_{digest}",
             finish_reason="max_tokens" if truncated else finish,
             truncated=truncated,
+            rate_limits=_rate_limit_headers(settings.fake_rate_limit_rpm),
         )
 
 

@@ -1,0 +1,1 @@
+"""Build and release tools run by `./dev` (not shipped in any function)."""
