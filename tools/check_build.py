@@ -25,8 +25,8 @@ from packaging.utils import canonicalize_name
 
 from promptlab.core.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL
 from promptlab.db.migrate import migrate
-from promptlab.local.cfn import load_template, merge_globals
-from promptlab.local.services import drop_database, with_database
+from promptlab.local.cfn import load_template
+from promptlab.local.services import drop_database, ensure_database, with_database
 from tools.lock import pins
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,20 +82,20 @@ def size_of(path: Path) -> int:
 
 def installed(python_dir: Path) -> dict[str, str]:
     """{canonical name: version} of every distribution a layer holds."""
-    found = {}
+    found: dict[str, str] = {}
     for info in python_dir.glob("*.dist-info"):
         lines = (info / "METADATA").read_text(errors="replace").splitlines()
         fields = dict(line.split(": ", 1) for line in lines[:20] if ": " in line)
-        found[canonicalize_name(fields["Name"])] = fields["Version"]
+        found[str(canonicalize_name(fields["Name"]))] = fields["Version"]
     return found
 
 
 def check_layer(build: Path, layer: str, requirements: Path, problems: list[str]) -> None:
-    wanted = {}
+    wanted: dict[str, str] = {}
     for line in requirements.read_text().splitlines():
         if "==" in line and not line.startswith("#"):
             name, version = line.split("==", 1)
-            wanted[canonicalize_name(name)] = version.strip()
+            wanted[str(canonicalize_name(name))] = version.strip()
     have = installed(build / layer / "python")
     for name in sorted(wanted.keys() | have.keys()):
         if wanted.get(name) != have.get(name):
@@ -134,7 +134,6 @@ def main() -> int:
     build = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/promptlab-sam-build")
     template = load_template(ROOT / "template.yaml")
     resources = template["Resources"]
-    globals_ = template.get("Globals", {}).get("Function", {})
     problems: list[str] = []
     check_layer(build, "PromptLabLayer", ROOT / "layers/promptlab/requirements.txt", problems)
     check_layer(build, "ProvidersLayer", ROOT / "layers/providers/requirements.txt", problems)
@@ -142,20 +141,23 @@ def main() -> int:
     functions = {lid: r for lid, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
     layers_of: dict[str, list[str]] = {}
     for lid, resource in functions.items():
-        props = merge_globals(globals_, resource["Properties"])
-        layers_of[lid] = [ref["Ref"] for ref in props.get("Layers", [])]
+        # load_template has merged Globals in, as SAM does (its lists add up).
+        layers_of[lid] = [ref["Ref"] for ref in resource["Properties"].get("Layers", [])]
 
     work = Path(tempfile.gettempdir()) / "promptlab-check-build"
     work.mkdir(exist_ok=True)
     python = bare_python(work)
     database = with_database(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL), f"pl_build_{uuid.uuid4().hex[:8]}")
+    ensure_database(database)
     migrate(database)
     server, endpoint = sqs_server()
     figures: dict[str, Any] = {}
     try:
         import boto3
 
-        sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=endpoint)
+        sqs = boto3.client(
+            "sqs", region_name="us-east-1", endpoint_url=endpoint, aws_access_key_id="check", aws_secret_access_key="check"
+        )
         urls = {env: sqs.create_queue(QueueName=f"check-{name}")["QueueUrl"] for env, name in QUEUES.items()}
         env = {
             "PATH": os.environ.get("PATH", ""),

@@ -19,8 +19,8 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = {"core": ROOT / "layers" / "promptlab", "providers": ROOT / "layers" / "providers"}
 RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer", "jmespath"})
-LAMBDA = {
-    **default_environment(),
+LAMBDA: dict[str, str] = {
+    **{k: str(v) for k, v in default_environment().items()},
     "python_version": "3.11",
     "python_full_version": "3.11.9",
     "sys_platform": "linux",
@@ -34,12 +34,12 @@ LAMBDA = {
 
 def pins() -> dict[str, str]:
     """constraints.txt as {canonical name: version}."""
-    found = {}
+    found: dict[str, str] = {}
     for line in (ROOT / "constraints.txt").read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if "==" in line:
             name, version = line.split("==", 1)
-            found[canonicalize_name(name)] = version.strip()
+            found[str(canonicalize_name(name))] = version.strip()
     return found
 
 

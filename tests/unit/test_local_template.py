@@ -17,10 +17,11 @@ def test_short_form_tags_load_as_intrinsics() -> None:
     assert worker["Runtime"] == "python3.11" and worker["Timeout"] == 300
 
 
-def test_globals_merge_maps_but_replace_lists() -> None:
+def test_globals_merge_maps_and_add_up_lists_as_sam_does() -> None:
+    # samtranslator gives a function with Layers [b] under Globals Layers [a] both: [a, b]
     merged = merge_globals({"Layers": ["a"], "Environment": {"Variables": {"A": "1", "B": "1"}}},
                            {"Layers": ["b"], "Environment": {"Variables": {"B": "2"}}})  # fmt: skip
-    assert merged == {"Layers": ["b"], "Environment": {"Variables": {"A": "1", "B": "2"}}}
+    assert merged == {"Layers": ["a", "b"], "Environment": {"Variables": {"A": "1", "B": "2"}}}
 
 
 def test_intrinsics_resolve() -> None:

@@ -55,11 +55,14 @@ def load_template(path: Path) -> JsonObject:
 
 
 def merge_globals(globals_: Mapping[str, Any], properties: Mapping[str, Any]) -> JsonObject:
-    """SAM's rule: maps merge (function wins), lists and scalars are replaced by the function's."""
+    """SAM's rule: maps merge (function wins), lists add up (Globals' first, as `sam build` makes a function's
+    `Layers`), scalars are replaced by the function's."""
     merged: JsonObject = copy.deepcopy(dict(globals_))
     for key, value in properties.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
             merged[key] = merge_globals(merged[key], value)
+        elif isinstance(value, list) and isinstance(merged.get(key), list):
+            merged[key] = [*merged[key], *copy.deepcopy(value)]
         else:
             merged[key] = copy.deepcopy(value)
     return merged
