@@ -155,9 +155,8 @@ def main() -> int:
     try:
         import boto3
 
-        sqs = boto3.client(
-            "sqs", region_name="us-east-1", endpoint_url=endpoint, aws_access_key_id="check", aws_secret_access_key="check"
-        )
+        credentials = {"aws_access_key_id": "check", "aws_secret_access_key": "check"}
+        sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=endpoint, **credentials)
         urls = {env: sqs.create_queue(QueueName=f"check-{name}")["QueueUrl"] for env, name in QUEUES.items()}
         env = {
             "PATH": os.environ.get("PATH", ""),
