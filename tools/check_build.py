@@ -155,8 +155,10 @@ def main() -> int:
     try:
         import boto3
 
-        credentials = {"aws_access_key_id": "check", "aws_secret_access_key": "check"}
-        sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=endpoint, **credentials)
+        key = secret = "check"
+        sqs = boto3.client(
+            "sqs", region_name="us-east-1", endpoint_url=endpoint, aws_access_key_id=key, aws_secret_access_key=secret
+        )
         urls = {env: sqs.create_queue(QueueName=f"check-{name}")["QueueUrl"] for env, name in QUEUES.items()}
         env = {
             "PATH": os.environ.get("PATH", ""),
