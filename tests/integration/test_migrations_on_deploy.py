@@ -1,0 +1,84 @@
+"""`sam deploy` ends with a migrated database (issue 17): the custom resource answers CloudFormation."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from promptlab.local.runner import LocalRunner
+from tests.support import SetEnv, rows, sample_event
+
+
+class Catcher(ThreadingHTTPServer):
+    """A stand-in for CloudFormation's pre-signed response URL."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), CatcherHandler)
+        self.answers: list[dict[str, Any]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/cfn-response?X-Amz-Signature=x"
+
+
+class CatcherHandler(BaseHTTPRequestHandler):
+    server: Catcher
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+    def do_PUT(self) -> None:  # noqa: N802 - the stdlib's name
+        self.server.answers.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@pytest.fixture
+def catcher() -> Iterator[Catcher]:
+    server = Catcher()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def deploy_event(kind: str, url: str) -> dict[str, Any]:
+    event = sample_event(f"migrate-{kind}.json")
+    event["ResponseURL"] = url
+    return event
+
+
+@pytest.mark.parametrize("kind", ["create", "update", "delete"])
+def test_every_deploy_event_is_answered_success(runner: LocalRunner, catcher: Catcher, kind: str) -> None:
+    # Given the migrated test database, when CloudFormation sends a Create, Update or Delete
+    runner.invoke("MigrateFunction", deploy_event(kind, catcher.url))
+    # Then it gets one SUCCESS for the same resource, and the schema is at the latest migration
+    [answer] = catcher.answers
+    assert answer["Status"] == "SUCCESS" and answer["PhysicalResourceId"] == "promptlab-database-migrations"
+    assert answer["RequestId"].startswith(kind) and answer["LogicalResourceId"] == "DatabaseMigrations"
+    if kind != "delete":
+        assert answer["Data"] == {"Applied": "none"}  # nothing pending: applying again is a no-op
+    assert rows("SELECT max(version) AS v FROM schema_migrations")[0]["v"] == "012_webhook_secrets"
+
+
+def test_a_database_that_cannot_be_migrated_fails_the_deploy(
+    runner: LocalRunner, catcher: Catcher, set_env: SetEnv
+) -> None:
+    # Given a database URL nothing answers at
+    set_env(DATABASE_URL="postgresql://postgres@127.0.0.1:1/promptlab", PROMPTLAB_DB_CONNECT_TIMEOUT_SECONDS="1")
+    from promptlab.db.connection import close_all
+
+    close_all()
+    try:
+        runner.invoke("MigrateFunction", deploy_event("update", catcher.url))
+    finally:
+        close_all()
+    # Then CloudFormation is told FAILED with the reason, so it rolls the deploy back
+    [answer] = catcher.answers
+    assert answer["Status"] == "FAILED" and "migrations failed" in answer["Reason"]
