@@ -159,11 +159,19 @@ def check(
         limits[_key_limit_name(key_id)] = key_limit
     if not limits:
         return None
+    return _admit(limits, also_get=also_get)
+
+
+def _admit(limits: dict[str, int], *, also_get: str | None = None, weight: int = 1) -> Decision | None:
+    """The limiter's decision; Redis down: `DependencyUnavailable` (fail-closed), or None in fail-open mode."""
+    settings = get_settings()
     try:
-        return get_limiter().admit(limits, window_seconds=settings.rate_limit_window_seconds, also_get=also_get)
+        return get_limiter().admit(
+            limits, window_seconds=settings.rate_limit_window_seconds, also_get=also_get, weight=weight
+        )
     except DependencyUnavailable:
         if settings.rate_limit_fail_open:
-            logger.warning("rate limiter unavailable; request let through (fail-open)", client_ip=client_ip)
+            logger.warning("rate limiter unavailable; request let through (fail-open)")
             return None
         raise
 
@@ -177,16 +185,7 @@ def check_items(*, key_id: str, key_limit: int, items: int) -> Decision | None:
     counted by `check`); None when there are none or Redis is down in fail-open mode."""
     if items <= 0:
         return None
-    settings = get_settings()
-    try:
-        return get_limiter().admit(
-            {_key_limit_name(key_id): key_limit}, window_seconds=settings.rate_limit_window_seconds, weight=items
-        )
-    except DependencyUnavailable:
-        if settings.rate_limit_fail_open:
-            logger.warning("rate limiter unavailable; batch items let through (fail-open)", key_id=key_id)
-            return None
-        raise
+    return _admit({_key_limit_name(key_id): key_limit}, weight=items)
 
 
 def _auth_failure_key(client_ip: str) -> str:
