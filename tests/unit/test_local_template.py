@@ -102,7 +102,15 @@ def test_operators_get_alarms_a_vpc_and_secrets_by_name() -> None:
         assert ("ApproximateAgeOfOldestMessage", str({"Fn::GetAtt": [queue, "QueueName"]})) in watched
     assert ("ApproximateNumberOfMessagesVisible", str({"Fn::GetAtt": ["JobDLQ", "QueueName"]})) in watched
     assert {("Errors", str({"Ref": "WorkerFunction"})), ("Throttles", str({"Ref": "WorkerFunction"}))} <= watched
-    assert template["Globals"]["Function"]["VpcConfig"]["Fn::If"][0] == "InVpc"
+    # The stack's own VPC with DataStores=create, else the subnets given
+    vpc = template["Globals"]["Function"]["VpcConfig"]["Fn::If"]
+    assert vpc[0] == "CreateDataStores" and vpc[2]["Fn::If"][0] == "InGivenVpc"
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
-    assert variables["PROMPTLAB_DATABASE_SECRET_ARN"] == {"Ref": "DatabaseSecretArn"}
+    assert variables["PROMPTLAB_DATABASE_SECRET_ARN"] == {
+        "Fn::If": [
+            "CreateDataStores",
+            {"Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]},
+            {"Ref": "DatabaseSecretArn"},
+        ]
+    }
     assert template["Parameters"]["DatabaseUrl"]["NoEcho"] is True

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
         default=None, description="Secrets Manager secret with the database credentials (AWS; RDS JSON or a password)."
     )
     redis_secret_arn: str | None = Field(default=None, description="Secrets Manager secret with the Redis AUTH token.")
+    redis_cluster: bool = Field(
+        default=False, description="Redis is a cluster (ElastiCache Serverless): use the cluster client."
+    )
     redis_prefix: str = Field(default="pl:", description="Prefix of every Redis key PromptLab writes.")
     aws_endpoint_url: str | None = Field(
         default=None,

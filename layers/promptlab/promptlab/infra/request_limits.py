@@ -80,14 +80,22 @@ class SlidingWindowLimiter:
         self._client = client
         self._script = client.register_script(SLIDING_WINDOW_LUA)  # EVALSHA, reloaded on NOSCRIPT
 
+    def _read(self, key: str) -> bytes | None:
+        try:
+            value = self._client.get(key)
+        except (redis.RedisError, OSError):
+            return None
+        return value if isinstance(value, bytes) else None
+
     def admit(
         self, limits: dict[str, int], *, window_seconds: int, also_get: str | None = None, weight: int = 1
     ) -> Decision:
         """Admit one request (counting `weight`) against every (key → limit); `DependencyUnavailable` if Redis
         is down.
 
-        `also_get` reads one more key in the same round trip (a pipeline, not a transaction: on a cluster
-        the key may live on another shard), so the cache lookup of `POST /generate` costs no extra trip.
+        `also_get` reads one more key in the same round trip (a pipeline, not a transaction), so the cache
+        lookup of `POST /generate` costs no extra trip; on a cluster, whose client pipelines no scripts and
+        whose key may live on another shard, it is a second trip.
         """
         keys = list(limits)
         # The request's member in the sorted sets: unique is all it needs to be (no urandom call per request).
@@ -97,6 +105,9 @@ class SlidingWindowLimiter:
         try:
             if also_get is None:
                 outcome = self._script(keys=keys, args=args)
+            elif isinstance(self._client, redis.RedisCluster):  # a cluster pipelines no scripts: two trips
+                outcome = self._script(keys=keys, args=args)
+                prefetched = self._read(also_get)
             else:
                 pipe = self._client.pipeline(transaction=False)
                 pipe.evalsha(self._script.sha, len(keys), *keys, *args)

@@ -134,7 +134,8 @@ class LocalRunner:
         else:
             self._backing_services()
         sqs = self.sqs_client()
-        overrides = {"DefaultProvider": "fake", **self.parameter_overrides}
+        # Locally the data stores are this machine's (or embedded): never the ones the stack would create.
+        overrides = {"DefaultProvider": "fake", "DataStores": "existing", **self.parameter_overrides}
         overrides.update(DatabaseUrl=self.database_url, RedisUrl=self.redis_url)
         self.stack = build_stack(self.template, sqs=sqs, region=sqs.meta.region_name, parameter_overrides=overrides)
         # One process hosts every function here, so the worker's connection bound must not hold the rest back.
