@@ -141,9 +141,10 @@ def answer_catcher() -> tuple[Any, str, list[dict[str, Any]]]:
     return server, f"http://127.0.0.1:{server.server_address[1]}/response", caught
 
 
-def answered_event(event: Path, work: Path, url: str) -> Path:
+def answered_event(event: Path, work: Path, url: str, first_key_arn: str) -> Path:
     data = json.loads(event.read_text())
     data["ResponseURL"] = url
+    data["ResourceProperties"]["FirstKeySecretArn"] = first_key_arn
     copy = work / event.name
     copy.write_text(json.dumps(data))
     return copy
@@ -191,6 +192,11 @@ def main() -> int:
             "sqs", region_name="us-east-1", endpoint_url=endpoint, aws_access_key_id=key, aws_secret_access_key=secret
         )
         urls = {env: sqs.create_queue(QueueName=f"check-{name}")["QueueUrl"] for env, name in QUEUES.items()}
+        secrets = boto3.client(
+            "secretsmanager", region_name="us-east-1", endpoint_url=endpoint, aws_access_key_id=key,
+            aws_secret_access_key=secret,
+        )  # fmt: skip
+        first_key_arn = secrets.create_secret(Name="check-first-key", SecretString=uuid.uuid4().hex)["ARN"]
         env = {
             "PATH": os.environ.get("PATH", ""),
             "PYTHONPATH": "",
@@ -219,7 +225,7 @@ def main() -> int:
             figure: dict[str, Any] = {"mb": round(size / MB, 1), "layers": layers_of[lid]}
             event = ROOT / "events" / SAMPLE_EVENTS.get(lid, "")
             if lid == "MigrateFunction" and event.is_file():  # CloudFormation's answer goes to a local catcher
-                event = answered_event(event, work, catcher_url)
+                event = answered_event(event, work, catcher_url, first_key_arn)
             if not event.is_file():
                 problems.append(f"{lid}: no sample event in events/")
             else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -63,7 +64,7 @@ def test_every_deploy_event_is_answered_success(runner: LocalRunner, catcher: Ca
     assert answer["Status"] == "SUCCESS" and answer["PhysicalResourceId"] == "promptlab-database-migrations"
     assert answer["RequestId"].startswith(kind) and answer["LogicalResourceId"] == "DatabaseMigrations"
     if kind != "delete":
-        assert answer["Data"] == {"Applied": "none"}  # nothing pending: applying again is a no-op
+        assert answer["Data"] == {"Applied": "none", "FirstKeyMade": "false"}  # nothing pending: a no-op
     assert rows("SELECT max(version) AS v FROM schema_migrations")[0]["v"] == "012_webhook_secrets"
 
 
@@ -82,3 +83,25 @@ def test_a_database_that_cannot_be_migrated_fails_the_deploy(
     # Then CloudFormation is told FAILED with the reason, so it rolls the deploy back
     [answer] = catcher.answers
     assert answer["Status"] == "FAILED" and "migrations failed" in answer["Reason"]
+
+
+def test_the_first_deploy_stores_the_stacks_first_api_key(
+    runner: LocalRunner, catcher: Catcher, set_env: SetEnv
+) -> None:
+    import boto3
+
+    set_env(AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")  # as in Lambda
+    from tests.support import call_api
+
+    # Given the key Secrets Manager generated for the stack
+    secrets = boto3.client("secretsmanager", endpoint_url=runner.sqs_endpoint)
+    key = "pl" + uuid.uuid4().hex + uuid.uuid4().hex[:6]
+    arn = secrets.create_secret(Name=f"first-key-{uuid.uuid4().hex[:8]}", SecretString=key)["ARN"]
+    event = deploy_event("create", catcher.url)
+    event["ResourceProperties"]["FirstKeySecretArn"] = arn
+    # When CloudFormation creates the stack (and later updates it)
+    runner.invoke("MigrateFunction", event)
+    runner.invoke("MigrateFunction", {**event, "RequestType": "Update", "PhysicalResourceId": "x"})
+    # Then the key is stored once, for the default tenant, and the API answers it
+    assert [a["Data"].get("FirstKeyMade") for a in catcher.answers] == ["true", "false"]
+    assert call_api(runner, "GET", "/templates", api_key=key).status == 200

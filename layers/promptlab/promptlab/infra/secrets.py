@@ -55,3 +55,8 @@ def secret(value: str | None, parameter: str | None) -> str | None:
     if get_settings().mode == "aws" and parameter:
         return _from_ssm(parameter)
     return None
+
+
+def secret_value(arn: str) -> str:
+    """A Secrets Manager secret's string (cached 5 min)."""
+    return _from_secrets_manager(arn)
