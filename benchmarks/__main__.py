@@ -55,6 +55,16 @@ def cold_import_ms(runs: int = 5) -> dict[str, float]:
     return {"median_ms": round(statistics.median(values), 1), "min_ms": round(min(values), 1)}
 
 
+def built_cold_imports() -> dict[str, float] | str:
+    """Every function's cold import from the built artifact (`./dev sam`), in a bare interpreter with boto3."""
+    from tools.check_build import cold_imports
+
+    build = Path(tempfile.gettempdir()) / "promptlab-sam-build"
+    if not (build / "ApiFunction").is_dir():
+        return "no build: run ./dev sam first"
+    return cold_imports(build)
+
+
 def machine_speed() -> dict[str, float]:
     """How fast this machine runs plain Python today (the same machine kind varies by 2-3× from day to day)."""
     import timeit
@@ -156,6 +166,7 @@ def main() -> int:
     figures: dict[str, Any] = {
         "machine": machine_speed(),
         "cold_import_api_function": cold_import_ms(),
+        "cold_import_built_ms": built_cold_imports(),
         "http_workers": args.http_workers,
     }
     runner = LocalRunner(

@@ -161,19 +161,41 @@ def sqs_server() -> tuple[Any, str]:
     return server, f"http://127.0.0.1:{port}"
 
 
+def function_paths(build: Path) -> dict[str, list[Path]]:
+    """Each built function's code and layer folders, in the order Lambda puts them on the path (load_template
+    has merged Globals in, as SAM does: the lists add up)."""
+    resources = load_template(ROOT / "template.yaml")["Resources"]
+    return {
+        lid: [build / lid, *(build / ref["Ref"] / "python" for ref in r["Properties"].get("Layers", []))]
+        for lid, r in resources.items()
+        if r["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def cold_imports(build: Path, runs: int = 3) -> dict[str, float]:
+    """Median cold import (ms) of every built function's handler in a bare interpreter with only boto3."""
+    work = Path(tempfile.gettempdir()) / "promptlab-check-build"
+    work.mkdir(exist_ok=True)
+    python = bare_python(work)
+    code = "import sys, time; t = time.perf_counter(); import app; print((time.perf_counter() - t) * 1000)"
+    figures = {}
+    for lid, paths in sorted(function_paths(build).items()):
+        prefix = f"import sys; sys.path[:0] = {[str(p) for p in paths]!r}; "
+        samples = [
+            float(subprocess.run([str(python), "-I", "-c", prefix + code], capture_output=True, text=True,
+                                 check=True, cwd=work, env={"POWERTOOLS_SERVICE_NAME": "promptlab"}).stdout)
+            for _ in range(runs)
+        ]  # fmt: skip
+        figures[lid] = round(sorted(samples)[len(samples) // 2], 1)
+    return figures
+
+
 def main() -> int:
     build = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/promptlab-sam-build")
-    template = load_template(ROOT / "template.yaml")
-    resources = template["Resources"]
     problems: list[str] = []
     check_layer(build, "PromptLabLayer", ROOT / "layers/promptlab/requirements.txt", problems)
     check_layer(build, "ProvidersLayer", ROOT / "layers/providers/requirements.txt", problems)
-
-    functions = {lid: r for lid, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
-    layers_of: dict[str, list[str]] = {}
-    for lid, resource in functions.items():
-        # load_template has merged Globals in, as SAM does (its lists add up).
-        layers_of[lid] = [ref["Ref"] for ref in resource["Properties"].get("Layers", [])]
+    paths_of = function_paths(build)
 
     work = Path(tempfile.gettempdir()) / "promptlab-check-build"
     work.mkdir(exist_ok=True)
@@ -216,13 +238,12 @@ def main() -> int:
             "POWERTOOLS_LOG_LEVEL": "ERROR",
             **urls,
         }
-        for lid in sorted(functions):
-            paths = [build / lid, *(build / layer / "python" for layer in layers_of[lid])]
+        for lid, paths in sorted(paths_of.items()):
             size = sum(size_of(p) for p in paths)
             limit = LIMIT_API if lid == "ApiFunction" else LIMIT_ALL
             if size > limit:
                 problems.append(f"{lid}: code and layers are {size / MB:.1f} MB unzipped, over {limit // MB} MB")
-            figure: dict[str, Any] = {"mb": round(size / MB, 1), "layers": layers_of[lid]}
+            figure: dict[str, Any] = {"mb": round(size / MB, 1), "layers": [p.parent.name for p in paths[1:]]}
             event = ROOT / "events" / SAMPLE_EVENTS.get(lid, "")
             if lid == "MigrateFunction" and event.is_file():  # CloudFormation's answer goes to a local catcher
                 event = answered_event(event, work, catcher_url, first_key_arn)
