@@ -21,6 +21,7 @@ class ApiError(Exception):
         error = body.get("error", {}) if isinstance(body, dict) else {}
         self.status = status
         self.code = str(error.get("code", "http_error"))
+        self.details = error.get("details") or {}
         super().__init__(f"{status} {self.code}: {error.get('message', body)}")
 
 

@@ -1,0 +1,47 @@
+"""What the CLI says when a command fails: one line — what happened and what to do — never a traceback.
+
+`--debug` shows the traceback instead. Exit codes: 2 for usage errors (argparse's own, and `UsageError`),
+1 for everything else.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import urllib.error
+
+from promptlab.cli.client import ApiError
+from promptlab.core.errors import PromptLabError
+
+
+class UsageError(Exception):
+    """The command was given something it cannot use (exit code 2)."""
+
+
+def _fields(details: object) -> str:
+    fields = details.get("fields", []) if isinstance(details, dict) else []
+    return "".join(f"; {f.get('field')}: {f.get('message')}" for f in fields if isinstance(f, dict))
+
+
+def explain(exc: BaseException, *, url: str | None = None, port: int | None = None) -> str:
+    """One line for a failure of any kind."""
+    if isinstance(exc, ApiError):
+        return f"the API answered {exc}{_fields(exc.details)}"
+    if isinstance(exc, PromptLabError):
+        return f"{exc.code}: {exc.message}{_fields(exc.details)}"
+    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
+        where = url or "the API"
+        return f"nothing answers at {where} ({exc.reason}) — start the stack with ./dev up, or set PROMPTLAB_URL"
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        taken = f"port {port}" if port else "the port"
+        return f"{taken} is taken — is another stack running? stop it, or choose another with --port"
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return f"no answer from {url or 'the server'} in time — is it overloaded? try again"
+    if isinstance(exc, FileNotFoundError):
+        if exc.filename:
+            return f"{exc.filename}: no such file — check the path (run from the project folder?)"
+        return str(exc)
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}{': ' + text if text else ''}"

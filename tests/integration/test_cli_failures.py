@@ -1,0 +1,77 @@
+"""The CLI never shows a traceback (issue 18): a failure is one line saying what to do, exit 1 (usage: 2)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from promptlab.local.services import free_port
+from tests.support import ROOT
+
+
+def promptlab(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "promptlab.cli", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def one_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("promptlab: "), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    return lines[0]
+
+
+def test_a_command_against_a_stack_that_is_not_running_says_how_to_start_it() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = promptlab("generate", "blog-post", "--input", "x", env={"PROMPTLAB_URL": url})
+    assert result.returncode == 1
+    assert one_line(result) == (
+        f"promptlab: nothing answers at {url} ([Errno 111] Connection refused) — start the stack with ./dev up,"
+        " or set PROMPTLAB_URL"
+    )
+
+
+def test_a_busy_port_is_named(busy_port: int, tmp_path: Path) -> None:
+    result = promptlab("local", "--port", str(busy_port), env={"PROMPTLAB_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 1
+    assert f"port {busy_port} is taken" in one_line(result)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("invoke", "NoSuchFunction", "-e", "events/api-health.json"), "no function 'NoSuchFunction'"),
+        (("invoke", "ApiFunction", "-e", "events/missing.json"), "events/missing.json: no such file"),
+    ],
+)
+def test_invoke_mistakes_are_one_line(args: tuple[str, ...], says: str) -> None:
+    result = promptlab(*args)
+    assert result.returncode == 1 and says in one_line(result)
+
+
+def test_outside_the_project_it_says_where_the_template_is_missing(tmp_path: Path) -> None:
+    result = promptlab("local", "--port", str(free_port()), cwd=tmp_path, env={"PROMPTLAB_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 1 and "no template.yaml" in one_line(result)
+
+
+def test_usage_errors_exit_2_and_debug_shows_the_traceback() -> None:
+    assert promptlab("generate").returncode == 2
+    url = f"http://127.0.0.1:{free_port()}"
+    debug = promptlab("--debug", "generate", "t", "--input", "x", env={"PROMPTLAB_URL": url})
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
