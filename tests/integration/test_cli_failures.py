@@ -6,19 +6,34 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from promptlab.local.services import free_port
+from promptlab.core.settings import DEFAULT_DATABASE_URL
+from promptlab.local.runner import RUNNER_OWNED
+from promptlab.local.services import drop_database, free_port, with_database
 from tests.support import ROOT
+
+_DATABASE = with_database(DEFAULT_DATABASE_URL, f"pl_cli_{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def own_database() -> Iterator[None]:
+    """The commands run as a user would, on a database of their own (dropped afterwards)."""
+    yield
+    drop_database(_DATABASE)
 
 
 def promptlab(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI in a fresh process with a user's environment: none of this test run's runner settings."""
+    clean = {k: v for k, v in os.environ.items() if k not in RUNNER_OWNED and not k.startswith("PROMPTLAB_")}
+    clean.update(DATABASE_URL=_DATABASE, PROMPTLAB_REDIS_PREFIX=f"cli:{uuid.uuid4().hex[:8]}:")
     return subprocess.run(
         [sys.executable, "-m", "promptlab.cli", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})},
+        cwd=cwd, capture_output=True, text=True, timeout=60, env={**clean, **(env or {})},
     )  # fmt: skip
 
 
