@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,3 +92,37 @@ def test_usage_errors_exit_2_and_debug_shows_the_traceback() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     debug = promptlab("--debug", "generate", "t", "--input", "x", env={"PROMPTLAB_URL": url})
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_only_a_serving_stack_leaves_its_endpoints_and_takes_them_away(tmp_path: Path) -> None:
+    state = tmp_path / "local-stack.json"
+    # An invoke (a runner that serves nothing) leaves no state file behind
+    invoked = promptlab(
+        "invoke", "ApiFunction", "-e", "events/api-health.json", env={"PROMPTLAB_DATA_DIR": str(tmp_path)}
+    )
+    assert invoked.returncode == 0 and not state.exists()
+    # A serving stack writes it once it serves, and removes it when it stops
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": _DATABASE, "PROMPTLAB_DATA_DIR": str(tmp_path)}
+    env = {k: v for k, v in env.items() if k not in {"REDIS_URL", "AWS_ENDPOINT_URL", "PROMPTLAB_MODE"}}
+    serving = subprocess.Popen(
+        [sys.executable, "-m", "promptlab.cli", "local", "--port", str(port)], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not state.exists():
+            assert time.monotonic() < deadline and serving.poll() is None, "the stack did not start"
+            time.sleep(0.2)
+        assert json.loads(state.read_text())["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+    finally:
+        serving.terminate()
+        serving.wait(timeout=30)
+    assert not state.exists()
+    # A second stack that cannot bind its port does not overwrite the running one's
+    state.write_text('{"AWS_ENDPOINT_URL": "http://127.0.0.1:1"}')
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        busy = promptlab("local", "--port", str(sock.getsockname()[1]), env={"PROMPTLAB_DATA_DIR": str(tmp_path)})
+    assert busy.returncode == 1 and state.read_text() == '{"AWS_ENDPOINT_URL": "http://127.0.0.1:1"}'

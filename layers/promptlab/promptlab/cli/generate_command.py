@@ -106,7 +106,7 @@ def register(sub: Any) -> None:
     gen.add_argument("--provider")
     gen.add_argument("--model")
     gen.add_argument("--max-tokens", type=int)
-    gen.add_argument("--priority", choices=["high", "normal", "low"])
+    gen.add_argument("--priority", choices=["high", "normal", "low", "economy"])
     gen.add_argument("--wait", action="store_true", help="long-poll until the job ends; print its output")
     gen.add_argument("--json", action="store_true", help="print the job as JSON")
     gen.add_argument("--url", default=os.environ.get("PROMPTLAB_URL", "http://127.0.0.1:3000"))

@@ -40,10 +40,11 @@ def cmd_local(args: argparse.Namespace) -> int:
         run_pollers=not args.gateway_only,
         report_invocations=not args.no_report,
     )
+    stop = _stop_on_sigterm()  # before starting: a SIGTERM during start-up still stops it cleanly
     runner.start()
     assert runner.stack is not None
     if args.gateway_only:
-        _wait_for_stop()
+        _wait_for(stop)
         runner.stop()
         return 0
     print(f"PromptLab local stack on {runner.url}  (template: {runner.template})", flush=True)
@@ -57,14 +58,18 @@ def cmd_local(args: argparse.Namespace) -> int:
         print(f"  queue {url}  → {', '.join(consumers) or '(no consumer)'}", flush=True)
     print(f"  endpoints saved to {runner.state_file} (used by `promptlab dlq …`)", flush=True)
     print("Ready. Ctrl-C stops.", flush=True)
-    _wait_for_stop()
+    _wait_for(stop)
     runner.stop()
     return 0
 
 
-def _wait_for_stop() -> None:
+def _stop_on_sigterm() -> threading.Event:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    return stop
+
+
+def _wait_for(stop: threading.Event) -> None:
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
 

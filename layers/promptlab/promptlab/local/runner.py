@@ -85,6 +85,7 @@ class LocalRunner:
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _server: GatewayServer | None = None
+    _wrote_state: bool = False
     _moto: MotoSqs | None = None
     _embedded: Embedded | None = None
     _children: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -159,7 +160,6 @@ class LocalRunner:
         _reset_clients()
         if not self.gateway_only:
             migrate(self.database_url)
-            self._write_state()
             self._development_key()
         self.functions = {
             lid: LocalFunction(spec, self.stack.region, report=self.report_invocations)
@@ -173,6 +173,9 @@ class LocalRunner:
             if not self.gateway_only:
                 for _ in range(self.http_workers - 1):
                     self._children.append(self._start_gateway_process())
+                # Only a stack that serves, once it does: `promptlab invoke` or a second `./dev up` that could not
+                # bind never points `promptlab dlq …` at endpoints that are gone.
+                self._write_state()
         if self.run_pollers and not self.gateway_only:
             self._start_pollers()
         return self
@@ -228,6 +231,7 @@ class LocalRunner:
         state = {key: os.environ[key] for key in keys if key in os.environ}
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(json.dumps(state, indent=2))
+        self._wrote_state = True
 
     def pollers_for(self, maximum_concurrency: int) -> int:
         """Pollers for a mapping: its MaximumConcurrency scaled down (÷5, 1 to 4), so ratios hold on a laptop."""
@@ -268,6 +272,8 @@ class LocalRunner:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+        if self._wrote_state:
+            self.state_file.unlink(missing_ok=True)
         for thread in self._threads:
             thread.join(timeout=5)
         _reset_clients()
