@@ -215,6 +215,7 @@ class LocalRunner:
         path = self.data_dir / "dev-api-key"
         saved = path.read_text().strip() if path.exists() else None
         self.dev_key, made = auth.development_key(saved)
+        self.data_dir.mkdir(parents=True, exist_ok=True)  # a fresh machine has no ~/.promptlab yet
         path.write_text(self.dev_key + "\n")
         path.chmod(0o600)
         state = "new" if made else f"kept in {path}"
