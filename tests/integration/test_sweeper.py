@@ -3,6 +3,8 @@
 import threading
 from typing import Any
 
+import pytest
+
 from promptlab.db import jobs_repo
 from promptlab.db.connection import connection
 from promptlab.jobs.sweeper import sweep
@@ -18,6 +20,16 @@ from tests.support import (
     sample_event,
     unique,
 )
+
+
+@pytest.fixture(autouse=True)
+def no_other_tests_stragglers(runner: LocalRunner) -> None:
+    """A sweep acts on the whole database: jobs other tests left unsent or with a lapsed lease are ended
+    first, so each test here sees only what it made."""
+    rows(
+        "UPDATE jobs SET status = 'cancelled', completed_at = now() WHERE (status = 'queued' AND enqueued_at IS NULL)"
+        " OR (status = 'processing' AND lease_until < now() + interval '5 minutes') RETURNING id"
+    )
 
 
 def accept_while_sqs_is_down(runner: LocalRunner, template: dict[str, Any], set_env: SetEnv) -> str:
