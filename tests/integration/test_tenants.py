@@ -14,6 +14,14 @@ from promptlab.tenancy import auth
 from tests.support import SetEnv, call_api, drain_queues, rows, unique
 
 
+def job_through_worker_as(runner: LocalRunner, key: str, body: dict[str, Any]) -> dict[str, Any]:
+    submitted = call_api(runner, "POST", "/generate", api_key=key, body=body).body
+    drain_queues(runner)
+    job: dict[str, Any] = call_api(runner, "GET", f"/jobs/{submitted['id']}", api_key=key).body
+    assert job["status"] == "completed", job
+    return job
+
+
 def new_key(**limits: Any) -> str:
     return auth.create_key(name=unique("key"), **limits).key
 
@@ -240,6 +248,16 @@ def test_the_keys_and_usage_commands(runner: LocalRunner, capsys: pytest.Capture
     assert main(["keys", "list"]) == 0
     listing = capsys.readouterr().out
     assert made["id"] in listing and made["key"] not in listing and made["key"][:11] in listing
+    # A key without a budget still shows what its jobs cost this month
+    free = auth.create_key(name=unique("nobudget"))
+    template = call_api(
+        runner, "POST", "/templates", api_key=free.key, body={"name": unique("t"), "body": "Hi {{ x }}"}
+    )
+    job = job_through_worker_as(runner, free.key, {"templateId": template.body["id"], "input": unique("in")})
+    assert main(["keys", "list", "--json"]) == 0
+    listed = {row["id"]: row for row in json.loads(capsys.readouterr().out)}
+    assert Decimal(listed[free.id]["spent_usd"]) == Decimal(job["estimatedCostUSD"]) > 0
+    assert listed[free.id]["monthly_budget_usd"] is None and Decimal(listed[free.id]["reserved_usd"]) == 0
     assert main(["keys", "revoke", made["id"]]) == 0
     assert call_api(runner, "GET", "/templates", api_key=made["key"]).status == 401
     assert main(["usage", "--tenant", made["tenantId"], "--group-by", "model"]) == 0

@@ -4,10 +4,10 @@ from typing import Any
 
 import pytest
 
-from promptlab.api.errors import STATUS_BY_CODE, status_of
+from promptlab.api.errors import status_of
 from promptlab.api.pipeline import MAX_BODY_BYTES, check_request
 from promptlab.core import errors
-from promptlab.core.errors import PromptLabError
+from promptlab.core.errors import STATUS_BY_CODE, PromptLabError
 from promptlab.core.validation import validation_fields
 
 

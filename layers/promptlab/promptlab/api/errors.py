@@ -6,29 +6,9 @@ import json
 
 from aws_lambda_powertools.event_handler import Response
 
-from promptlab.core.errors import PromptLabError
+from promptlab.core.errors import STATUS_BY_CODE, PromptLabError
 from promptlab.core.json_types import JsonObject, LambdaEvent
 
-STATUS_BY_CODE = {
-    "bad_request": 400,
-    "unauthorized": 401,
-    "budget_exceeded": 402,
-    "not_found": 404,
-    "method_not_allowed": 405,
-    "conflict": 409,
-    "length_required": 411,
-    "precondition_failed": 412,
-    "payload_too_large": 413,
-    "uri_too_long": 414,
-    "unsupported_media_type": 415,
-    "validation_error": 422,
-    "rate_limited": 429,
-    "headers_too_large": 431,
-    "internal_error": 500,
-    "configuration_error": 500,
-    "bad_gateway": 502,
-    "dependency_unavailable": 503,
-}
 CODE_BY_STATUS = {status: code for code, status in reversed(STATUS_BY_CODE.items())}
 INTERNAL_ERROR_MESSAGE = "something went wrong on our side; quote the request id when you report it"
 

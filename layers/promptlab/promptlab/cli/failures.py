@@ -10,7 +10,7 @@ import errno
 import socket
 import urllib.error
 
-from promptlab.cli.client import ApiError
+from promptlab.client.errors import ApiError, ApiUnreachable, JobWaitTimeout
 from promptlab.core.errors import PromptLabError
 
 
@@ -23,10 +23,25 @@ def _fields(details: object) -> str:
     return "".join(f"; {f.get('field')}: {f.get('message')}" for f in fields if isinstance(f, dict))
 
 
+def _data_store(exc: BaseException) -> str | None:
+    """`DATABASE_URL` or `REDIS_URL` when the failure is that data store not answering."""
+    module, name = type(exc).__module__, type(exc).__name__
+    if module.startswith("psycopg") and name == "OperationalError":
+        return "DATABASE_URL"
+    if module.startswith("redis") and name in {"ConnectionError", "TimeoutError"}:
+        return "REDIS_URL"
+    return None
+
+
 def explain(exc: BaseException, *, url: str | None = None, port: int | None = None) -> str:
     """One line for a failure of any kind."""
     if isinstance(exc, ApiError):
-        return f"the API answered {exc}{_fields(exc.details)}"
+        request = f" (request {exc.request_id})" if exc.request_id and exc.status >= 500 else ""
+        return f"the API answered {exc}{_fields(exc.details)}{request}"
+    if isinstance(exc, ApiUnreachable):
+        return f"nothing answers at {exc.url} ({exc.reason}) — start the stack with ./dev up, or set PROMPTLAB_URL"
+    if isinstance(exc, JobWaitTimeout):
+        return f"{exc} — read it later with GET /jobs/{exc.job_id}"
     if isinstance(exc, PromptLabError):
         return f"{exc.code}: {exc.message}{_fields(exc.details)}"
     if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
@@ -37,6 +52,10 @@ def explain(exc: BaseException, *, url: str | None = None, port: int | None = No
         return f"{taken} is taken — is another stack running? stop it, or choose another with --port"
     if isinstance(exc, socket.timeout | TimeoutError):
         return f"no answer from {url or 'the server'} in time — is it overloaded? try again"
+    store = _data_store(exc)
+    if store:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"{store} does not answer ({first}) — start the stack with ./dev up, or check {store}"
     if isinstance(exc, FileNotFoundError):
         if exc.filename:
             return f"{exc.filename}: no such file — check the path (run from the project folder?)"

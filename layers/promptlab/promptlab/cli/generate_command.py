@@ -9,31 +9,57 @@ import sys
 import threading
 from typing import Any
 
+from promptlab.cli.failures import UsageError
 from promptlab.core.json_types import JsonObject
 
 
-def _generate_body(args: argparse.Namespace, template_id: str) -> JsonObject:
-    body: JsonObject = {"templateId": template_id}
+def typed_value(name: str, raw: str, schema: JsonObject | None) -> Any:
+    """A `--var` value as the template's variable schema types it (`name:=JSON` is always JSON)."""
+    if name.endswith(":"):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise UsageError(f"--var {name}={raw}: the value after := must be JSON") from None
+    prop = ((schema or {}).get("properties") or {}).get(name)
+    kinds = prop.get("type") if isinstance(prop, dict) else None
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds or [])
+    if not kinds or "string" in kinds:
+        return raw
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    matches = {
+        "integer": isinstance(value, int) and not isinstance(value, bool),
+        "number": isinstance(value, int | float) and not isinstance(value, bool),
+        "boolean": isinstance(value, bool),
+        "array": isinstance(value, list),
+        "object": isinstance(value, dict),
+        "null": value is None,
+    }
+    if any(matches.get(kind, False) for kind in kinds):
+        return value
+    raise UsageError(f"--var {name}={raw}: input.{name} is {' or '.join(kinds)} in the template's variable schema")
+
+
+def generate_input(args: argparse.Namespace, schema: JsonObject | None) -> str | JsonObject | None:
+    """The job's input from `--input` (text or a JSON object) and each `--var name=value` / `name:=json`."""
+    given: str | JsonObject | None = None
     if args.input is not None:
         try:
             parsed = json.loads(args.input)
         except ValueError:
             parsed = None
-        body["input"] = parsed if isinstance(parsed, dict) else args.input
-    if args.var:
-        variables = dict(body["input"]) if isinstance(body.get("input"), dict) else {}
-        for pair in args.var:
-            name, sep, value = pair.partition("=")
-            if not sep:
-                raise SystemExit(f"--var takes name=value, not {pair!r}")
-            variables[name] = value
-        body["input"] = variables
-    for field, value in (("provider", args.provider), ("model", args.model), ("maxTokens", args.max_tokens)):
-        if value is not None:
-            body[field] = value
-    if args.priority:
-        body["priority"] = args.priority
-    return body
+        given = parsed if isinstance(parsed, dict) else args.input
+    if not args.var:
+        return given
+    variables = dict(given) if isinstance(given, dict) else {}
+    for pair in args.var:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.rstrip(":"):
+            raise UsageError(f"--var takes name=value or name:=json, not {pair!r}")
+        variables[name.rstrip(":")] = typed_value(name, value, schema)
+    return variables
 
 
 class _Spinner:
@@ -66,43 +92,45 @@ class _Spinner:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from promptlab.cli.client import ApiError, Client, default_key
+    from promptlab.client import Client
 
-    client = Client(base_url=args.url, api_key=args.api_key or default_key())
-    try:
-        body = _generate_body(args, client.template_id(args.template))
-        job = client.call("POST", "/generate", body)
-        if args.wait and job["status"] not in {"completed", "failed", "cancelled"}:
-            with _Spinner(f"{job['id']} {job['status']}…"):
-                job = client.wait(job["id"])
-    except ApiError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    client = Client(args.url, args.api_key)
+    reference = client.templates.resolve(args.template)
+    schema = client.templates.get(reference.partition("@")[0]).variables_schema if args.var else None
+    options = {"provider": args.provider, "model": args.model, "max_tokens": args.max_tokens, "priority": args.priority}
+    job = client.generate(reference, generate_input(args, schema), wait=False, **options)
+    if args.wait and job.status not in {"completed", "failed", "cancelled"}:
+        with _Spinner(f"{job.id} {job.status}…"):
+            job = client.jobs.wait(job.id)
     if args.json:
-        print(json.dumps(job, indent=2, ensure_ascii=False))
-    elif job["status"] == "completed":
-        print(job.get("output") or "")
+        print(job.model_dump_json(by_alias=True, indent=2, exclude_none=True))
+    elif job.status == "completed":
+        print(job.output or "")
     elif not args.wait:
-        print(job["id"])
-    summary = f"{job['id']} {job['status']}"
-    if job["status"] == "completed":
-        tokens = f"{job.get('inputTokens') or 0} in / {job.get('outputTokens') or 0} out tokens"
-        cost = job.get("estimatedCostUSD")
-        price = "cost unknown" if cost is None else f"${cost}"
-        saved = f", cache hit (saved ${job['savedCostUSD']})" if job.get("cacheHit") else ""
-        summary += f" · {job.get('provider')}/{job.get('model')} · {tokens} · {price}{saved}"
-    elif job.get("error"):
-        summary += f" · {job['error'].get('code')}: {job['error'].get('message')}"
+        print(job.id)
+    summary = f"{job.id} {job.status}"
+    if job.status == "completed":
+        tokens = f"{job.input_tokens or 0} in / {job.output_tokens or 0} out tokens"
+        price = "cost unknown" if job.estimated_cost_usd is None else f"${job.estimated_cost_usd}"
+        saved = f", cache hit (saved ${job.saved_cost_usd})" if job.cache_hit else ""
+        summary += f" · {job.provider}/{job.model} · {tokens} · {price}{saved}"
+    elif job.error:
+        summary += f" · {job.error.code}: {job.error.message}"
     print(summary, file=sys.stderr)
-    return 0 if job["status"] in {"completed", "queued", "processing"} else 1
+    return 0 if job.status in {"completed", "queued", "processing"} else 1
 
 
 def register(sub: Any) -> None:
     """Add `generate`."""
     gen = sub.add_parser("generate", help="submit a generation over HTTP (and wait for its output)")
-    gen.add_argument("template", help="a template id (tpl_…) or its exact name")
+    gen.add_argument("template", help="a template id (tpl_…), its exact name, either with @label or @version")
     gen.add_argument("--input", help="text for a one-variable template, or a JSON object of variables")
-    gen.add_argument("--var", action="append", metavar="NAME=VALUE", help="one variable (repeatable)")
+    gen.add_argument(
+        "--var",
+        action="append",
+        metavar="NAME=VALUE",
+        help="one variable, typed by the template's variable schema; NAME:=JSON for a JSON value (repeatable)",
+    )
     gen.add_argument("--provider")
     gen.add_argument("--model")
     gen.add_argument("--max-tokens", type=int)

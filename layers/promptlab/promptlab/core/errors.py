@@ -6,6 +6,28 @@ from dataclasses import dataclass
 
 from promptlab.core.json_types import JsonObject
 
+# The HTTP status of each error code: the one table the API answers by (`api/errors.py`) and clients read by.
+STATUS_BY_CODE = {
+    "bad_request": 400,
+    "unauthorized": 401,
+    "budget_exceeded": 402,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "conflict": 409,
+    "length_required": 411,
+    "precondition_failed": 412,
+    "payload_too_large": 413,
+    "uri_too_long": 414,
+    "unsupported_media_type": 415,
+    "validation_error": 422,
+    "rate_limited": 429,
+    "headers_too_large": 431,
+    "internal_error": 500,
+    "configuration_error": 500,
+    "bad_gateway": 502,
+    "dependency_unavailable": 503,
+}
+
 
 @dataclass(frozen=True)
 class FieldProblem:

@@ -97,16 +97,22 @@ def key_by_id(conn: Connection, *, key_id: str) -> ApiKey | None:
 
 
 def list_keys(conn: Connection) -> list[KeyListing]:
-    """Every key, oldest first, with this month's budget use."""
+    """Every key, oldest first, with this month's spend: its budget's account, else the sum of its jobs' costs."""
     rows = conn.execute(
-        "SELECT k.*, b.spent_usd, b.reserved_usd FROM api_keys k LEFT JOIN key_budgets b"
-        " ON b.key_id = k.id AND b.month = date_trunc('month', now() AT TIME ZONE 'UTC')::date"
+        "WITH month AS (SELECT date_trunc('month', now() AT TIME ZONE 'UTC')::date AS start)"
+        " SELECT k.*, b.spent_usd, b.reserved_usd, j.jobs_spent_usd FROM api_keys k CROSS JOIN month m"
+        " LEFT JOIN key_budgets b ON b.key_id = k.id AND b.month = m.start"
+        " LEFT JOIN LATERAL (SELECT coalesce(sum(estimated_cost_usd), 0) AS jobs_spent_usd FROM jobs"
+        "   WHERE api_key_id = k.id AND created_at >= m.start AT TIME ZONE 'UTC') j ON b.key_id IS NULL"
         " ORDER BY k.created_at, k.id"
     ).fetchall()
     listings = []
     for row in rows:
-        spent, reserved = row.pop("spent_usd"), row.pop("reserved_usd")
-        use = BudgetUse(spent_usd=spent, reserved_usd=reserved) if spent is not None else None
+        spent, reserved, jobs_spent = row.pop("spent_usd"), row.pop("reserved_usd"), row.pop("jobs_spent_usd")
+        if spent is not None:
+            use = BudgetUse(spent_usd=spent, reserved_usd=reserved)
+        else:  # no budget row this month: nothing is reserved, what its jobs cost is what it spent
+            use = BudgetUse(spent_usd=jobs_spent if jobs_spent is not None else Decimal(0), reserved_usd=Decimal(0))
         listings.append(KeyListing(key=ApiKey.from_row(row), use=use))
     return listings
 

@@ -156,10 +156,17 @@ def scheduled_event(schedule: Schedule, region: str) -> LambdaEvent:
 
 
 class ScheduleTimer(threading.Thread):
-    """Fires one schedule every `rate / speedup` seconds."""
+    """Fires one schedule every `rate / speedup` seconds (at most every `at_most_seconds`, when given)."""
 
     def __init__(
-        self, *, schedule: Schedule, invoke: Invoke, region: str, stop: threading.Event, speedup: float
+        self,
+        *,
+        schedule: Schedule,
+        invoke: Invoke,
+        region: str,
+        stop: threading.Event,
+        speedup: float,
+        at_most_seconds: float | None = None,
     ) -> None:
         super().__init__(name=f"schedule-{schedule.function}", daemon=True)
         self.schedule = schedule
@@ -167,6 +174,8 @@ class ScheduleTimer(threading.Thread):
         self.region = region
         self.stop_event = stop
         self.interval = schedule.rate_seconds / max(speedup, 0.001)
+        if at_most_seconds is not None:
+            self.interval = min(self.interval, at_most_seconds)
 
     def run(self) -> None:
         while not self.stop_event.wait(self.interval):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from promptlab.core.errors import DependencyUnavailable
 from promptlab.core.json_types import LambdaEvent
 from promptlab.core.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL
 from promptlab.local.gateway import GatewayServer
@@ -22,6 +23,7 @@ from promptlab.local.services import (
     MotoSqs,
     ensure_database,
     postgres_answers,
+    redacted_url,
     redis_answers,
     with_database,
 )
@@ -32,6 +34,22 @@ if TYPE_CHECKING:
 
 # Variables the runner decides; the template's values for them describe AWS, not this machine.
 RUNNER_OWNED = ("DATABASE_URL", "REDIS_URL", "PROMPTLAB_MODE", "AWS_ENDPOINT_URL")
+
+# Where a laptop differs from AWS on purpose (your environment still wins): the economy lane holds a group
+# 10 s, not 300 s, and runs every 5 s, so an economy job ends in seconds instead of looking stuck for minutes.
+LOCAL_ENVIRONMENT = {"PROMPTLAB_ECONOMY_MAX_WAIT_SECONDS": "10"}
+LOCAL_SCHEDULE_SECONDS = {"EconomyFunction": 5.0}
+
+
+class ServiceNotAnswering(DependencyUnavailable):
+    """An explicitly configured data store does not answer (the embedded fall-back is only for unset URLs)."""
+
+    def __init__(self, variable: str, url: str) -> None:
+        self.variable, self.where = variable, redacted_url(url)
+        super().__init__(
+            f"{variable}={self.where} does not answer — start that server, fix the URL,"
+            f" or unset {variable} to use the embedded one"
+        )
 
 
 def find_template(start: Path | None = None) -> Path:
@@ -92,18 +110,24 @@ class LocalRunner:
 
     def _backing_services(self) -> None:
         self._embedded = Embedded(self.data_dir)
-        db = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+        explicit_db = os.environ.get("DATABASE_URL")
+        db = explicit_db or DEFAULT_DATABASE_URL
         if postgres_answers(db):
             self.notes.append(f"Postgres: {db.split('@')[-1]}")
+        elif explicit_db:  # a URL the user chose is never silently swapped for the embedded one
+            raise ServiceNotAnswering("DATABASE_URL", explicit_db)
         else:
             db = self._embedded.postgres_url()
             self.notes.append(f"Postgres: embedded PostgreSQL 16, data in {self.data_dir / 'postgres'}")
         if self.database_name:
             db = with_database(db, self.database_name)
         ensure_database(db)
-        redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+        explicit_redis = os.environ.get("REDIS_URL")
+        redis_url = explicit_redis or DEFAULT_REDIS_URL
         if redis_answers(redis_url):
             self.notes.append(f"Redis: {redis_url.split('@')[-1]}")
+        elif explicit_redis:
+            raise ServiceNotAnswering("REDIS_URL", explicit_redis)
         else:
             redis_url = self._embedded.redis_url()
             self.notes.append(f"Redis: embedded Redis 6.2, data in {self.data_dir / 'redis.db'}")
@@ -144,8 +168,12 @@ class LocalRunner:
             "PROMPTLAB_DB_POOL_SIZE": os.environ.get("PROMPTLAB_DB_POOL_SIZE", "16"),
             "PROMPTLAB_DB_MAX_CONNECTIONS": os.environ.get("PROMPTLAB_DB_MAX_CONNECTIONS", "0"),
         }
+        chosen = set(os.environ)
         for key, value in self.stack.environment().items():
-            if key not in os.environ or key.startswith("JOB_"):
+            if key not in chosen or key.startswith("JOB_"):
+                os.environ[key] = value
+        for key, value in LOCAL_ENVIRONMENT.items():
+            if key not in chosen:
                 os.environ[key] = value
         os.environ.update(
             DATABASE_URL=self.database_url,
@@ -198,6 +226,7 @@ class LocalRunner:
                 ScheduleTimer(
                     schedule=schedule, invoke=self.invoke, region=self.stack.region,
                     stop=self._stop, speedup=self.schedule_speedup,
+                    at_most_seconds=LOCAL_SCHEDULE_SECONDS.get(schedule.function),
                 )
             )  # fmt: skip
 

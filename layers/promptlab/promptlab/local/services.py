@@ -62,6 +62,15 @@ def postgres_answers(url: str) -> bool:
         return False
 
 
+def redacted_url(url: str) -> str:
+    """The URL without its password (for messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def with_database(url: str, database: str) -> str:
     """The same server URL with another database name."""
     parts = urlsplit(url)

@@ -44,7 +44,7 @@ class KeyListing:
     """A key as `promptlab keys list` shows it: its limits and this month's budget use."""
 
     key: ApiKey
-    use: BudgetUse | None
+    use: BudgetUse
 
     def as_dict(self) -> JsonObject:
         """The listing's fields (never the key's hash)."""
@@ -56,8 +56,8 @@ class KeyListing:
             "prefix": key.prefix,
             "rpm_limit": key.rpm_limit,
             "monthly_budget_usd": key.monthly_budget_usd,
-            "spent_usd": self.use.spent_usd if self.use else None,
-            "reserved_usd": self.use.reserved_usd if self.use else None,
+            "spent_usd": self.use.spent_usd,
+            "reserved_usd": self.use.reserved_usd,
             "created_at": key.created_at,
             "revoked_at": key.revoked_at,
         }
