@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -124,3 +125,45 @@ def test_the_gateway_refuses_a_huge_or_lying_body_before_reading_it(local_stack:
     for bad in ("abc", "-5", "1e3", "12 34"):
         status, body = _head_only(local_stack, bad)
         assert status == 400 and body["error"]["code"] == "bad_request", (bad, body)
+
+
+def _cli(local_stack: str, *args: str) -> Any:
+    import subprocess
+    import sys
+
+    from tests.support.local_stack import KEYS
+
+    command = [sys.executable, "-m", "promptlab.cli", *args, "--url", local_stack, "--api-key", KEYS[local_stack]]
+    return subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
+
+
+def test_cli_variables_are_typed_by_the_template_schema_and_errors_name_the_field(local_stack: str) -> None:
+    name = f"typed-{uuid.uuid4().hex[:8]}"
+    schema = {
+        "type": "object", "required": ["topic", "words"],
+        "properties": {"topic": {"type": "string"}, "words": {"type": "integer", "maximum": 500}},
+    }  # fmt: skip
+    body = {"name": name, "body": "Explain {{ topic }} in {{ words }} words.", "variablesSchema": schema}
+    assert request(local_stack, "POST", "/templates", body)[0] == 201
+    done = _cli(local_stack, "generate", name, "--var", "topic=queues", "--var", "words=50", "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "completed"
+    as_json = _cli(local_stack, "generate", name, "--var", "topic=q", "--var", "words:=40")
+    assert as_json.returncode == 0, as_json.stderr
+    # A value the schema cannot take is a usage error before any request; one the API refuses names its field
+    wrong_type = _cli(local_stack, "generate", name, "--var", "topic=q", "--var", "words=fifty")
+    assert wrong_type.returncode == 2 and "input.words is integer" in wrong_type.stderr
+    too_many = _cli(local_stack, "generate", name, "--var", "topic=q", "--var", "words=5000")
+    lines = [line for line in too_many.stderr.splitlines() if line.strip()]
+    assert too_many.returncode == 1 and len(lines) == 1 and "; input.words: " in lines[0], too_many.stderr
+
+
+def test_an_economy_job_ends_in_seconds_locally(local_stack: str) -> None:
+    name = f"eco-{uuid.uuid4().hex[:8]}"
+    assert request(local_stack, "POST", "/templates", {"name": name, "body": "Batch {{ x }}."})[0] == 201
+    done = _cli(local_stack, "generate", name, "--input", "later", "--priority", "economy", "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    job = json.loads(done.stdout)
+    assert job["status"] == "completed" and job["lane"] == "economy" and job["batchId"]
+    took = (datetime.fromisoformat(job["completedAt"]) - datetime.fromisoformat(job["createdAt"])).total_seconds()
+    assert took < 40, took  # held 10 s locally (300 s in AWS), the lane runs every 5 s

@@ -126,3 +126,56 @@ def test_only_a_serving_stack_leaves_its_endpoints_and_takes_them_away(tmp_path:
         sock.listen()
         busy = promptlab("local", "--port", str(sock.getsockname()[1]), env={"PROMPTLAB_DATA_DIR": str(tmp_path)})
     assert busy.returncode == 1 and state.read_text() == '{"AWS_ENDPOINT_URL": "http://127.0.0.1:1"}'
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("keys", "list"),
+        ("keys", "create", "--name", "x"),
+        ("usage",),
+        ("dlq", "list"),
+        ("dlq", "redrive"),
+        ("dlq", "dismiss", "--all-without-job"),
+        ("tenants", "retention", "--days", "7"),
+        ("tenants", "webhook-secret"),
+        ("db", "migrate"),
+    ],
+)
+def test_a_database_that_does_not_answer_is_named_in_one_line(args: tuple[str, ...], tmp_path: Path) -> None:
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/promptlab"
+    result = promptlab(*args, env={"DATABASE_URL": dead, "PROMPTLAB_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 1
+    assert "DATABASE_URL does not answer" in one_line(result)
+
+
+@pytest.mark.parametrize("variable", ["DATABASE_URL", "REDIS_URL"])
+def test_local_with_an_explicit_url_that_does_not_answer_never_falls_back(variable: str, tmp_path: Path) -> None:
+    dead_port = free_port()
+    url = {
+        "DATABASE_URL": f"postgresql://me:secret@127.0.0.1:{dead_port}/x",
+        "REDIS_URL": f"redis://127.0.0.1:{dead_port}/0",
+    }
+    result = promptlab(
+        "local", "--port", str(free_port()), env={variable: url[variable], "PROMPTLAB_DATA_DIR": str(tmp_path)}
+    )
+    line = one_line(result)
+    assert result.returncode == 1 and f"{variable}=" in line and "does not answer" in line
+    assert "secret" not in line and f":{dead_port}" in line
+    assert not (tmp_path / "postgres").exists()  # no embedded server was started instead
+
+
+def test_invoke_outside_the_project_says_where_the_template_is_missing(tmp_path: Path) -> None:
+    event = tmp_path / "event.json"
+    event.write_text("{}")
+    result = promptlab("invoke", "ApiFunction", "-e", str(event), cwd=tmp_path)
+    assert result.returncode == 1 and "no template.yaml" in one_line(result)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("generate", "t", "--var", "novalue"), ("local", "--port", "notaport"), ("keys",), ("invoke", "ApiFunction")],
+)
+def test_usage_mistakes_exit_2_without_a_traceback(args: tuple[str, ...]) -> None:
+    result = promptlab(*args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and result.stderr.strip()

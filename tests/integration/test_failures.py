@@ -3,7 +3,10 @@
 import copy
 import json
 import time
+import uuid
 from typing import Any
+
+import pytest
 
 from promptlab.db.connection import connection
 from promptlab.local.pollers import SqsPoller
@@ -100,7 +103,45 @@ def test_a_poison_message_is_redriven_to_the_dlq_and_recorded(clean_queues: Loca
     assert [m["Body"] for m in dead] == ["this is not a job"]
     assert drain_queues(clean_queues, function="DlqFunction") == 1
     letters = rows("SELECT job_id, reason, receive_count FROM dead_letters WHERE body = %s", "this is not a job")
-    assert letters[-1]["job_id"] is None and letters[-1]["reason"].startswith("dead-lettered after")
+    assert letters[-1]["job_id"] is None
+    assert letters[-1]["reason"].startswith("no job id in the message (not a PromptLab job, or purged): dead-lettered")
+
+
+def test_dead_letters_without_a_job_say_so_and_can_be_dismissed(
+    clean_queues: LocalRunner, template: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from promptlab.cli.main import main
+
+    assert clean_queues.stack is not None
+    ghost, real = f"job_{uuid.uuid4().hex}", generate(clean_queues, template)["id"]
+    for job_id in (ghost, real):
+        clean_queues.sqs_client().send_message(
+            QueueUrl=clean_queues.stack.queue_urls["JobDLQ"], MessageBody=json.dumps({"jobId": job_id, "v": 1})
+        )
+    assert drain_queues(clean_queues, function="DlqFunction") == 2
+    assert main(["dlq", "list", "--limit", "1000"]) == 0
+    listed = capsys.readouterr().out
+    assert f"(no job)  [open]  no job {ghost} (not a PromptLab job, or purged)" in listed and real in listed
+    assert main(["dlq", "dismiss", "--all-without-job"]) == 0
+    assert "dismissed: " in capsys.readouterr().out
+    assert main(["dlq", "list", "--limit", "1000"]) == 0
+    after = capsys.readouterr().out
+    assert ghost not in after and real in after  # a letter with a job stays until redriven or dismissed by id
+    (letter,) = rows("SELECT id FROM dead_letters WHERE job_id = %s", real)
+    assert main(["dlq", "dismiss", f"#{letter['id']}"]) == 0
+    capsys.readouterr()
+    assert lifecycle_redrive(real).redriven == []  # a dismissed letter is never redriven
+    assert main(["dlq", "list", "--all", "--limit", "1000"]) == 0
+    assert "[dismissed " in capsys.readouterr().out
+    with pytest.raises(SystemExit) as usage:
+        main(["dlq", "dismiss"])
+    assert usage.value.code == 2
+
+
+def lifecycle_redrive(job_id: str) -> Any:
+    from promptlab.jobs.dead_letters import redrive
+
+    return redrive(tenant_id=None, job_id=job_id)
 
 
 def test_the_dlq_handler_fails_a_job_that_crash_looped(clean_queues: LocalRunner, template: dict[str, Any]) -> None:

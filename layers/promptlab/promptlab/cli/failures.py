@@ -25,6 +25,9 @@ def _fields(details: object) -> str:
 
 def _data_store(exc: BaseException) -> str | None:
     """`DATABASE_URL` or `REDIS_URL` when the failure is that data store not answering."""
+    if isinstance(exc, PromptLabError):
+        dependency = exc.details.get("dependency")
+        return {"postgres": "DATABASE_URL", "redis": "REDIS_URL"}.get(str(dependency))
     module, name = type(exc).__module__, type(exc).__name__
     if module.startswith("psycopg") and name == "OperationalError":
         return "DATABASE_URL"
@@ -35,6 +38,11 @@ def _data_store(exc: BaseException) -> str | None:
 
 def explain(exc: BaseException, *, url: str | None = None, port: int | None = None) -> str:
     """One line for a failure of any kind."""
+    store = _data_store(exc)
+    if store:
+        cause = exc.__cause__ or exc
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        return f"{store} does not answer ({first}) — start the stack with ./dev up, or check {store}"
     if isinstance(exc, ApiError):
         request = f" (request {exc.request_id})" if exc.request_id and exc.status >= 500 else ""
         return f"the API answered {exc}{_fields(exc.details)}{request}"
@@ -52,10 +60,6 @@ def explain(exc: BaseException, *, url: str | None = None, port: int | None = No
         return f"{taken} is taken — is another stack running? stop it, or choose another with --port"
     if isinstance(exc, socket.timeout | TimeoutError):
         return f"no answer from {url or 'the server'} in time — is it overloaded? try again"
-    store = _data_store(exc)
-    if store:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"{store} does not answer ({first}) — start the stack with ./dev up, or check {store}"
     if isinstance(exc, FileNotFoundError):
         if exc.filename:
             return f"{exc.filename}: no such file — check the path (run from the project folder?)"

@@ -94,6 +94,7 @@ class _Spinner:
 def cmd_generate(args: argparse.Namespace) -> int:
     from promptlab.client import Client
 
+    generate_input(args, None)  # a malformed --var is a usage error before any request
     client = Client(args.url, args.api_key)
     reference = client.templates.resolve(args.template)
     schema = client.templates.get(reference.partition("@")[0]).variables_schema if args.var else None

@@ -112,15 +112,32 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
     from promptlab.jobs.dead_letters import list_dead_letters
 
     use_local_stack()
-    letters = list_dead_letters(limit=args.limit)
+    letters = list_dead_letters(limit=args.limit, dismissed=args.all)
     if args.json:
         print(json.dumps([letter.model_dump(mode="json", by_alias=True) for letter in letters], indent=2))
         return 0
     if not letters:
         print("no dead letters")
     for letter in letters:
-        state = f"redriven {letter.redriven_at:%Y-%m-%d %H:%M}" if letter.redriven_at else "open"
-        print(f"{letter.dead_lettered_at:%Y-%m-%d %H:%M:%S}  {letter.job_id or '(no job)'}  [{state}]  {letter.reason}")
+        state = "open"
+        if letter.redriven_at:
+            state = f"redriven {letter.redriven_at:%Y-%m-%d %H:%M}"
+        elif letter.dismissed_at:
+            state = f"dismissed {letter.dismissed_at:%Y-%m-%d %H:%M}"
+        when = f"{letter.dead_lettered_at:%Y-%m-%d %H:%M:%S}"
+        print(f"#{letter.id}  {when}  {letter.job_id or '(no job)'}  [{state}]  {letter.reason}")
+    return 0
+
+
+def cmd_dlq_dismiss(args: argparse.Namespace) -> int:
+    from promptlab.cli.failures import UsageError
+    from promptlab.jobs.dead_letters import dismiss
+
+    if not args.ids and not args.all_without_job:
+        raise UsageError("dlq dismiss takes dead-letter ids (#N in `promptlab dlq list`) or --all-without-job")
+    use_local_stack()
+    dismissed = dismiss(ids=args.ids, without_job=args.all_without_job)
+    print(f"dismissed: {len(dismissed)}" + "".join(f"\n  #{i}" for i in dismissed))
     return 0
 
 
@@ -134,7 +151,7 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    """Add `local`, `invoke`, `db migrate` and `dlq list|redrive`."""
+    """Add `local`, `invoke`, `db migrate` and `dlq list|redrive|dismiss`."""
     local = sub.add_parser("local", help="run the stack from template.yaml without Docker")
     local.add_argument("--host", default="127.0.0.1")
     local.add_argument("--port", type=int, default=3000)
@@ -167,7 +184,12 @@ def register(sub: Any) -> None:
     dlq_list = dlq_sub.add_parser("list", help="each dead letter with its reason")
     dlq_list.add_argument("--limit", type=int, default=100)
     dlq_list.add_argument("--json", action="store_true")
+    dlq_list.add_argument("--all", action="store_true", help="dismissed ones too")
     dlq_list.set_defaults(func=cmd_dlq_list)
+    dlq_dismiss = dlq_sub.add_parser("dismiss", help="set dead letters aside: off the list, never redriven")
+    dlq_dismiss.add_argument("ids", nargs="*", type=lambda v: int(v.lstrip("#")), help="ids from dlq list (#N)")
+    dlq_dismiss.add_argument("--all-without-job", action="store_true", help="every open one that has no job")
+    dlq_dismiss.set_defaults(func=cmd_dlq_dismiss)
     dlq_redrive = dlq_sub.add_parser("redrive", help="send dead-lettered jobs again with a fresh attempt budget")
     dlq_redrive.add_argument("--job", help="only this job id")
     dlq_redrive.add_argument("--limit", type=int, default=100)

@@ -27,16 +27,28 @@ def insert_dead_letter(
     return cur.rowcount == 1
 
 
-def list_dead_letters(conn: Connection, *, limit: int = 100) -> list[Row]:
-    """The newest dead letters."""
-    return conn.execute("SELECT * FROM dead_letters ORDER BY id DESC LIMIT %s", (limit,)).fetchall()
+def list_dead_letters(conn: Connection, *, limit: int = 100, dismissed: bool = False) -> list[Row]:
+    """The newest dead letters (with `dismissed`, the dismissed ones too)."""
+    where = "" if dismissed else " WHERE dismissed_at IS NULL"
+    sql = f"SELECT * FROM dead_letters{where} ORDER BY id DESC LIMIT %s"
+    return conn.execute(sql.encode(), (limit,)).fetchall()
+
+
+def dismiss(conn: Connection, *, ids: list[int], without_job: bool) -> list[int]:
+    """Set aside open dead letters (by id, or every one without a job); the ids dismissed now."""
+    rows = conn.execute(
+        "UPDATE dead_letters SET dismissed_at = now() WHERE dismissed_at IS NULL AND redriven_at IS NULL"
+        " AND (id = ANY(%s) OR (%s AND job_id IS NULL)) RETURNING id",
+        (ids, without_job),
+    ).fetchall()
+    return sorted(int(row["id"]) for row in rows)
 
 
 def dead_letters_for_redrive(conn: Connection, *, tenant_id: str | None, job_id: str | None, limit: int) -> list[Row]:
     """Dead letters not yet redriven whose job is failed (one per job, the newest)."""
     sql = (
         "SELECT DISTINCT ON (d.job_id) d.id, d.job_id, j.priority FROM dead_letters d"
-        " JOIN jobs j ON j.id = d.job_id WHERE d.redriven_at IS NULL AND j.status = 'failed'"
+        " JOIN jobs j ON j.id = d.job_id WHERE d.redriven_at IS NULL AND d.dismissed_at IS NULL AND j.status = 'failed'"
     )
     params: list[Any] = []
     if tenant_id is not None:

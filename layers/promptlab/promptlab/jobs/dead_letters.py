@@ -31,6 +31,10 @@ def record_dead_letter(letter: DeadLetter) -> str | None:
         job_id = None
     reason = letter.reason or f"dead-lettered after {letter.receive_count or 'too many'} receives"
     with connection() as conn:
+        if job_id is None or jobs_repo.get_job_any_tenant(conn, job_id=job_id) is None:
+            # Nothing to fail or redrive: say so, so an operator can dismiss it (`promptlab dlq dismiss`).
+            named = f"no job {job_id}" if job_id else "no job id in the message"
+            reason, job_id = f"{named} (not a PromptLab job, or purged): {reason}", None
         error = {"code": "dead_lettered", "message": reason, "retryable": False, "providerStatus": None}
         failed_now = job_id is not None and jobs_repo.fail_job(conn, job_id=job_id, error=error)
         dead_letters_repo.insert_dead_letter(
@@ -48,11 +52,19 @@ def record_dead_letter(letter: DeadLetter) -> str | None:
     return job_id
 
 
-def list_dead_letters(*, limit: int = 100) -> list[DeadLetterPublic]:
-    """The newest dead letters with their reasons."""
+def list_dead_letters(*, limit: int = 100, dismissed: bool = False) -> list[DeadLetterPublic]:
+    """The newest dead letters with their reasons (dismissed ones only when asked)."""
     with connection() as conn:
-        rows = dead_letters_repo.list_dead_letters(conn, limit=limit)
+        rows = dead_letters_repo.list_dead_letters(conn, limit=limit, dismissed=dismissed)
     return [DeadLetterPublic.model_validate(r) for r in rows]
+
+
+def dismiss(*, ids: list[int], without_job: bool = False) -> list[int]:
+    """Set dead letters aside: they leave the list and are never redriven. Returns the ids dismissed now."""
+    with connection() as conn:
+        dismissed = dead_letters_repo.dismiss(conn, ids=ids, without_job=without_job)
+    logger.info("dead letters dismissed", count=len(dismissed))
+    return dismissed
 
 
 def redrive(*, tenant_id: str | None, job_id: str | None = None, limit: int = 100) -> RedriveResult:

@@ -41,6 +41,7 @@ class DeadLetterPublic(WireModel):
     receive_count: int | None
     dead_lettered_at: UtcDatetime
     redriven_at: UtcDatetime | None
+    dismissed_at: UtcDatetime | None = None
 
 
 class JobError(WireModel):
