@@ -31,7 +31,8 @@ class StandIn:
     """Answers each request with the next scripted answer, and records what it was sent."""
 
     def __init__(self, answers: list[Answer]) -> None:
-        self.answers, self.seen = list(answers), []
+        self.answers = list(answers)
+        self.seen: list[tuple[str, str, dict[str, str], bytes]] = []
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
