@@ -5,11 +5,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from promptlab.core.observability import logger, publish_metrics
+from promptlab.core.observability import inject_lambda_context, publish_metrics
 from promptlab.jobs.economy import run
 
 
 @publish_metrics
-@logger.inject_lambda_context
+@inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return asdict(run())

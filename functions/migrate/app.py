@@ -8,7 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from promptlab.core.observability import logger
+from promptlab.core.observability import inject_lambda_context, logger
 from promptlab.db.migrate import migrate
 from promptlab.infra import cfn_response
 from promptlab.tenancy.first_key import ensure_first_key
@@ -16,7 +16,7 @@ from promptlab.tenancy.first_key import ensure_first_key
 PHYSICAL_ID = "promptlab-database-migrations"
 
 
-@logger.inject_lambda_context
+@inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     if event["RequestType"] == "Delete":  # the data outlives the stack: nothing to undo
         cfn_response.send(event, status="SUCCESS", physical_id=PHYSICAL_ID, reason="migrations are kept")

@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from promptlab.core.observability import logger
+from promptlab.core.observability import inject_lambda_context
 from promptlab.infra.sqs_batch import process_sqs_batch
 from promptlab.jobs.notifications import Announcement, deliver
 
@@ -22,6 +22,6 @@ def record_handler(record: SQSRecord) -> list[str]:
     )
 
 
-@logger.inject_lambda_context
+@inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_sqs_batch(event, context, record_handler, concurrency=4)

@@ -5,10 +5,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from promptlab.core.observability import logger
+from promptlab.core.observability import inject_lambda_context
 from promptlab.jobs.sweeper import sweep
 
 
-@logger.inject_lambda_context
+@inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     return asdict(sweep())

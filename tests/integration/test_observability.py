@@ -41,6 +41,12 @@ def test_one_correlation_id_follows_a_job_and_no_secret_is_logged(clean_queues: 
     assert all(line.get("template_id") == template_id for line in about_job if line["message"] == "job completed")
     assert runner.dev_key is not None and runner.dev_key not in text and provider_key not in text
     assert "private words" not in text  # prompts and outputs stay out of the logs
+    # Every line names the function that logged it (one process hosts them all locally)
+    by_message = {line["message"]: line for line in about_job}
+    assert by_message["job accepted"]["function_name"].endswith("-ApiFunction")
+    assert by_message["job completed"]["function_name"].endswith("-WorkerFunction")
+    assert by_message["job completed"]["function_memory_size"] != by_message["job accepted"]["function_memory_size"]
+    assert by_message["job completed"]["function_request_id"] != by_message["job accepted"]["function_request_id"]
 
 
 def test_emf_metrics_count_what_happened(clean_queues: LocalRunner, set_env: SetEnv, capsys: Any) -> None:

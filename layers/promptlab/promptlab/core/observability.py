@@ -60,6 +60,54 @@ def publish_metrics(handler: Handler) -> Handler:
     return cast(Handler, publishing)
 
 
+_warm_functions: set[str] = set()
+_warm_lock = threading.Lock()
+
+
+def inject_lambda_context(handler: Handler | None = None, *, correlation_id_path: str | None = None) -> Any:
+    """Powertools' `inject_lambda_context`, kept per invocation instead of per process.
+
+    Each log line of an invocation carries its own function's name, ARN, memory, request id and cold start
+    (and `correlation_id`, read from the event at `correlation_id_path`). In Lambda one process runs one
+    function, so this is what Powertools does; the local runner hosts every function in one process, where
+    Powertools' process-wide keys named whichever function ran last. The keys live in a context variable:
+    a thread the handler starts with `copy_context()` keeps them.
+    """
+
+    def decorate(function: Handler) -> Handler:
+        @functools.wraps(function)
+        def with_context(event: Any, context: Any) -> Any:
+            with _warm_lock:
+                cold = context.function_name not in _warm_functions
+                _warm_functions.add(context.function_name)
+            keys = {
+                "cold_start": cold,
+                "function_name": context.function_name,
+                "function_memory_size": context.memory_limit_in_mb,
+                "function_arn": context.invoked_function_arn,
+                "function_request_id": context.aws_request_id,
+            }
+            if correlation_id_path:
+                from aws_lambda_powertools.utilities import jmespath_utils
+
+                keys["correlation_id"] = jmespath_utils.query(envelope=correlation_id_path, data=event)
+            logger.thread_safe_append_keys(**keys)
+            try:
+                return function(event, context)
+            finally:
+                logger.thread_safe_remove_keys(list(keys))
+
+        return cast(Handler, with_context)
+
+    return decorate(handler) if handler is not None else decorate
+
+
+def correlation_id() -> str | None:
+    """The current invocation's correlation id (the API request id) as `inject_lambda_context` set it."""
+    value = logger.thread_safe_get_current_keys().get("correlation_id") or logger.get_correlation_id()
+    return str(value) if value else None
+
+
 _tracer: Tracer | None = None
 
 

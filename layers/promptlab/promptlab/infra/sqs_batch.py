@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -33,7 +34,8 @@ def _concurrent(event: LambdaEvent, record_handler: RecordHandler, concurrency: 
     if not records:
         return {"batchItemFailures": []}
     with ThreadPoolExecutor(max_workers=min(concurrency, len(records)), thread_name_prefix="record") as pool:
-        futures = [(record, pool.submit(record_handler, record)) for record in records]
+        # Each record runs in a copy of this context: its log lines keep the invocation's function and request id.
+        futures = [(record, pool.submit(contextvars.copy_context().run, record_handler, record)) for record in records]
         failures: list[PartialItemFailures] = []
         for record, future in futures:
             error = future.exception()

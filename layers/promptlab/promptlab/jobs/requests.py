@@ -11,7 +11,7 @@ from promptlab.core.clock import utc_now
 from promptlab.core.errors import Conflict, ValidationFailed
 from promptlab.core.hashing import input_hash
 from promptlab.core.json_types import JsonObject
-from promptlab.core.observability import logger
+from promptlab.core.observability import correlation_id
 from promptlab.core.settings import get_settings
 from promptlab.infra import webhook_targets
 from promptlab.models.generation import GenerateRequest
@@ -181,7 +181,7 @@ def new_job(
         id=ids.job_id(),
         tenant_id=principal.tenant_id,
         api_key_id=principal.key_id,
-        request_id=logger.get_correlation_id(),
+        request_id=correlation_id(),
         template_id=template.id,
         template_version=template.version,
         provider=resolved.provider,
