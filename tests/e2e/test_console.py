@@ -181,3 +181,28 @@ def test_cancel_and_retry_from_the_jobs_list(console: str, page: Any) -> None:
     expect(page.locator("#notice")).to_contain_text(f"Job {done['id']} is queued")
     page.goto(console + f"/#/jobs?job={done['id']}")
     expect(page.locator("#detail .badge.completed")).to_be_visible()
+
+
+def test_the_api_docs_render_from_the_console_under_its_csp(console: str, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, console)
+    link = page.locator('nav a[href="docs"]')
+    expect(link).to_have_text("API docs")
+    violations: list[str] = []
+    page.on("console", lambda message: violations.append(message.text) if "Content Security" in message.text else None)
+    answer = page.goto(console + "/docs")
+    assert answer is not None and answer.status == 200
+    policy = answer.headers["content-security-policy"]
+    assert "'unsafe-inline'" not in policy.split("script-src")[1].split(";")[0] and "'sha256-" in policy
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("PromptLab API")
+    expect(page.locator(".opblock-summary-description", has_text="Generate many")).to_be_visible()
+    page.locator(".opblock-summary", has_text="/generate/batch").first.click()
+    expect(page.locator(".opblock-body").first).to_contain_text("items")
+    shot(page, "api-docs")
+    assert violations == []
+    # The assets come from this origin (no CDN)
+    import urllib.request
+
+    with urllib.request.urlopen(console + "/docs/swagger-ui.min.css", timeout=10) as css:
+        assert css.status == 200 and css.headers["Content-Type"].startswith("text/css")

@@ -89,3 +89,23 @@ def test_every_error_class_has_a_status_in_the_one_table() -> None:
     classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, PromptLabError)]
     # Then each one's code is in the table (a new error class cannot silently answer 500)
     assert {c.__name__: c.code in STATUS_BY_CODE for c in classes} == {c.__name__: True for c in classes}
+
+
+def test_every_operation_is_documented_with_examples() -> None:
+    from promptlab.api.app import openapi_document
+    from promptlab.api.openapi_docs import OPERATIONS
+
+    document = openapi_document()
+    operations = {(m.upper(), p): op for p, methods in document["paths"].items() for m, op in methods.items()}
+    assert set(operations) == set(OPERATIONS)  # a new route needs its entry
+    for key, operation in operations.items():
+        assert operation["summary"] and len(operation["description"]) > 30, key
+        if "requestBody" in operation:
+            assert operation["requestBody"]["content"]["application/json"].get("example"), key
+        errors = {status: answer for status, answer in operation["responses"].items() if int(status) >= 400}
+        assert errors, key
+        for status, answer in errors.items():
+            example = answer["content"]["application/json"]["example"]["error"]
+            assert STATUS_BY_CODE[example["code"]] == int(status), (key, status, example)
+    assert operations[("POST", "/generate")]["responses"]["402"]
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import Response
 
+from promptlab.api.docs import enable_docs
 from promptlab.api.fast_generate import generate_fast, prepare_generate
 from promptlab.api.resolver import PromptLabResolver, register_error_handlers
 from promptlab.api.routes import generation, jobs, operations, templates
@@ -17,6 +18,7 @@ register_error_handlers(app)
 for module in (templates, generation, jobs, operations):
     app.include_router(module.router)
 app.fast_path("POST", "/generate", prepare=prepare_generate)(generate_fast)
+enable_docs(app, title=API_TITLE, version=API_VERSION)
 
 
 def openapi_document() -> JsonObject:

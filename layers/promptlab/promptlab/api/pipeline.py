@@ -31,7 +31,9 @@ from promptlab.tenancy import auth
 from promptlab.tenancy.auth import Principal
 
 MAX_BODY_BYTES = 1_048_576
-PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
+PUBLIC_PATHS = frozenset(
+    {"/health", "/openapi.json", "/docs", "/docs/swagger-ui-bundle.min.js", "/docs/swagger-ui.min.css"}
+)
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 Event = LambdaEvent

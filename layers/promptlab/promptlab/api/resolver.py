@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -20,6 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from promptlab.api import pipeline
 from promptlab.api.cors import cors_headers, preflight
 from promptlab.api.errors import INTERNAL_ERROR_MESSAGE, error_response, from_domain_error, proxy_error
+from promptlab.api.openapi_docs import enrich
 from promptlab.api.pipeline import Event, FastPrepare, Prefetch
 from promptlab.core.errors import PromptLabError
 from promptlab.core.json_types import JsonObject, LambdaEvent
@@ -105,6 +108,12 @@ class PromptLabResolver(APIGatewayRestResolver):
             return function
 
         return register
+
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> OpenAPI:
+        """Powertools' document of the routes, with each operation's summary, description and examples."""
+        schema = super().get_openapi_schema(*args, **kwargs)
+        document = enrich(schema.model_dump(mode="json", by_alias=True, exclude_none=True))
+        return OpenAPI.model_validate(document)
 
     def resolve(self, event: LambdaEvent, context: LambdaContext) -> LambdaEvent:  # type: ignore[override]
         request_id = pipeline.request_id(event)
