@@ -247,7 +247,7 @@ class LocalRunner:
         self.data_dir.mkdir(parents=True, exist_ok=True)  # a fresh machine has no ~/.promptlab yet
         path.write_text(self.dev_key + "\n")
         path.chmod(0o600)
-        state = "new" if made else f"kept in {path}"
+        state = f"made now, kept in {path}" if made else f"kept in {path}"
         self.notes.append(f"API key (development, default tenant; {state}): {self.dev_key}")
 
     @property
