@@ -13,14 +13,31 @@ from promptlab.core.settings import get_settings
 from promptlab.db.connection import close_all
 from promptlab.local.runner import LocalRunner
 from promptlab.local.services import drop_database
-from tests.support import ROOT, SetEnv, clear_throttles, purge_queues
+from tests.support import ROOT, TEST_RUN, SetEnv, clear_throttles, purge_queues, redis_prefix
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_redis_keys_left_behind() -> Iterator[None]:
+    """When the session ends, every Redis key of this run is removed (a run leaves nothing behind)."""
+    yield
+    import redis
+
+    from promptlab.core.settings import DEFAULT_REDIS_URL
+
+    try:
+        client = redis.Redis.from_url(os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL, socket_connect_timeout=2)
+        batch = list(client.scan_iter(match=f"*:{TEST_RUN}:*", count=1000))
+        for start in range(0, len(batch), 500):
+            client.delete(*batch[start : start + 500])
+    except (redis.RedisError, OSError):
+        pass  # an embedded Redis went away with its stack, and its keys with it
 
 
 @pytest.fixture(scope="session")
 def runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRunner]:
     """The template's functions and queues, handlers invoked in process (no HTTP, no background pollers)."""
     suffix = uuid.uuid4().hex[:12]
-    os.environ["PROMPTLAB_REDIS_PREFIX"] = f"test:{suffix}:"
+    os.environ["PROMPTLAB_REDIS_PREFIX"] = redis_prefix("test")
     stack = LocalRunner(
         template=ROOT / "template.yaml",
         serve_http=False,

@@ -29,7 +29,7 @@ from promptlab.local.services import (
     stop_process,
     with_database,
 )
-from tests.support import ROOT
+from tests.support import ROOT, redis_prefix
 from tests.support.local_stack import KEYS, dev_key, request
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +54,7 @@ class Stack:
             "AWS_ACCESS_KEY_ID": "chaos",
             "AWS_SECRET_ACCESS_KEY": "chaos",
             "PROMPTLAB_DATA_DIR": str(folder / "data"),
-            "PROMPTLAB_REDIS_PREFIX": f"chaos:{uuid.uuid4().hex[:8]}:",
+            "PROMPTLAB_REDIS_PREFIX": redis_prefix("chaos"),
             "PROMPTLAB_FAKE_LATENCY_MS": "15",
             # The mix a provider really sends on a bad day: 429 (with retry-after 1 s), 500, 503, 529.
             "PROMPTLAB_FAKE_FAIL_STATUS": "429,500,503,529",

@@ -17,7 +17,7 @@ import pytest
 from promptlab.core.settings import DEFAULT_DATABASE_URL
 from promptlab.local.runner import RUNNER_OWNED
 from promptlab.local.services import drop_database, free_port, with_database
-from tests.support import ROOT
+from tests.support import ROOT, redis_prefix
 
 _DATABASE = with_database(DEFAULT_DATABASE_URL, f"pl_cli_{uuid.uuid4().hex[:8]}")
 
@@ -32,7 +32,7 @@ def own_database() -> Iterator[None]:
 def promptlab(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The CLI in a fresh process with a user's environment: none of this test run's runner settings."""
     clean = {k: v for k, v in os.environ.items() if k not in RUNNER_OWNED and not k.startswith("PROMPTLAB_")}
-    clean.update(DATABASE_URL=_DATABASE, PROMPTLAB_REDIS_PREFIX=f"cli:{uuid.uuid4().hex[:8]}:")
+    clean.update(DATABASE_URL=_DATABASE, PROMPTLAB_REDIS_PREFIX=redis_prefix("cli"))
     return subprocess.run(
         [sys.executable, "-m", "promptlab.cli", *args],
         cwd=cwd, capture_output=True, text=True, timeout=60, env={**clean, **(env or {})},

@@ -21,6 +21,14 @@ from promptlab.local.stack import SqsMapping
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
+# Every Redis key a test run makes (in process or in a stack it starts) is under a prefix naming this run,
+# so the session can remove them all when it ends (`tests/conftest.py`), and runs never see each other's.
+TEST_RUN = uuid.uuid4().hex[:8]
+
+
+def redis_prefix(kind: str) -> str:
+    """A Redis key prefix of its own for one stack or command of this test run."""
+    return f"{kind}:{TEST_RUN}:{uuid.uuid4().hex[:6]}:"
 
 
 @cache

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from promptlab.local.services import drop_database, free_port, postgres_answers, stop_process, with_database
-from tests.support import ROOT
+from tests.support import ROOT, redis_prefix
 
 # The development key each running stack printed, by base URL.
 KEYS: dict[str, str] = {}
@@ -59,7 +59,7 @@ def running_stack(data_dir: Path, extra_env: dict[str, str] | None = None) -> It
         **os.environ,
         "DATABASE_URL": with_database(base_url, f"promptlab_e2e_{uuid.uuid4().hex[:10]}"),
         "PROMPTLAB_DATA_DIR": str(data_dir),
-        "PROMPTLAB_REDIS_PREFIX": f"e2e:{uuid.uuid4().hex[:8]}:",
+        "PROMPTLAB_REDIS_PREFIX": redis_prefix("e2e"),
         **(extra_env or {}),
     }
     log = data_dir / "local.log"
