@@ -29,22 +29,27 @@ def cluster(tmp_path: Path, set_env: SetEnv) -> Iterator[str]:
     """A one-node Redis cluster on a free port, and the settings pointed at it."""
     server = shutil.which("redis-server")
     assert server is not None, "redis-server is needed for the cluster-mode test"
-    port = free_port()
-    process = subprocess.Popen(
-        [server, "--port", str(port), "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-         "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
+    for _ in range(3):  # a free port can be taken by another process before the server binds it
+        port = free_port()
+        process = subprocess.Popen(
+            [server, "--port", str(port), "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
+             "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
         admin = redis.Redis(port=port)
-        deadline = time.monotonic() + 10
-        while True:
+        deadline = time.monotonic() + 30
+        while process.poll() is None:
             try:
                 admin.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)  # type: ignore[no-untyped-call]
                 break
             except redis.ConnectionError:
                 assert time.monotonic() < deadline, "the cluster node did not start"
                 time.sleep(0.05)
+        if process.poll() is None:
+            break
+    else:
+        pytest.fail("the cluster node exited on three ports in a row")
+    try:
         while b"cluster_state:ok" not in admin.execute_command("CLUSTER", "INFO"):  # type: ignore[no-untyped-call]
             assert time.monotonic() < deadline, "the cluster did not become ready"
             time.sleep(0.05)

@@ -106,6 +106,8 @@ def test_a_second_tenant_sees_nothing_of_the_first_on_any_route(runner: LocalRun
     expect("GET", "/batches/{id}", f"/batches/{bid}", 404)
     expect("GET", "/health", "/health", 200)
     expect("GET", "/openapi.json", "/openapi.json", 200)
+    expect("GET", "/docs", "/docs", 200)  # Swagger UI and its assets hold no data of anyone's
+    expect("GET", "/docs/{name}", "/docs/swagger-ui.min.css", 200)
     expect("OPTIONS", "/{proxy+}", f"/jobs/{jid}", 204)
     assert "PromptLab" in expect("GET", "/", "/", 200).body  # the console page holds no data of anyone's
     expect("GET", "/assets/{name}", "/assets/app.js", 200)  # a CORS preflight reveals nothing either
