@@ -12,16 +12,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from promptlab.client.errors import ApiError
-from promptlab.client.sync_client import (
-    BATCH_LIMIT,
-    Client,
-    Job,
-    Progress,
-    Tally,
-    _batch_item,
-    _progress,
-    generate_bodies,
-)
+from promptlab.client.sync_client import Client, Job, Progress, _progress, refusals
 from promptlab.client.transport import RetryPolicy
 from promptlab.models.jobs import JobSummary
 from promptlab.models.templates import TemplatePublic
@@ -126,20 +117,8 @@ class AsyncClient:
         timeout: float | None = None,
     ) -> list[Job | ApiError]:
         """`Client.generate_many`, with at most `concurrency` long polls in flight."""
-        report = _progress(progress)
-        items = list(requests)
-        names = {str(i["template"]) for i in items}
-        resolved = dict(zip(names, await asyncio.gather(*(self.templates.resolve(n) for n in names)), strict=True))
-        bodies = generate_bodies(items, resolved)
-        submitted: list[str | ApiError] = []
-        for start in range(0, len(bodies), BATCH_LIMIT):
-            chunk = {"items": bodies[start : start + BATCH_LIMIT]}
-            answer = await asyncio.to_thread(self.sync.transport.call, "POST", "/generate/batch", body=chunk)
-            submitted.extend(_batch_item(entry) for entry in answer["items"])
-        outcomes: dict[int, Job | ApiError] = {i: r for i, r in enumerate(submitted) if isinstance(r, ApiError)}
-        tally = Tally(total=len(submitted), report=report)
-        for refused in outcomes.values():
-            tally.add(refused)
+        submitted = await asyncio.to_thread(self.sync.submit_many, list(requests))
+        outcomes, tally = refusals(submitted, _progress(progress))
         gate = asyncio.Semaphore(max(1, concurrency))
 
         async def read(index: int, job_id: str) -> None:

@@ -242,8 +242,13 @@ class Client:
         Jobs go in as `POST /generate/batch` calls of up to 100; with `wait`, up to `concurrency` long polls
         run at once. The result keeps the requests' order: a job, or the `ApiError` that refused that one.
         """
-        items = list(requests)
+        submitted = self.submit_many(requests)
         report = _progress(progress)
+        return self._follow(submitted, wait=wait, concurrency=concurrency, report=report, timeout=timeout)
+
+    def submit_many(self, requests: Iterable[Mapping[str, Any]]) -> list[str | ApiError]:
+        """Each request submitted (`POST /generate/batch`, 100 at a time): its job id, or the error refusing it."""
+        items = list(requests)
         resolved = {name: self.templates.resolve(name) for name in {str(item["template"]) for item in items}}
         bodies = generate_bodies(items, resolved)
         submitted: list[str | ApiError] = []
@@ -251,16 +256,13 @@ class Client:
             chunk = bodies[start : start + BATCH_LIMIT]
             answer = self.transport.call("POST", "/generate/batch", body={"items": chunk})
             submitted.extend(_batch_item(entry) for entry in answer["items"])
-        return self._follow(submitted, wait=wait, concurrency=concurrency, report=report, timeout=timeout)
+        return submitted
 
     def _follow(
         self, submitted: list[str | ApiError], *, wait: bool, concurrency: int, report: Progress, timeout: float | None
     ) -> list[Job | ApiError]:
         """Each submitted job (its id) read back (with `wait`, once it ended), up to `concurrency` at a time."""
-        outcomes: dict[int, Job | ApiError] = {i: r for i, r in enumerate(submitted) if isinstance(r, ApiError)}
-        tally = Tally(total=len(submitted), report=report)
-        for refused in outcomes.values():
-            tally.add(refused)
+        outcomes, tally = refusals(submitted, report)
 
         def read(index: int, job_id: str) -> None:
             try:
@@ -295,6 +297,15 @@ def _batch_item(entry: Mapping[str, Any]) -> str | ApiError:
         body = json.dumps({"error": dict(error)}).encode()
         return error_from_answer(STATUS_BY_CODE.get(code, 400), body, {})
     return str(entry["jobId"])
+
+
+def refusals(submitted: list[str | ApiError], report: Progress) -> tuple[dict[int, Job | ApiError], Tally]:
+    """The outcomes known at submission (the refused requests, by position) and a tally that counted them."""
+    outcomes: dict[int, Job | ApiError] = {i: r for i, r in enumerate(submitted) if isinstance(r, ApiError)}
+    tally = Tally(total=len(submitted), report=report)
+    for refused in outcomes.values():
+        tally.add(refused)
+    return outcomes, tally
 
 
 class Tally:
