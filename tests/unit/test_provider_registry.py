@@ -21,7 +21,7 @@ def test_the_wire_names_exactly_the_registered_providers() -> None:
 
 
 def test_only_providers_with_a_batch_api_take_the_economy_lane() -> None:
-    assert BATCH_PROVIDERS == ("anthropic", "openai", "fake")
+    assert BATCH_PROVIDERS == ("anthropic", "openai", "bedrock", "fake")
 
 
 def test_a_compatible_server_is_configured_by_its_base_url_alone(set_env: SetEnv) -> None:

@@ -114,6 +114,12 @@ class Settings(BaseSettings):
     max_waits_per_key: int = Field(
         default=10, ge=1, le=1000, description="Long polls (`GET /jobs/{id}?wait=`) one API key may hold at once."
     )
+    max_throttles: int = Field(
+        default=20,
+        ge=0,
+        le=1000,
+        description="Provider 429s a job may meet without spending an attempt (flow control, not failure).",
+    )
     max_prompt_chars: int = Field(
         default=200_000, ge=1000, le=10_000_000, description="Longest rendered prompt (body, system, messages)."
     )
@@ -132,6 +138,27 @@ class Settings(BaseSettings):
     openai_compatible_api_key: str | None = Field(default=None, repr=False)
     openai_compatible_models: tuple[str, ...] = Field(default=(), description="Allowed models; empty: any.")
     openai_compatible_default_model: str | None = None
+
+    bedrock_enabled: bool = Field(
+        default=False, description="Amazon Bedrock may be used (IAM credentials: no key; the template turns it on)."
+    )
+    bedrock_region: str | None = Field(default=None, description="Bedrock's region; default: the function's.")
+    bedrock_model_arns: str = Field(
+        default="",
+        description="Comma-separated model and inference-profile ARNs the worker may invoke; their ids are the"
+        " allowed models (empty: any the role may call).",
+    )
+    bedrock_default_model: str | None = None
+    bedrock_batch_bucket: str | None = Field(default=None, description="S3 bucket of batch inference files.")
+    bedrock_batch_role_arn: str | None = Field(default=None, description="The role batch inference jobs run as.")
+    bedrock_batch_min_records: int = Field(
+        default=100, ge=1, description="Records Bedrock requires in one batch inference job (its quota)."
+    )
+    economy_small_group_max_wait_seconds: int = Field(
+        default=3600,
+        ge=0,
+        description="A group too small for its provider's batch minimum goes to the normal lane after this long.",
+    )
 
     fake_enabled: bool | None = Field(
         default=None, description="The offline fake provider may be used (default: locally yes; never in AWS mode)."
@@ -171,6 +198,21 @@ class Settings(BaseSettings):
                     "the offline fake provider is refused in AWS mode (PROMPTLAB_FAKE_ENABLED or DefaultProvider=fake)"
                 )
         return self
+
+    @property
+    def bedrock_models(self) -> tuple[str, ...]:
+        """The model ids (or inference-profile ids) of `bedrock_model_arns`: what a job may ask Bedrock for."""
+        arns = [arn.strip() for arn in self.bedrock_model_arns.split(",") if arn.strip()]
+        return tuple(arn.rsplit("/", 1)[-1] for arn in arns)
+
+    @property
+    def bedrock_region_name(self) -> str:
+        """Bedrock's region: the setting, else the function's."""
+        import os
+
+        return (
+            self.bedrock_region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        )
 
     @property
     def fake_allowed(self) -> bool:

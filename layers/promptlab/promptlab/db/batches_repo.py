@@ -23,6 +23,17 @@ def pending_jobs(conn: Connection, *, limit: int) -> list[Job]:
     return [Job.from_row(row) for row in rows]
 
 
+def pending_to_standard_lane(conn: Connection, *, job_ids: list[str], warning: str) -> list[str]:
+    """Waiting economy jobs moved to the normal lane (with a warning saying why); the ids moved."""
+    rows = conn.execute(
+        "UPDATE jobs SET lane = 'standard', warnings = coalesce(warnings, '[]'::jsonb) || %s, enqueued_at = NULL,"
+        " updated_at = now() WHERE id = ANY(%s) AND lane = 'economy' AND status = 'queued' AND batch_id IS NULL"
+        " RETURNING id",
+        (Jsonb([warning]), job_ids),
+    ).fetchall()
+    return [str(row["id"]) for row in rows]
+
+
 def insert_batch(conn: Connection, *, batch_id: str, tenant_id: str, provider: str, model: str, size: int) -> None:
     """A new batch, `submitting` until the provider has it."""
     conn.execute(

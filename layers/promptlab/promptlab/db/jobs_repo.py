@@ -162,6 +162,18 @@ def complete_job(conn: Connection, *, job_id: str, attempt: int, result: Answer)
     )
 
 
+def requeue_throttled(conn: Connection, *, job_id: str, attempt: int, error: Row, max_throttles: int) -> bool:
+    """Hand the job back after a call the provider refused with a 429: the attempt is given back (one more
+    allowed), at most `max_throttles` times. False when the job has used them up (or is no longer held)."""
+    cur = conn.execute(
+        "UPDATE jobs SET status = 'queued', error = %s, lease_until = NULL, max_attempts = max_attempts + 1,"
+        " throttles = throttles + 1, updated_at = now()"
+        " WHERE id = %s AND status = 'processing' AND attempts = %s AND throttles < %s",
+        (Jsonb(error), job_id, attempt, max_throttles),
+    )
+    return cur.rowcount == 1
+
+
 def requeue_job(conn: Connection, *, job_id: str, attempt: int, error: Row) -> bool:
     """Hand the job back to the queue after a retryable failure."""
     cur = conn.execute(

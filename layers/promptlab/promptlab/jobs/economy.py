@@ -29,12 +29,12 @@ from promptlab.core.settings import get_settings
 from promptlab.db import batches_repo, jobs_repo, templates_repo
 from promptlab.db.connection import Connection, connection
 from promptlab.infra import result_cache
-from promptlab.jobs.lifecycle import announce, dispatch
+from promptlab.jobs.lifecycle import announce, dispatch, dispatch_many
 from promptlab.jobs.provider_calls import build_call, spend
 from promptlab.models.batches import ProviderBatch
 from promptlab.models.jobs import CachedResult, Job, job_error
 from promptlab.providers.base import BatchItem, GenerationCall, ProviderError
-from promptlab.providers.registry import get_batch_provider
+from promptlab.providers.registry import get_batch_provider, min_batch_jobs
 
 SUBMIT_GRACE = timedelta(minutes=10)
 
@@ -49,23 +49,40 @@ def _error(code: str, message: str, retryable: bool, status: int | None = None) 
     return job_error(code=code, message=message, retryable=retryable, provider_status=status)
 
 
-def _due(group: list[Job]) -> bool:
-    settings = get_settings()
+def _waited(group: list[Job]) -> float:
     oldest = min(job.created_at or utc_now() for job in group)
-    waited = (utc_now() - oldest).total_seconds()
-    return len(group) >= settings.economy_min_jobs or waited >= settings.economy_max_wait_seconds
+    return (utc_now() - oldest).total_seconds()
+
+
+def _due(group: list[Job], floor: int) -> bool:
+    """A group goes out at `economy_min_jobs`, or once its oldest waited `economy_max_wait_seconds` — never
+    below the provider's own minimum (`floor`: Bedrock batch inference takes 100 records at least)."""
+    settings = get_settings()
+    if len(group) < floor:
+        return False
+    return len(group) >= settings.economy_min_jobs or _waited(group) >= settings.economy_max_wait_seconds
+
+
+def _too_small_for_too_long(group: list[Job], floor: int) -> bool:
+    """A group below its provider's minimum whose oldest job waited `economy_small_group_max_wait_seconds`."""
+    return len(group) < floor and _waited(group) >= get_settings().economy_small_group_max_wait_seconds
 
 
 def collect() -> list[str]:
     """Send every due group of waiting economy jobs as a provider batch; returns our batch ids."""
     settings = get_settings()
     made: list[tuple[str, str, list[Job]]] = []
+    normal_lane: list[str] = []
     with connection() as conn, conn.transaction():
         groups: dict[tuple[str, str, str], list[Job]] = defaultdict(list)
         for job in batches_repo.pending_jobs(conn, limit=settings.economy_max_jobs * 10):
             groups[(job.tenant_id, job.provider, job.model)].append(job)
         for (tenant_id, provider, model), group in groups.items():
-            if not _due(group):
+            floor = min_batch_jobs(provider)
+            if _too_small_for_too_long(group, floor):
+                normal_lane += _to_normal_lane(conn, group, floor)
+                continue
+            if not _due(group, floor):
                 continue
             chosen = group[: settings.economy_max_jobs]
             batch_id = ids.new_id("bat")
@@ -74,9 +91,25 @@ def collect() -> list[str]:
             )
             batches_repo.assign_jobs(conn, batch_id=batch_id, job_ids=[j.id for j in chosen])
             made.append((batch_id, provider, chosen))
+    if normal_lane:  # sent once the move committed: a worker must find them in the normal lane
+        with connection() as conn:
+            dispatch_many(conn, jobs=[(job_id, "low") for job_id in normal_lane])
     for batch_id, provider, jobs in made:
         _submit(batch_id, provider, jobs)
     return [batch_id for batch_id, _, _ in made]
+
+
+def _to_normal_lane(conn: Connection, group: list[Job], floor: int) -> list[str]:
+    """Too few jobs for the provider's batch minimum, for too long: they run now, at normal prices (their
+    budget reservation is the normal price's worst case, so it still covers them)."""
+    provider = group[0].provider
+    warning = (
+        f"sent to the normal lane at normal prices: {provider}'s batch API takes {floor} requests at least, and"
+        f" only {len(group)} waited {get_settings().economy_small_group_max_wait_seconds} s"
+    )
+    moved = batches_repo.pending_to_standard_lane(conn, job_ids=[job.id for job in group], warning=warning)
+    logger.info("economy group below the batch minimum sent to the normal lane", provider=provider, jobs=len(moved))
+    return moved
 
 
 def _calls(jobs: list[Job]) -> list[tuple[str, GenerationCall]]:

@@ -136,9 +136,32 @@ def _complete(job: Job, result: ProviderResult, latency_ms: int, cache_ttl_secon
         logger.warning("job result discarded: the job is no longer held by this attempt", job_id=job.id)
 
 
+def _give_back_throttled(job: Job, exc: ProviderError, error: JsonObject, delivery: Delivery, queue: JobQueue) -> bool:
+    """A 429 is the provider refusing the call before any work (it bills nothing): flow control, not a
+    failure of this job. The route's limit was cut already; the job keeps its attempts and comes back after
+    the backoff (the provider's retry-after when larger), up to `max_throttles` times."""
+    if exc.status != 429 or not exc.retryable:
+        return False
+    settings = get_settings()
+    with connection() as conn, conn.transaction():
+        if not jobs_repo.requeue_throttled(
+            conn, job_id=job.id, attempt=job.attempts, error=error, max_throttles=settings.max_throttles
+        ):
+            return False
+        jobs_repo.end_attempt(
+            conn, job_id=job.id, n=job.attempts, outcome="throttled", error=error, provider_request_id=None
+        )
+    delay = backoff_seconds(job.throttles + 1, exc.retry_after)
+    queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=delay)
+    count("JobsThrottled")
+    logger.info("provider throttled the call; no attempt spent", job_id=job.id, delay_seconds=delay, code=exc.code)
+    raise RetryLater(str(exc)) from exc
+
+
 def _handle_failure(job: Job, exc: ProviderError, delivery: Delivery, queue: JobQueue) -> None:
     attempt = job.attempts
     error = _error(exc, attempt)
+    _give_back_throttled(job, exc, error, delivery, queue)
     retry = exc.retryable and attempt < job.max_attempts
     # A provider that failed for good hands the job to the next fallback, with a fresh attempt budget.
     fall_back = not retry and exc.code != "content_refused" and job.route.has_next

@@ -202,6 +202,7 @@ class Job:
     lane: str = "standard"
     batch_id: str | None = None
     batch_requeues: int = 0
+    throttles: int = 0
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:

@@ -13,7 +13,7 @@ from promptlab.core.clock import rfc3339
 from promptlab.core.json_types import JsonObject
 from promptlab.core.money import money_str
 
-ProviderName = Literal["anthropic", "openai", "openai-compatible", "fake"]
+ProviderName = Literal["anthropic", "openai", "openai-compatible", "bedrock", "fake"]
 
 
 Priority = Literal["high", "normal", "low", "economy"]
@@ -37,7 +37,7 @@ ModelName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-
 Fallback = Annotated[
     str,
     Field(
-        pattern=r"^(anthropic|openai|openai-compatible|fake):[A-Za-z0-9._:/@-]+$",
+        pattern=r"^(anthropic|openai|openai-compatible|bedrock|fake):[A-Za-z0-9._:/@-]+$",
         max_length=220,
         description="`provider:model`, tried when the one before it fails for good.",
     ),

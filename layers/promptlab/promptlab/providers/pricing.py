@@ -53,6 +53,8 @@ def priced_default_model(provider: str) -> str | None:
 
 # A dated snapshot of a priced model: `claude-haiku-4-5-20251001`, `gpt-4o-2024-08-06`. Nothing else is
 # stripped, so `gpt-5-pro` is never priced as `gpt-5`: other names must be in the table or its aliases.
+# A Bedrock cross-region inference profile: the model id behind a geography prefix.
+_INFERENCE_PROFILE = re.compile(r"^(?:us|eu|apac|us-gov|ca|jp|au)\.(?=[a-z0-9-]+\.)")
 _SNAPSHOT = re.compile(r"^(?P<base>.+)-(?:\d{8}|\d{4}-\d{2}-\d{2})$")
 
 
@@ -62,6 +64,7 @@ def unit_prices(provider: str, model: str, *, batch: bool = False) -> UnitPrices
     """
     table: dict[str, dict[str, str]] = _data()["models"].get(provider, {})
     aliases: dict[str, str] = _data()["aliases"].get(provider, {})
+    model = _INFERENCE_PROFILE.sub("", model)  # `us.anthropic.claude-…` costs what `anthropic.claude-…` does
     snapshot = _SNAPSHOT.match(model)
     names = [model, *([snapshot.group("base")] if snapshot else [])]
     name = next((aliases.get(n, n) for n in names if aliases.get(n, n) in table), None)

@@ -26,30 +26,47 @@ class ProviderSettings:
     base_url: str | None = None
     models: tuple[str, ...] = ()  # allowed models; empty: any
     default_model: str | None = None
+    region: str | None = None  # AWS providers (Bedrock): where to call
 
 
-Build = Callable[[str, str | None], Provider]  # (api key, base URL) → adapter
+Build = Callable[[str, ProviderSettings], Provider]  # (api key, the provider's settings) → adapter
 
 
-def _anthropic(key: str, base_url: str | None) -> Provider:
+def _anthropic(key: str, own: ProviderSettings) -> Provider:
     from promptlab.providers.anthropic_provider import AnthropicProvider
 
-    return AnthropicProvider(api_key=key, base_url=base_url)
+    return AnthropicProvider(api_key=key, base_url=own.base_url)
 
 
-def _openai(key: str, base_url: str | None) -> Provider:
+def _openai(key: str, own: ProviderSettings) -> Provider:
     from promptlab.providers.openai_provider import OpenAIProvider
 
-    return OpenAIProvider(name="openai", api_key=key, base_url=base_url)
+    return OpenAIProvider(name="openai", api_key=key, base_url=own.base_url)
 
 
-def _openai_compatible(key: str, base_url: str | None) -> Provider:
+def _openai_compatible(key: str, own: ProviderSettings) -> Provider:
     from promptlab.providers.openai_provider import OpenAIProvider
 
-    return OpenAIProvider(name="openai-compatible", api_key=key, base_url=base_url)
+    return OpenAIProvider(name="openai-compatible", api_key=key, base_url=own.base_url)
 
 
-def _fake(_key: str, _base_url: str | None) -> Provider:
+def _bedrock(_key: str, own: ProviderSettings) -> Provider:
+    from promptlab.providers.bedrock_provider import BedrockProvider
+
+    return BedrockProvider(region=own.region or get_settings().bedrock_region_name, known_models=own.models)
+
+
+def _bedrock_batches() -> BatchProvider:
+    from promptlab.providers.bedrock_provider import BedrockBatches, BedrockProvider
+
+    settings = get_settings()
+    provider = cast(BedrockProvider, get_provider("bedrock"))
+    return BedrockBatches(
+        provider=provider, bucket=settings.bedrock_batch_bucket, role_arn=settings.bedrock_batch_role_arn
+    )
+
+
+def _fake(_key: str, _own: ProviderSettings) -> Provider:
     from promptlab.providers.fake import FakeProvider
 
     return FakeProvider()
@@ -73,10 +90,13 @@ class ProviderSpec:
     needs_key: bool = True
     needs_base_url: bool = False
     key_placeholder: str = ""  # sent as the key when none is set (a compatible server may take any)
+    enabled: Callable[[Settings], bool] | None = None  # a switch of its own (providers without a key)
+    min_batch_jobs: Callable[[Settings], int] = lambda _: 1  # the fewest requests its batch API takes
+    why_not: str = "no API key"  # what a 422 says when it is not configured
 
     def configured(self, settings: Settings) -> bool:
         """Whether this deployment can call the provider."""
-        if self.name == "fake" and not settings.fake_allowed:
+        if self.enabled is not None and not self.enabled(settings):
             return False
         own = self.settings(settings)
         has_key = bool(own.api_key or (settings.mode == "aws" and own.api_key_parameter))
@@ -121,12 +141,27 @@ PROVIDERS: dict[str, ProviderSpec] = {
             key_placeholder="not-needed",
         ),
         ProviderSpec(
+            name="bedrock",
+            build=_bedrock,
+            settings=lambda s: ProviderSettings(
+                models=s.bedrock_models, default_model=s.bedrock_default_model, region=s.bedrock_region_name
+            ),
+            has_batch_api=True,
+            build_batches=_bedrock_batches,
+            needs_key=False,
+            enabled=lambda s: s.bedrock_enabled,
+            min_batch_jobs=lambda s: s.bedrock_batch_min_records,
+            why_not="PROMPTLAB_BEDROCK_ENABLED is off (set the template's BedrockModelArns)",
+        ),
+        ProviderSpec(
             name="fake",
             build=_fake,
             settings=lambda _: ProviderSettings(),
             has_batch_api=True,
             build_batches=_fake_batches,
             needs_key=False,
+            enabled=lambda s: s.fake_allowed,
+            why_not="the fake is off here",
         ),
     )
 }
@@ -166,7 +201,9 @@ def check_available(name: str, model: str | None = None) -> None:
     if not is_configured(name):
         available = ", ".join(p for p in PROVIDERS if is_configured(p))
         raise ValidationFailed.single(
-            "provider", f"provider {name!r} is not configured in this deployment (no API key); available: {available}"
+            "provider",
+            f"provider {name!r} is not configured in this deployment"
+            f" ({PROVIDERS[name].why_not if name in PROVIDERS else 'unknown'}); available: {available}",
         )
     allowed = configured_models(name)
     if model is not None and allowed and model not in allowed:
@@ -195,7 +232,7 @@ def get_provider(name: str) -> Provider:
     key = api_key(name)
     if spec.needs_key and not key:
         raise ConfigurationError(f"provider {name!r} has no API key configured")
-    return _build(name, key, spec.settings(get_settings()).base_url)
+    return _build(name, key, spec.settings(get_settings()))
 
 
 def get_batch_provider(name: str) -> BatchProvider:
@@ -208,6 +245,11 @@ def get_batch_provider(name: str) -> BatchProvider:
     return cast(BatchProvider, get_provider(name))
 
 
+def min_batch_jobs(name: str) -> int:
+    """The fewest requests the provider's batch API takes in one batch (Bedrock: 100)."""
+    return spec_of(name).min_batch_jobs(get_settings())
+
+
 @lru_cache(maxsize=16)
-def _build(name: str, key: str | None, base_url: str | None) -> Provider:
-    return spec_of(name).build(key or "", base_url)
+def _build(name: str, key: str | None, own: ProviderSettings) -> Provider:
+    return spec_of(name).build(key or "", own)
