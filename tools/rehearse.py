@@ -5,7 +5,9 @@ The template is transformed by samtranslator (what `sam deploy` sends CloudForma
    pseudo parameter or condition that exists (so the functions' environments all resolve);
 2. every queue a function's code sends to has its URL in that function's environment and an
    `sqs:SendMessage` grant in its role, and every queue it polls a receive grant;
-3. every function that talks to a database or Redis secret may read it.
+3. every function that talks to a database or Redis secret may read it;
+4. with Bedrock on, the worker may invoke exactly the given models, and the economy function may start and
+   follow batch inference jobs, pass their role, and read and write its bucket's batch files.
 Exits 1 naming each problem.
 """
 
@@ -145,11 +147,54 @@ def check_queues(template: dict[str, Any], problems: list[str]) -> None:
             problems.append(f"{lid}: {function} polls {queue} but its role may not receive from it")
 
 
+def _statements(role: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for policy in _policies(role):
+        yield from policy["PolicyDocument"]["Statement"]
+
+
+def _grants(role: dict[str, Any], action: str) -> list[Any]:
+    """The resources of a role's statements that allow `action`."""
+    found = []
+    for statement in _statements(role):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if statement["Effect"] == "Allow" and action in actions:
+            found.append(statement["Resource"])
+    return found
+
+
+BEDROCK_GRANTS: dict[str, list[tuple[str, Any]]] = {  # function → (action, the resource it must be granted on)
+    "WorkerFunction": [("bedrock:InvokeModel", {"Ref": "BedrockModelArns"})],
+    "EconomyFunction": [
+        ("bedrock:CreateModelInvocationJob", {"Ref": "BedrockModelArns"}),
+        ("bedrock:GetModelInvocationJob", None),
+        ("iam:PassRole", {"Fn::GetAtt": ["BedrockBatchRole", "Arn"]}),
+        ("s3:PutObject", None),
+        ("s3:GetObject", None),
+    ],
+}
+
+
+def check_bedrock(template: dict[str, Any], problems: list[str]) -> None:
+    resources = template["Resources"]
+    for function, grants in BEDROCK_GRANTS.items():
+        role = resources[resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]]
+        for action, resource in grants:
+            granted = _grants(role, action)
+            if not granted:
+                problems.append(f"{function}: uses {action} (Bedrock) but its role may not")
+            elif resource is not None and resource not in granted:
+                problems.append(f"{function}: {action} is granted on {granted}, not on {resource}")
+    env = resources["EconomyFunction"]["Properties"]["Environment"]["Variables"]
+    if "BedrockBatchBucket" not in str(env.get("PROMPTLAB_BEDROCK_BATCH_BUCKET")):
+        problems.append("EconomyFunction: PROMPTLAB_BEDROCK_BATCH_BUCKET is not the stack's batch bucket")
+
+
 def main() -> int:
     template = transformed()
     problems: list[str] = []
     check_references(template, problems)
     check_queues(template, problems)
+    check_bedrock(template, problems)
     functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
     for problem in problems:
         print(f"REHEARSAL: {problem}", file=sys.stderr)

@@ -39,9 +39,10 @@ ACCOUNT = "123456789012"
 class BedrockServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, region: str = "us-east-1") -> None:
+    def __init__(self, region: str = "us-east-1", s3_endpoint: str | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.region = region
+        self.s3_endpoint = s3_endpoint  # where batch files live (default: AWS_ENDPOINT_URL, moto)
         self.requests: list[dict[str, Any]] = []
         self.errors: dict[str, list[str]] = {}
         self.throttle_rate = 0.0
@@ -73,8 +74,13 @@ class BedrockServer(ThreadingHTTPServer):
         return None
 
 
-def _s3() -> Any:
-    return boto3.client("s3")  # moto, through AWS_ENDPOINT_URL
+def _s3(server: BedrockServer) -> Any:
+    if server.s3_endpoint is None:  # the environment's (the in-process runner's moto)
+        return boto3.client("s3", region_name=server.region)
+    return boto3.client(
+        "s3", endpoint_url=server.s3_endpoint, region_name=server.region,
+        aws_access_key_id="local", aws_secret_access_key="local",
+    )  # fmt: skip
 
 
 def _answer_text(messages: list[dict[str, Any]], system: str) -> str:
@@ -169,7 +175,9 @@ class _Handler(BaseHTTPRequestHandler):
         arn = f"arn:aws:bedrock:{self.server.region}:{ACCOUNT}:model-invocation-job/{job_id}"
         uri = body["inputDataConfig"]["s3InputDataConfig"]["s3Uri"]
         bucket, _, key = uri.removeprefix("s3://").partition("/")
-        records = [json.loads(line) for line in _s3().get_object(Bucket=bucket, Key=key)["Body"].read().splitlines()]
+        records = [
+            json.loads(line) for line in _s3(self.server).get_object(Bucket=bucket, Key=key)["Body"].read().splitlines()
+        ]
         with self.server.lock:
             self.server.jobs[arn] = {"id": job_id, "request": body, "records": records, "reads": 0}
         self._reply(200, {"jobArn": arn})
@@ -213,10 +221,12 @@ class _Handler(BaseHTTPRequestHandler):
             lines.append({"recordId": record["recordId"], "modelInput": model_input, "modelOutput": output})
         folder = f"{prefix.rstrip('/')}/{job['id']}"
         text = "\n".join(json.dumps(line) for line in lines) + "\n"
-        _s3().put_object(Bucket=bucket, Key=f"{folder}/input.jsonl.out", Body=text.encode())
+        _s3(self.server).put_object(Bucket=bucket, Key=f"{folder}/input.jsonl.out", Body=text.encode())
         manifest = {
             "totalRecordCount": len(lines), "processedRecordCount": len(lines),
             "successRecordCount": len(lines) - errors, "errorRecordCount": errors,
         }  # fmt: skip
-        _s3().put_object(Bucket=bucket, Key=f"{folder}/manifest.json.out", Body=json.dumps(manifest).encode())
+        _s3(self.server).put_object(
+            Bucket=bucket, Key=f"{folder}/manifest.json.out", Body=json.dumps(manifest).encode()
+        )
         job["written"] = True

@@ -189,6 +189,7 @@ class LocalRunner:
         if not self.gateway_only:
             migrate(self.database_url)
             self._development_key()
+            self._providers()
         self.functions = {
             lid: LocalFunction(spec, self.stack.region, report=self.report_invocations)
             for lid, spec in self.stack.functions.items()
@@ -249,6 +250,26 @@ class LocalRunner:
         path.chmod(0o600)
         state = f"made now, kept in {path}" if made else f"kept in {path}"
         self.notes.append(f"API key (development, default tenant; {state}): {self.dev_key}")
+
+    def _providers(self) -> None:
+        """Which providers this stack can call, and the Bedrock models it reaches (a one-line note each)."""
+        from promptlab.core.settings import get_settings
+        from promptlab.providers.registry import PROVIDERS, is_configured
+
+        self.notes.append("Providers: " + ", ".join(name for name in PROVIDERS if is_configured(name)))
+        settings = get_settings()
+        if not settings.bedrock_enabled:
+            return
+        from promptlab.providers.bedrock_provider import reachable_models
+
+        region = settings.bedrock_region_name
+        try:
+            models = reachable_models(region)
+        except Exception as exc:  # any failure is a note here: the stack still serves every other provider
+            self.notes.append(f"Bedrock ({region}): not reachable ({type(exc).__name__}: {str(exc)[:120]})")
+            return
+        shown = ", ".join(models[:8]) + (f" and {len(models) - 8} more" if len(models) > 8 else "")
+        self.notes.append(f"Bedrock ({region}): {len(models)} models reachable: {shown}")
 
     @property
     def state_file(self) -> Path:

@@ -290,7 +290,7 @@ async function generatePage(params) {
       </div>
       <div id="inputs"></div>
       <div class="row">
-        <div class="field"><label for="provider">Provider</label><select id="provider"><option value="">template default</option><option>fake</option><option>anthropic</option><option>openai</option><option>openai-compatible</option></select></div>
+        <div class="field"><label for="provider">Provider</label><select id="provider"><option value="">template default</option><option>fake</option><option>anthropic</option><option>openai</option><option>openai-compatible</option><option>bedrock</option></select></div>
         <div class="field"><label for="model">Model</label><input id="model" placeholder="default"></div>
         <div class="field"><label for="priority">Priority</label><select id="priority"><option>normal</option><option>high</option><option>low</option><option value="economy">economy (batch API, half price, slower)</option></select></div>
       </div>
