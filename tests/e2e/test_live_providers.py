@@ -42,3 +42,29 @@ def test_live_openai() -> None:
     )
     prices = unit_prices("openai", result.model)
     assert result.text and result.usage.output_tokens > 0 and prices is not None
+
+
+def _aws_credentials() -> str | None:
+    """Why there is no live Bedrock call here, or None when real AWS credentials are at hand."""
+    import boto3
+
+    credentials = boto3.Session().get_credentials()
+    if credentials is None or credentials.access_key in {"local", "testing", "test"}:
+        return "no AWS credentials: no live Bedrock call"
+    if os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME"):
+        return "AWS endpoints point at a stand-in: no live Bedrock call"
+    return None
+
+
+def test_live_bedrock() -> None:
+    reason = _aws_credentials()
+    if reason:
+        pytest.skip(reason)
+    from promptlab.providers.bedrock_provider import BedrockProvider
+
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    model = os.environ.get("PROMPTLAB_LIVE_BEDROCK_MODEL", "us.anthropic.claude-3-haiku-20240307-v1:0")
+    result = BedrockProvider(region=region).generate(tiny_call(model))
+    prices = unit_prices("bedrock", model)
+    assert result.text and result.usage.output_tokens > 0 and prices is not None
+    assert cost_usd(result.usage, prices) > 0
