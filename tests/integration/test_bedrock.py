@@ -273,10 +273,15 @@ def test_a_group_below_the_batch_minimum_waits_then_runs_in_the_normal_lane(
     assert done["status"] == "completed" and done["estimatedCostUSD"] == "0.00098775"  # normal prices
 
 
-def test_only_anthropic_models_go_through_bedrock_batches(use_bedrock: BedrockServer) -> None:
-    with pytest.raises(ProviderError) as refused:
+def test_only_anthropic_models_go_through_bedrock_batches(runner: LocalRunner, use_bedrock: BedrockServer) -> None:
+    made = call_api(runner, "POST", "/templates", body={"name": unique("nova"), "body": "{{ x }}"}).body
+    body = {"templateId": made["id"], "input": "x", "provider": "bedrock", "model": "amazon.nova-lite-v1:0"}
+    refused = call_api(runner, "POST", "/generate", body={**body, "priority": "economy"})
+    assert refused.status == 422 and refused.body["error"]["details"]["fields"][0]["field"] == "priority"
+    assert call_api(runner, "POST", "/generate", body=body).status == 202  # the normal lane takes it
+    with pytest.raises(ProviderError) as unsupported:  # and the adapter never builds a record it cannot
         provider().native_body(call("amazon.nova-lite-v1:0"))
-    assert refused.value.code == "batch_unsupported" and not refused.value.retryable
+    assert unsupported.value.code == "batch_unsupported" and not unsupported.value.retryable
 
 
 def test_the_models_bedrock_lists_in_the_region(use_bedrock: BedrockServer) -> None:

@@ -18,7 +18,7 @@ from promptlab.models.generation import GenerateRequest
 from promptlab.models.jobs import Job
 from promptlab.models.templates import Template
 from promptlab.providers import json_output
-from promptlab.providers.registry import BATCH_PROVIDERS, check_available, default_model
+from promptlab.providers.registry import BATCH_PROVIDERS, batch_takes, check_available, default_model
 from promptlab.templates.rendering import (
     Variable,
     bind_input,
@@ -170,6 +170,10 @@ def new_job(
     if request.priority == "economy" and resolved.provider not in BATCH_PROVIDERS:
         raise ValidationFailed.single(
             "priority", f"provider {resolved.provider!r} has no batch API: the economy lane takes {BATCH_PROVIDERS}"
+        )
+    if request.priority == "economy" and not batch_takes(resolved.provider, resolved.model):
+        raise ValidationFailed.single(
+            "priority", f"{resolved.provider}'s batch API does not take model {resolved.model!r} here"
         )
     if request.callback is not None:
         try:

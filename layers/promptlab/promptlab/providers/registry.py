@@ -93,6 +93,7 @@ class ProviderSpec:
     enabled: Callable[[Settings], bool] | None = None  # a switch of its own (providers without a key)
     min_batch_jobs: Callable[[Settings], int] = lambda _: 1  # the fewest requests its batch API takes
     why_not: str = "no API key"  # what a 422 says when it is not configured
+    batch_models: Callable[[str], bool] = lambda _: True  # which models its batch API takes
 
     def configured(self, settings: Settings) -> bool:
         """Whether this deployment can call the provider."""
@@ -151,6 +152,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
             needs_key=False,
             enabled=lambda s: s.bedrock_enabled,
             min_batch_jobs=lambda s: s.bedrock_batch_min_records,
+            batch_models=lambda model: "anthropic." in model,  # batch records are in the model's own format
             why_not="PROMPTLAB_BEDROCK_ENABLED is off (set the template's BedrockModelArns)",
         ),
         ProviderSpec(
@@ -243,6 +245,11 @@ def get_batch_provider(name: str) -> BatchProvider:
     if spec.build_batches is not None:
         return spec.build_batches()
     return cast(BatchProvider, get_provider(name))
+
+
+def batch_takes(name: str, model: str) -> bool:
+    """Whether the provider's batch API takes this model (Bedrock's here: Anthropic models)."""
+    return spec_of(name).batch_models(model)
 
 
 def min_batch_jobs(name: str) -> int:
