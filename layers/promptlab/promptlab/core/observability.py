@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -64,7 +64,17 @@ _warm_functions: set[str] = set()
 _warm_lock = threading.Lock()
 
 
-def inject_lambda_context(handler: Handler | None = None, *, correlation_id_path: str | None = None) -> Any:
+@overload
+def inject_lambda_context(handler: Handler) -> Handler: ...
+
+
+@overload
+def inject_lambda_context(*, correlation_id_path: str | None = None) -> Callable[[Handler], Handler]: ...
+
+
+def inject_lambda_context(
+    handler: Handler | None = None, *, correlation_id_path: str | None = None
+) -> Handler | Callable[[Handler], Handler]:
     """Powertools' `inject_lambda_context`, kept per invocation instead of per process.
 
     Each log line of an invocation carries its own function's name, ARN, memory, request id and cold start
