@@ -13,17 +13,19 @@ import re
 from functools import cache
 from pathlib import Path
 
-import aws_lambda_powertools.event_handler.openapi.swagger_ui as swagger_ui
+import aws_lambda_powertools.event_handler as event_handler
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import APIGatewayRestResolver
-from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
 DOCS_PATH = "/docs"
 ASSETS = {
     "swagger-ui-bundle.min.js": "text/javascript; charset=utf-8",
     "swagger-ui.min.css": "text/css; charset=utf-8",
 }
+# Powertools' copy of Swagger UI, found without importing its module (which builds the OpenAPI models).
+SWAGGER_UI = Path(event_handler.__file__).parent / "openapi" / "swagger_ui"
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
 def content_security_policy(html: str) -> str:
@@ -38,31 +40,40 @@ def content_security_policy(html: str) -> str:
     )
 
 
-def _with_csp(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[str]:
-    answer: Response[str] = next_middleware(app)
-    if isinstance(answer.body, str) and answer.body.lstrip().startswith("<!DOCTYPE html>"):
-        answer.headers["Content-Security-Policy"] = content_security_policy(answer.body)
-        answer.headers["X-Content-Type-Options"] = "nosniff"
-        answer.headers["Referrer-Policy"] = "no-referrer"
-        answer.headers["Cache-Control"] = "no-cache"
-    return answer
-
-
 @cache
 def _asset(name: str) -> str:
-    return (Path(swagger_ui.__file__).parent / name).read_text(encoding="utf-8")
+    return (SWAGGER_UI / name).read_text(encoding="utf-8")
+
+
+def docs_page(app: APIGatewayRestResolver, *, title: str, version: str) -> str:
+    """Swagger UI's page (Powertools' generator) holding this API's document, its assets from `docs/`."""
+    from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
+
+    spec = app.get_openapi_json_schema(title=title, version=version).replace("</", "<\\/")
+    swagger_base = "docs"  # relative: it works under a stage path such as /Prod/docs
+    return generate_swagger_html(
+        spec, f"{swagger_base}/swagger-ui-bundle.min.js", f"{swagger_base}/swagger-ui.min.css", swagger_base, None
+    )
 
 
 def enable_docs(app: APIGatewayRestResolver, *, title: str, version: str) -> None:
-    """`GET /docs` (Swagger UI of this API) and `GET /docs/{asset}`; none of them is in the document."""
-    app.enable_swagger(
-        path=DOCS_PATH,
-        title=title,
-        version=version,
-        swagger_base_url="docs",
-        middlewares=[_with_csp],
-        compress=True,
-    )
+    """`GET /docs` (Swagger UI of this API) and `GET /docs/{asset}`; none of them is in the document.
+
+    Powertools' `enable_swagger` imports Swagger UI's OAuth2 and OpenAPI models when the route is registered,
+    which cost every cold start of the API ~140 ms; here the page is made by the same Powertools generator
+    on its first request, and kept.
+    """
+    page: list[str] = []
+
+    @app.get(DOCS_PATH, include_in_schema=False, compress=True)
+    def docs() -> Response[str]:
+        if not page:
+            page.append(docs_page(app, title=title, version=version))
+        html = page[0]
+        headers = {"Content-Security-Policy": content_security_policy(html), "Cache-Control": "no-cache"}
+        return Response(
+            status_code=200, content_type="text/html; charset=utf-8", body=html, headers={**headers, **SECURITY_HEADERS}
+        )
 
     @app.get(f"{DOCS_PATH}/<name>", include_in_schema=False, compress=True)
     def docs_asset(name: str) -> Response[str]:
@@ -72,5 +83,5 @@ def enable_docs(app: APIGatewayRestResolver, *, title: str, version: str) -> Non
             status_code=200,
             content_type=ASSETS[name],
             body=_asset(name),
-            headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
+            headers={"Cache-Control": "public, max-age=86400", **SECURITY_HEADERS},
         )

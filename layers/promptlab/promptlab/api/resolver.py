@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -30,6 +29,9 @@ from promptlab.core.observability import logger
 from promptlab.core.validation import validation_fields
 from promptlab.tenancy import auth
 from promptlab.tenancy.auth import Principal
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
 
 FastAnswer = Callable[[Event, Principal, Prefetch | None], LambdaEvent | None]
 
@@ -111,6 +113,8 @@ class PromptLabResolver(APIGatewayRestResolver):
 
     def get_openapi_schema(self, *args: Any, **kwargs: Any) -> OpenAPI:
         """Powertools' document of the routes, with each operation's summary, description and examples."""
+        from aws_lambda_powertools.event_handler.openapi.models import OpenAPI  # on use: it is slow to import
+
         schema = super().get_openapi_schema(*args, **kwargs)
         document = enrich(schema.model_dump(mode="json", by_alias=True, exclude_none=True))
         return OpenAPI.model_validate(document)
