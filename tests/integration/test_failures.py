@@ -221,6 +221,55 @@ def test_a_retry_then_success_bills_once(clean_queues: LocalRunner, template: di
     assert len(calls) == 2 and done["estimatedCostUSD"] is not None
 
 
+def test_a_429_gives_the_attempt_back_and_does_not_escalate_the_backoff(
+    clean_queues: LocalRunner, template: dict[str, Any], set_env: SetEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from promptlab.infra.job_queue import get_queue
+    from promptlab.providers import fake
+    from promptlab.providers.base import error_for_status
+
+    # Given DESIGN.md's backoff, and a provider answering 429, 429, 503, 503, then the answer
+    set_env(PROMPTLAB_RETRY_BACKOFF_SECONDS="[1, 3, 10]")
+    made = generate(clean_queues, template)
+    script = [(429, 0.0), (429, 0.0), (503, None), (503, None)]
+    original = fake.FakeProvider.generate
+
+    def scripted(self: fake.FakeProvider, call: Any) -> Any:
+        if script:
+            status, retry_after = script.pop(0)
+            raise error_for_status(status, "scripted", retry_after=retry_after)
+        return original(self, call)
+
+    delays: list[tuple[str, int]] = []
+    queue = get_queue()
+    real_delay, real_park = queue.delay, queue.park
+
+    def delayed(*, source_arn: str, receipt_handle: str, seconds: int) -> None:
+        delays.append(("retry", seconds))
+        real_delay(source_arn=source_arn, receipt_handle=receipt_handle, seconds=seconds)
+
+    def parked(*, source_arn: str, body: str, seconds: int) -> None:
+        delays.append(("parked", seconds))
+        real_park(source_arn=source_arn, body=body, seconds=seconds)
+
+    monkeypatch.setattr(queue, "delay", delayed)
+    monkeypatch.setattr(queue, "park", parked)
+    monkeypatch.setattr(fake.FakeProvider, "generate", scripted)
+    deadline = time.monotonic() + 30
+    while get_job(clean_queues, made["id"])["status"] != "completed":
+        assert time.monotonic() < deadline, (delays, script, get_job(clean_queues, made["id"])["attemptHistory"])
+        drain_queues(clean_queues)
+        time.sleep(0.2)
+    # Then the two 429s cost no attempt (3 were allowed: 5 calls, 5 attempts, 2 given back) and no receive
+    # (they were parked: a fresh message, so the runner's MaxReceiveCount of 4 never moved it to the DLQ),
+    # and the 503s waited the schedule's first and second steps, not its third: the 429s did not escalate it
+    done = get_job(clean_queues, made["id"])
+    assert (done["attempts"], done["maxAttempts"]) == (5, 5)
+    outcomes = [a["outcome"] for a in done["attemptHistory"]]
+    assert outcomes == ["throttled", "throttled", "error", "error", "succeeded"]
+    assert delays == [("parked", 0), ("parked", 0), ("retry", 1), ("retry", 3)]
+
+
 def test_a_delivery_of_a_job_leased_by_another_worker_is_acknowledged_without_a_call(
     clean_queues: LocalRunner, template: dict[str, Any]
 ) -> None:

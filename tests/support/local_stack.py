@@ -55,8 +55,14 @@ def running_stack(data_dir: Path, extra_env: dict[str, str] | None = None) -> It
     """`promptlab local --http-workers 2` on a free port with its own database; yields the base URL."""
     port = free_port()
     base_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/promptlab")
+    # A user's environment: not the endpoints an in-process runner of this test session put there
+    inherited = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"AWS_ENDPOINT_URL", "PROMPTLAB_MODE"} and not (k.endswith("_URL") and "QUEUE" in k or "DLQ" in k)
+    }
     env = {
-        **os.environ,
+        **inherited,
         "DATABASE_URL": with_database(base_url, f"promptlab_e2e_{uuid.uuid4().hex[:10]}"),
         "PROMPTLAB_DATA_DIR": str(data_dir),
         "PROMPTLAB_REDIS_PREFIX": redis_prefix("e2e"),

@@ -138,8 +138,9 @@ def _complete(job: Job, result: ProviderResult, latency_ms: int, cache_ttl_secon
 
 def _give_back_throttled(job: Job, exc: ProviderError, error: JsonObject, delivery: Delivery, queue: JobQueue) -> bool:
     """A 429 is the provider refusing the call before any work (it bills nothing): flow control, not a
-    failure of this job. The route's limit was cut already; the job keeps its attempts and comes back after
-    the backoff (the provider's retry-after when larger), up to `max_throttles` times."""
+    failure of this job. The route's limit was cut already; the job keeps its attempts and is parked like a
+    job waiting for its route (re-sent with a delay, this copy acknowledged: no receive counted) for the
+    provider's retry-after (else the backoff), up to `max_throttles` times. True when it was."""
     if exc.status != 429 or not exc.retryable:
         return False
     settings = get_settings()
@@ -151,17 +152,23 @@ def _give_back_throttled(job: Job, exc: ProviderError, error: JsonObject, delive
         jobs_repo.end_attempt(
             conn, job_id=job.id, n=job.attempts, outcome="throttled", error=error, provider_request_id=None
         )
-    delay = backoff_seconds(job.throttles + 1, exc.retry_after)
-    queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=delay)
+    # The provider said when (`retry-after`): that long; else the backoff schedule, by throttles met.
+    delay = math.ceil(exc.retry_after) if exc.retry_after is not None else backoff_seconds(job.throttles + 1, None)
     count("JobsThrottled")
+    try:
+        queue.park(source_arn=delivery.source_arn, body=delivery.body, seconds=delay)
+    except DependencyUnavailable as send_failed:  # cannot re-send: wait on this copy instead (one receive)
+        queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=delay)
+        raise RetryLater(str(exc)) from send_failed
     logger.info("provider throttled the call; no attempt spent", job_id=job.id, delay_seconds=delay, code=exc.code)
-    raise RetryLater(str(exc)) from exc
+    return True
 
 
 def _handle_failure(job: Job, exc: ProviderError, delivery: Delivery, queue: JobQueue) -> None:
     attempt = job.attempts
     error = _error(exc, attempt)
-    _give_back_throttled(job, exc, error, delivery, queue)
+    if _give_back_throttled(job, exc, error, delivery, queue):
+        return
     retry = exc.retryable and attempt < job.max_attempts
     # A provider that failed for good hands the job to the next fallback, with a fresh attempt budget.
     fall_back = not retry and exc.code != "content_refused" and job.route.has_next
@@ -189,7 +196,7 @@ def _handle_failure(job: Job, exc: ProviderError, delivery: Delivery, queue: Job
         logger.info("job moves to its next fallback", job_id=job.id, code=exc.code)
         return
     if retry:
-        delay = backoff_seconds(attempt, exc.retry_after)
+        delay = backoff_seconds(attempt - job.throttles, exc.retry_after)  # throttled calls do not escalate it
         queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=delay)
         count("JobRetries")
         logger.info("job will retry", job_id=job.id, attempt=attempt, delay_seconds=delay, code=exc.code)
