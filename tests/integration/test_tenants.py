@@ -104,6 +104,13 @@ def test_a_second_tenant_sees_nothing_of_the_first_on_any_route(runner: LocalRun
             (bid := f"bat_{unique('iso')}",),
         )
     expect("GET", "/batches/{id}", f"/batches/{bid}", 404)
+    dataset = call_api(runner, "POST", "/datasets", body={"name": unique("iso"), "rows": [{"input": {"t": "x"}}]})
+    did = dataset.body["id"]
+    expect("POST", "/datasets", "/datasets", 201, body={"name": unique("theirs"), "rows": [{"input": {"t": "y"}}]})
+    assert did not in {d["id"] for d in expect("GET", "/datasets", "/datasets", 200).body["items"]}
+    expect("GET", "/datasets/{id}", f"/datasets/{did}", 404)
+    expect("PUT", "/datasets/{id}", f"/datasets/{did}", 404, body={"rows": [{"input": {"t": "z"}}]})
+    expect("GET", "/datasets/{id}/rows", f"/datasets/{did}/rows", 404)
     expect("GET", "/health", "/health", 200)
     expect("GET", "/openapi.json", "/openapi.json", 200)
     expect("GET", "/docs", "/docs", 200)  # Swagger UI and its assets hold no data of anyone's

@@ -156,6 +156,36 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Requests, cache hits, tokens, cost and savings of this tenant, grouped by day, provider, model or template"
         " (`from` inclusive, `to` exclusive; default: this month).",
     ),
+    ("POST", "/datasets"): Operation(
+        "Create a dataset",
+        "Rows of `{input, expected?, metadata?}` to run template versions over (version 1): as JSON `rows`, or a"
+        " JSONL or CSV file's text in `content` with its `format` (CSV: a header row; its columns are input fields,"
+        " an `expected` column the expected answer). Each bad row is named with its field; names are unique per"
+        " tenant (409).",
+        {
+            "name": "support-tickets",
+            "rows": [
+                {"input": {"ticket": "My invoice is wrong"}, "expected": "billing", "metadata": {"source": "zendesk"}},
+                {"input": {"ticket": "The app crashes on login"}, "expected": "bug"},
+            ],
+        },  # fmt: skip
+        {409: ("conflict", "a dataset named 'support-tickets' exists")},
+    ),
+    ("GET", "/datasets"): Operation(
+        "List datasets", "This tenant's datasets, newest first, a page at a time (`cursor` from `nextCursor`)."
+    ),
+    ("GET", "/datasets/{id}"): Operation(
+        "Read a dataset", "The dataset at its current version: row count and the input fields its rows have."
+    ),
+    ("PUT", "/datasets/{id}"): Operation(
+        "Replace a dataset's rows",
+        "The rows (JSON, JSONL or CSV, as at creation) become the next version; earlier versions stay readable.",
+        {"format": "csv", "content": "ticket,expected\nMy invoice is wrong,billing\nThe app crashes,bug\n"},
+    ),
+    ("GET", "/datasets/{id}/rows"): Operation(
+        "Read a dataset's rows",
+        "A page of one version's rows (default: the current one) in upload order, each with its number `n`.",
+    ),
     ("GET", "/health"): Operation(
         "Health", "Whether the database and Redis answer (200, or 503 naming the one that does not). No key needed."
     ),

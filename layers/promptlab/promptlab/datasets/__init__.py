@@ -1,0 +1,1 @@
+"""Datasets: versioned rows of inputs (and expected answers) to run template versions over."""

@@ -1,0 +1,126 @@
+"""Every SQL statement about datasets: their versions and rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from promptlab.core.errors import Conflict
+from promptlab.db.connection import Connection, Row
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """A dataset with its current version's size and fields."""
+
+    id: str
+    tenant_id: str
+    name: str
+    description: str | None
+    current_version: int
+    row_count: int
+    fields: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Row) -> Dataset:
+        return cls(**row)
+
+
+_SELECT = (
+    "SELECT d.id, d.tenant_id, d.name, d.description, d.current_version, v.row_count, v.fields, d.created_at,"
+    " d.updated_at FROM datasets d JOIN dataset_versions v ON v.dataset_id = d.id AND v.version = d.current_version"
+)
+
+
+def _insert_rows(conn: Connection, *, dataset_id: str, version: int, rows: list[Row], fields: list[str]) -> None:
+    conn.execute(
+        "INSERT INTO dataset_versions (dataset_id, version, row_count, fields) VALUES (%s, %s, %s, %s)",
+        (dataset_id, version, len(rows), Jsonb(fields)),
+    )
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO dataset_rows (dataset_id, version, n, input, expected, metadata)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            [
+                (dataset_id, version, n, Jsonb(row["input"]), _json(row.get("expected")), _json(row.get("metadata")))
+                for n, row in enumerate(rows, start=1)
+            ],
+        )
+
+
+def _json(value: Any) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
+
+
+def insert_dataset(
+    conn: Connection, *, dataset_id: str, tenant_id: str, name: str, description: str | None, rows: list[Row],
+    fields: list[str],
+) -> Dataset:  # fmt: skip
+    """A new dataset at version 1; `Conflict` when the tenant has one of that name."""
+    try:
+        with conn.transaction():
+            conn.execute(
+                "INSERT INTO datasets (id, tenant_id, name, description) VALUES (%s, %s, %s, %s)",
+                (dataset_id, tenant_id, name, description),
+            )
+            _insert_rows(conn, dataset_id=dataset_id, version=1, rows=rows, fields=fields)
+    except psycopg.errors.UniqueViolation as exc:
+        raise Conflict(f"a dataset named {name!r} exists", details={"name": name}) from exc
+    found = get_dataset(conn, tenant_id=tenant_id, dataset_id=dataset_id)
+    assert found is not None
+    return found
+
+
+def new_version(
+    conn: Connection, *, tenant_id: str, dataset_id: str, description: str | None, rows: list[Row], fields: list[str]
+) -> Dataset | None:
+    """The dataset with its rows replaced as the next version; None when the tenant has no such dataset."""
+    with conn.transaction():
+        row = conn.execute(
+            "UPDATE datasets SET current_version = current_version + 1, updated_at = now(),"
+            " description = coalesce(%s, description) WHERE id = %s AND tenant_id = %s RETURNING current_version",
+            (description, dataset_id, tenant_id),
+        ).fetchone()
+        if row is None:
+            return None
+        _insert_rows(conn, dataset_id=dataset_id, version=int(row["current_version"]), rows=rows, fields=fields)
+    return get_dataset(conn, tenant_id=tenant_id, dataset_id=dataset_id)
+
+
+def get_dataset(conn: Connection, *, tenant_id: str, dataset_id: str) -> Dataset | None:
+    row = conn.execute(_SELECT + " WHERE d.id = %s AND d.tenant_id = %s", (dataset_id, tenant_id)).fetchone()
+    return Dataset.from_row(row) if row is not None else None
+
+
+def list_datasets(conn: Connection, *, tenant_id: str, limit: int, after_id: str | None) -> list[Dataset]:
+    """Datasets newest first, `limit` after the cursor id."""
+    sql = _SELECT + " WHERE d.tenant_id = %s"
+    params: list[Any] = [tenant_id]
+    if after_id:
+        sql += " AND d.id < %s"
+        params.append(after_id)
+    sql += " ORDER BY d.id DESC LIMIT %s"
+    params.append(limit)
+    return [Dataset.from_row(r) for r in conn.execute(sql.encode(), params).fetchall()]
+
+
+def version_exists(conn: Connection, *, dataset_id: str, version: int) -> bool:
+    found = conn.execute(
+        "SELECT 1 FROM dataset_versions WHERE dataset_id = %s AND version = %s", (dataset_id, version)
+    ).fetchone()
+    return found is not None
+
+
+def list_rows(conn: Connection, *, dataset_id: str, version: int, after: int, limit: int) -> list[Row]:
+    """Rows of one version in order, `limit` after row number `after`."""
+    return conn.execute(
+        "SELECT n, input, expected, metadata FROM dataset_rows WHERE dataset_id = %s AND version = %s AND n > %s"
+        " ORDER BY n LIMIT %s",
+        (dataset_id, version, after, limit),
+    ).fetchall()

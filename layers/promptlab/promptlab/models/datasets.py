@@ -1,0 +1,79 @@
+"""Datasets on the wire: rows of `{input, expected?, metadata?}`, versioned like templates."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from promptlab.core.json_types import JsonObject
+from promptlab.models.wire import RequestModel, UtcDatetime, WireModel
+
+MAX_ROWS = 50_000
+DatasetName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
+
+
+class DatasetRow(RequestModel):
+    """One example: the template's variables, what a good answer is (for scorers), and labels of your own."""
+
+    input: Annotated[dict[str, Any], Field(max_length=100)]
+    expected: Any = None
+    metadata: Annotated[dict[str, str], Field(max_length=50)] | None = None
+
+
+class DatasetContent(RequestModel):
+    """Rows as JSON, or a JSONL or CSV file's text (CSV: a header row; its columns are input fields, an
+    `expected` column is the expected answer)."""
+
+    rows: Annotated[list[JsonObject], Field(max_length=MAX_ROWS)] | None = None
+    format: Literal["jsonl", "csv"] | None = Field(default=None, description="With `content`: how to read it.")
+    content: Annotated[str, Field(max_length=10_000_000)] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatasetContent:
+        if (self.rows is None) == (self.content is None):
+            raise ValueError("send either `rows` or `content` (with `format`)")
+        if self.content is not None and self.format is None:
+            raise ValueError("`content` needs `format`: jsonl or csv")
+        return self
+
+
+class DatasetCreate(DatasetContent):
+    name: DatasetName
+    description: Annotated[str, Field(max_length=2_000)] | None = None
+
+
+class DatasetUpdate(DatasetContent):
+    """`PUT` replaces the rows and makes a new version (earlier versions stay readable)."""
+
+    description: Annotated[str, Field(max_length=2_000)] | None = None
+
+
+class DatasetPublic(WireModel):
+    id: str
+    name: str
+    description: str | None
+    version: int = Field(description="The current version.")
+    row_count: int
+    fields: list[str] = Field(description="The input fields the rows have.")
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+
+class DatasetPage(WireModel):
+    items: list[DatasetPublic]
+    next_cursor: str | None
+
+
+class DatasetRowPublic(WireModel):
+    n: int = Field(description="The row's number in its version (1-based, upload order).")
+    input: JsonObject
+    expected: Any = None
+    metadata: dict[str, str] | None = None
+
+
+class DatasetRowPage(WireModel):
+    dataset_id: str
+    version: int
+    items: list[DatasetRowPublic]
+    next_cursor: str | None
