@@ -16,7 +16,7 @@ def create(runner: LocalRunner, **body: Any) -> Any:
 
 
 def test_json_rows_make_version_1_and_read_back_in_order(runner: LocalRunner) -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"input": {"ticket": "My invoice is wrong"}, "expected": "billing", "metadata": {"source": "zendesk"}},
         {"input": {"ticket": "The app crashes", "plan": "pro"}, "expected": {"label": "bug"}},
         {"input": {"ticket": "Hello"}},

@@ -211,7 +211,10 @@ class _Handler(BaseHTTPRequestHandler):
                 lines.append({"recordId": record["recordId"], "modelInput": model_input, "error": error})
                 continue
             system = " ".join(b.get("text", "") for b in model_input.get("system") or [])
-            messages = [{"content": [{"text": c["text"]} for c in m["content"]]} for m in model_input["messages"]]
+            messages = [  # Anthropic's content: a string, or text blocks
+                {"content": [{"text": m["content"]}] if isinstance(m["content"], str) else m["content"]}
+                for m in model_input["messages"]
+            ]
             output = {
                 "id": f"msg_bdrk_{uuid.uuid4().hex[:20]}", "type": "message", "role": "assistant",
                 "model": "claude-3-haiku-20240307", "stop_reason": "end_turn",

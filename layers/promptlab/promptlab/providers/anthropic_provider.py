@@ -8,7 +8,6 @@ from typing import Any
 import anthropic
 
 from promptlab.core.json_types import JsonObject
-from promptlab.providers import json_output
 from promptlab.providers.base import (
     BatchItem,
     BatchStatus,
@@ -19,6 +18,7 @@ from promptlab.providers.base import (
     error_for_status,
 )
 from promptlab.providers.http_errors import classified_errors, rate_limit_headers
+from promptlab.providers.messages_format import messages_body
 
 
 class AnthropicProvider:
@@ -31,26 +31,7 @@ class AnthropicProvider:
 
     def _params(self, call: GenerationCall) -> JsonObject:
         """The Messages API request body for a call (the same for one call and for a batch)."""
-        params: JsonObject = {
-            "model": call.model,
-            "max_tokens": call.max_tokens,
-            "messages": [{"role": m.role, "content": m.content} for m in call.messages],
-        }
-        system = call.system
-        if call.response_format:  # no native JSON mode in the Messages API: the system prompt asks for it
-            system = "\n\n".join(filter(None, [system, json_output.instruction(call.response_format)]))
-        if system:
-            block: JsonObject = {"type": "text", "text": system}
-            if call.cache_system:
-                block["cache_control"] = {"type": "ephemeral"}  # prompt caching: a write once, reads after
-            params["system"] = [block]
-        if call.temperature is not None:
-            params["temperature"] = float(call.temperature)
-        if call.top_p is not None:
-            params["top_p"] = float(call.top_p)
-        if call.stop:
-            params["stop_sequences"] = list(call.stop)
-        return params
+        return {"model": call.model, **messages_body(call)}
 
     def generate(self, call: GenerationCall) -> ProviderResult:
         request = self._params(call)

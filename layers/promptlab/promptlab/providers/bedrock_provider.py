@@ -24,7 +24,6 @@ from botocore.config import Config
 from promptlab.core.clock import utc_now
 from promptlab.core.errors import ConfigurationError
 from promptlab.core.json_types import JsonObject
-from promptlab.providers import json_output
 from promptlab.providers.base import (
     BatchItem,
     BatchStatus,
@@ -35,6 +34,7 @@ from promptlab.providers.base import (
     error_for_status,
 )
 from promptlab.providers.http_errors import timeout_error
+from promptlab.providers.messages_format import messages_body, system_prompt
 
 # Bedrock's error names (the `x-amzn-ErrorType` of an answer) → (our code, retryable, the status it stands
 # for: the flow control reads 429 as "we send too much", 503/500 as overload).
@@ -79,12 +79,6 @@ def _cached_client(service: str, region: str, read_timeout: int, _endpoint: str 
     return boto3.client(service, config=config)  # type: ignore[call-overload]
 
 
-def _system_prompt(call: GenerationCall) -> str | None:
-    if call.response_format:  # JSON mode as for Anthropic: the system prompt asks for it; the worker validates
-        return "\n\n".join(filter(None, [call.system, json_output.instruction(call.response_format)]))
-    return call.system
-
-
 class BedrockProvider:
     """Models on Amazon Bedrock (model ids or cross-region inference profiles) through Converse."""
 
@@ -110,7 +104,7 @@ class BedrockProvider:
         if call.stop:
             inference["stopSequences"] = list(call.stop)
         request["inferenceConfig"] = inference
-        system = _system_prompt(call)
+        system = system_prompt(call)
         if system:
             blocks: list[JsonObject] = [{"text": system}]
             if call.cache_system:
@@ -193,24 +187,7 @@ class BedrockProvider:
                 message=f"Bedrock batch inference here takes Anthropic models; {call.model!r} is not one",
                 retryable=False,
             )
-        body: JsonObject = {
-            "anthropic_version": ANTHROPIC_VERSION,
-            "max_tokens": call.max_tokens,
-            "messages": [{"role": m.role, "content": [{"type": "text", "text": m.content}]} for m in call.messages],
-        }
-        system = _system_prompt(call)
-        if system:
-            block: JsonObject = {"type": "text", "text": system}
-            if call.cache_system:
-                block["cache_control"] = {"type": "ephemeral"}
-            body["system"] = [block]
-        if call.temperature is not None:
-            body["temperature"] = float(call.temperature)
-        if call.top_p is not None:
-            body["top_p"] = float(call.top_p)
-        if call.stop:
-            body["stop_sequences"] = list(call.stop)
-        return body
+        return {"anthropic_version": ANTHROPIC_VERSION, **messages_body(call)}
 
 
 class BedrockBatches:
