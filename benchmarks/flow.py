@@ -12,6 +12,7 @@ Needs the Postgres and Redis of DATABASE_URL / REDIS_URL (the defaults on this m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -31,7 +32,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from promptlab.core.settings import DEFAULT_DATABASE_URL
+from promptlab.core.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL
 from promptlab.local.services import drop_database, free_port, stop_process, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,11 +92,12 @@ def stack(env: dict[str, str]) -> Iterator[Stack]:
         os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL), f"pl_flow_{uuid.uuid4().hex[:8]}"
     )
     port = free_port()
+    prefix = f"flow:{uuid.uuid4().hex[:8]}:"
     full_env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "PROMPTLAB_DATA_DIR": str(folder),
-        "PROMPTLAB_REDIS_PREFIX": f"flow:{uuid.uuid4().hex[:8]}:",
+        "PROMPTLAB_REDIS_PREFIX": prefix,
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         **env,
     }
@@ -119,6 +121,18 @@ def stack(env: dict[str, str]) -> Iterator[Stack]:
         stop_process(process)
         log.close()
         drop_database(database_url)
+        _forget_redis_keys(prefix)
+
+
+def _forget_redis_keys(prefix: str) -> None:
+    """A run leaves nothing behind in Redis (its keys share the run's prefix)."""
+    import redis
+
+    client = redis.Redis.from_url(os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL, socket_connect_timeout=2)
+    with contextlib.suppress(redis.RedisError, OSError):
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
 
 
 def outcome(s: Stack, ids: list[str], seconds: float) -> dict[str, Any]:
