@@ -111,6 +111,15 @@ def test_a_second_tenant_sees_nothing_of_the_first_on_any_route(runner: LocalRun
     expect("GET", "/datasets/{id}", f"/datasets/{did}", 404)
     expect("PUT", "/datasets/{id}", f"/datasets/{did}", 404, body={"rows": [{"input": {"t": "z"}}]})
     expect("GET", "/datasets/{id}/rows", f"/datasets/{did}/rows", 404)
+    experiment = {"datasetId": did, "variants": [{"template": tid}]}
+    expect("POST", "/experiments", "/experiments", 422, body=experiment)  # their dataset and template are unknown
+    eid = call_api(runner, "POST", "/experiments", body=experiment).body["id"]
+    assert expect("GET", "/experiments", "/experiments", 200).body["items"] == []
+    expect("GET", "/experiments/{id}", f"/experiments/{eid}", 404)
+    expect("GET", "/experiments/{id}/results", f"/experiments/{eid}/results", 404)
+    expect("GET", "/experiments/{id}/compare", f"/experiments/{eid}/compare", 404, query={"a": "0", "b": "0"})
+    expect("POST", "/experiments/{id}/cancel", f"/experiments/{eid}/cancel", 404)
+    expect("POST", "/experiments/{id}/promote", f"/experiments/{eid}/promote", 404, body={"variant": 0})
     expect("GET", "/health", "/health", 200)
     expect("GET", "/openapi.json", "/openapi.json", 200)
     expect("GET", "/docs", "/docs", 200)  # Swagger UI and its assets hold no data of anyone's

@@ -117,7 +117,8 @@ def call_api(runner: LocalRunner, method: str, path: str, **kwargs: Any) -> ApiA
     for name, values in (answer.get("multiValueHeaders") or {}).items():
         headers[name] = ", ".join(str(v) for v in values)
     text = answer.get("body") or ""
-    is_json = "json" in headers.get("Content-Type", "application/json")
+    content_type = headers.get("Content-Type", "application/json")
+    is_json = "json" in content_type and "ndjson" not in content_type  # JSON Lines stay text
     body = (json.loads(text) if is_json else text) if text else None
     return ApiAnswer(status=answer["statusCode"], headers=headers, body=body)
 

@@ -186,6 +186,55 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Read a dataset's rows",
         "A page of one version's rows (default: the current one) in upload order, each with its number `n`.",
     ),
+    ("POST", "/experiments"): Operation(
+        "Start an experiment",
+        "Runs every variant (a template version or label, optionally another provider or model) over every row"
+        " of a dataset version (or a `sample` of them) as ordinary jobs: cache, budgets, rate limits, retries and"
+        " the economy lane apply. The whole worst case, judges included, is reserved up front (402 naming the"
+        " shortfall). Rows are checked against each variant's variables first: each bad row is named with its"
+        " field (422). Scorers: `exact`, `contains`, `regex`, `json_schema`, `length`, `judge` (a template of"
+        ' yours answering `{"score": 0..1}`).',
+        {
+            "datasetId": "ds_01K9Z4QA3B7C2D6E1F5G8H0J2K",
+            "variants": [{"template": f"{TEMPLATE_ID}@production"}, {"template": f"{TEMPLATE_ID}@3"}],
+            "scorers": [{"type": "contains"}, {"type": "judge", "template": "tpl_01K9Z4QB4C8D3E7F2G6H9J1K3L"}],
+            "priority": "low",
+        },
+        errors={
+            402: (
+                "budget_exceeded",
+                "the monthly budget of key 'ci' (5.00 USD) cannot cover this experiment's"
+                " worst case of 6.20 USD: 0.40 spent and 0 reserved, 1.60 USD short",
+            )
+        },
+    ),  # fmt: skip
+    ("GET", "/experiments"): Operation("List experiments", "This tenant's experiments, newest first."),
+    ("GET", "/experiments/{id}"): Operation(
+        "Read an experiment",
+        "Status, progress, and per variant: rows, completed, failed, cost (its own and its judges'), tokens,"
+        " provider latency p50/p95, and each scorer's mean.",
+    ),
+    ("GET", "/experiments/{id}/results"): Operation(
+        "Download an experiment's results",
+        "Each row's input and expected joined with every variant's output, status, cost, latency and scores, as"
+        " JSONL or CSV, `limit` rows a page; `X-Next-Cursor` names the next page.",
+    ),
+    ("GET", "/experiments/{id}/compare"): Operation(
+        "Compare two variants",
+        "Per-row differences of variants `a` and `b` (largest first) and the deltas of score (b − a, with a"
+        " 95 % paired bootstrap interval), cost and latency p50; `scorer` picks one scorer, else the mean of all.",
+    ),
+    ("POST", "/experiments/{id}/cancel"): Operation(
+        "Cancel an experiment",
+        "Jobs not yet started are cancelled and what the experiment held of the budget is released; calls under"
+        " way finish and are billed. 409 when it already ended.",
+    ),
+    ("POST", "/experiments/{id}/promote"): Operation(
+        "Promote a variant",
+        "Points a label (default `production`) of the variant's template at the variant's version; the label"
+        " history records the experiment. 409 while the experiment runs.",
+        {"variant": 1, "label": "production"},
+    ),
     ("GET", "/health"): Operation(
         "Health", "Whether the database and Redis answer (200, or 503 naming the one that does not). No key needed."
     ),

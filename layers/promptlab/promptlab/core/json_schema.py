@@ -112,6 +112,14 @@ def _quiet_options() -> Any:
     return options
 
 
+@cache
+def re2_pattern(pattern: str) -> Any:
+    """A compiled RE2 pattern (linear-time matching); `re2.error` when RE2 refuses it."""
+    import re2
+
+    return re2.compile(pattern, options=_quiet_options())
+
+
 def check_schema(schema: JsonObject, *, field: str) -> None:
     """422 on `field` unless the schema is valid JSON Schema (2020-12) within every bound above."""
     if len(canonical_json(schema).encode()) > MAX_SCHEMA_BYTES:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from promptlab.core import ids
 from promptlab.core.errors import FieldProblem, NotFound, ValidationFailed
-from promptlab.core.pagination import decode_cursor, encode_cursor
+from promptlab.core.pagination import decode_cursor, decode_row_cursor, encode_cursor, encode_row_cursor
 from promptlab.core.validation import validation_fields
 from promptlab.db import datasets_repo
 from promptlab.db.connection import Row, connection
@@ -141,10 +141,7 @@ def list_rows(
     *, tenant_id: str, dataset_id: str, version: int | None, limit: int, cursor: str | None
 ) -> DatasetRowPage:
     """A page of one version's rows (default: the current one), in upload order."""
-    after = decode_cursor(cursor)
-    start = int(after.removeprefix("row_")) if after and after.startswith("row_") and after[4:].isdigit() else 0
-    if after and not start:
-        raise ValidationFailed.single("cursor", "not a cursor from a previous page of this list")
+    start = decode_row_cursor(cursor)
     with connection() as conn:
         dataset = datasets_repo.get_dataset(conn, tenant_id=tenant_id, dataset_id=dataset_id)
         if dataset is None:
@@ -159,5 +156,5 @@ def list_rows(
         dataset_id=dataset_id,
         version=chosen,
         items=[DatasetRowPublic.model_validate(r) for r in rows],
-        next_cursor=encode_cursor(f"row_{rows[-1]['n']}") if more else None,
+        next_cursor=encode_row_cursor(rows[-1]["n"]) if more else None,
     )

@@ -158,8 +158,12 @@ def get_version(conn: Connection, *, template_id: str, version: int) -> Template
     return TemplateVersion.from_row(row) if row is not None else None
 
 
-def move_label(conn: Connection, *, template_id: str, label: str, version: int, moved_by: str | None) -> int | None:
-    """Point a label at a version and record the move; returns the version it pointed at before (None: new)."""
+def move_label(
+    conn: Connection, *, template_id: str, label: str, version: int, moved_by: str | None,
+    experiment_id: str | None = None,
+) -> int | None:  # fmt: skip
+    """Point a label at a version and record the move (and the experiment that promoted it); returns the
+    version it pointed at before (None: new)."""
     with conn.transaction():
         before = conn.execute(
             "SELECT version FROM template_labels WHERE template_id = %s AND label = %s FOR UPDATE",
@@ -172,9 +176,9 @@ def move_label(conn: Connection, *, template_id: str, label: str, version: int, 
             (template_id, label, version, moved_by),
         )
         conn.execute(
-            "INSERT INTO template_label_moves (template_id, label, from_version, to_version, moved_by)"
-            " VALUES (%s, %s, %s, %s, %s)",
-            (template_id, label, before["version"] if before else None, version, moved_by),
+            "INSERT INTO template_label_moves (template_id, label, from_version, to_version, moved_by, experiment_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            (template_id, label, before["version"] if before else None, version, moved_by, experiment_id),
         )
     return int(before["version"]) if before else None
 
@@ -190,7 +194,7 @@ def labels(conn: Connection, *, template_id: str) -> list[Row]:
 def label_moves(conn: Connection, *, template_id: str) -> list[Row]:
     """Every label move of a template, newest first."""
     return conn.execute(
-        "SELECT label, from_version, to_version, moved_by, moved_at FROM template_label_moves"
+        "SELECT label, from_version, to_version, moved_by, moved_at, experiment_id FROM template_label_moves"
         " WHERE template_id = %s ORDER BY id DESC LIMIT 200",
         (template_id,),
     ).fetchall()

@@ -13,6 +13,7 @@ GROUP_KEYS = {
     "provider": "provider",
     "model": "provider || ':' || model",
     "template": "template_id",
+    "experiment": "coalesce(experiment_id, '-')",
 }
 
 _MEASURES = """

@@ -25,7 +25,7 @@ from promptlab.tenancy import budgets
 from promptlab.tenancy.auth import Principal
 
 
-def _cache_hit_job(job: Job, result: CachedResult) -> Job:
+def cache_hit_job(job: Job, result: CachedResult) -> Job:
     """A completed job answered from the cache: it cost nothing and saved what the original cost."""
     now = utc_now()
     return replace(
@@ -93,7 +93,7 @@ def _store(
     if caching:
         result = cached_result(conn, job=job, ttl_seconds=template.cache_ttl_seconds, prefetched=prefetched)
         if result is not None:
-            row = _cache_hit_job(job, result)
+            row = cache_hit_job(job, result)
             with connection(durable=False) as fast:
                 jobs_repo.insert_cache_hit(fast, row)
             count("CacheHits")

@@ -17,6 +17,7 @@ from promptlab.db import jobs_repo, templates_repo
 from promptlab.db.connection import connection
 from promptlab.infra import provider_throttle, result_cache
 from promptlab.infra.job_queue import JobQueue, get_queue
+from promptlab.jobs import experiment_scoring
 from promptlab.jobs.lifecycle import announce
 from promptlab.jobs.provider_calls import build_call, lease_seconds, spend
 from promptlab.models.jobs import CachedResult, Job, JobRoute, job_error, parse_job_message
@@ -93,6 +94,8 @@ def _invalid_output(
         logger.info("job answer was not valid JSON for its format; asked again", job_id=job.id, attempt=attempt)
         raise RetryLater(f"invalid_output: {why}")
     announce(job.id, webhook=job.callback_url is not None)
+    if job.experiment_id:
+        experiment_scoring.job_ended(job.id)
     count("JobsFailed")
     logger.warning("job failed: no valid JSON answer", job_id=job.id, attempt=attempt)
 
@@ -118,6 +121,8 @@ def _complete(job: Job, result: ProviderResult, latency_ms: int, cache_ttl_secon
         if not job.route_index:  # a fallback's answer is not what the request's own model would say
             result_cache.put_result(job.input_hash, CachedResult.of(done), ttl_seconds=cache_ttl_seconds)
         announce(job.id, webhook=job.callback_url is not None)
+        if job.experiment_id:
+            experiment_scoring.job_ended(job.id)
         count("JobsCompleted")
         count("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
         count("InputTokens", usage.input_tokens)
@@ -202,6 +207,8 @@ def _handle_failure(job: Job, exc: ProviderError, delivery: Delivery, queue: Job
         logger.info("job will retry", job_id=job.id, attempt=attempt, delay_seconds=delay, code=exc.code)
         raise RetryLater(str(exc)) from exc
     announce(job.id, webhook=job.callback_url is not None)
+    if job.experiment_id:
+        experiment_scoring.job_ended(job.id)
     count("JobsFailed")
     logger.warning("job failed", job_id=job.id, code=exc.code, retryable=exc.retryable, attempt=attempt)
 

@@ -97,6 +97,7 @@ class JobSummary(WireModel):
     purged_at: UtcDatetime | None = Field(default=None, description="When input and output were purged.")
     warnings: list[str] | None = None
     provider_latency_ms: int | None = None
+    experiment_id: str | None = Field(default=None, description="The experiment that made this job, if any.")
     created_at: UtcDatetime
     enqueued_at: UtcDatetime | None = None
     started_at: UtcDatetime | None = None
@@ -203,6 +204,10 @@ class Job:
     batch_id: str | None = None
     batch_requeues: int = 0
     throttles: int = 0
+    experiment_id: str | None = None
+    experiment_variant: int | None = None
+    experiment_row: int | None = None
+    experiment_scorer: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:

@@ -129,6 +129,7 @@ class LabelMovePublic(WireModel):
     to_version: int
     moved_by: str | None
     moved_at: UtcDatetime
+    experiment_id: str | None = Field(default=None, description="The experiment whose variant was promoted.")
 
 
 class TemplateLabels(WireModel):

@@ -8,11 +8,11 @@ from pydantic import Field
 
 from promptlab.models.wire import Money, UtcDatetime, WireModel
 
-UsageGroup = Literal["day", "provider", "model", "template"]
+UsageGroup = Literal["day", "provider", "model", "template", "experiment"]
 
 
 class UsageRow(WireModel):
-    """What one group (a day, a provider, a model or a template) used."""
+    """What one group (a day, a provider, a model, a template or an experiment, `-` for none) used."""
 
     key: str
     requests: int

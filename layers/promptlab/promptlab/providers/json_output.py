@@ -33,11 +33,16 @@ def checked_format(fmt: ResponseFormat) -> JsonObject:
     return {"type": "json_schema", "schema": fmt.json_schema}
 
 
+def parse(text: str) -> Any:
+    """The JSON value of an answer (a ```json fence is tolerated); `ValueError` when it is not JSON."""
+    fenced = _FENCE.match(text)
+    return json.loads(fenced.group(1) if fenced else text)
+
+
 def problem(text: str, fmt: JsonObject) -> str | None:
     """Why the answer does not satisfy the format, or None when it does (a ```json fence is tolerated)."""
-    fenced = _FENCE.match(text)
     try:
-        value = json.loads(fenced.group(1) if fenced else text)
+        value = parse(text)
     except ValueError as exc:
         return f"the answer is not JSON ({exc})"
     if fmt["type"] == "json_object":

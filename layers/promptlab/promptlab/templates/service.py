@@ -228,13 +228,20 @@ def list_versions(*, tenant_id: str, template_id: str) -> TemplateVersionList:
     return TemplateVersionList(items=[TemplateVersionPublic.model_validate(r, from_attributes=True) for r in rows])
 
 
-def move_label(*, tenant_id: str, template_id: str, label: str, version: int, moved_by: str | None) -> TemplateLabels:
-    """Point `label` at `version` (one call; the move is recorded with who and when)."""
+def move_label(
+    *, tenant_id: str, template_id: str, label: str, version: int, moved_by: str | None,
+    experiment_id: str | None = None,
+) -> TemplateLabels:  # fmt: skip
+    """Point `label` at `version` (one call; the move is recorded with who, when, and the experiment that
+    promoted it)."""
     row = get_template_row(tenant_id=tenant_id, template_id=template_id)
     if not 1 <= version <= row.version:
         raise ValidationFailed.single("version", f"template {template_id!r} has versions 1 to {row.version}")
     with connection() as conn:
-        templates_repo.move_label(conn, template_id=template_id, label=label, version=version, moved_by=moved_by)
+        templates_repo.move_label(
+            conn, template_id=template_id, label=label, version=version, moved_by=moved_by,
+            experiment_id=experiment_id,
+        )  # fmt: skip
     _forget(tenant_id, template_id)
     return list_labels(tenant_id=tenant_id, template_id=template_id)
 

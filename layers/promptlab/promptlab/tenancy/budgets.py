@@ -113,21 +113,27 @@ class Reservation:
         return replace(job, api_key_id=self.api_key_id, reserved_cost_usd=self.amount, budget_month=self.month)
 
 
-def _grant(conn: Connection, *, key_id: str, key_name: str | None, limit: Decimal, amount: Decimal) -> Reservation:
-    """Reserve `amount` when spent + reserved + amount stays within `limit`; else `BudgetExceeded` (402)."""
+def _grant(
+    conn: Connection, *, key_id: str, key_name: str | None, limit: Decimal, amount: Decimal, what: str = "this job"
+) -> Reservation:
+    """Reserve `amount` when spent + reserved + amount stays within `limit`; else `BudgetExceeded` (402)
+    naming the budget, what is spent and reserved, and the shortfall."""
     month = month_of_now()
     granted, use = keys_repo.reserve(conn, key_id=key_id, month=month, amount=amount, limit=limit)
     if not granted:
         spent, reserved = use.spent_usd, use.reserved_usd
+        shortfall = spent + reserved + amount - limit
         raise BudgetExceeded(
-            f"the monthly budget of key {key_name!r} ({usd(limit)} USD) cannot cover this job's worst case"
-            f" of {usd(amount)} USD: {usd(spent)} spent and {usd(reserved)} reserved in {month:%Y-%m}",
+            f"the monthly budget of key {key_name!r} ({usd(limit)} USD) cannot cover {what}'s worst case"
+            f" of {usd(amount)} USD: {usd(spent)} spent and {usd(reserved)} reserved in {month:%Y-%m},"
+            f" {usd(shortfall)} USD short",
             details={
                 "budget": {"keyId": key_id, "keyName": key_name, "month": f"{month:%Y-%m}"},
                 "limitUSD": usd(limit),
                 "spentUSD": usd(spent),
                 "reservedUSD": usd(reserved),
                 "requestedUSD": usd(amount),
+                "shortfallUSD": usd(shortfall),
             },
         )
     return Reservation(api_key_id=key_id, amount=amount, month=month)
@@ -167,6 +173,50 @@ def reserve_again(conn: Connection, *, job: Job, extra_attempts: int) -> Reserva
     if amount is None:
         raise _unpriced(job.model)
     return _grant(conn, key_id=key.id, key_name=key.name, limit=key.monthly_budget_usd, amount=amount)
+
+
+def reserve_total(conn: Connection, *, principal: Principal, amount: Decimal, what: str) -> Reservation:
+    """Reserve many jobs' worst cases at once (an experiment's), to be split among them with `part`;
+    `BudgetExceeded` (402) naming the shortfall when the key's budget cannot cover all of it."""
+    limit = principal.monthly_budget_usd
+    if limit is None or principal.key_id is None:
+        return Reservation(api_key_id=principal.key_id)
+    return _grant(conn, key_id=principal.key_id, key_name=principal.key_name, limit=limit, amount=amount, what=what)
+
+
+def part(reservation: Reservation, amount: Decimal | None) -> Reservation:
+    """The share of a total reservation that one job carries (nothing when the key has no budget)."""
+    if reservation.amount is None:
+        return reservation
+    return replace(reservation, amount=amount)
+
+
+def worst_case_or_refuse(*, template: Template | TemplateVersion, job: Job, budgeted: bool) -> Decimal | None:
+    """The job's worst case; a 422 naming the model when a budgeted key would run an unpriced one."""
+    amount = job_worst_case(template=template, job=job)
+    if amount is None and budgeted:
+        raise _unpriced(job.model)
+    return amount
+
+
+def move_hold(
+    conn: Connection, *, key_id: str, month: date, held: Decimal, template: Template, job: Job
+) -> Reservation:
+    """Give back `held` (reserved earlier for this call, e.g. an experiment's hold for a judge) and reserve
+    the job's own worst case instead, in the caller's transaction."""
+    keys_repo.release(conn, key_id=key_id, month=month, amount=held)
+    key = keys_repo.key_by_id(conn, key_id=key_id)
+    if key is None or key.monthly_budget_usd is None:
+        return Reservation(api_key_id=key_id)
+    amount = worst_case_or_refuse(template=template, job=job, budgeted=True)
+    assert amount is not None
+    return _grant(conn, key_id=key_id, key_name=key.name, limit=key.monthly_budget_usd, amount=amount)
+
+
+def release_amount(conn: Connection, *, key_id: str | None, month: date | None, amount: Decimal) -> None:
+    """Give back what an experiment still holds when it ends."""
+    if key_id and month is not None and amount > 0:
+        keys_repo.release(conn, key_id=key_id, month=month, amount=amount)
 
 
 def release(conn: Connection, *, reservation: Reservation) -> None:

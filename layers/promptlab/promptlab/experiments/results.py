@@ -1,0 +1,213 @@
+"""An experiment's joined results (JSONL or CSV, page by page) and the comparison of two variants."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from promptlab.core.errors import ValidationFailed
+from promptlab.core.money import money_str
+from promptlab.core.pagination import decode_row_cursor, encode_row_cursor
+from promptlab.db import experiments_repo
+from promptlab.db.connection import Row, connection
+from promptlab.db.experiments_repo import Experiment
+from promptlab.jobs import experiment_scoring
+from promptlab.models.experiments import CompareRow, Comparison, ComparisonDelta, ScoreInterval
+
+BOOTSTRAP_SAMPLES = 2_000
+BOOTSTRAP_SEED = 20  # the interval is the same every time it is asked for
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One dataset row with every variant's answer."""
+
+    n: int
+    input: Any
+    expected: Any
+    variants: dict[int, Row]
+
+
+def _grouped(rows: list[Row]) -> list[ResultRow]:
+    out: list[ResultRow] = []
+    for row in rows:
+        if not out or out[-1].n != row["n"]:
+            out.append(ResultRow(n=row["n"], input=row["input"], expected=row["expected"], variants={}))
+        out[-1].variants[int(row["variant"])] = row
+    return out
+
+
+def _load(
+    *, tenant_id: str, experiment_id: str, after_row: int = 0, rows: int | None = None
+) -> tuple[Experiment, list[ResultRow]]:
+    with connection() as conn:
+        experiment = experiment_scoring.require(conn, tenant_id=tenant_id, experiment_id=experiment_id)
+        limit = None if rows is None else rows * len(experiment.variants)
+        found = experiments_repo.results(conn, experiment=experiment, after_row=after_row, limit=limit)
+    return experiment, _grouped(found)
+
+
+def _scores(job: Row | None, names: list[str]) -> dict[str, float | None]:
+    given = (job or {}).get("scores") or {}
+    return {n: (float(given[n]["score"]) if n in given and given[n]["score"] is not None else None) for n in names}
+
+
+def _variant_json(index: int, job: Row | None, names: list[str]) -> dict[str, Any]:
+    if job is None:
+        return {"variant": index, "jobId": None, "status": None}
+    cost = job["estimated_cost_usd"]
+    scores = (job.get("scores") or {}) if job else {}
+    return {
+        "variant": index,
+        "jobId": job["job_id"],
+        "status": job["status"],
+        "output": job["output"],
+        "costUSD": None if cost is None else money_str(cost),
+        "latencyMs": job["provider_latency_ms"],
+        "cacheHit": job["cache_hit"],
+        "error": (job["error"] or {}).get("code") if job["status"] != "completed" else None,
+        "scores": _scores(job, names),
+        "scoreErrors": {n: scores[n]["error"] for n in names if n in scores and scores[n]["error"]},
+    }
+
+
+def _csv_header(experiment: Experiment, names: list[str]) -> list[str]:
+    header = ["row", "input", "expected"]
+    for index in range(len(experiment.variants)):
+        v = f"v{index}"
+        header += [f"{v}_status", f"{v}_output", f"{v}_cost_usd", f"{v}_latency_ms", *(f"{v}_{n}" for n in names)]
+    return header
+
+
+def _csv_line(experiment: Experiment, row: ResultRow, names: list[str]) -> list[Any]:
+    expected = row.expected if isinstance(row.expected, str) or row.expected is None else json.dumps(row.expected)
+    line: list[Any] = [row.n, json.dumps(row.input, ensure_ascii=False), expected]
+    for index in range(len(experiment.variants)):
+        job = row.variants.get(index)
+        cost = job["estimated_cost_usd"] if job else None
+        scores = _scores(job, names)
+        line += [
+            job["status"] if job else "",
+            job["output"] if job else "",
+            "" if cost is None else money_str(cost),
+            "" if not job or job["provider_latency_ms"] is None else job["provider_latency_ms"],
+            *("" if scores[n] is None else scores[n] for n in names),
+        ]
+    return line
+
+
+def export(*, tenant_id: str, experiment_id: str, fmt: str, cursor: str | None, rows: int) -> tuple[str, str | None]:
+    """(a page of the joined results as JSONL or CSV text, the next page's cursor or None)."""
+    after_row = decode_row_cursor(cursor)
+    experiment, grouped = _load(tenant_id=tenant_id, experiment_id=experiment_id, after_row=after_row, rows=rows + 1)
+    more = len(grouped) > rows
+    grouped = grouped[:rows]
+    names = [s["name"] for s in experiment.scorers]
+    next_cursor = encode_row_cursor(grouped[-1].n) if more else None
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        if after_row == 0:
+            writer.writerow(_csv_header(experiment, names))
+        writer.writerows(_csv_line(experiment, row, names) for row in grouped)
+        return buffer.getvalue(), next_cursor
+    lines = (
+        json.dumps(
+            {
+                "row": row.n,
+                "input": row.input,
+                "expected": row.expected,
+                "variants": [_variant_json(i, row.variants.get(i), names) for i in range(len(experiment.variants))],
+            },
+            ensure_ascii=False,
+        )
+        for row in grouped
+    )
+    return "".join(f"{line}\n" for line in lines), next_cursor
+
+
+def _row_score(job: Row | None, scorer: str | None, names: list[str]) -> float | None:
+    """A row's score for one scorer, or the mean of every scorer that scored it."""
+    if job is None or job["status"] != "completed":
+        return None
+    scores = _scores(job, names)
+    if scorer is not None:
+        return scores.get(scorer)
+    given = [v for v in scores.values() if v is not None]
+    return sum(given) / len(given) if given else None
+
+
+def bootstrap_interval(deltas: list[float], *, samples: int = BOOTSTRAP_SAMPLES, level: float = 0.95) -> ScoreInterval:
+    """The paired bootstrap percentile interval of the mean difference (resampling rows with replacement)."""
+    rng = random.Random(BOOTSTRAP_SEED)
+    n = len(deltas)
+    means = sorted(sum(rng.choices(deltas, k=n)) / n for _ in range(samples))
+    tail = (1 - level) / 2
+    low = means[int(tail * samples)]
+    high = means[min(samples - 1, int((1 - tail) * samples))]
+    return ScoreInterval(low=round(low, 6), high=round(high, 6), level=level)
+
+
+def _p50(values: list[int]) -> int | None:
+    ordered = sorted(values)
+    return ordered[(len(ordered) - 1) // 2] if ordered else None
+
+
+def compare(*, tenant_id: str, experiment_id: str, a: int, b: int, scorer: str | None, limit: int) -> Comparison:
+    """Per-row differences of variants a and b, and the aggregate deltas with a bootstrap interval."""
+    experiment, grouped = _load(tenant_id=tenant_id, experiment_id=experiment_id)
+    count = len(experiment.variants)
+    for field, index in (("a", a), ("b", b)):
+        if not 0 <= index < count:
+            raise ValidationFailed.single(field, f"the experiment has variants 0 to {count - 1}")
+    names = [s["name"] for s in experiment.scorers]
+    if scorer is not None and scorer not in names:
+        raise ValidationFailed.single("scorer", f"the experiment's scorers are {names}")
+    rows: list[CompareRow] = []
+    deltas: list[float] = []
+    costs = {a: Decimal(0), b: Decimal(0)}
+    latencies: dict[int, list[int]] = {a: [], b: []}
+    for row in grouped:
+        ja, jb = row.variants.get(a), row.variants.get(b)
+        for index, job in ((a, ja), (b, jb)):
+            if job is not None and job["estimated_cost_usd"] is not None:
+                costs[index] += job["estimated_cost_usd"]
+            if job is not None and job["provider_latency_ms"] is not None and not job["cache_hit"]:
+                latencies[index].append(job["provider_latency_ms"])
+        sa, sb = _row_score(ja, scorer, names), _row_score(jb, scorer, names)
+        delta = None if sa is None or sb is None else round(sb - sa, 6)
+        if delta is not None:
+            deltas.append(delta)
+        out_a, out_b = (ja or {}).get("output"), (jb or {}).get("output")
+        if delta != 0 or out_a != out_b:
+            rows.append(
+                CompareRow(
+                    row=row.n,
+                    input=row.input,
+                    expected=row.expected,
+                    output_a=out_a,
+                    output_b=out_b,
+                    score_a=sa,
+                    score_b=sb,
+                    delta=delta,
+                )  # fmt: skip
+            )
+    rows.sort(key=lambda r: (-(abs(r.delta) if r.delta is not None else -1), r.row))
+    p50_a, p50_b = _p50(latencies[a]), _p50(latencies[b])
+    mean = round(sum(deltas) / len(deltas), 6) if deltas else None
+    return Comparison(
+        experiment_id=experiment_id, a=a, b=b, scorer=scorer, paired_rows=len(deltas),
+        wins=sum(1 for d in deltas if d > 0), losses=sum(1 for d in deltas if d < 0),
+        ties=sum(1 for d in deltas if d == 0),
+        delta=ComparisonDelta(
+            score=mean, score_interval=bootstrap_interval(deltas) if deltas else None,
+            cost_usd=costs[b] - costs[a],
+            latency_p50_ms=None if p50_a is None or p50_b is None else p50_b - p50_a,
+        ),
+        rows=rows[:limit],
+    )  # fmt: skip

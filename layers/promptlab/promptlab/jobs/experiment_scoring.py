@@ -1,0 +1,201 @@
+"""Scoring an experiment's jobs as they end, asking its judges, and ending the experiment when all is done.
+
+The worker calls `job_ended` after a job of an experiment ends; reading the experiment (`settle`) does the
+same for any job whose end was not scored (a crash between the two), so no experiment stays running for
+want of a score. A scorer error is recorded on its row and never fails the experiment.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+from promptlab.core.errors import NotFound, PromptLabError
+from promptlab.core.json_types import JsonObject
+from promptlab.core.observability import logger
+from promptlab.db import experiments_repo, jobs_repo
+from promptlab.db.connection import Connection, Row, connection
+from promptlab.db.experiments_repo import Experiment, Score
+from promptlab.jobs import scorers
+from promptlab.jobs.lifecycle import dispatch_many
+from promptlab.jobs.requests import new_job
+from promptlab.models.generation import GenerateRequest, ResponseFormat
+from promptlab.models.jobs import Job
+from promptlab.templates.service import template_for_generation
+from promptlab.tenancy import budgets
+from promptlab.tenancy.auth import Principal
+
+JUDGE_OUTPUT_CHARS = 20_000  # a judge sees at most this much of an output (so its worst case is known)
+SETTLE_BATCH = 500
+
+
+def judge_values(*, row_input: Any, expected: Any, output: str) -> dict[str, str]:
+    """What a judge template's `{{ input }}`, `{{ expected }}` and `{{ output }}` receive."""
+    return {
+        "input": json.dumps(row_input, ensure_ascii=False, sort_keys=True),
+        "expected": "" if expected is None else expected if isinstance(expected, str) else json.dumps(expected),
+        "output": output[:JUDGE_OUTPUT_CHARS],
+    }
+
+
+def judge_request(experiment: Experiment, judge: JsonObject, values: dict[str, str]) -> GenerateRequest:
+    """The generation a judge makes for one output: JSON mode, `{"score": 0..1}`."""
+    fmt = scorers.JUDGE_FORMAT
+    return GenerateRequest(
+        template_id=judge["templateRef"],
+        provider=judge.get("provider"),
+        model=judge.get("model"),
+        input=values,
+        response_format=ResponseFormat.model_validate({"type": "json_schema", "schema": fmt["schema"]}),
+        priority="low" if experiment.priority == "economy" else experiment.priority,
+    )
+
+
+def _start_judge(
+    conn: Connection, *, experiment: Experiment, judge: JsonObject, job: Job, row: Row
+) -> tuple[Score, Job | None]:
+    """Make the judge's job for one output (its worst case moved from the experiment's hold)."""
+    values = judge_values(row_input=row["input"], expected=row["expected"], output=job.output or "")
+    principal = Principal(tenant_id=experiment.tenant_id, key_id=experiment.api_key_id)
+    request = judge_request(experiment, judge, values)
+    variant, n, name = job.experiment_variant or 0, row["n"], judge["name"]
+    try:
+        template = template_for_generation(tenant_id=experiment.tenant_id, template_id=request.template_id)
+        made = new_job(template=template, principal=principal, request=request)
+        made = replace(made, experiment_id=experiment.id, experiment_variant=variant, experiment_row=n)
+        made = replace(made, experiment_scorer=name, api_key_id=experiment.api_key_id)
+        with conn.transaction():
+            bound = Decimal(judge.get("worstCaseUSD") or 0)
+            if experiment.api_key_id and experiment.budget_month and experiment.judge_row_usd is not None:
+                if not experiments_repo.take_judge_hold(conn, experiment_id=experiment.id, amount=bound):
+                    return Score(variant, n, name, error="the experiment holds no budget for this judge"), None
+                reservation = budgets.move_hold(
+                    conn, key_id=experiment.api_key_id, month=experiment.budget_month, held=bound,
+                    template=template, job=made,
+                )  # fmt: skip
+                made = reservation.on(made)
+            stored = jobs_repo.insert_job(conn, made)
+            experiments_repo.save_scores(
+                conn, experiment_id=experiment.id, scores=[Score(variant, n, name, judge_job_id=stored.id)]
+            )
+    except PromptLabError as exc:  # a judge template gone, a budget that moved: the row records why
+        return Score(variant, n, name, error=f"{exc.code}: {exc.message}"[:500]), None
+    return Score(variant, n, name, judge_job_id=stored.id), stored
+
+
+def score_jobs(experiment: Experiment, jobs: list[Job]) -> None:
+    """Score these ended jobs of the experiment's variants (in place, or by starting their judges)."""
+    done = [j for j in jobs if j.status == "completed" and j.experiment_scorer is None]
+    if not done or not experiment.scorers:
+        return
+    with connection() as conn:
+        rows = {
+            r["n"]: r
+            for r in experiments_repo.dataset_rows(
+                conn, dataset_id=experiment.dataset_id, version=experiment.dataset_version,
+                numbers=sorted({j.experiment_row or 0 for j in done}),
+            )
+        }  # fmt: skip
+        scores: list[Score] = []
+        for job in done:
+            row = rows.get(job.experiment_row or 0)
+            if row is None:
+                continue
+            for scorer in experiment.scorers:
+                if scorer["type"] == "judge":
+                    continue
+                try:
+                    value = scorers.score(scorer, output=job.output or "", expected=row["expected"])
+                    scores.append(Score(job.experiment_variant or 0, row["n"], scorer["name"], score=value))
+                except scorers.CannotScore as exc:
+                    scores.append(Score(job.experiment_variant or 0, row["n"], scorer["name"], error=str(exc)))
+        judged: list[tuple[str, str]] = []
+        if experiment.status == "running":
+            for job in done:
+                row = rows.get(job.experiment_row or 0)
+                for judge in experiment.judges if row is not None else []:
+                    assert row is not None
+                    score, made = _start_judge(conn, experiment=experiment, judge=judge, job=job, row=row)
+                    if made is None:
+                        scores.append(score)
+                    elif made.status == "queued" and made.lane == "standard":
+                        judged.append((made.id, made.priority))
+        experiments_repo.save_scores(conn, experiment_id=experiment.id, scores=scores)
+        dispatch_many(conn, jobs=judged)
+
+
+def _judge_ended(job: Job) -> None:
+    with connection() as conn:
+        found = experiments_repo.judged_by(conn, judge_job_id=job.id)
+        if found is None:
+            return
+        score = Score(found["variant"], found["row_n"], found["scorer"], judge_job_id=job.id)
+        if job.status == "completed":
+            try:
+                score = replace(score, score=scorers.judge_score(job.output))
+            except scorers.CannotScore as exc:
+                score = replace(score, error=str(exc))
+        else:
+            code = (job.error or {}).get("code", job.status)
+            score = replace(score, error=f"the judge's job ended {job.status} ({code})")
+        experiments_repo.save_scores(conn, experiment_id=found["experiment_id"], scores=[score])
+
+
+def finish_if_done(experiment_id: str) -> bool:
+    """End the experiment once every job and judge has ended, giving back what it still holds; True if it
+    ended now."""
+    with connection() as conn, conn.transaction():
+        experiment = experiments_repo.get_experiment(conn, tenant_id=None, experiment_id=experiment_id, lock=True)
+        if experiment is None or experiment.status != "running":
+            return False
+        if experiments_repo.unfinished(conn, experiment_id=experiment_id, scored=bool(experiment.scorers)):
+            return False
+        held = experiments_repo.end_experiment(conn, experiment_id=experiment_id, status="completed")
+        budgets.release_amount(
+            conn, key_id=experiment.api_key_id, month=experiment.budget_month, amount=held or Decimal(0)
+        )
+    logger.info("experiment completed", experiment_id=experiment_id)
+    return True
+
+
+def job_ended(job_id: str) -> None:
+    """After a job of an experiment ended: score it (or its judge's verdict), then end the experiment if that
+    was the last. Best effort: a failure is logged, and reading the experiment scores what was missed."""
+    try:
+        with connection() as conn:
+            job = jobs_repo.get_job_any_tenant(conn, job_id=job_id)
+            experiment = (
+                experiments_repo.get_experiment(conn, tenant_id=None, experiment_id=job.experiment_id)
+                if job is not None and job.experiment_id
+                else None
+            )
+        if job is None or experiment is None:
+            return
+        if job.experiment_scorer is not None:
+            _judge_ended(job)
+        else:
+            score_jobs(experiment, [job])
+        finish_if_done(experiment.id)
+    except Exception:  # noqa: BLE001 - the job itself is done; its scoring is caught up when the experiment is read
+        logger.exception("experiment scoring failed; it is retried when the experiment is read", job_id=job_id)
+
+
+def settle(experiment: Experiment) -> None:
+    """Score the experiment's ended jobs that have no score yet, then end it if all is done."""
+    if experiment.status != "running":
+        return
+    with connection() as conn:
+        missing = experiments_repo.unscored_jobs(conn, experiment_id=experiment.id, limit=SETTLE_BATCH)
+    if missing and experiment.scorers:
+        score_jobs(experiment, missing)
+    finish_if_done(experiment.id)
+
+
+def require(conn: Connection, *, tenant_id: str, experiment_id: str, lock: bool = False) -> Experiment:
+    """The tenant's experiment, or 404."""
+    found = experiments_repo.get_experiment(conn, tenant_id=tenant_id, experiment_id=experiment_id, lock=lock)
+    if found is None:
+        raise NotFound(f"experiment {experiment_id!r} not found", details={"experimentId": experiment_id})
+    return found
