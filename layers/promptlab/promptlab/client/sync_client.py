@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from promptlab.client.errors import ApiError, JobWaitTimeout, NotFound, PromptLabClientError, error_from_answer
+from promptlab.client.experiments import Datasets, Experiments
 from promptlab.client.transport import RetryPolicy, Transport
 from promptlab.core.errors import STATUS_BY_CODE
 from promptlab.models.jobs import JobPublic, JobSummary
@@ -204,6 +205,8 @@ class Client:
         self.transport = Transport(self.url, api_key or default_key(), timeout=timeout, retry=retry or RetryPolicy())
         self.templates = Templates(self.transport)
         self.jobs = Jobs(self.transport)
+        self.datasets = Datasets(self.transport)
+        self.experiments = Experiments(self.transport)
 
     def generate(
         self,

@@ -55,6 +55,20 @@ class Transport:
         timeout: float | None = None,
     ) -> Any:
         """The answer's JSON (None for 204); retries 429 and 503 up to `retry.max_retries` times."""
+        text, _ = self.call_text(method, path, body=body, query=query, headers=headers, timeout=timeout)
+        return json.loads(text) if text else None
+
+    def call_text(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> tuple[str, dict[str, str]]:
+        """The answer's text and headers (a CSV or JSON Lines download); retries 429 and 503 like `call`."""
         retries = 0
         while True:
             try:
@@ -79,7 +93,7 @@ class Transport:
         query: dict[str, Any] | None,
         headers: dict[str, str] | None,
         timeout: float | None,
-    ) -> Any:
+    ) -> tuple[str, dict[str, str]]:
         url = self.url(path, query)
         data = json.dumps(body, default=str).encode() if body is not None else None
         request = urllib.request.Request(url, data=data, method=method)
@@ -94,13 +108,14 @@ class Transport:
         try:
             with urllib.request.urlopen(request, timeout=timeout or self.timeout) as answer:
                 text = answer.read()
+                answer_headers = dict(answer.headers.items())
         except urllib.error.HTTPError as exc:
             raise error_from_answer(exc.code, exc.read(), dict(exc.headers.items())) from None
         except urllib.error.URLError as exc:
             raise ApiUnreachable(self.base_url, exc.reason) from exc
         except (TimeoutError, ConnectionError) as exc:
             raise ApiUnreachable(self.base_url, exc) from exc
-        return json.loads(text) if text else None
+        return text.decode("utf-8"), answer_headers
 
 
 def _query_value(value: Any) -> str:

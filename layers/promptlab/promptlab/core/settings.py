@@ -177,6 +177,11 @@ class Settings(BaseSettings):
     fake_batch_error_rate: Decimal = Field(default=Decimal("0"), ge=0, le=1)
     fake_batch_expire: bool = False
     economy_max_jobs: int = Field(default=1000, ge=1, le=100_000, description="Jobs per provider batch at most.")
+    experiment_window: int = Field(
+        default=200, ge=1, le=10_000,
+        description="How many of an experiment's jobs are on the queue or running at once; the next is sent as"
+        " one ends, so a large experiment never floods the queue ahead of other traffic.",
+    )  # fmt: skip
     economy_min_jobs: int = Field(default=100, ge=1, description="A batch goes out at this many waiting jobs...")
     economy_max_wait_seconds: int = Field(default=300, ge=0, description="...or when its oldest job waited this long.")
     fake_outage_file: str | None = Field(

@@ -148,6 +148,15 @@ def score_figures(conn: Connection, *, experiment_id: str) -> list[Row]:
     ).fetchall()
 
 
+def has_open_jobs(conn: Connection, *, experiment_id: str) -> bool:
+    """Whether any job of the experiment (judges included) is still queued or processing (an index probe)."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM jobs WHERE experiment_id = %s AND status IN ('queued', 'processing')) AS open",
+        (experiment_id,),
+    ).fetchone()
+    return bool(row and row["open"])
+
+
 _UNSCORED = (
     "FROM jobs j WHERE j.experiment_id = %s AND j.experiment_scorer IS NULL AND j.status = 'completed'"
     " AND NOT EXISTS (SELECT 1 FROM experiment_scores s WHERE s.experiment_id = j.experiment_id"
@@ -215,6 +224,40 @@ def end_experiment(conn: Connection, *, experiment_id: str, status: str) -> Deci
         (status, experiment_id, experiment_id),
     ).fetchone()
     return None if row is None else Decimal(row["judge_reserved_usd"])
+
+
+def claim_unsent(conn: Connection, *, experiment_id: str, limit: int) -> list[Row]:
+    """Take the experiment's next jobs waiting for their turn on the queue (row by row) to send them; a claim
+    older than a minute (its feeder died before sending) is taken again."""
+    return conn.execute(
+        "UPDATE jobs SET send_claimed_at = now() WHERE id IN (SELECT id FROM jobs WHERE experiment_id = %s"
+        " AND status = 'queued' AND enqueued_at IS NULL AND experiment_scorer IS NULL AND lane = 'standard'"
+        " AND (send_claimed_at IS NULL OR send_claimed_at < now() - interval '1 minute')"
+        " ORDER BY experiment_row, experiment_variant LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, priority",
+        (experiment_id, limit),
+    ).fetchall()
+
+
+def in_flight(conn: Connection, *, experiment_id: str) -> int:
+    """The experiment's own jobs on the queue or running."""
+    row = conn.execute(
+        "SELECT count(*) AS n FROM jobs WHERE experiment_id = %s AND experiment_scorer IS NULL"
+        " AND enqueued_at IS NOT NULL AND status IN ('queued', 'processing')",
+        (experiment_id,),
+    ).fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+def stalled_experiments(conn: Connection, *, older_than_seconds: int, limit: int) -> list[str]:
+    """Running experiments with jobs that have waited their turn for long (a feeder that never ran)."""
+    rows = conn.execute(
+        "SELECT DISTINCT j.experiment_id FROM jobs j JOIN experiments e ON e.id = j.experiment_id"
+        " WHERE j.experiment_id IS NOT NULL AND j.status = 'queued' AND j.enqueued_at IS NULL"
+        " AND e.status = 'running' AND j.created_at < now() - make_interval(secs => %s) LIMIT %s",
+        (older_than_seconds, limit),
+    ).fetchall()
+    return [r["experiment_id"] for r in rows]
 
 
 def cancel_jobs(conn: Connection, *, experiment_id: str) -> list[str]:

@@ -14,7 +14,9 @@ def unsent_jobs(conn: Connection, *, older_than_seconds: int, limit: int) -> lis
     """Queued jobs whose message never reached the queue, oldest first, locked for this transaction."""
     return conn.execute(
         "SELECT id, priority FROM jobs WHERE status = 'queued' AND enqueued_at IS NULL AND lane = 'standard'"
-        " AND created_at < now() - make_interval(secs => %s) ORDER BY created_at LIMIT %s"
+        " AND created_at < now() - make_interval(secs => %s)"
+        # An experiment's jobs wait their turn (its window): the experiment sends them (`feed`), not the sweeper.
+        " AND (experiment_id IS NULL OR experiment_scorer IS NOT NULL) ORDER BY created_at LIMIT %s"
         " FOR UPDATE SKIP LOCKED",
         (older_than_seconds, limit),
     ).fetchall()

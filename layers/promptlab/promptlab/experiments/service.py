@@ -13,12 +13,13 @@ from promptlab.core.errors import Conflict, FieldProblem, NotFound, ValidationFa
 from promptlab.core.json_types import JsonObject
 from promptlab.core.observability import count, logger
 from promptlab.core.pagination import decode_cursor, encode_cursor
+from promptlab.core.settings import get_settings
 from promptlab.db import datasets_repo, experiments_repo, jobs_repo
 from promptlab.db.connection import Connection, Row, connection
 from promptlab.db.experiments_repo import Experiment
 from promptlab.jobs import experiment_scoring, scorers
 from promptlab.jobs.accept import cache_hit_job, cached_result
-from promptlab.jobs.lifecycle import dispatch_many
+from promptlab.jobs.lifecycle import send_then_mark
 from promptlab.jobs.requests import new_job
 from promptlab.models.experiments import (
     ExperimentCreate,
@@ -199,31 +200,31 @@ def create_experiment(*, principal: Principal, request: ExperimentCreate) -> Exp
     run_total = sum((a or Decimal(0) for _, _, a in plan.jobs), Decimal(0))
     hits: list[Job] = []
     fresh: list[tuple[str, str]] = []
-    with connection() as conn:
-        with conn.transaction():
-            reservation = budgets.reserve_total(
-                conn, principal=principal, amount=run_total + judge_total,
-                what=f"this experiment ({total_jobs:,} jobs and their judges)",
-            )  # fmt: skip
-            held = reservation.amount is not None
-            experiment = replace(
-                experiment, scorers=configs, judge_reserved_usd=judge_total if held else Decimal(0),
-                judge_row_usd=judge_row if held else None, budget_month=reservation.month,
-            )  # fmt: skip
-            experiments_repo.insert_experiment(conn, experiment)
-            for job, template, amount in plan.jobs:
-                found = cached_result(conn, job=job, ttl_seconds=template.cache_ttl_seconds) if request.cache else None
-                if found is not None:
-                    hit = replace(cache_hit_job(job, found), api_key_id=principal.key_id)
-                    jobs_repo.insert_cache_hit(conn, hit)
-                    hits.append(hit)
-                    if amount is not None:
-                        budgets.release(conn, reservation=budgets.part(reservation, amount))
-                    continue
-                stored = jobs_repo.insert_job(conn, budgets.part(reservation, amount).on(job))
-                if stored.lane == "standard":
-                    fresh.append((stored.id, stored.priority))
-        dispatch_many(conn, jobs=fresh)  # SQS batches of 10; what does not go, the sweeper sends
+    with connection() as conn, conn.transaction():
+        reservation = budgets.reserve_total(
+            conn, principal=principal, amount=run_total + judge_total,
+            what=f"this experiment ({total_jobs:,} jobs and their judges)",
+        )  # fmt: skip
+        held = reservation.amount is not None
+        experiment = replace(
+            experiment, scorers=configs, judge_reserved_usd=judge_total if held else Decimal(0),
+            judge_row_usd=judge_row if held else None, budget_month=reservation.month,
+        )  # fmt: skip
+        experiments_repo.insert_experiment(conn, experiment)
+        for job, template, amount in plan.jobs:
+            found = cached_result(conn, job=job, ttl_seconds=template.cache_ttl_seconds) if request.cache else None
+            if found is not None:
+                hit = replace(cache_hit_job(job, found), api_key_id=principal.key_id)
+                jobs_repo.insert_cache_hit(conn, hit)
+                hits.append(hit)
+                if amount is not None:
+                    budgets.release(conn, reservation=budgets.part(reservation, amount))
+                continue
+            stored = jobs_repo.insert_job(conn, budgets.part(reservation, amount).on(job))
+            if stored.lane == "standard":
+                fresh.append((stored.id, stored.priority))
+    # The first window goes now, in SQS batches of 10; the rest follow one by one as jobs end (`feed`).
+    send_then_mark(fresh[: get_settings().experiment_window])
     count("JobsAccepted", len(fresh))
     logger.info("experiment started", experiment_id=experiment_id, jobs=total_jobs, cache_hits=len(hits))
     if hits:

@@ -15,11 +15,12 @@ from typing import Any
 from promptlab.core.errors import NotFound, PromptLabError
 from promptlab.core.json_types import JsonObject
 from promptlab.core.observability import logger
+from promptlab.core.settings import get_settings
 from promptlab.db import experiments_repo, jobs_repo
 from promptlab.db.connection import Connection, Row, connection
 from promptlab.db.experiments_repo import Experiment, Score
 from promptlab.jobs import scorers
-from promptlab.jobs.lifecycle import dispatch_many
+from promptlab.jobs.lifecycle import send_then_mark
 from promptlab.jobs.requests import new_job
 from promptlab.models.generation import GenerateRequest, ResponseFormat
 from promptlab.models.jobs import Job
@@ -123,7 +124,7 @@ def score_jobs(experiment: Experiment, jobs: list[Job]) -> None:
                     elif made.status == "queued" and made.lane == "standard":
                         judged.append((made.id, made.priority))
         experiments_repo.save_scores(conn, experiment_id=experiment.id, scores=scores)
-        dispatch_many(conn, jobs=judged)
+    send_then_mark(judged)
 
 
 def _judge_ended(job: Job) -> None:
@@ -143,10 +144,27 @@ def _judge_ended(job: Job) -> None:
         experiments_repo.save_scores(conn, experiment_id=found["experiment_id"], scores=[score])
 
 
+def feed(experiment_id: str, *, refill_below: int | None = None) -> int:
+    """Bring the experiment's jobs on the queue back to its window (the next rows in order); with
+    `refill_below`, only once fewer than that are left, so the messages go out in SQS batches of ten rather
+    than one per job that ended. Returns how many were sent."""
+    window = get_settings().experiment_window
+    with connection() as conn:
+        flying = experiments_repo.in_flight(conn, experiment_id=experiment_id)
+        if refill_below is not None and flying >= refill_below:
+            return 0
+        if flying >= window:
+            return 0
+        due = experiments_repo.claim_unsent(conn, experiment_id=experiment_id, limit=window - flying)
+    return len(send_then_mark([(r["id"], r["priority"]) for r in due]))
+
+
 def finish_if_done(experiment_id: str) -> bool:
     """End the experiment once every job and judge has ended, giving back what it still holds; True if it
     ended now."""
     with connection() as conn, conn.transaction():
+        if experiments_repo.has_open_jobs(conn, experiment_id=experiment_id):  # the common case: no lock taken
+            return False
         experiment = experiments_repo.get_experiment(conn, tenant_id=None, experiment_id=experiment_id, lock=True)
         if experiment is None or experiment.status != "running":
             return False
@@ -176,6 +194,8 @@ def job_ended(job_id: str) -> None:
         if job.experiment_scorer is not None:
             _judge_ended(job)
         else:
+            if experiment.status == "running":
+                feed(experiment.id, refill_below=max(1, get_settings().experiment_window // 2))
             score_jobs(experiment, [job])
         finish_if_done(experiment.id)
     except Exception:  # noqa: BLE001 - the job itself is done; its scoring is caught up when the experiment is read
@@ -183,13 +203,15 @@ def job_ended(job_id: str) -> None:
 
 
 def settle(experiment: Experiment) -> None:
-    """Score the experiment's ended jobs that have no score yet, then end it if all is done."""
+    """Score the experiment's ended jobs that have no score yet, bring its queue back to its window, and end
+    it if all is done."""
     if experiment.status != "running":
         return
     with connection() as conn:
         missing = experiments_repo.unscored_jobs(conn, experiment_id=experiment.id, limit=SETTLE_BATCH)
     if missing and experiment.scorers:
         score_jobs(experiment, missing)
+    feed(experiment.id)
     finish_if_done(experiment.id)
 
 

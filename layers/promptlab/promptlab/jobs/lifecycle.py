@@ -224,6 +224,19 @@ def dispatch_many(conn: Connection, *, jobs: list[tuple[str, str]]) -> set[str]:
     return sent
 
 
+def send_then_mark(jobs: list[tuple[str, str]]) -> set[str]:
+    """`dispatch_many` without holding a database connection while the messages go out (a worker holds at
+    most two; an SQS call is slower than a statement)."""
+    if not jobs:
+        return set()
+    sent = get_queue().send_jobs(jobs)
+    if len(sent) < len(jobs):
+        logger.warning("some jobs not enqueued; they are sent again later", unsent=len(jobs) - len(sent))
+    with connection() as conn:
+        jobs_repo.mark_enqueued_many(conn, job_ids=sorted(sent))
+    return sent
+
+
 def purge_job(*, tenant_id: str, job_id: str) -> None:
     """Drop a finished job's input and output from Postgres and its result from the Redis cache.
 

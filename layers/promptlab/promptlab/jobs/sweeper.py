@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 from promptlab.core.errors import DependencyUnavailable
 from promptlab.core.observability import logger
-from promptlab.db import jobs_repo, sweeper_repo
+from promptlab.db import experiments_repo, jobs_repo, sweeper_repo
 from promptlab.db.connection import Connection, connection
 from promptlab.db.sweeper_repo import LapsedLease
 from promptlab.infra import result_cache
 from promptlab.infra.job_queue import JobQueue, get_queue
+from promptlab.jobs import experiment_scoring
 from promptlab.jobs.lifecycle import announce
 from promptlab.models.jobs import job_error
 
@@ -73,6 +74,9 @@ def sweep(
                 sent += 1
         purged = sweeper_repo.purge_past_retention(conn, limit=limit)
         sweeper_repo.release_ended_reservations(conn, limit=limit)
+        stalled = experiments_repo.stalled_experiments(conn, older_than_seconds=unsent_after_seconds, limit=limit)
+    for experiment_id in stalled:  # their feeder never ran (a worker died after a job ended): send their window
+        sent += experiment_scoring.feed(experiment_id)
     recovered = requeued + failed
     for job_id in expired + [lease.id for lease in failed]:
         announce(job_id)

@@ -208,6 +208,7 @@ class Job:
     experiment_variant: int | None = None
     experiment_row: int | None = None
     experiment_scorer: str | None = None
+    send_claimed_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:

@@ -27,7 +27,18 @@ ALTER TABLE jobs ADD COLUMN experiment_id text;
 ALTER TABLE jobs ADD COLUMN experiment_variant smallint;
 ALTER TABLE jobs ADD COLUMN experiment_row integer;
 ALTER TABLE jobs ADD COLUMN experiment_scorer text;   -- set on a judge scorer's call
-CREATE INDEX jobs_experiment ON jobs (experiment_id, experiment_variant, experiment_row) WHERE experiment_id IS NOT NULL;
+-- When a feeder took the job to send it (no connection is held while it sends); one that died is
+-- replaced after a minute, so a job is never left unsent.
+ALTER TABLE jobs ADD COLUMN send_claimed_at timestamptz;
+CREATE INDEX jobs_experiment ON jobs (experiment_id, experiment_row, experiment_variant) WHERE experiment_id IS NOT NULL;
+CREATE INDEX jobs_experiment_open ON jobs (experiment_id)
+    WHERE experiment_id IS NOT NULL AND status IN ('queued', 'processing');
+CREATE INDEX jobs_experiment_sent ON jobs (experiment_id)
+    WHERE experiment_id IS NOT NULL AND experiment_scorer IS NULL AND enqueued_at IS NOT NULL
+    AND status IN ('queued', 'processing');
+-- An experiment keeps a window of its jobs on the queue and sends the next as each ends: these wait their turn.
+CREATE INDEX jobs_experiment_unsent ON jobs (experiment_id, experiment_row, experiment_variant)
+    WHERE experiment_id IS NOT NULL AND status = 'queued' AND enqueued_at IS NULL;
 
 -- One score per variant, row and scorer: a number in [0, 1], or the error that kept it from being scored.
 CREATE TABLE experiment_scores (
