@@ -209,3 +209,57 @@ def test_the_api_docs_render_from_the_console_under_its_csp(console: str, page: 
 
     with urllib.request.urlopen(console + "/docs/swagger-ui.min.css", timeout=10) as css:
         assert css.status == 200 and css.headers["Content-Type"].startswith("text/css")
+
+
+def test_upload_a_dataset_run_an_experiment_compare_and_promote(
+    console: str, page: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, console)
+    name = f"tickets-{uuid.uuid4().hex[:6]}"
+    late = "Read the customer's message below with care and then give it a label. Message: {{ ticket }}"
+    made = request(console, "POST", "/templates", {"name": name, "body": late})[2]
+    request(console, "PUT", f"/templates/{made['id']}", {"name": name, "body": "Label: {{ ticket }}"})
+    judge = request(
+        console, "POST", "/templates", {"name": f"judge-{name}", "body": "{{ input }} {{ expected }} {{ output }}"}
+    )
+    assert judge[0] == 201, judge
+    data = tmp_path_factory.mktemp("upload") / "tickets.jsonl"
+    data.write_text("".join(f'{{"input": {{"ticket": "refund{i} now"}}, "expected": "refund{i}"}}\n' for i in range(5)))
+
+    # Upload the file and browse its rows
+    page.goto(console + "/#/datasets")
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("JSONL or CSV file").set_input_files(str(data))
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#rows")).to_contain_text("refund4 now")
+    shot(page, "dataset")
+
+    # Start an experiment from the form: version 1 against version 2, contains and a judge
+    page.get_by_role("link", name="Run an experiment on it").click()
+    page.locator("#vt0").select_option(made["id"])
+    page.locator("#vv0").fill("1")
+    page.locator("#vt1").select_option(made["id"])
+    page.locator("#vv1").fill("2")
+    page.get_by_label("judge with").check()
+    page.get_by_label("Judge template").select_option(judge[2]["id"])
+    page.get_by_role("button", name="Start").click()
+    expect(page.locator("#xstatus .badge.completed")).to_be_visible(timeout=90_000)
+    cells = page.locator('#variants-table td[data-score="contains"]')
+    expect(cells).to_have_text(["0.000", "1.000"])
+    expect(page.locator('#variants-table td[data-score="judge"]').first).not_to_have_text("—")
+    shot(page, "experiment")
+
+    # Compare, promote the better one, and download the results
+    page.get_by_role("button", name="Compare", exact=True).click()
+    expect(page.locator("#compare-summary")).to_contain_text("5 better, 0 worse")
+    page.locator('[data-promote="1"]').click()
+    expect(page.locator("#notice")).to_contain_text("production now points at version 2")
+    labels = request(console, "GET", f"/templates/{made['id']}/labels")[2]
+    assert labels["labels"][0]["version"] == 2 and labels["moves"][0]["experimentId"]
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download CSV").click()
+    text = Path(download.value.path()).read_text()
+    assert text.startswith("row,input,expected,v0_status") and text.count("\n") == 6
+    shot(page, "experiment-compare")

@@ -178,12 +178,13 @@ def finish_if_done(experiment_id: str) -> bool:
     return True
 
 
-def job_ended(job_id: str) -> None:
-    """After a job of an experiment ended: score it (or its judge's verdict), then end the experiment if that
-    was the last. Best effort: a failure is logged, and reading the experiment scores what was missed."""
+def job_ended(job_id: str, ended: Job | None = None) -> None:
+    """After a job of an experiment ended (`ended`: the job as its end left it, when the caller has it):
+    score it (or its judge's verdict), send the experiment's next jobs, and end the experiment if that was
+    the last. Best effort: a failure is logged, and reading the experiment catches up what was missed."""
     try:
         with connection() as conn:
-            job = jobs_repo.get_job_any_tenant(conn, job_id=job_id)
+            job = ended or jobs_repo.get_job_any_tenant(conn, job_id=job_id)
             experiment = (
                 experiments_repo.get_experiment(conn, tenant_id=None, experiment_id=job.experiment_id)
                 if job is not None and job.experiment_id
@@ -203,16 +204,25 @@ def job_ended(job_id: str) -> None:
 
 
 def settle(experiment: Experiment) -> None:
-    """Score the experiment's ended jobs that have no score yet, bring its queue back to its window, and end
-    it if all is done."""
+    """What the worker's hooks do, for an experiment whose hook was missed (a crash between a job's end and
+    its scoring): a window sent again when nothing of it is on the queue, and, once no job is open, the
+    answers not scored yet scored and the experiment ended. Cheap when nothing was missed (index probes)."""
     if experiment.status != "running":
         return
     with connection() as conn:
-        missing = experiments_repo.unscored_jobs(conn, experiment_id=experiment.id, limit=SETTLE_BATCH)
-    if missing and experiment.scorers:
+        flying = experiments_repo.in_flight(conn, experiment_id=experiment.id)
+        open_jobs = experiments_repo.has_open_jobs(conn, experiment_id=experiment.id)
+        missing = (
+            experiments_repo.unscored_jobs(conn, experiment_id=experiment.id, limit=SETTLE_BATCH)
+            if not open_jobs and experiment.scorers
+            else []
+        )
+    if flying == 0 and open_jobs:
+        feed(experiment.id)
+    if missing:
         score_jobs(experiment, missing)
-    feed(experiment.id)
-    finish_if_done(experiment.id)
+    if not open_jobs:
+        finish_if_done(experiment.id)
 
 
 def require(conn: Connection, *, tenant_id: str, experiment_id: str, lock: bool = False) -> Experiment:

@@ -122,7 +122,7 @@ def _complete(job: Job, result: ProviderResult, latency_ms: int, cache_ttl_secon
             result_cache.put_result(job.input_hash, CachedResult.of(done), ttl_seconds=cache_ttl_seconds)
         announce(job.id, webhook=job.callback_url is not None)
         if job.experiment_id:
-            experiment_scoring.job_ended(job.id)
+            experiment_scoring.job_ended(job.id, done)
         count("JobsCompleted")
         count("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
         count("InputTokens", usage.input_tokens)

@@ -36,8 +36,10 @@ if TYPE_CHECKING:
 RUNNER_OWNED = ("DATABASE_URL", "REDIS_URL", "PROMPTLAB_MODE", "AWS_ENDPOINT_URL")
 
 # Where a laptop differs from AWS on purpose (your environment still wins): the economy lane holds a group
-# 10 s, not 300 s, and runs every 5 s, so an economy job ends in seconds instead of looking stuck for minutes.
-LOCAL_ENVIRONMENT = {"PROMPTLAB_ECONOMY_MAX_WAIT_SECONDS": "10"}
+# 10 s, not 300 s, and runs every 5 s, so an economy job ends in seconds instead of looking stuck for minutes;
+# an experiment keeps 40 jobs on the queue, not 200, because moto's receive costs the square of a queue's
+# depth (SQS's does not).
+LOCAL_ENVIRONMENT = {"PROMPTLAB_ECONOMY_MAX_WAIT_SECONDS": "10", "PROMPTLAB_EXPERIMENT_WINDOW": "40"}
 LOCAL_SCHEDULE_SECONDS = {"EconomyFunction": 5.0}
 
 

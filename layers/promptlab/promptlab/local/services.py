@@ -41,6 +41,7 @@ class MotoSqs:
     def start(self) -> MotoSqs:
         from moto.server import ThreadedMotoServer
 
+        _retention_check_in_constant_time()
         # moto's HTTP server logs every request; the runner's own log is enough.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
@@ -51,6 +52,21 @@ class MotoSqs:
         if self._server is not None:
             self._server.stop()
             self._server = None
+
+
+def _retention_check_in_constant_time() -> None:
+    """moto 5 checks each message's retention by computing every attribute of its queue, approximate counts
+    included, which walk every message: a receive costs the square of the queue's depth, and long polls
+    repeat it while they wait (most of the runner's CPU with a few dozen messages queued). The same check,
+    reading the one attribute it needs."""
+    from moto.core.utils import unix_time
+    from moto.sqs.models import Message, SQSBackend
+
+    def retained(self: SQSBackend, queue_name: str, message: Message) -> bool:
+        period = float(getattr(self.get_queue(queue_name), "message_retention_period"))  # noqa: B009
+        return period + message.sent_timestamp / 1000 > unix_time()  # type: ignore[operator]
+
+    SQSBackend.is_message_valid_based_on_retention_period = retained  # type: ignore[method-assign]
 
 
 def postgres_answers(url: str) -> bool:

@@ -10,6 +10,7 @@ const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "
 const $ = (sel, root = document) => root.querySelector(sel);
 const html = (strings, ...values) => strings.reduce((out, s, i) => out + s + (i < values.length ? values[i] : ""), "");
 const money = (v) => (v === null || v === undefined ? "—" : `$${v}`);
+const delta = (v) => (v === null || v === undefined ? "—" : String(v).startsWith("-") ? `−$${String(v).slice(1)}` : `+$${v}`);
 const when = (t) => (t ? new Date(t).toLocaleString() : "—");
 
 class ApiError extends Error {
@@ -416,6 +417,178 @@ async function usagePage() {
     </div>`);
 }
 
+// ---------- datasets ----------
+async function datasetsPage() {
+  main.innerHTML = html`
+    <h1>Datasets</h1>
+    <form class="row panel" id="upload">
+      <div class="field"><label for="dsname">Name</label><input id="dsname" required placeholder="support-tickets"></div>
+      <div class="field"><label for="dsfile">JSONL or CSV file</label><input id="dsfile" type="file" accept=".jsonl,.ndjson,.csv" required></div>
+      <button type="submit">Upload</button>
+    </form>
+    <div class="panel table-wrap" id="datasets"><p class="muted">Loading…</p></div>`;
+  const load = async () => {
+    const page = await guard(() => api("GET", "datasets?limit=100"));
+    if (!page) return;
+    put("#datasets", page.items.length ? html`<table><thead><tr><th>Name</th><th>Version</th><th>Rows</th><th class="opt">Fields</th></tr></thead><tbody>
+      ${page.items.map((d) => `<tr><td><a href="#/datasets/${esc(d.id)}">${esc(d.name)}</a><div class="muted mono">${esc(d.id)}</div></td><td>v${d.version}</td><td>${d.rowCount}</td>
+        <td class="opt">${d.fields.map((f) => `<span class="var">${esc(f)}</span>`).join(" ")}</td></tr>`).join("")}</tbody></table>` : '<p class="muted">No datasets yet: upload a JSONL or CSV file.</p>');
+  };
+  $("#upload").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const file = $("#dsfile").files[0];
+    if (!file) return;
+    const format = file.name.toLowerCase().endsWith(".csv") ? "csv" : "jsonl";
+    const made = await guard(async () => api("POST", "datasets", { name: $("#dsname").value.trim(), format, content: await file.text() }));
+    if (made) { say(`Dataset ${made.name} has ${made.rowCount} rows.`, true); location.hash = `#/datasets/${made.id}`; }
+  });
+  await load();
+}
+
+async function datasetPage(id) {
+  const d = await guard(() => api("GET", `datasets/${id}`));
+  if (!d) return;
+  const rows = await guard(() => api("GET", `datasets/${id}/rows?limit=100`));
+  main.innerHTML = html`
+    <h1>${esc(d.name)} <span class="muted">v${d.version} · ${d.rowCount} rows</span></h1>
+    <div class="row"><a class="button" href="#/experiments/new?dataset=${esc(d.id)}">Run an experiment on it</a></div>
+    <div class="panel table-wrap" id="rows"><table><thead><tr><th>#</th><th>Input</th><th>Expected</th></tr></thead><tbody>
+      ${(rows ? rows.items : []).map((r) => `<tr><td>${r.n}</td><td class="mono">${esc(JSON.stringify(r.input))}</td><td class="mono">${esc(r.expected === null || r.expected === undefined ? "" : typeof r.expected === "string" ? r.expected : JSON.stringify(r.expected))}</td></tr>`).join("")}
+    </tbody></table></div>`;
+}
+
+// ---------- experiments ----------
+async function experimentsPage() {
+  main.innerHTML = html`
+    <h1>Experiments</h1>
+    <div class="row"><a class="button" href="#/experiments/new">New experiment</a></div>
+    <div class="panel table-wrap" id="experiments"><p class="muted">Loading…</p></div>`;
+  const page = await guard(() => api("GET", "experiments?limit=100"));
+  if (!page) return;
+  put("#experiments", page.items.length ? html`<table><thead><tr><th>Experiment</th><th>Status</th><th>Rows</th><th>Variants</th><th class="opt">Started</th></tr></thead><tbody>
+    ${page.items.map((x) => `<tr><td><a href="#/experiments/${esc(x.id)}" class="mono">${esc(x.name || x.id)}</a></td><td>${badge(x.status)}</td><td>${x.rows}</td><td>${x.variants}</td><td class="opt">${when(x.createdAt)}</td></tr>`).join("")}
+  </tbody></table>` : '<p class="muted">No experiments yet.</p>');
+}
+
+function variantRow(i, templates) {
+  return `<fieldset class="row variant"><legend>Variant ${i}</legend>
+    <div class="field"><label for="vt${i}">Template</label><select id="vt${i}" data-template>${templates.map((t) => `<option value="${esc(t.id)}">${esc(t.name)} (v${t.version})</option>`).join("")}</select></div>
+    <div class="field"><label for="vv${i}">Version or label</label><input id="vv${i}" data-version placeholder="current" size="10"></div>
+    <div class="field"><label for="vm${i}">Model (optional)</label><input id="vm${i}" data-model size="16"></div></fieldset>`;
+}
+
+async function newExperimentPage(params) {
+  const [datasets, templates] = await Promise.all([guard(() => api("GET", "datasets?limit=100")), guard(() => api("GET", "templates?limit=100"))]);
+  if (!datasets || !templates) return;
+  const t = templates.items;
+  main.innerHTML = html`
+    <h1>New experiment</h1>
+    <form class="panel" id="exp">
+      <div class="row">
+        <div class="field"><label for="xds">Dataset</label><select id="xds">${datasets.items.map((d) => `<option value="${esc(d.id)}" ${d.id === params.get("dataset") ? "selected" : ""}>${esc(d.name)} (${d.rowCount} rows)</option>`).join("")}</select></div>
+        <div class="field"><label for="xname">Name</label><input id="xname" placeholder="optional"></div>
+        <div class="field"><label for="xprio">Priority</label><select id="xprio"><option>normal</option><option>low</option><option>economy</option></select></div>
+      </div>
+      <div id="variants">${variantRow(0, t)}${variantRow(1, t)}</div>
+      <button type="button" class="ghost" id="addv">Add a variant</button>
+      <fieldset class="row"><legend>Scorers</legend>
+        <label><input type="checkbox" id="sc-contains" checked> contains expected</label>
+        <label><input type="checkbox" id="sc-exact"> exact</label>
+        <label><input type="checkbox" id="sc-judge"> judge with</label><select id="sc-judge-t" aria-label="Judge template">${t.map((x) => `<option value="${esc(x.id)}">${esc(x.name)}</option>`).join("")}</select>
+      </fieldset>
+      <button type="submit">Start</button>
+    </form>`;
+  let count = 2;
+  $("#addv").addEventListener("click", () => { $("#variants").insertAdjacentHTML("beforeend", variantRow(count, t)); count += 1; });
+  $("#exp").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const variants = [...main.querySelectorAll(".variant")].map((f) => {
+      const version = $("[data-version]", f).value.trim();
+      const v = { template: $("[data-template]", f).value + (version ? `@${version}` : "") };
+      if ($("[data-model]", f).value.trim()) v.model = $("[data-model]", f).value.trim();
+      return v;
+    });
+    const scorers = [];
+    if ($("#sc-contains").checked) scorers.push({ type: "contains" });
+    if ($("#sc-exact").checked) scorers.push({ type: "exact" });
+    if ($("#sc-judge").checked) scorers.push({ type: "judge", template: $("#sc-judge-t").value });
+    const body = { datasetId: $("#xds").value, variants, scorers, priority: $("#xprio").value };
+    if ($("#xname").value.trim()) body.name = $("#xname").value.trim();
+    const made = await guard(() => api("POST", "experiments", body));
+    if (made) location.hash = `#/experiments/${made.id}`;
+  });
+}
+
+function variantsTable(x) {
+  const names = x.scorers.map((s) => s.name);
+  return html`<table id="variants-table"><thead><tr><th>Variant</th><th>Done</th><th>Failed</th>${names.map((n) => `<th>${esc(n)}</th>`).join("")}<th>Cost</th><th class="opt">Judging</th><th>p50 / p95 ms</th><th></th></tr></thead><tbody>
+    ${x.variants.map((v) => `<tr><td><a href="#/templates/${esc(v.templateId)}">${esc(v.template)}</a><div class="muted">v${v.templateVersion} · ${esc(v.provider)}/${esc(v.model)}</div></td>
+      <td>${v.completed}/${v.rows}</td><td>${v.failed}</td>${names.map((n) => `<td data-score="${esc(n)}">${v.scores[n] === null ? "—" : v.scores[n].toFixed(3)}</td>`).join("")}
+      <td>${money(v.costUSD)}</td><td class="opt">${money(v.judgeCostUSD)}</td><td>${v.latencyMs.p50 ?? "—"} / ${v.latencyMs.p95 ?? "—"}</td>
+      <td>${x.status !== "running" ? `<button type="button" class="ghost" data-promote="${v.index}">Promote to production</button>` : ""}</td></tr>`).join("")}
+  </tbody></table>`;
+}
+
+async function showComparison(id, a, b) {
+  const c = await guard(() => api("GET", `experiments/${id}/compare?a=${a}&b=${b}&limit=50`));
+  if (!c) return;
+  const d = c.delta, ci = d.scoreInterval;
+  put("#compare", html`
+    <p id="compare-summary">Variant ${b} − variant ${a} over ${c.pairedRows} rows: score <b>${d.score === null ? "—" : d.score.toFixed(3)}</b>${ci ? ` (95% CI ${ci.low.toFixed(3)} … ${ci.high.toFixed(3)})` : ""} · ${c.wins} better, ${c.losses} worse, ${c.ties} equal · cost ${delta(d.costUSD)} · p50 ${d.latencyP50Ms ?? "—"} ms</p>
+    <div class="table-wrap"><table><thead><tr><th>#</th><th>Input</th><th>Output ${a}</th><th>Output ${b}</th><th>Δ</th></tr></thead><tbody>
+      ${c.rows.map((r) => `<tr><td>${r.row}</td><td class="mono">${esc(JSON.stringify(r.input))}</td><td>${esc(r.outputA)}</td><td>${esc(r.outputB)}</td><td>${r.delta === null ? "—" : r.delta.toFixed(2)}</td></tr>`).join("")}
+    </tbody></table></div>`);
+}
+
+async function download(id) {
+  const answer = await fetch(`experiments/${id}/results?format=csv&limit=5000`, { headers: { Authorization: `Bearer ${sessionStorage.getItem(KEY) || ""}` } });
+  if (!answer.ok) { say(`The download failed (${answer.status}).`); return; }
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(await answer.blob());
+  link.download = `${id}.csv`;
+  link.click();
+}
+
+async function experimentPage(id) {
+  const x = await guard(() => api("GET", `experiments/${id}`));
+  if (!x) return;
+  const options = x.variants.map((v) => `<option value="${v.index}">${v.index}: ${esc(v.template)}</option>`).join("");
+  main.innerHTML = html`
+    <h1>${esc(x.name || x.id)} <span id="xstatus">${badge(x.status)}</span></h1>
+    <p class="muted">Dataset <a href="#/datasets/${esc(x.datasetId)}">${esc(x.datasetId)}</a> v${x.datasetVersion} · ${x.rows} rows · ${esc(x.priority)}</p>
+    <progress id="xprogress" max="1" value="${x.progress}" aria-label="Progress"></progress> <span id="xcost">${money(x.costUSD)}</span>
+    <div class="row"><button type="button" class="ghost" id="xcancel" ${x.status === "running" ? "" : "hidden"}>Cancel</button>
+      <button type="button" class="ghost" id="xcsv">Download CSV</button></div>
+    <div class="panel table-wrap" id="xvariants">${variantsTable(x)}</div>
+    <section class="panel"><h2>Compare</h2>
+      <form class="row" id="cmp"><div class="field"><label for="ca">A</label><select id="ca">${options}</select></div>
+        <div class="field"><label for="cb">B</label><select id="cb">${options}</select></div><button type="submit">Compare</button></form>
+      <div id="compare"></div></section>`;
+  if (x.variants.length > 1) $("#cb").value = "1";
+  const refresh = (y) => {
+    put("#xstatus", badge(y.status)); put("#xvariants", variantsTable(y)); put("#xcost", money(y.costUSD));
+    const bar = $("#xprogress"); if (bar) bar.value = y.progress;
+    if ($("#xcancel")) $("#xcancel").hidden = y.status !== "running";
+  };
+  $("#xcancel").addEventListener("click", async () => { const y = await guard(() => api("POST", `experiments/${id}/cancel`)); if (y) refresh(y); });
+  $("#xcsv").addEventListener("click", () => download(id));
+  $("#cmp").addEventListener("submit", (e) => { e.preventDefault(); showComparison(id, $("#ca").value, $("#cb").value); });
+  $("#xvariants").addEventListener("click", async (e) => {
+    const target = e.target.closest("[data-promote]");
+    if (!target) return;
+    const done = await guard(() => api("POST", `experiments/${id}/promote`, { variant: Number(target.dataset.promote), label: "production" }));
+    if (done) say(`production now points at version ${done.version} of ${done.templateId}.`, true);
+  });
+  const live = setInterval(async () => {
+    if (!document.body.contains($("#xvariants"))) { clearInterval(live); return; }
+    const y = await guard(() => api("GET", `experiments/${id}`));
+    if (!y) return;
+    refresh(y);
+    if (y.status !== "running") clearInterval(live);
+  }, 1000);
+  if (x.status !== "running") clearInterval(live);
+}
+
 // ---------- router ----------
 async function route(keepNotice = false) {
   if (keepNotice !== true) say("");
@@ -432,6 +605,11 @@ async function route(keepNotice = false) {
   else if (parts[0] === "generate") await generatePage(params);
   else if (parts[0] === "jobs") await jobsPage(params);
   else if (parts[0] === "usage") await usagePage();
+  else if (parts[0] === "datasets" && parts[1]) await datasetPage(parts[1]);
+  else if (parts[0] === "datasets") await datasetsPage();
+  else if (parts[0] === "experiments" && parts[1] === "new") await newExperimentPage(params);
+  else if (parts[0] === "experiments" && parts[1]) await experimentPage(parts[1]);
+  else if (parts[0] === "experiments") await experimentsPage();
   else await templatesPage();
   document.title = `${section[0].toUpperCase()}${section.slice(1)} · PromptLab`;
 }
