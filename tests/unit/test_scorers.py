@@ -1,0 +1,81 @@
+"""The experiments' scorers and the comparison's bootstrap interval (pure functions)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from promptlab.core.errors import ValidationFailed
+from promptlab.experiments.results import bootstrap_interval
+from promptlab.jobs import scorers
+
+
+@pytest.mark.parametrize(
+    ("scorer", "output", "expected", "score"),
+    [
+        ({"type": "exact"}, "  billing \n", "billing", "1"),
+        ({"type": "exact"}, "Billing", "billing", "0"),
+        ({"type": "exact", "ignore_case": True}, "Billing", "billing", "1"),
+        ({"type": "exact"}, '{"label": "bug", "n": 1}', {"n": 1, "label": "bug"}, "1"),
+        ({"type": "exact"}, "not json", {"n": 1}, "0"),
+        ({"type": "contains"}, "It is a BILLING question", "billing", "1"),
+        ({"type": "contains", "ignore_case": False}, "It is a BILLING question", "billing", "0"),
+        ({"type": "contains"}, "refund and invoice", ["refund", "invoice", "crash", "login"], "0.5"),
+        ({"type": "regex", "pattern": r"\bINV-\d{4}\b"}, "see INV-2024 please", None, "1"),
+        ({"type": "regex", "pattern": r"^\d+$"}, "12a", None, "0"),
+        ({"type": "json_schema", "schema": {"type": "object", "required": ["a"]}}, '```json\n{"a": 1}\n```', None, "1"),
+        ({"type": "json_schema", "schema": {"type": "object", "required": ["a"]}}, '{"b": 1}', None, "0"),
+        ({"type": "length", "max": 5}, "12345", None, "1"),
+        ({"type": "length", "min": 3, "unit": "words"}, "two words", None, "0"),
+    ],
+)
+def test_each_scorer_gives_a_number_in_0_1(scorer: dict[str, Any], output: str, expected: Any, score: str) -> None:
+    assert scorers.score(scorer, output=output, expected=expected) == Decimal(score)
+
+
+@pytest.mark.parametrize("scorer", [{"type": "exact"}, {"type": "contains"}])
+def test_a_row_without_expected_cannot_be_scored_by_comparison(scorer: dict[str, Any]) -> None:
+    with pytest.raises(scorers.CannotScore, match="expected"):
+        scorers.score(scorer, output="anything", expected=None)
+
+
+def test_a_regex_scorer_runs_in_linear_time_on_a_hostile_output() -> None:
+    # Given the pattern that backtracks for ages in a backtracking engine
+    scorer = {"type": "regex", "pattern": "^(a|a)+$"}
+    # Then RE2 answers at once, on a long output
+    assert scorers.score(scorer, output="a" * 50_000 + "b", expected=None) == 0
+
+
+@pytest.mark.parametrize(
+    ("configs", "field"),
+    [
+        ([{"type": "regex", "name": "r", "pattern": "(a)\\1"}], "scorers[0].pattern"),
+        ([{"type": "contains", "name": "c"}, {"type": "exact", "name": "c"}], "scorers[1].name"),
+        ([{"type": "json_schema", "name": "j", "schema": {"type": "nope"}}], "scorers[0].schema"),
+    ],
+)
+def test_bad_scorer_configs_name_their_field(configs: list[dict[str, Any]], field: str) -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        scorers.check_scorers(configs)
+    assert refused.value.fields[0].field == field
+
+
+@pytest.mark.parametrize(("answer", "score"), [('{"score": 0.75, "reason": "ok"}', "0.75"), ('{"score": 1}', "1")])
+def test_a_judges_answer_gives_its_score(answer: str, score: str) -> None:
+    assert scorers.judge_score(answer) == Decimal(score)
+
+
+@pytest.mark.parametrize("answer", [None, "0.9", '{"score": 1.5}', '{"verdict": "good"}'])
+def test_a_judge_answer_without_a_score_in_range_cannot_score(answer: str | None) -> None:
+    with pytest.raises(scorers.CannotScore):
+        scorers.judge_score(answer)
+
+
+def test_the_bootstrap_interval_brackets_the_mean_and_is_the_same_every_time() -> None:
+    deltas = [1.0] * 30 + [0.0] * 60 + [-1.0] * 10  # mean 0.2
+    first = bootstrap_interval(deltas)
+    assert first == bootstrap_interval(deltas)
+    assert first.low < 0.2 < first.high and first.low > 0 and first.level == 0.95
+    assert bootstrap_interval([0.5] * 20).model_dump() == {"low": 0.5, "high": 0.5, "level": 0.95}
