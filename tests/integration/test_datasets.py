@@ -100,3 +100,54 @@ def test_names_are_unique_per_tenant_and_pages_continue(runner: LocalRunner) -> 
     assert made["id"] in {d["id"] for d in listed}
     bad = call_api(runner, "GET", f"/datasets/{made['id']}/rows", query={"cursor": "nonsense"})
     assert bad.status == 422
+
+
+def put_file(url: str, data: bytes, content_type: str) -> int:
+    import urllib.request
+
+    request = urllib.request.Request(url, data=data, method="PUT", headers={"Content-Type": content_type})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return int(answer.status)
+
+
+def test_a_file_larger_than_a_request_body_goes_through_a_presigned_upload(runner: LocalRunner) -> None:
+    # Given a 30,000-row JSONL file of about 2 MB (a request body takes 1 MB)
+    lines = "".join(
+        json.dumps({"input": {"q": f"question {i} " + "x" * 30}, "expected": f"a{i}"}) + "\n" for i in range(30_000)
+    )
+    data = lines.encode()
+    assert len(data) > 1_500_000
+    # When it is PUT to the URL an upload gives, and the dataset names the upload
+    upload = call_api(runner, "POST", "/datasets/uploads", body={"format": "jsonl"})
+    assert upload.status == 201, upload.body
+    assert upload.body["uploadId"].startswith("upl_") and upload.body["method"] == "PUT"
+    assert put_file(upload.body["url"], data, upload.body["headers"]["Content-Type"]) == 200
+    made = create(runner, format="jsonl", upload=upload.body["uploadId"])
+    # Then every row is stored, and the upload is gone (it cannot make a second dataset)
+    assert made.status == 201, made.body
+    assert made.body["rowCount"] == 30_000 and made.body["fields"] == ["q"]
+    last = call_api(runner, "GET", f"/datasets/{made.body['id']}/rows", query={"cursor": "", "limit": "1"})
+    assert last.body["items"][0]["n"] == 1
+    again = create(runner, format="jsonl", upload=upload.body["uploadId"])
+    assert again.status == 422 and again.body["error"]["details"]["fields"][0]["field"] == "upload"
+
+
+def test_an_upload_is_checked_like_content_and_belongs_to_its_tenant(runner: LocalRunner) -> None:
+    from promptlab.tenancy import auth
+
+    upload = call_api(runner, "POST", "/datasets/uploads", body={"format": "csv"}).body
+    put_file(upload["url"], b"ticket,expected\nfine,ok\n\xff\xfe broken,x\n", "text/csv")
+    bad = create(runner, format="csv", upload=upload["uploadId"])
+    assert bad.status == 422 and "UTF-8" in bad.body["error"]["message"]
+    other = auth.create_key(name=unique("thief")).key
+    upload = call_api(runner, "POST", "/datasets/uploads", body={"format": "csv"}).body
+    put_file(upload["url"], b"ticket\nmine\n", "text/csv")
+    stolen = call_api(
+        runner, "POST", "/datasets", api_key=other,
+        body={"name": unique("theirs"), "format": "csv", "upload": upload["uploadId"]},
+    )  # fmt: skip
+    assert stolen.status == 422 and stolen.body["error"]["details"]["fields"][0]["field"] == "upload"
+    mine = create(runner, format="csv", upload=upload["uploadId"])
+    assert mine.status == 201 and mine.body["rowCount"] == 1
+    neither = create(runner, format="csv")
+    assert neither.status == 422

@@ -171,6 +171,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         },  # fmt: skip
         {409: ("conflict", "a dataset named 'support-tickets' exists")},
     ),
+    ("POST", "/datasets/uploads"): Operation(
+        "Upload a large dataset file",
+        "A presigned URL (15 minutes) to PUT one JSONL or CSV file of up to 100 MB with the given `Content-Type`;"
+        ' then `POST /datasets` (or `PUT /datasets/{id}`) with `{"upload": uploadId, "format": …}` reads it'
+        " once, checks every row and deletes the file. For files larger than a request body (1 MB locally, 10 MB"
+        " behind API Gateway).",
+        {"format": "jsonl"},
+    ),
     ("GET", "/datasets"): Operation(
         "List datasets", "This tenant's datasets, newest first, a page at a time (`cursor` from `nextCursor`)."
     ),

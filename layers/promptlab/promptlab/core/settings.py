@@ -177,6 +177,10 @@ class Settings(BaseSettings):
     fake_batch_error_rate: Decimal = Field(default=Decimal("0"), ge=0, le=1)
     fake_batch_expire: bool = False
     economy_max_jobs: int = Field(default=1000, ge=1, le=100_000, description="Jobs per provider batch at most.")
+    dataset_uploads_bucket: str | None = Field(
+        default=None, description="S3 bucket for dataset files larger than a request body (presigned PUTs)."
+    )
+    dataset_upload_max_bytes: int = Field(default=100_000_000, ge=1, description="The largest dataset file taken.")
     experiment_window: int = Field(
         default=200, ge=1, le=10_000,
         description="How many of an experiment's jobs are on the queue or running at once; the next is sent as"

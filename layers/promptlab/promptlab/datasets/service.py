@@ -5,17 +5,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 from promptlab.core import ids
+from promptlab.core.clock import utc_now
 from promptlab.core.errors import FieldProblem, NotFound, ValidationFailed
 from promptlab.core.pagination import decode_cursor, decode_row_cursor, encode_cursor, encode_row_cursor
+from promptlab.core.settings import get_settings
 from promptlab.core.validation import validation_fields
 from promptlab.db import datasets_repo
 from promptlab.db.connection import Row, connection
 from promptlab.db.datasets_repo import Dataset
+from promptlab.infra import dataset_uploads
 from promptlab.models.datasets import (
     MAX_ROWS,
     DatasetContent,
@@ -26,16 +30,45 @@ from promptlab.models.datasets import (
     DatasetRowPage,
     DatasetRowPublic,
     DatasetUpdate,
+    DatasetUploadPublic,
+    DatasetUploadRequest,
 )
 
 MAX_PROBLEMS = 20  # a file with a bad column names the first rows at fault, not every one
 
 
-def _raw_rows(content: DatasetContent) -> tuple[list[Any], str]:
+UPLOAD_SECONDS = 900
+CONTENT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
+
+
+def create_upload(*, tenant_id: str, request: DatasetUploadRequest) -> DatasetUploadPublic:
+    """A presigned URL for one dataset file (larger than a request body may be), valid 15 minutes."""
+    upload_id = ids.new_id("upl")
+    content_type = CONTENT_TYPES[request.format]
+    url = dataset_uploads.upload_url(
+        key=dataset_uploads.key_of(tenant_id, upload_id), content_type=content_type, expires_seconds=UPLOAD_SECONDS
+    )
+    return DatasetUploadPublic(
+        upload_id=upload_id, url=url, headers={"Content-Type": content_type},
+        max_bytes=get_settings().dataset_upload_max_bytes, expires_at=utc_now() + timedelta(seconds=UPLOAD_SECONDS),
+    )  # fmt: skip
+
+
+def _uploaded_text(tenant_id: str, upload_id: str) -> str:
+    data = dataset_uploads.read(
+        key=dataset_uploads.key_of(tenant_id, upload_id), max_bytes=get_settings().dataset_upload_max_bytes
+    )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationFailed.single("upload", "the uploaded file is not UTF-8 text") from None
+
+
+def _raw_rows(content: DatasetContent, tenant_id: str) -> tuple[list[Any], str]:
     """The rows before checking, and the field prefix their problems are named with."""
     if content.rows is not None:
         return list(content.rows), "rows"
-    text = content.content or ""
+    text = _uploaded_text(tenant_id, content.upload) if content.upload else content.content or ""
     if content.format == "jsonl":
         rows: list[Any] = []
         for number, line in enumerate(text.splitlines(), start=1):
@@ -59,9 +92,9 @@ def _raw_rows(content: DatasetContent) -> tuple[list[Any], str]:
     return rows, "content.rows"
 
 
-def check_rows(content: DatasetContent) -> tuple[list[Row], list[str]]:
+def check_rows(content: DatasetContent, tenant_id: str) -> tuple[list[Row], list[str]]:
     """Every row checked (each bad one named with its field), and the input fields they have."""
-    raw, prefix = _raw_rows(content)
+    raw, prefix = _raw_rows(content, tenant_id)
     if not raw:
         raise ValidationFailed.single("rows", "a dataset needs at least one row")
     if len(raw) > MAX_ROWS:
@@ -96,18 +129,24 @@ def dataset_public(dataset: Dataset) -> DatasetPublic:
 
 def create_dataset(*, tenant_id: str, request: DatasetCreate) -> DatasetPublic:
     """A dataset at version 1 from its rows."""
-    rows, fields = check_rows(request)
+    rows, fields = check_rows(request, tenant_id)
     with connection() as conn:
         made = datasets_repo.insert_dataset(
             conn, dataset_id=ids.new_id("ds"), tenant_id=tenant_id, name=request.name,
             description=request.description, rows=rows, fields=fields,
         )  # fmt: skip
+    _forget_upload(tenant_id, request)
     return dataset_public(made)
+
+
+def _forget_upload(tenant_id: str, request: DatasetContent) -> None:
+    if request.upload:
+        dataset_uploads.forget(key=dataset_uploads.key_of(tenant_id, request.upload))
 
 
 def replace_rows(*, tenant_id: str, dataset_id: str, request: DatasetUpdate) -> DatasetPublic:
     """The dataset's next version, with these rows."""
-    rows, fields = check_rows(request)
+    rows, fields = check_rows(request, tenant_id)
     with connection() as conn:
         updated = datasets_repo.new_version(
             conn, tenant_id=tenant_id, dataset_id=dataset_id, description=request.description, rows=rows,
@@ -115,6 +154,7 @@ def replace_rows(*, tenant_id: str, dataset_id: str, request: DatasetUpdate) -> 
         )  # fmt: skip
     if updated is None:
         raise NotFound(f"no dataset {dataset_id}", details={"datasetId": dataset_id})
+    _forget_upload(tenant_id, request)
     return dataset_public(updated)
 
 

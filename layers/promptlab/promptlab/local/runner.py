@@ -150,6 +150,21 @@ class LocalRunner:
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         return boto3.client("sqs", region_name=region, endpoint_url=self.sqs_endpoint)
 
+    def _create_buckets(self, names: list[str], *, region: str) -> None:
+        """The template's S3 buckets, at the same endpoint as the queues (moto serves both)."""
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        s3 = boto3.client("s3", region_name=region, endpoint_url=self.sqs_endpoint)
+        for name in names:
+            try:
+                s3.create_bucket(Bucket=name)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                    self.notes.append(f"S3: bucket {name} not made ({exc})")
+            except BotoCoreError as exc:
+                self.notes.append(f"S3: bucket {name} not made ({exc})")
+
     def start(self) -> LocalRunner:
         """Bring up services, queues, functions, the HTTP gateway, pollers and schedules."""
         from promptlab.db.migrate import migrate
@@ -165,6 +180,8 @@ class LocalRunner:
         overrides = {"DefaultProvider": "fake", "DataStores": "existing", **self.parameter_overrides}
         overrides.update(DatabaseUrl=self.database_url, RedisUrl=self.redis_url)
         self.stack = build_stack(self.template, sqs=sqs, region=sqs.meta.region_name, parameter_overrides=overrides)
+        if not self.gateway_only:
+            self._create_buckets(self.stack.buckets, region=sqs.meta.region_name)
         # One process hosts every function here, so the worker's connection bound must not hold the rest back.
         process_wide = {
             "PROMPTLAB_DB_POOL_SIZE": os.environ.get("PROMPTLAB_DB_POOL_SIZE", "16"),

@@ -72,6 +72,7 @@ class Stack:
     mappings: list[SqsMapping] = field(default_factory=list)
     schedules: list[Schedule] = field(default_factory=list)
     queue_urls: dict[str, str] = field(default_factory=dict)
+    buckets: list[str] = field(default_factory=list)  # the S3 buckets whose condition holds, by name
     # The API's MinimumCompressionSize: answers this large are gzipped for clients that accept it.
     minimum_compression_size: int | None = None
 
@@ -176,7 +177,11 @@ def build_stack(
         "AWS::StackId": f"arn:aws:cloudformation:{region}:{ACCOUNT_ID}:stack/{stack_name}/local",
     }
     resources: JsonObject = template.get("Resources") or {}
-    refs = {lid: f"{stack_name}-{lid}" for lid in resources}
+    # S3 bucket names are lower case; other names keep the logical id's case.
+    refs = {
+        lid: f"{stack_name}-{lid}".lower() if r.get("Type") == "AWS::S3::Bucket" else f"{stack_name}-{lid}"
+        for lid, r in resources.items()
+    }
     resolver = Resolver(
         template,
         parameters=parameter_values(template, parameter_overrides or {}),
@@ -188,10 +193,17 @@ def build_stack(
     for lid, resource in resources.items():
         if resource.get("Type") == "AWS::Serverless::Function":
             attributes[(lid, "Arn")] = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{stack_name}-{lid}"
+        if resource.get("Type") == "AWS::S3::Bucket":
+            attributes[(lid, "Arn")] = f"arn:aws:s3:::{refs[lid]}"
     refs.update(urls)
     resolver.refs = refs
     resolver.attributes = attributes
     stack = Stack(template_path=template_path, stack_name=stack_name, region=region, queue_urls=urls)
+    stack.buckets = [
+        refs[lid]
+        for lid, r in resources.items()
+        if r.get("Type") == "AWS::S3::Bucket" and ("Condition" not in r or resolver.condition(r["Condition"]))
+    ]
     arn_to_queue = {attributes[(lid, "Arn")]: lid for lid in urls}
     for resource in resources.values():
         if resource.get("Type") == "AWS::Serverless::Api":

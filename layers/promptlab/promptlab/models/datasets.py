@@ -21,20 +21,25 @@ class DatasetRow(RequestModel):
     metadata: Annotated[dict[str, str], Field(max_length=50)] | None = None
 
 
+UploadId = Annotated[str, Field(pattern=r"^upl_[A-Za-z0-9]{10,40}$", description="From `POST /datasets/uploads`.")]
+FileFormat = Literal["jsonl", "csv"]
+
+
 class DatasetContent(RequestModel):
-    """Rows as JSON, or a JSONL or CSV file's text (CSV: a header row; its columns are input fields, an
-    `expected` column is the expected answer)."""
+    """Rows as JSON, a JSONL or CSV file's text, or such a file uploaded first (CSV: a header row; its columns
+    are input fields, an `expected` column is the expected answer)."""
 
     rows: Annotated[list[JsonObject], Field(max_length=MAX_ROWS)] | None = None
-    format: Literal["jsonl", "csv"] | None = Field(default=None, description="With `content`: how to read it.")
+    format: FileFormat | None = Field(default=None, description="With `content` or `upload`: how to read it.")
     content: Annotated[str, Field(max_length=10_000_000)] | None = None
+    upload: UploadId | None = Field(default=None, description="A file PUT to the URL `POST /datasets/uploads` gave.")
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetContent:
-        if (self.rows is None) == (self.content is None):
-            raise ValueError("send either `rows` or `content` (with `format`)")
-        if self.content is not None and self.format is None:
-            raise ValueError("`content` needs `format`: jsonl or csv")
+        if sum(source is not None for source in (self.rows, self.content, self.upload)) != 1:
+            raise ValueError("send one of `rows`, `content` (with `format`) or `upload` (with `format`)")
+        if self.rows is None and self.format is None:
+            raise ValueError("`content` and `upload` need `format`: jsonl or csv")
         return self
 
 
@@ -47,6 +52,21 @@ class DatasetUpdate(DatasetContent):
     """`PUT` replaces the rows and makes a new version (earlier versions stay readable)."""
 
     description: Annotated[str, Field(max_length=2_000)] | None = None
+
+
+class DatasetUploadRequest(RequestModel):
+    format: FileFormat
+
+
+class DatasetUploadPublic(WireModel):
+    """Where to PUT a dataset file (with this `Content-Type`) before naming `uploadId` in `POST /datasets`."""
+
+    upload_id: str
+    url: str
+    method: Literal["PUT"] = "PUT"
+    headers: dict[str, str]
+    max_bytes: int
+    expires_at: UtcDatetime
 
 
 class DatasetPublic(WireModel):

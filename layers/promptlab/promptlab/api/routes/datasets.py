@@ -11,7 +11,15 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from promptlab.api.answers import doc, json_response
 from promptlab.api.resolver import current_principal
 from promptlab.datasets import service
-from promptlab.models.datasets import DatasetCreate, DatasetPage, DatasetPublic, DatasetRowPage, DatasetUpdate
+from promptlab.models.datasets import (
+    DatasetCreate,
+    DatasetPage,
+    DatasetPublic,
+    DatasetRowPage,
+    DatasetUpdate,
+    DatasetUploadPublic,
+    DatasetUploadRequest,
+)
 
 router = Router()  # type: ignore[no-untyped-call]
 
@@ -28,6 +36,15 @@ def _tenant() -> str:
 def create_dataset(body: DatasetCreate) -> Response[str]:
     made = service.create_dataset(tenant_id=_tenant(), request=body)
     return json_response(201, made, headers={"Location": f"/datasets/{made.id}"})
+
+
+@router.post(
+    "/datasets/uploads",
+    responses=doc(201, DatasetUploadPublic, "Where to PUT the file", 400, 415, 422, 503),
+    tags=["datasets"],
+)
+def create_upload(body: DatasetUploadRequest) -> Response[str]:
+    return json_response(201, service.create_upload(tenant_id=_tenant(), request=body))
 
 
 @router.get("/datasets", responses=doc(200, DatasetPage, "A page of datasets, newest first", 422), tags=["datasets"])

@@ -1,0 +1,88 @@
+"""S3 adapter for dataset files too large for a request body: a presigned PUT, then the API reads it once.
+
+An upload's key names its tenant (`uploads/<tenant>/<upload id>`), so another tenant's id finds nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from functools import cache
+from typing import Any
+
+from promptlab.core.errors import DependencyUnavailable, PayloadTooLarge, ValidationFailed
+from promptlab.core.settings import get_settings
+
+
+@cache
+def _s3(region: str, endpoint: str | None) -> Any:
+    import boto3  # only an upload pays for it
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=2, read_timeout=30, retries={"max_attempts": 2}, signature_version="s3v4",
+        s3={"addressing_style": "path"} if endpoint else {},
+    )  # fmt: skip
+    return boto3.client("s3", region_name=region, endpoint_url=endpoint, config=config)
+
+
+def _client() -> Any:
+    settings = get_settings()
+    return _s3(settings.aws_region, settings.aws_endpoint_url)
+
+
+def _bucket() -> str:
+    bucket = get_settings().dataset_uploads_bucket
+    if not bucket:
+        raise ValidationFailed.single("upload", "this deployment has no uploads bucket: send the rows in the body")
+    return bucket
+
+
+def key_of(tenant_id: str, upload_id: str) -> str:
+    return f"uploads/{tenant_id}/{upload_id}"
+
+
+def upload_url(*, key: str, content_type: str, expires_seconds: int) -> str:
+    """A URL that takes one PUT of the file (with this Content-Type) for `expires_seconds`."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        url: str = _client().generate_presigned_url(
+            "put_object",
+            Params={"Bucket": _bucket(), "Key": key, "ContentType": content_type},
+            ExpiresIn=expires_seconds,
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise DependencyUnavailable("the uploads bucket cannot sign an upload now") from exc
+    return url
+
+
+def read(*, key: str, max_bytes: int) -> bytes:
+    """The uploaded file; 422 naming `upload` when nothing was put there, 413 when it is over `max_bytes`."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    s3, bucket = _client(), _bucket()
+    try:
+        size = int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
+        if size > max_bytes:
+            raise PayloadTooLarge(
+                f"the uploaded file is {size:,} bytes; a dataset file is at most {max_bytes:,}",
+                details={"bytes": size, "maxBytes": max_bytes},
+            )
+        body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read(max_bytes + 1)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            raise ValidationFailed.single(
+                "upload", "nothing was uploaded under this id (or it expired): PUT the file to its URL first"
+            ) from None
+        raise DependencyUnavailable("the uploads bucket cannot be read now") from exc
+    except BotoCoreError as exc:
+        raise DependencyUnavailable("the uploads bucket cannot be read now") from exc
+    return body
+
+
+def forget(*, key: str) -> None:
+    """Drop an upload once its rows are stored (the bucket's lifecycle rule drops the rest after a day)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    with contextlib.suppress(BotoCoreError, ClientError):
+        _client().delete_object(Bucket=_bucket(), Key=key)
