@@ -112,3 +112,12 @@ def test_the_same_by_api(local_stack: str) -> None:
     assert compared["pairedRows"] == 200 and compared["wins"] == 200
     promoted = api(base, "POST", f"/experiments/{started['id']}/promote", {"variant": 1})
     assert promoted["version"] == 2
+
+
+def test_a_file_over_a_request_body_uploads_by_cli_through_a_presigned_url(local_stack: str, tmp_path: Path) -> None:
+    big = tmp_path / "big.csv"
+    big.write_text("ticket,expected\n" + "".join(f"ticket number {i} {'x' * 40},label{i % 7}\n" for i in range(20_000)))
+    assert big.stat().st_size > 1_000_000  # the local gateway refuses a body this large
+    uploaded = cli(local_stack, "datasets", "upload", str(big), "--name", unique("big"))
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert "20,000 rows" in uploaded.stdout and "fields ticket" in uploaded.stdout

@@ -4,6 +4,7 @@ promote, download."""
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from promptlab.client.transport import Transport
 from promptlab.models.datasets import DatasetPublic
 from promptlab.models.experiments import Comparison, ExperimentPublic, PromoteResult
 
+INLINE_BYTES = 900_000  # a request body is at most 1 MB locally (10 MB behind API Gateway)
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 Progress = Callable[[ExperimentPublic], None]
 
@@ -28,7 +30,15 @@ class Datasets:
         fmt = FORMATS.get(file.suffix.lower())
         if fmt is None:
             raise ValueError(f"{file.name}: a dataset file ends in .jsonl or .csv")
-        body: dict[str, Any] = {"format": fmt, "content": file.read_text(encoding="utf-8")}
+        body: dict[str, Any] = {"format": fmt}
+        if file.stat().st_size > INLINE_BYTES:  # over a request body's size: PUT to a presigned URL first
+            upload = self._http.call("POST", "/datasets/uploads", body={"format": fmt})
+            put = urllib.request.Request(upload["url"], data=file.read_bytes(), method="PUT", headers=upload["headers"])
+            with urllib.request.urlopen(put, timeout=300):
+                pass
+            body["upload"] = upload["uploadId"]
+        else:
+            body["content"] = file.read_text(encoding="utf-8")
         if dataset_id is not None:
             return DatasetPublic.model_validate(self._http.call("PUT", f"/datasets/{dataset_id}", body=body))
         body["name"] = name or file.stem
