@@ -131,3 +131,30 @@ def test_a_provider_without_a_batch_api_is_refused_at_submit(runner: LocalRunner
     body = {"templateId": template["id"], "input": "x", "priority": "economy", "provider": "openai-compatible"}
     answer = call_api(runner, "POST", "/generate", body=body)
     assert answer.status == 422
+
+
+def test_an_economy_experiment_runs_through_a_provider_batch_at_batch_prices(
+    clean_queues: LocalRunner, economy_now: SetEnv
+) -> None:
+    runner = clean_queues
+    # Given an experiment in the economy lane over 4 rows, scored by `contains`
+    made = call_api(runner, "POST", "/templates", body={"name": unique("econ-exp"), "body": "Label: {{ t }}"}).body
+    rows_ = [{"input": {"t": f"item{i}"}, "expected": f"item{i}"} for i in range(4)]
+    dataset = call_api(runner, "POST", "/datasets", body={"name": unique("econ"), "rows": rows_}).body
+    body = {"datasetId": dataset["id"], "variants": [{"template": made["id"]}], "scorers": [{"type": "contains"}],
+            "priority": "economy"}  # fmt: skip
+    started = call_api(runner, "POST", "/experiments", body=body)
+    assert started.status == 201, started.body
+    assert queued_messages(runner, "JobQueueNormal") == []  # economy jobs wait for a provider batch
+    # When the economy lane submits and settles the batch
+    assert economy.run().submitted == 1
+    economy.run()
+    # Then the experiment ends, scored, at batch prices
+    found = call_api(runner, "GET", f"/experiments/{started.body['id']}").body
+    assert found["status"] == "completed", found
+    variant = found["variants"][0]
+    assert variant["completed"] == 4 and variant["scores"] == {"contains": 1.0}
+    jobs = rows("SELECT input_tokens, output_tokens, estimated_cost_usd FROM jobs WHERE experiment_id = %s",
+                started.body["id"])  # fmt: skip
+    batch_price = sum((j["input_tokens"] * Decimal("0.50") + j["output_tokens"] * Decimal("2.50")) for j in jobs)
+    assert Decimal(variant["costUSD"]) == batch_price / 1_000_000
