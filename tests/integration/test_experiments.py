@@ -274,3 +274,30 @@ def test_a_judge_that_cannot_score_records_the_error_on_its_row_and_the_experime
     assert variant["scoreErrors"] == {"judge": 3, "length": 0} and variant["scores"] == {"judge": None, "length": 0.0}
     lines = call_api(runner, "GET", f"/experiments/{eid}/results").body.splitlines()
     assert "archived" in json.loads(lines[0])["variants"][0]["scoreErrors"]["judge"]
+
+
+def test_a_results_page_ends_early_when_its_text_is_large_and_the_pages_cover_every_row_once(
+    clean_queues: LocalRunner, monkeypatch: Any
+) -> None:
+    from promptlab.experiments import results
+
+    runner = clean_queues
+    template = make_template(runner, EARLY)
+    dataset = make_dataset(runner, 7)
+    eid = start(runner, {"datasetId": dataset["id"], "variants": [{"template": template["id"]}] * 2}).body["id"]
+    run_to_end(runner, eid)
+    # Given pages that may hold about two rows' text
+    monkeypatch.setattr(results, "PAGE_CHARS", 1_200)
+    seen: list[int] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        query = {"format": "jsonl", "limit": "5", **({"cursor": cursor} if cursor else {})}
+        page = call_api(runner, "GET", f"/experiments/{eid}/results", query=query)
+        assert page.status == 200, page.body
+        seen += [json.loads(line)["row"] for line in page.body.splitlines()]
+        pages += 1
+        cursor = page.header("X-Next-Cursor")
+        if not cursor:
+            break
+    assert seen == list(range(1, 8)) and pages > 2

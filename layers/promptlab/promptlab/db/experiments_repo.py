@@ -270,10 +270,15 @@ def cancel_jobs(conn: Connection, *, experiment_id: str) -> list[str]:
     return [r["id"] for r in rows]
 
 
-def results(conn: Connection, *, experiment: Experiment, after_row: int = 0, limit: int | None = None) -> list[Row]:
-    """Each row's input and expected joined with every variant's job and scores, row by row, variant order."""
+def results(
+    conn: Connection, *, experiment: Experiment, after_row: int = 0, rows: int | None = None,
+    output_chars: int | None = None,
+) -> list[Row]:  # fmt: skip
+    """Each row's input and expected joined with every variant's job and scores, row by row in variant order:
+    `rows` rows after row `after_row`; outputs cut to `output_chars` (with `output_md5` of the whole)."""
+    output = "j.output" if output_chars is None else "left(j.output, %s) AS output, md5(j.output) AS output_md5"
     sql = (
-        "SELECT r.n, r.input, r.expected, j.experiment_variant AS variant, j.id AS job_id, j.status, j.output,"
+        f"SELECT r.n, r.input, r.expected, j.experiment_variant AS variant, j.id AS job_id, j.status, {output},"
         " j.estimated_cost_usd, j.provider_latency_ms, j.cache_hit, j.error,"
         " (SELECT jsonb_object_agg(s.scorer, jsonb_build_object('score', s.score, 'error', s.error))"
         "    FROM experiment_scores s WHERE s.experiment_id = j.experiment_id AND s.variant = j.experiment_variant"
@@ -281,9 +286,11 @@ def results(conn: Connection, *, experiment: Experiment, after_row: int = 0, lim
         " FROM jobs j JOIN dataset_rows r ON r.dataset_id = %s AND r.version = %s AND r.n = j.experiment_row"
         " WHERE j.experiment_id = %s AND j.experiment_scorer IS NULL AND j.experiment_row > %s"
     )
-    params: list[Any] = [experiment.dataset_id, experiment.dataset_version, experiment.id, after_row]
+    params: list[Any] = [] if output_chars is None else [output_chars]
+    params += [experiment.dataset_id, experiment.dataset_version, experiment.id, after_row]
+    if rows is not None:
+        sql += " AND j.experiment_row <= (SELECT max(n) FROM (SELECT n FROM dataset_rows WHERE dataset_id = %s"
+        sql += " AND version = %s AND n > %s ORDER BY n LIMIT %s) page)"
+        params += [experiment.dataset_id, experiment.dataset_version, after_row, rows]
     sql += " ORDER BY j.experiment_row, j.experiment_variant"
-    if limit is not None:
-        sql += " LIMIT %s"
-        params.append(limit)
     return conn.execute(sql.encode(), params).fetchall()

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -19,6 +20,9 @@ from promptlab.db.experiments_repo import Experiment
 from promptlab.jobs import experiment_scoring
 from promptlab.models.experiments import CompareRow, Comparison, ComparisonDelta, ScoreInterval
 
+PAGE_CHARS = 1_000_000  # ≤ 4 MB of UTF-8: within the 6 MB a Lambda answer may be
+CHUNK_ROWS = 50  # rows read from Postgres at a time while a page is written
+COMPARED_OUTPUT_CHARS = 2_000  # what the comparison shows of an output (it compares whole ones by hash)
 BOOTSTRAP_SAMPLES = 2_000
 BOOTSTRAP_SEED = 20  # the interval is the same every time it is asked for
 
@@ -42,14 +46,19 @@ def _grouped(rows: list[Row]) -> list[ResultRow]:
     return out
 
 
-def _load(
-    *, tenant_id: str, experiment_id: str, after_row: int = 0, rows: int | None = None
-) -> tuple[Experiment, list[ResultRow]]:
+def _experiment(tenant_id: str, experiment_id: str) -> Experiment:
     with connection() as conn:
-        experiment = experiment_scoring.require(conn, tenant_id=tenant_id, experiment_id=experiment_id)
-        limit = None if rows is None else rows * len(experiment.variants)
-        found = experiments_repo.results(conn, experiment=experiment, after_row=after_row, limit=limit)
-    return experiment, _grouped(found)
+        return experiment_scoring.require(conn, tenant_id=tenant_id, experiment_id=experiment_id)
+
+
+def _load(
+    experiment: Experiment, *, after_row: int = 0, rows: int | None = None, output_chars: int | None = None
+) -> list[ResultRow]:
+    with connection() as conn:
+        found = experiments_repo.results(
+            conn, experiment=experiment, after_row=after_row, rows=rows, output_chars=output_chars
+        )
+    return _grouped(found)
 
 
 def _scores(job: Row | None, names: list[str]) -> dict[str, float | None]:
@@ -101,34 +110,41 @@ def _csv_line(experiment: Experiment, row: ResultRow, names: list[str]) -> list[
     return line
 
 
+def _pages(experiment: Experiment, *, after_row: int, rows: int) -> Iterator[ResultRow]:
+    """The rows after `after_row`, read a chunk at a time (outputs can be long)."""
+    given = 0
+    while given < rows:
+        chunk = _load(experiment, after_row=after_row, rows=min(CHUNK_ROWS, rows - given))
+        if not chunk:
+            return
+        yield from chunk
+        given += len(chunk)
+        after_row = chunk[-1].n
+
+
 def export(*, tenant_id: str, experiment_id: str, fmt: str, cursor: str | None, rows: int) -> tuple[str, str | None]:
-    """(a page of the joined results as JSONL or CSV text, the next page's cursor or None)."""
+    """(a page of the joined results as JSONL or CSV text, the next page's cursor or None): at most `rows`
+    rows, and the page ends early once it holds `PAGE_BYTES` of text, so an answer stays within what
+    API Gateway returns however long the outputs are."""
     after_row = decode_row_cursor(cursor)
-    experiment, grouped = _load(tenant_id=tenant_id, experiment_id=experiment_id, after_row=after_row, rows=rows + 1)
-    more = len(grouped) > rows
-    grouped = grouped[:rows]
+    experiment = _experiment(tenant_id, experiment_id)
     names = [s["name"] for s in experiment.scorers]
-    next_cursor = encode_row_cursor(grouped[-1].n) if more else None
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        if after_row == 0:
-            writer.writerow(_csv_header(experiment, names))
-        writer.writerows(_csv_line(experiment, row, names) for row in grouped)
-        return buffer.getvalue(), next_cursor
-    lines = (
-        json.dumps(
-            {
-                "row": row.n,
-                "input": row.input,
-                "expected": row.expected,
-                "variants": [_variant_json(i, row.variants.get(i), names) for i in range(len(experiment.variants))],
-            },
-            ensure_ascii=False,
-        )
-        for row in grouped
-    )
-    return "".join(f"{line}\n" for line in lines), next_cursor
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if fmt == "csv" and after_row == 0:
+        writer.writerow(_csv_header(experiment, names))
+    written, last = 0, 0
+    for row in _pages(experiment, after_row=after_row, rows=rows + 1):
+        if written == rows or (written and buffer.tell() >= PAGE_CHARS):  # more follow: the page ends here
+            return buffer.getvalue(), encode_row_cursor(last)
+        if fmt == "csv":
+            writer.writerow(_csv_line(experiment, row, names))
+        else:
+            variants = [_variant_json(i, row.variants.get(i), names) for i in range(len(experiment.variants))]
+            buffer.write(json.dumps({"row": row.n, "input": row.input, "expected": row.expected, "variants": variants},
+                                    ensure_ascii=False) + "\n")  # fmt: skip
+        written, last = written + 1, row.n
+    return buffer.getvalue(), None
 
 
 def _row_score(job: Row | None, scorer: str | None, names: list[str]) -> float | None:
@@ -160,7 +176,8 @@ def _p50(values: list[int]) -> int | None:
 
 def compare(*, tenant_id: str, experiment_id: str, a: int, b: int, scorer: str | None, limit: int) -> Comparison:
     """Per-row differences of variants a and b, and the aggregate deltas with a bootstrap interval."""
-    experiment, grouped = _load(tenant_id=tenant_id, experiment_id=experiment_id)
+    experiment = _experiment(tenant_id, experiment_id)
+    grouped = _load(experiment, output_chars=COMPARED_OUTPUT_CHARS)
     count = len(experiment.variants)
     for field, index in (("a", a), ("b", b)):
         if not 0 <= index < count:
@@ -184,7 +201,7 @@ def compare(*, tenant_id: str, experiment_id: str, a: int, b: int, scorer: str |
         if delta is not None:
             deltas.append(delta)
         out_a, out_b = (ja or {}).get("output"), (jb or {}).get("output")
-        if delta != 0 or out_a != out_b:
+        if delta != 0 or (ja or {}).get("output_md5") != (jb or {}).get("output_md5"):
             rows.append(
                 CompareRow(
                     row=row.n,
