@@ -6,7 +6,8 @@ Each scenario runs `promptlab local` in a subprocess on its own database, agains
 - outage: 100 jobs while every call answers 529 for 30 s, then recovery;
 - cost: 100 jobs waiting, 2 s a call, a provider that reports a budget of 4,000 requests a minute in its
   headers (as an Anthropic tier-4 account does): worker GB-seconds per job, read off the REPORT lines;
-- miss: `POST /generate` then `GET /jobs/{id}?wait=20`, the provider answering at once, one at a time.
+- miss: `POST /generate` then `GET /jobs/{id}?wait=20`, the provider answering at once, one at a time;
+- experiment: 2 variants × 1,000 dataset rows with the `contains` scorer, to completed, then the CSV.
 Needs the Postgres and Redis of DATABASE_URL / REDIS_URL (the defaults on this machine).
 """
 
