@@ -301,3 +301,16 @@ def test_a_results_page_ends_early_when_its_text_is_large_and_the_pages_cover_ev
         if not cursor:
             break
     assert seen == list(range(1, 8)) and pages > 2
+
+
+def test_a_judge_that_could_render_past_the_prompt_limit_is_refused_at_start(runner: LocalRunner) -> None:
+    template = make_template(runner, EARLY)
+    greedy = make_template(runner, "{{ output }} {{ output }} {{ output }} {{ input }} {{ expected }}")
+    dataset = make_dataset(runner, 2)
+    refused = start(
+        runner,
+        {"datasetId": dataset["id"], "variants": [{"template": template["id"]}],
+         "scorers": [{"type": "contains"}, {"type": "judge", "template": greedy["id"]}]},
+    )  # fmt: skip
+    assert refused.status == 422, refused.body
+    assert refused.body["error"]["details"]["fields"][0]["field"] == "scorers[1].template"

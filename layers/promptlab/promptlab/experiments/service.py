@@ -166,7 +166,13 @@ def _judge_bounds(
     budgeted = principal.monthly_budget_usd is not None
     for judge, template in zip(judges, templates_, strict=True):
         request = experiment_scoring.judge_request(experiment, judge, values)
-        job = new_job(template=template, principal=principal, request=request)
+        try:
+            job = new_job(template=template, principal=principal, request=request)
+        except ValidationFailed as exc:  # the judge's own template, with the longest inputs it may be given
+            raise ValidationFailed.single(
+                f"scorers[{experiment.scorers.index(judge)}].template",
+                f"this judge template cannot judge these rows: {exc.message}",
+            ) from exc
         amount = budgets.worst_case_or_refuse(template=template, job=job, budgeted=budgeted) or Decimal(0)
         judge["worstCaseUSD"] = str(amount)
         per_row += amount
