@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,11 @@ def test_the_same_by_api(local_stack: str) -> None:
     assert compared["pairedRows"] == 200 and compared["wins"] == 200
     promoted = api(base, "POST", f"/experiments/{started['id']}/promote", {"variant": 1})
     assert promoted["version"] == 2
+    download = urllib.request.Request(f"{base}/experiments/{started['id']}/results?format=csv")
+    download.add_header("Authorization", f"Bearer {KEYS[base]}")
+    with urllib.request.urlopen(download, timeout=30) as answer:
+        table = list(csv.DictReader(io.StringIO(answer.read().decode())))
+    assert len(table) == 200 and table[0]["v1_contains"] == "1.0" and table[0]["v0_judge"] != ""
 
 
 def test_a_file_over_a_request_body_uploads_by_cli_through_a_presigned_url(local_stack: str, tmp_path: Path) -> None:
