@@ -17,7 +17,7 @@ from promptlab.core.pagination import decode_row_cursor, encode_row_cursor
 from promptlab.db import experiments_repo
 from promptlab.db.connection import Row, connection
 from promptlab.db.experiments_repo import Experiment
-from promptlab.jobs import experiment_scoring
+from promptlab.jobs import experiment_runs
 from promptlab.models.experiments import CompareRow, Comparison, ComparisonDelta, ScoreInterval
 
 PAGE_CHARS = 1_000_000  # ≤ 4 MB of UTF-8: within the 6 MB a Lambda answer may be
@@ -48,7 +48,7 @@ def _grouped(rows: list[Row]) -> list[ResultRow]:
 
 def _experiment(tenant_id: str, experiment_id: str) -> Experiment:
     with connection() as conn:
-        return experiment_scoring.require(conn, tenant_id=tenant_id, experiment_id=experiment_id)
+        return experiment_runs.require(conn, tenant_id=tenant_id, experiment_id=experiment_id)
 
 
 def _load(

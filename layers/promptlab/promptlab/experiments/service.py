@@ -17,7 +17,7 @@ from promptlab.core.settings import get_settings
 from promptlab.db import datasets_repo, experiments_repo, jobs_repo
 from promptlab.db.connection import Connection, Row, connection
 from promptlab.db.experiments_repo import Experiment
-from promptlab.jobs import experiment_scoring, scorers
+from promptlab.jobs import experiment_runs, scorers
 from promptlab.jobs.accept import cache_hit_job, cached_result
 from promptlab.jobs.lifecycle import send_then_mark
 from promptlab.jobs.requests import new_job
@@ -141,18 +141,14 @@ def _judge_bounds(
     can cost in judging. The bound takes the longest row of the dataset and the longest output a judge sees."""
     longest_input = max(
         (
-            len(
-                experiment_scoring.judge_values(row_input=r["input"], expected=r["expected"], output="")[
-                    "input"
-                ].encode()
-            )
+            len(experiment_runs.judge_values(row_input=r["input"], expected=r["expected"], output="")["input"].encode())
             for r in rows
         ),
         default=0,
     )  # noqa: E501
     longest_expected = max(
         (
-            len(experiment_scoring.judge_values(row_input=None, expected=r["expected"], output="")["expected"].encode())
+            len(experiment_runs.judge_values(row_input=None, expected=r["expected"], output="")["expected"].encode())
             for r in rows
         ),  # noqa: E501
         default=0,
@@ -160,12 +156,12 @@ def _judge_bounds(
     values = {
         "input": "x" * longest_input,
         "expected": "x" * longest_expected,
-        "output": "x" * (4 * experiment_scoring.JUDGE_OUTPUT_CHARS),  # UTF-8: at most 4 bytes a character
+        "output": "x" * (4 * experiment_runs.JUDGE_OUTPUT_CHARS),  # UTF-8: at most 4 bytes a character
     }
     per_row = Decimal(0)
     budgeted = principal.monthly_budget_usd is not None
     for judge, template in zip(judges, templates_, strict=True):
-        request = experiment_scoring.judge_request(experiment, judge, values)
+        request = experiment_runs.judge_request(experiment, judge, values)
         try:
             job = new_job(template=template, principal=principal, request=request)
         except ValidationFailed as exc:  # the judge's own template, with the longest inputs it may be given
@@ -234,7 +230,7 @@ def create_experiment(*, principal: Principal, request: ExperimentCreate) -> Exp
     count("JobsAccepted", len(fresh))
     logger.info("experiment started", experiment_id=experiment_id, jobs=total_jobs, cache_hits=len(hits))
     if hits:
-        experiment_scoring.score_jobs(experiment, hits)
+        experiment_runs.score_jobs(experiment, hits)
     return get_experiment(tenant_id=principal.tenant_id, experiment_id=experiment_id)
 
 
@@ -272,11 +268,11 @@ def public_scorers(experiment: Experiment) -> list[JsonObject]:
 def get_experiment(*, tenant_id: str, experiment_id: str) -> ExperimentPublic:
     """The experiment's status, progress and per-variant figures (scoring caught up first)."""
     with connection() as conn:
-        experiment = experiment_scoring.require(conn, tenant_id=tenant_id, experiment_id=experiment_id)
+        experiment = experiment_runs.require(conn, tenant_id=tenant_id, experiment_id=experiment_id)
     if experiment.status == "running":
-        experiment_scoring.settle(experiment)
+        experiment_runs.settle(experiment)
     with connection() as conn:
-        experiment = experiment_scoring.require(conn, tenant_id=tenant_id, experiment_id=experiment_id)
+        experiment = experiment_runs.require(conn, tenant_id=tenant_id, experiment_id=experiment_id)
         figures = experiments_repo.variant_figures(conn, experiment_id=experiment_id)
         score_rows = experiments_repo.score_figures(conn, experiment_id=experiment_id)
     ended = sum(int(f["ended"]) for f in figures)
@@ -321,7 +317,7 @@ def list_experiments(*, tenant_id: str, limit: int, cursor: str | None) -> Exper
 def cancel_experiment(*, tenant_id: str, experiment_id: str) -> ExperimentPublic:
     """Cancel the jobs not yet started (those running finish and are billed) and release what it holds."""
     with connection() as conn, conn.transaction():
-        experiment = experiment_scoring.require(conn, tenant_id=tenant_id, experiment_id=experiment_id, lock=True)
+        experiment = experiment_runs.require(conn, tenant_id=tenant_id, experiment_id=experiment_id, lock=True)
         if experiment.status != "running":
             raise Conflict(
                 f"a {experiment.status} experiment cannot be cancelled",
@@ -339,7 +335,7 @@ def cancel_experiment(*, tenant_id: str, experiment_id: str) -> ExperimentPublic
 def promote(*, principal: Principal, experiment_id: str, request: PromoteRequest) -> PromoteResult:
     """Point a label of the variant's template at the variant's version (the move names the experiment)."""
     with connection() as conn:
-        experiment = experiment_scoring.require(conn, tenant_id=principal.tenant_id, experiment_id=experiment_id)
+        experiment = experiment_runs.require(conn, tenant_id=principal.tenant_id, experiment_id=experiment_id)
     if experiment.status == "running":
         raise Conflict(
             "the experiment is still running: wait for it to end (or cancel it) before promoting a variant",

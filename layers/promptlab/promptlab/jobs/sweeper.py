@@ -11,7 +11,7 @@ from promptlab.db.connection import Connection, connection
 from promptlab.db.sweeper_repo import LapsedLease
 from promptlab.infra import result_cache
 from promptlab.infra.job_queue import JobQueue, get_queue
-from promptlab.jobs import experiment_scoring
+from promptlab.jobs import experiment_runs
 from promptlab.jobs.lifecycle import announce
 from promptlab.models.jobs import job_error
 
@@ -76,7 +76,7 @@ def sweep(
         sweeper_repo.release_ended_reservations(conn, limit=limit)
         stalled = experiments_repo.stalled_experiments(conn, older_than_seconds=unsent_after_seconds, limit=limit)
     for experiment_id in stalled:  # their feeder never ran (a worker died after a job ended): send their window
-        sent += experiment_scoring.feed(experiment_id)
+        sent += experiment_runs.feed(experiment_id)
     recovered = requeued + failed
     for job_id in expired + [lease.id for lease in failed]:
         announce(job_id)

@@ -17,7 +17,7 @@ from promptlab.db import jobs_repo, templates_repo
 from promptlab.db.connection import connection
 from promptlab.infra import provider_throttle, result_cache
 from promptlab.infra.job_queue import JobQueue, get_queue
-from promptlab.jobs import experiment_scoring
+from promptlab.jobs import experiment_runs
 from promptlab.jobs.lifecycle import announce
 from promptlab.jobs.provider_calls import build_call, lease_seconds, spend
 from promptlab.models.jobs import CachedResult, Job, JobRoute, job_error, parse_job_message
@@ -95,7 +95,7 @@ def _invalid_output(
         raise RetryLater(f"invalid_output: {why}")
     announce(job.id, webhook=job.callback_url is not None)
     if job.experiment_id:
-        experiment_scoring.job_ended(job.id)
+        experiment_runs.job_ended(job.id)
     count("JobsFailed")
     logger.warning("job failed: no valid JSON answer", job_id=job.id, attempt=attempt)
 
@@ -122,7 +122,7 @@ def _complete(job: Job, result: ProviderResult, latency_ms: int, cache_ttl_secon
             result_cache.put_result(job.input_hash, CachedResult.of(done), ttl_seconds=cache_ttl_seconds)
         announce(job.id, webhook=job.callback_url is not None)
         if job.experiment_id:
-            experiment_scoring.job_ended(job.id, done)
+            experiment_runs.job_ended(job.id, done)
         count("JobsCompleted")
         count("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
         count("InputTokens", usage.input_tokens)
@@ -208,7 +208,7 @@ def _handle_failure(job: Job, exc: ProviderError, delivery: Delivery, queue: Job
         raise RetryLater(str(exc)) from exc
     announce(job.id, webhook=job.callback_url is not None)
     if job.experiment_id:
-        experiment_scoring.job_ended(job.id)
+        experiment_runs.job_ended(job.id)
     count("JobsFailed")
     logger.warning("job failed", job_id=job.id, code=exc.code, retryable=exc.retryable, attempt=attempt)
 

@@ -1,8 +1,10 @@
-"""Scoring an experiment's jobs as they end, asking its judges, and ending the experiment when all is done.
+"""An experiment as it runs: its jobs scored as they end, its judges asked, its next rows sent (its window),
+and the experiment ended when all is done.
 
-The worker calls `job_ended` after a job of an experiment ends; reading the experiment (`settle`) does the
-same for any job whose end was not scored (a crash between the two), so no experiment stays running for
-want of a score. A scorer error is recorded on its row and never fails the experiment.
+The worker calls `job_ended` after a job of an experiment ends; reading the experiment (`settle`) catches up
+what a crash between a job's end and that call missed, and the sweeper restarts a window nobody fed, so no
+experiment stays running for want of a hook. A scorer error is recorded on its row, never failing the
+experiment.
 """
 
 from __future__ import annotations
