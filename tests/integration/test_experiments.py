@@ -314,3 +314,21 @@ def test_a_judge_that_could_render_past_the_prompt_limit_is_refused_at_start(run
     )  # fmt: skip
     assert refused.status == 422, refused.body
     assert refused.body["error"]["details"]["fields"][0]["field"] == "scorers[1].template"
+
+
+def test_a_tenant_runs_a_bounded_number_of_experiments_at_once(runner: LocalRunner, set_env: Any) -> None:
+    # Given a tenant of its own, allowed one running experiment
+    key = auth.create_key(name=unique("busy")).key
+    set_env(PROMPTLAB_MAX_RUNNING_EXPERIMENTS="1", PROMPTLAB_FAKE_LATENCY_MS="3000")  # the first one keeps running
+    template = call_api(runner, "POST", "/templates", api_key=key, body={"name": unique("t"), "body": EARLY}).body
+    rows_ = [{"input": {"ticket": "x"}}]
+    dataset = call_api(runner, "POST", "/datasets", api_key=key, body={"name": unique("d"), "rows": rows_}).body
+    body = {"datasetId": dataset["id"], "variants": [{"template": template["id"]}], "cache": False}
+    first = start(runner, body, api_key=key)
+    assert first.status == 201, first.body
+    # When a second starts while the first runs: 429, until the first ends
+    second = start(runner, body, api_key=key)
+    assert second.status == 429 and second.body["error"]["code"] == "rate_limited", second.body
+    assert second.header("Retry-After") == "30"
+    call_api(runner, "POST", f"/experiments/{first.body['id']}/cancel", api_key=key)
+    assert start(runner, body, api_key=key).status == 201

@@ -181,6 +181,9 @@ class Settings(BaseSettings):
         default=None, description="S3 bucket for dataset files larger than a request body (presigned PUTs)."
     )
     dataset_upload_max_bytes: int = Field(default=100_000_000, ge=1, description="The largest dataset file taken.")
+    max_running_experiments: int = Field(
+        default=5, ge=1, le=1_000, description="Experiments a tenant may have running at once (429 beyond)."
+    )
     experiment_window: int = Field(
         default=200, ge=1, le=10_000,
         description="How many of an experiment's jobs are on the queue or running at once; the next is sent as"

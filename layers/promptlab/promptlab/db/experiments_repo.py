@@ -87,6 +87,13 @@ def get_experiment(
     return Experiment.from_row(row) if row is not None else None
 
 
+def running_count(conn: Connection, *, tenant_id: str) -> int:
+    row = conn.execute(
+        "SELECT count(*) AS n FROM experiments WHERE tenant_id = %s AND status = 'running'", (tenant_id,)
+    ).fetchone()
+    return int(row["n"]) if row else 0
+
+
 def list_experiments(conn: Connection, *, tenant_id: str, limit: int, after_id: str | None) -> list[Experiment]:
     sql = "SELECT * FROM experiments WHERE tenant_id = %s"
     params: list[Any] = [tenant_id]

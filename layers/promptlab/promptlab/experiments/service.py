@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from promptlab.core import ids
 from promptlab.core.clock import utc_now
-from promptlab.core.errors import Conflict, FieldProblem, NotFound, ValidationFailed
+from promptlab.core.errors import Conflict, FieldProblem, NotFound, RateLimited, ValidationFailed
 from promptlab.core.json_types import JsonObject
 from promptlab.core.observability import count, logger
 from promptlab.core.pagination import decode_cursor, encode_cursor
@@ -175,6 +175,18 @@ def _judge_bounds(
     return per_row
 
 
+def _check_running(conn: Connection, *, tenant_id: str) -> None:
+    """429 when the tenant already runs as many experiments as it may (each can hold 20,000 jobs)."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"experiments:{tenant_id}",))
+    limit = get_settings().max_running_experiments
+    if experiments_repo.running_count(conn, tenant_id=tenant_id) >= limit:
+        raise RateLimited(
+            f"this tenant already runs {limit} experiments: wait for one to end (or cancel one)",
+            headers={"Retry-After": "30"},
+            details={"runningExperiments": limit},
+        )
+
+
 def create_experiment(*, principal: Principal, request: ExperimentCreate) -> ExperimentPublic:
     """Start an experiment: every variant over every (sampled) row as ordinary jobs."""
     experiment_id = ids.new_id("exp")
@@ -203,6 +215,7 @@ def create_experiment(*, principal: Principal, request: ExperimentCreate) -> Exp
     hits: list[Job] = []
     fresh: list[tuple[str, str]] = []
     with connection() as conn, conn.transaction():
+        _check_running(conn, tenant_id=principal.tenant_id)
         reservation = budgets.reserve_total(
             conn, principal=principal, amount=run_total + judge_total,
             what=f"this experiment ({total_jobs:,} jobs and their judges)",
