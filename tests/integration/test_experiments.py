@@ -225,7 +225,9 @@ def test_cancel_stops_what_has_not_started_and_releases_the_hold(clean_queues: L
     key = auth.create_key(name=unique("cancel"), tenant_id="default", monthly_budget_usd=Decimal("5"))
     body = {"datasetId": dataset["id"], "variants": [{"template": template["id"]}],
             "scorers": [{"type": "judge", "template": judge["id"]}], "cache": False}  # fmt: skip
-    eid = start(runner, body, api_key=key.key).body["id"]
+    started = start(runner, body, api_key=key.key)
+    assert started.status == 201, started.body
+    eid = started.body["id"]
 
     cancelled = call_api(runner, "POST", f"/experiments/{eid}/cancel", api_key=key.key)
     assert cancelled.status == 200 and cancelled.body["status"] == "cancelled", cancelled.body
@@ -307,9 +309,10 @@ def test_a_judge_that_could_render_past_the_prompt_limit_is_refused_at_start(run
     template = make_template(runner, EARLY)
     greedy = make_template(runner, "{{ output }} {{ output }} {{ output }} {{ input }} {{ expected }}")
     dataset = make_dataset(runner, 2)
+    # Given a variant whose answers may be 64,000 tokens: the judge may be shown 80,000 bytes of each, 3 times
     refused = start(
         runner,
-        {"datasetId": dataset["id"], "variants": [{"template": template["id"]}],
+        {"datasetId": dataset["id"], "variants": [{"template": template["id"], "params": {"maxTokens": 64000}}],
          "scorers": [{"type": "contains"}, {"type": "judge", "template": greedy["id"]}]},
     )  # fmt: skip
     assert refused.status == 422, refused.body
@@ -332,3 +335,42 @@ def test_a_tenant_runs_a_bounded_number_of_experiments_at_once(runner: LocalRunn
     assert second.header("Retry-After") == "30"
     call_api(runner, "POST", f"/experiments/{first.body['id']}/cancel", api_key=key)
     assert start(runner, body, api_key=key).status == 201
+
+
+def test_under_a_realistic_mix_of_provider_faults_every_row_ends_and_the_budget_settles(
+    clean_queues: LocalRunner, set_env: Any
+) -> None:
+    runner = clean_queues
+    # Given a provider failing 30 % of calls with 429 (retry-after 0), 500, 503 and 529, retries without waiting
+    set_env(
+        PROMPTLAB_FAKE_FAIL_STATUS="429,500,503,529", PROMPTLAB_FAKE_FAIL_RATE="0.3",
+        PROMPTLAB_FAKE_RETRY_AFTER_SECONDS="0", PROMPTLAB_RETRY_BACKOFF_SECONDS="[0]", PROMPTLAB_THROTTLE="false",
+    )  # fmt: skip
+    template = make_template(runner, EARLY)
+    judge = make_template(runner, JUDGE)
+    dataset = make_dataset(runner, 30)
+    key = auth.create_key(name=unique("faults"), tenant_id="default", monthly_budget_usd=Decimal("5"))
+    body = {"datasetId": dataset["id"], "variants": [{"template": template["id"]}] * 2, "cache": False,
+            "scorers": [{"type": "contains"}, {"type": "judge", "template": judge["id"]}]}  # fmt: skip
+    started = start(runner, body, api_key=key.key)
+    assert started.status == 201, started.body
+    eid = started.body["id"]
+    # When the workers and the DLQ handler have run until nothing is left
+    for _ in range(12):
+        drain_queues(runner)
+        drain_queues(runner, function="DlqFunction")
+        found = call_api(runner, "GET", f"/experiments/{eid}", api_key=key.key).body
+        if found["status"] != "running":
+            break
+    # Then the experiment ended; every answer is scored, every failure spent its attempts
+    assert found["status"] == "completed", found
+    for variant in found["variants"]:
+        assert variant["completed"] + variant["failed"] == 30 and variant["completed"] >= 24
+        assert variant["scored"]["contains"] == variant["completed"]
+        assert variant["scored"]["judge"] + variant["scoreErrors"]["judge"] == variant["completed"]
+    left = rows("SELECT id FROM jobs WHERE experiment_id = %s AND status = 'failed' AND attempts < max_attempts", eid)
+    assert left == []
+    # And the budget holds nothing more, and spent what the jobs cost, once
+    budget = rows("SELECT spent_usd, reserved_usd FROM key_budgets WHERE key_id = %s", key.id)[0]
+    cost = rows("SELECT coalesce(sum(estimated_cost_usd), 0) AS s FROM jobs WHERE api_key_id = %s", key.id)[0]["s"]
+    assert budget["reserved_usd"] == 0 and budget["spent_usd"] == cost == Decimal(found["costUSD"])

@@ -79,3 +79,12 @@ def test_the_bootstrap_interval_brackets_the_mean_and_is_the_same_every_time() -
     assert first == bootstrap_interval(deltas)
     assert first.low < 0.2 < first.high and first.low > 0 and first.level == 0.95
     assert bootstrap_interval([0.5] * 20).model_dump() == {"low": 0.5, "high": 0.5, "level": 0.95}
+
+
+def test_a_judge_is_shown_a_bounded_part_of_an_output_cut_on_a_character_boundary() -> None:
+    from promptlab.jobs.experiment_runs import judge_values, judged_output_bytes
+
+    # Given a variant allowed 3 tokens (12 bytes shown) and an answer of 4-byte characters
+    shown = judge_values(row_input={"q": "x"}, expected=None, output="😀" * 10, max_tokens=3)
+    assert shown["output"] == "😀" * 3 and shown["expected"] == "" and shown["input"] == '{"q": "x"}'
+    assert judged_output_bytes(64_000) == 80_000

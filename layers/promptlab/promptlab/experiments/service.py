@@ -135,28 +135,16 @@ def _plan(*, principal: Principal, request: ExperimentCreate, experiment_id: str
 
 def _judge_bounds(
     *, principal: Principal, judges: list[JsonObject], templates_: list[Template], rows: list[Row],
-    experiment: Experiment,
+    experiment: Experiment, max_tokens: int,
 ) -> Decimal:  # fmt: skip
     """Each judge's worst case for one output (stored on its config); returns what one row of one variant
-    can cost in judging. The bound takes the longest row of the dataset and the longest output a judge sees."""
-    longest_input = max(
-        (
-            len(experiment_runs.judge_values(row_input=r["input"], expected=r["expected"], output="")["input"].encode())
-            for r in rows
-        ),
-        default=0,
-    )  # noqa: E501
-    longest_expected = max(
-        (
-            len(experiment_runs.judge_values(row_input=None, expected=r["expected"], output="")["expected"].encode())
-            for r in rows
-        ),  # noqa: E501
-        default=0,
-    )
+    can cost in judging. The bound takes the dataset's longest row and the most of an output a judge is shown
+    (`max_tokens`: the largest of the variants')."""
+    longest = [experiment_runs.judge_values(row_input=r["input"], expected=r["expected"], output="") for r in rows]
     values = {
-        "input": "x" * longest_input,
-        "expected": "x" * longest_expected,
-        "output": "x" * (4 * experiment_runs.JUDGE_OUTPUT_CHARS),  # UTF-8: at most 4 bytes a character
+        "input": "x" * max((len(v["input"].encode()) for v in longest), default=0),
+        "expected": "x" * max((len(v["expected"].encode()) for v in longest), default=0),
+        "output": "x" * experiment_runs.judged_output_bytes(max_tokens),
     }
     per_row = Decimal(0)
     budgeted = principal.monthly_budget_usd is not None
@@ -208,8 +196,9 @@ def create_experiment(*, principal: Principal, request: ExperimentCreate) -> Exp
     )  # fmt: skip
     judges = [c for c in configs if c["type"] == "judge"]
     judge_row = _judge_bounds(
-        principal=principal, judges=judges, templates_=judge_templates, rows=rows, experiment=experiment
-    )
+        principal=principal, judges=judges, templates_=judge_templates, rows=rows, experiment=experiment,
+        max_tokens=max((job.max_tokens for job, _, _ in plan.jobs), default=1),
+    )  # fmt: skip
     judge_total = judge_row * total_jobs
     run_total = sum((a or Decimal(0) for _, _, a in plan.jobs), Decimal(0))
     hits: list[Job] = []

@@ -30,16 +30,26 @@ from promptlab.templates.service import template_for_generation
 from promptlab.tenancy import budgets
 from promptlab.tenancy.auth import Principal
 
-JUDGE_OUTPUT_CHARS = 20_000  # a judge sees at most this much of an output (so its worst case is known)
+# A judge is shown at most 4 UTF-8 bytes per output token the variant allowed, and 80,000 bytes in all, so
+# what judging can cost is known before the experiment starts.
+JUDGE_BYTES_PER_TOKEN = 4
+JUDGE_OUTPUT_MAX_BYTES = 80_000
 SETTLE_BATCH = 500
 
 
-def judge_values(*, row_input: Any, expected: Any, output: str) -> dict[str, str]:
-    """What a judge template's `{{ input }}`, `{{ expected }}` and `{{ output }}` receive."""
+def judged_output_bytes(max_tokens: int) -> int:
+    """The most of an output a judge is shown, for a variant allowed `max_tokens`."""
+    return min(JUDGE_OUTPUT_MAX_BYTES, JUDGE_BYTES_PER_TOKEN * max_tokens)
+
+
+def judge_values(*, row_input: Any, expected: Any, output: str, max_tokens: int = 0) -> dict[str, str]:
+    """What a judge template's `{{ input }}`, `{{ expected }}` and `{{ output }}` receive (the output cut to
+    `judged_output_bytes(max_tokens)` bytes, on a character boundary)."""
+    shown = output.encode()[: judged_output_bytes(max_tokens)].decode("utf-8", "ignore")
     return {
         "input": json.dumps(row_input, ensure_ascii=False, sort_keys=True),
         "expected": "" if expected is None else expected if isinstance(expected, str) else json.dumps(expected),
-        "output": output[:JUDGE_OUTPUT_CHARS],
+        "output": shown,
     }
 
 
@@ -60,7 +70,9 @@ def _start_judge(
     conn: Connection, *, experiment: Experiment, judge: JsonObject, job: Job, row: Row
 ) -> tuple[Score, Job | None]:
     """Make the judge's job for one output (its worst case moved from the experiment's hold)."""
-    values = judge_values(row_input=row["input"], expected=row["expected"], output=job.output or "")
+    values = judge_values(
+        row_input=row["input"], expected=row["expected"], output=job.output or "", max_tokens=job.max_tokens
+    )
     principal = Principal(tenant_id=experiment.tenant_id, key_id=experiment.api_key_id)
     request = judge_request(experiment, judge, values)
     variant, n, name = job.experiment_variant or 0, row["n"], judge["name"]
