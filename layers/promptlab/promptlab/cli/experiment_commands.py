@@ -90,7 +90,8 @@ def print_experiment(experiment: ExperimentPublic) -> None:
         scores = " ".join(f"{name}={'-' if mean is None else f'{mean:.3f}'}" for name, mean in v.scores.items())
         print(
             f"  [{v.index}] {v.template_id}@{v.template_version} {v.provider}/{v.model}: {v.completed} done,"
-            f" {v.failed} failed · ${v.cost_usd} (+${v.judge_cost_usd} judging) · p50 {v.latency_ms.p50} ms"
+            f" {v.failed} failed · ${v.cost_usd} (+${v.judge_cost_usd} judging)"
+            f" · p50 {'-' if v.latency_ms.p50 is None else v.latency_ms.p50} ms"
             f"{' · ' + scores if scores else ''}"
         )
 
