@@ -85,7 +85,7 @@ def test_every_redis_use_works_on_a_cluster(cluster: str) -> None:
     assert result_cache.get_result("hash-1") == result
     # Flow control (three keys per route under one hash tag)
     route = (unique("p"), "m")
-    assert provider_throttle.reserve(*route, token="t", lease_seconds=30) == 0
+    assert provider_throttle.reserve(*route, token="t", lease_seconds=30).held
     provider_throttle.settle(*route, token="t", outcome="ok")
     assert provider_throttle.state(*route).limit == 5
     # Long polls: the end of a job wakes its waiter through pub/sub, and the per-key cap holds

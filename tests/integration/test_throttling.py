@@ -54,7 +54,7 @@ def test_workers_follow_the_providers_limit_instead_of_spending_attempts(
 def congest(route: tuple[str, str], calls: int, outcome: provider_throttle.Outcome = "congested") -> None:
     """`calls` calls of the route that take a slot and end with `outcome`."""
     for n in range(calls):
-        assert provider_throttle.reserve(*route, token=f"t{n}", lease_seconds=30) == 0
+        assert provider_throttle.reserve(*route, token=f"t{n}", lease_seconds=30).held
         provider_throttle.settle(*route, token=f"t{n}", outcome=outcome)
 
 
@@ -69,7 +69,7 @@ def test_a_single_529_slows_the_route_but_does_not_stop_it(clean_queues: LocalRu
     # And a second congestion in the same window does not cut again (random faults must not collapse it)
     congest(route, 1)
     assert round(provider_throttle.state(*route).limit, 3) == 2.8
-    assert provider_throttle.reserve(*route, token="next", lease_seconds=30) == 0
+    assert provider_throttle.reserve(*route, token="next", lease_seconds=30).held
 
 
 def test_successes_grow_the_limit_fast_until_the_first_cut_then_slowly(clean_queues: LocalRunner) -> None:
@@ -89,11 +89,11 @@ def test_a_sustained_failure_rate_pauses_the_route_then_one_probe_at_a_time(clea
     congest(route, 1)
     # Then it pauses for 1 s, and a job asking meanwhile is told to wait
     assert 0.8 < provider_throttle.state(*route).paused_for <= 1.0
-    assert 0.8 < provider_throttle.reserve(*route, token="early", lease_seconds=30) <= 1.0
+    assert 0.8 < provider_throttle.reserve(*route, token="early", lease_seconds=30).wait_seconds <= 1.0
     # When the pause is over, one probe call goes; a second one waits for its slot
     time.sleep(1.05)
-    assert provider_throttle.reserve(*route, token="probe", lease_seconds=30) == 0
-    assert provider_throttle.reserve(*route, token="second", lease_seconds=30) == 1  # PROMPTLAB_FLOW_SLOT_WAIT_SECONDS
+    assert provider_throttle.reserve(*route, token="probe", lease_seconds=30).held
+    assert provider_throttle.reserve(*route, token="second", lease_seconds=30).slots_taken
     # And a failed probe pauses it again, twice as long
     provider_throttle.settle(*route, token="probe", outcome="congested")
     assert 1.8 < provider_throttle.state(*route).paused_for <= 2.0
@@ -102,10 +102,10 @@ def test_a_sustained_failure_rate_pauses_the_route_then_one_probe_at_a_time(clea
 def test_a_slot_whose_worker_died_expires_with_its_lease(clean_queues: LocalRunner, set_env: SetEnv) -> None:
     set_env(PROMPTLAB_FLOW_INITIAL_CONCURRENCY="1")
     route = (unique("p"), "m")
-    assert provider_throttle.reserve(*route, token="dies", lease_seconds=0.2) == 0
-    assert provider_throttle.reserve(*route, token="waits", lease_seconds=30) == 1
+    assert provider_throttle.reserve(*route, token="dies", lease_seconds=0.2).held
+    assert provider_throttle.reserve(*route, token="waits", lease_seconds=30).slots_taken
     time.sleep(0.25)
-    assert provider_throttle.reserve(*route, token="goes", lease_seconds=30) == 0
+    assert provider_throttle.reserve(*route, token="goes", lease_seconds=30).held
 
 
 def test_a_providers_reset_headers_bound_the_route_until_the_reset(clean_queues: LocalRunner) -> None:
@@ -121,12 +121,12 @@ def test_a_providers_reset_headers_bound_the_route_until_the_reset(clean_queues:
         (gpt, {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1m30s"}),
         (ok, {"x-ratelimit-remaining-requests": "12", "x-ratelimit-reset-requests": "6m0s"}),
     ):
-        assert provider_throttle.reserve(*route, token="a", lease_seconds=30) == 0
+        assert provider_throttle.reserve(*route, token="a", lease_seconds=30).held
         provider_throttle.settle(*route, token="a", outcome="ok", headers=headers)
-    assert 1.5 < provider_throttle.reserve(*claude, token="b", lease_seconds=30) <= 3.1
+    assert 1.5 < provider_throttle.reserve(*claude, token="b", lease_seconds=30).wait_seconds <= 3.1
     # 90 s asked, capped at PROMPTLAB_THROTTLE_MAX_PAUSE_SECONDS
-    assert 55 < provider_throttle.reserve(*gpt, token="b", lease_seconds=30) <= 60
-    assert provider_throttle.reserve(*ok, token="b", lease_seconds=30) == 0
+    assert 55 < provider_throttle.reserve(*gpt, token="b", lease_seconds=30).wait_seconds <= 60
+    assert provider_throttle.reserve(*ok, token="b", lease_seconds=30).held
 
 
 def test_a_job_waiting_for_its_route_is_parked_without_an_attempt_or_a_receive(
@@ -155,14 +155,14 @@ def test_a_reported_budget_seeds_a_fresh_routes_limit_by_littles_law(clean_queue
     reset = (datetime.now(UTC) + timedelta(seconds=60)).isoformat().replace("+00:00", "Z")
     headers = {"anthropic-ratelimit-requests-remaining": "3000", "anthropic-ratelimit-requests-reset": reset}
     # When a 2-second call succeeds
-    assert provider_throttle.reserve(*route, token="t", lease_seconds=30) == 0
+    assert provider_throttle.reserve(*route, token="t", lease_seconds=30).held
     provider_throttle.settle(*route, token="t", outcome="ok", headers=headers, latency_seconds=2)
     # Then the limit is what that budget sustains, 3,000 × 2 s ÷ 60 s ≈ 100, capped at the maximum (64)
     assert provider_throttle.state(*route).limit == 64
     # And a tight budget (3 calls left in the next second, 10 ms calls) seeds nothing: slow start goes on
     tight = (unique("p"), "m")
     soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
-    assert provider_throttle.reserve(*tight, token="t", lease_seconds=30) == 0
+    assert provider_throttle.reserve(*tight, token="t", lease_seconds=30).held
     provider_throttle.settle(
         *tight,
         token="t",
@@ -185,3 +185,34 @@ def test_bad_luck_under_random_faults_is_not_taken_for_an_outage(clean_queues: L
     other = (unique("p"), "m")
     congest(other, 4, "failed")
     assert provider_throttle.state(*other).paused_for > 0
+
+
+def test_a_record_finding_every_slot_taken_waits_for_its_invocations_call_instead_of_parking(
+    clean_queues: LocalRunner, template: dict[str, Any], set_env: SetEnv
+) -> None:
+    # Given a route with one slot, 200 ms calls, and three jobs received in one batch
+    set_env(PROMPTLAB_FLOW_INITIAL_CONCURRENCY="1", PROMPTLAB_FAKE_LATENCY_MS="200")
+    jobs = [generate(clean_queues, template)["id"] for _ in range(3)]
+    assert clean_queues.stack is not None
+    normal = next(m for m in clean_queues.stack.mappings if m.queue_logical_id == "JobQueueNormal")
+    # When the invocation runs them
+    assert make_poller(clean_queues, normal).poll_once(wait_seconds=0) == 3
+    # Then the two that found the slot taken waited for the call holding it (it was this invocation's, and it
+    # kept the invocation alive anyway) and ran: none was parked to the back of the queue
+    stored = rows("SELECT status, attempts FROM jobs WHERE id = ANY(%s)", jobs)
+    assert stored == [{"status": "completed", "attempts": 1}] * 3
+    assert queued_messages(clean_queues, "JobQueueNormal") == []
+    # One at a time, as the route allowed (its limit grew to 2 with the first success, so at most 2 overlap)
+    calls = rows("SELECT started_at, ended_at FROM job_attempts WHERE job_id = ANY(%s) ORDER BY started_at", jobs)
+    assert calls[1]["started_at"] >= calls[0]["ended_at"]
+
+    # But when the slot is held elsewhere (another worker), nothing here will free it soon: parked at once
+    job = generate(clean_queues, template)["id"]
+    provider_throttle.forget("fake", "fake-1")  # one slot again
+    assert provider_throttle.reserve("fake", "fake-1", token="elsewhere", lease_seconds=30).held
+    started = time.monotonic()
+    assert make_poller(clean_queues, normal).poll_once(wait_seconds=0) == 1
+    assert time.monotonic() - started < 0.9  # it did not sit out the slot wait in the invocation
+    assert rows("SELECT status, attempts FROM jobs WHERE id = %s", job) == [{"status": "queued", "attempts": 0}]
+    time.sleep(1.1)
+    assert [m["Body"] for m in queued_messages(clean_queues, "JobQueueNormal")] == [f'{{"jobId":"{job}","v":1}}']

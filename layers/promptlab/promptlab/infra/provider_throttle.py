@@ -223,9 +223,21 @@ def outcome_of(status: int | None, code: str) -> Outcome:
     return "none"
 
 
-def reserve(provider: str, model: str, *, token: str, lease_seconds: float) -> float:
-    """Hold a slot of the route for one call: 0 when held (settle it later), else seconds to wait first
-    (the route is paused, its reported budget is used up, or every slot is taken)."""
+@dataclass(frozen=True)
+class Reservation:
+    """The answer to asking for a slot: held, or how long to wait before asking again."""
+
+    wait_seconds: float = 0.0
+    slots_taken: bool = False  # every slot is in use: a call of the route ending frees one (else paused/budget)
+
+    @property
+    def held(self) -> bool:
+        return self.wait_seconds <= 0 and not self.slots_taken
+
+
+def reserve(provider: str, model: str, *, token: str, lease_seconds: float) -> Reservation:
+    """Hold a slot of the route for one call (settle it later), or say how long to wait first: the route is
+    paused or its reported budget used up (that long), or every slot is taken (`flow_slot_wait_seconds`)."""
     settings = get_settings()
     try:
         waited = get_redis().eval(
@@ -233,10 +245,10 @@ def reserve(provider: str, model: str, *, token: str, lease_seconds: float) -> f
             settings.flow_initial_concurrency,
         )  # fmt: skip
     except (redis.RedisError, OSError):
-        return 0.0
+        return Reservation()
     if int(waited) < 0:
-        return settings.flow_slot_wait_seconds
-    return int(waited) / 1000
+        return Reservation(wait_seconds=settings.flow_slot_wait_seconds, slots_taken=True)
+    return Reservation(wait_seconds=int(waited) / 1000)
 
 
 def settle(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from promptlab.models.templates import TemplateVersion
 from promptlab.providers import json_output
 from promptlab.providers.base import ProviderError, ProviderResult
 from promptlab.providers.registry import get_provider
+
+SLOT_POLL_SECONDS = 0.1  # how often a record waiting for a place asks again (slots freed by other workers)
 
 
 class RetryLater(Exception):
@@ -213,6 +216,35 @@ def _handle_failure(job: Job, exc: ProviderError, delivery: Delivery, queue: Job
     logger.warning("job failed", job_id=job.id, code=exc.code, retryable=exc.retryable, attempt=attempt)
 
 
+class _SlotsHeldHere:
+    """The route slots this execution environment holds (in Lambda, the calls of the invocation running), so
+    that a record finding every slot taken can wait for one of them to end instead of being parked."""
+
+    def __init__(self) -> None:
+        self._given_back = threading.Condition()
+        self._count = 0
+
+    def took(self) -> None:
+        with self._given_back:
+            self._count += 1
+
+    def gave_back(self) -> None:
+        with self._given_back:
+            self._count -= 1
+            self._given_back.notify_all()
+
+    def wait_for_one(self, timeout: float) -> bool:
+        """Wait until a slot held here is given back, or `timeout`; False at once when none is held here."""
+        with self._given_back:
+            if self._count <= 0:
+                return False
+            self._given_back.wait(timeout)
+            return True
+
+
+_held_here = _SlotsHeldHere()
+
+
 @dataclass
 class Slot:
     """A call's place on its route (flow control): held from before the claim until the call ends."""
@@ -239,6 +271,7 @@ class Slot:
                 headers=headers,
                 latency_seconds=latency_seconds,
             )
+            _held_here.gave_back()
 
 
 class Parked(Exception):
@@ -247,15 +280,28 @@ class Parked(Exception):
 
 def _hold_slot(route: JobRoute, job_id: str, delivery: Delivery, queue: JobQueue) -> Slot | None:
     """A place on the job's route, or — when the route is paused, its reported budget is used up, or every
-    place is taken — the job parked for that long: no attempt spent, no receive counted (DESIGN.md §6)."""
-    if not get_settings().throttle or route.status not in {"queued", "processing"}:
+    place is taken — the job parked for that long: no attempt spent, no receive counted (DESIGN.md §6).
+    Every place taken while a call of this invocation runs: the invocation lasts until that call ends anyway,
+    so the record waits here (up to `flow_slot_wait_seconds`, asking again as calls end and every 100 ms)
+    for a place rather than go to the back of the queue for a second."""
+    settings = get_settings()
+    if not settings.throttle or route.status not in {"queued", "processing"}:
         return None
     provider, model = route.current
     token = f"{job_id}:{delivery.message_id}"
-    wait = provider_throttle.reserve(provider, model, token=token, lease_seconds=lease_seconds(route.max_tokens))
-    if wait <= 0:
+    lease = lease_seconds(route.max_tokens)
+    reservation = provider_throttle.reserve(provider, model, token=token, lease_seconds=lease)
+    give_up = time.monotonic() + settings.flow_slot_wait_seconds
+    while (
+        reservation.slots_taken
+        and (left := give_up - time.monotonic()) > 0
+        and _held_here.wait_for_one(min(left, SLOT_POLL_SECONDS))
+    ):
+        reservation = provider_throttle.reserve(provider, model, token=token, lease_seconds=lease)
+    if reservation.held:
+        _held_here.took()
         return Slot(provider=provider, model=model, token=token)
-    seconds = max(1, math.ceil(wait))
+    seconds = max(1, math.ceil(reservation.wait_seconds))
     try:
         queue.park(source_arn=delivery.source_arn, body=delivery.body, seconds=seconds)
     except DependencyUnavailable as exc:  # cannot re-send: wait on this copy instead (one receive counted)

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ class MotoSqs:
         from moto.server import ThreadedMotoServer
 
         _retention_check_in_constant_time()
+        _long_polls_wake_when_a_message_turns_visible()
         # moto's HTTP server logs every request; the runner's own log is enough.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
@@ -67,6 +69,48 @@ def _retention_check_in_constant_time() -> None:
         return period + message.sent_timestamp / 1000 > unix_time()  # type: ignore[operator]
 
     SQSBackend.is_message_valid_based_on_retention_period = retained  # type: ignore[method-assign]
+
+
+def _long_polls_wake_when_a_message_turns_visible() -> None:
+    """SQS answers a long poll as soon as a message is visible. moto's long poll sleeps until a message is
+    *added* (or a second passes), so a message coming back from a delay or a visibility timeout (a retry's
+    backoff, a parked job) waited up to a second more to be received: time that is not in AWS, and that
+    every retry paid in a run of the local stack. Here a waiting poll wakes at the moment the next message
+    turns visible, and when a visibility change makes one visible now."""
+    from moto.core.utils import unix_time_millis
+    from moto.sqs.models import Queue, SQSBackend
+
+    if getattr(Queue.wait_for_messages, "wakes_on_time", False):
+        return  # patched already (a second stack in this process)
+
+    def wait_for_messages(self: Queue, timeout: int) -> None:
+        deadline = time.monotonic() + timeout
+        with self._messages_lock:
+            while not self.messages:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                now = unix_time_millis()
+                turns_visible = [
+                    at for m in self._messages if (at := max(m.visible_at, m.delayed_until)) > now
+                ]  # fmt: skip
+                if turns_visible:  # `visible` is strictly after `visible_at`: a millisecond more
+                    left = min(left, (min(turns_visible) - now + 1) / 1000)
+                self._messages_lock.wait(left)
+
+    change_visibility = SQSBackend.change_message_visibility
+
+    def change_message_visibility(
+        self: SQSBackend, queue_name: str, receipt_handle: str, visibility_timeout: int
+    ) -> None:
+        change_visibility(self, queue_name, receipt_handle, visibility_timeout)
+        queue = self.get_queue(queue_name)
+        with queue._messages_lock:
+            queue._messages_lock.notify_all()
+
+    wait_for_messages.wakes_on_time = True  # type: ignore[attr-defined]
+    Queue.wait_for_messages = wait_for_messages  # type: ignore[method-assign]
+    SQSBackend.change_message_visibility = change_message_visibility  # type: ignore[method-assign]
 
 
 def postgres_answers(url: str) -> bool:
