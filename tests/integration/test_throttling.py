@@ -216,3 +216,33 @@ def test_a_record_finding_every_slot_taken_waits_for_its_invocations_call_instea
     assert rows("SELECT status, attempts FROM jobs WHERE id = %s", job) == [{"status": "queued", "attempts": 0}]
     time.sleep(1.1)
     assert [m["Body"] for m in queued_messages(clean_queues, "JobQueueNormal")] == [f'{{"jobId":"{job}","v":1}}']
+
+
+def test_a_429_is_sat_out_in_the_invocation_while_its_other_calls_run_else_the_job_is_parked(
+    clean_queues: LocalRunner, server: ProviderServer, template: dict[str, Any], set_env: SetEnv
+) -> None:
+    set_env(OPENAI_API_KEY="test-key", OPENAI_BASE_URL=server.url + "/v1")
+    assert clean_queues.stack is not None
+    normal = next(m for m in clean_queues.stack.mappings if m.queue_logical_id == "JobQueueNormal")
+
+    def attempts(job_id: str) -> list[str]:
+        return [a["outcome"] for a in rows("SELECT outcome FROM job_attempts WHERE job_id = %s ORDER BY n", job_id)]
+
+    # Given one batch: a job whose first call the provider refuses (429, retry-after 1 s), beside a 1.5 s call
+    beside = generate(clean_queues, template, provider="openai", model="sleep-1500")["id"]
+    throttled = generate(clean_queues, template, provider="openai", model="throttle-once")["id"]
+    # When the invocation runs them
+    assert make_poller(clean_queues, normal).poll_once(wait_seconds=0) == 2
+    # Then the refused job waited its second in the invocation (kept alive by the other call anyway), kept its
+    # place in line and its attempts, and was answered: no message went back to the queue
+    assert attempts(throttled) == ["throttled", "succeeded"]
+    assert attempts(beside) == ["succeeded"]
+    assert queued_messages(clean_queues, "JobQueueNormal") == []
+
+    # But alone in its invocation, waiting would be all the invocation does: it is parked for the second
+    alone = generate(clean_queues, template, provider="openai", model="throttle-once")["id"]
+    assert make_poller(clean_queues, normal).poll_once(wait_seconds=0) == 1
+    assert attempts(alone) == ["throttled"]
+    assert rows("SELECT status FROM jobs WHERE id = %s", alone) == [{"status": "queued"}]
+    time.sleep(1.1)
+    assert [m["Body"] for m in queued_messages(clean_queues, "JobQueueNormal")] == [f'{{"jobId":"{alone}","v":1}}']

@@ -2,10 +2,11 @@
 
 The model name steers it: `status-529` answers that status with the provider's error body and headers,
 `slow` sleeps past any timeout, `malformed` answers broken JSON, `truncated` stops at max_tokens,
-`refuse` refuses, `limited` allows LIMIT requests per WINDOW seconds (429 beyond, with the real rate-limit
-headers); anything else answers normally. Asked for JSON, it first answers broken JSON and a schema-valid
-value once the request carries a correction (`json-never`: never; `json-echo`: never, quoting the prompt as a
-model chatting back would). Every request is kept.
+`refuse` refuses, `sleep-<ms>` answers after that long, `throttle-once` refuses a prompt's first request
+with a 429 (`retry-after: 1`) and answers the next, `limited` allows LIMIT requests per WINDOW seconds (429
+beyond, with the real rate-limit headers); anything else answers normally. Asked for JSON, it first answers
+broken JSON and a schema-valid value once the request carries a correction (`json-never`: never; `json-echo`:
+never, quoting the prompt as a model chatting back would). Every request is kept.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class ProviderServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.limited_window: list[float] = []
         self.limited_log: list[tuple[float, int]] = []
+        self.throttled_once: set[str] = set()
         self.batches: dict[str, dict[str, Any]] = {}
         self.files: dict[str, bytes] = {}
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -170,6 +172,16 @@ class _Handler(BaseHTTPRequestHandler):
         ids = {"request-id": request_id} if anthropic else {"x-request-id": request_id}
         if model == "slow":
             time.sleep(3)
+        if model.startswith("sleep-"):
+            time.sleep(int(model.removeprefix("sleep-")) / 1000)
+        if model == "throttle-once":
+            prompt = json.dumps(body.get("messages"), sort_keys=True)
+            with self.server.lock:
+                first = prompt not in self.server.throttled_once
+                self.server.throttled_once.add(prompt)
+            if first:
+                self._error(429, anthropic, {**ids, "retry-after": "1"})
+                return
         if model == "limited" and not self._within_limit(anthropic, ids):
             return
         if model == "malformed":
@@ -374,6 +386,6 @@ class _Handler(BaseHTTPRequestHandler):
             payload = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
         headers = dict(ids)
         if status == 429:
-            headers["retry-after"] = "7"
+            headers.setdefault("retry-after", "7")
             headers["anthropic-ratelimit-requests-remaining" if anthropic else "x-ratelimit-remaining-requests"] = "0"
         self._reply(status, json.dumps(payload).encode(), headers)

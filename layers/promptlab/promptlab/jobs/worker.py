@@ -144,11 +144,17 @@ def _complete(job: Job, result: ProviderResult, latency_ms: int, cache_ttl_secon
         logger.warning("job result discarded: the job is no longer held by this attempt", job_id=job.id)
 
 
+class ThrottledHere(Exception):
+    """The provider refused the call with a 429 and the job sat out its retry-after here: ask again."""
+
+
 def _give_back_throttled(job: Job, exc: ProviderError, error: JsonObject, delivery: Delivery, queue: JobQueue) -> bool:
     """A 429 is the provider refusing the call before any work (it bills nothing): flow control, not a
-    failure of this job. The route's limit was cut already; the job keeps its attempts and is parked like a
-    job waiting for its route (re-sent with a delay, this copy acknowledged: no receive counted) for the
-    provider's retry-after (else the backoff), up to `max_throttles` times. True when it was."""
+    failure of this job. The route's limit was cut already; the job keeps its attempts and waits for the
+    provider's retry-after (else the backoff), up to `max_throttles` times: here, keeping its place, while
+    other calls of this invocation keep it alive anyway (a wait up to `flow_slot_wait_seconds`), else parked
+    like a job waiting for its route (re-sent with a delay, this copy acknowledged: no receive counted).
+    True when it was parked; raises `ThrottledHere` when it waited here."""
     if exc.status != 429 or not exc.retryable:
         return False
     settings = get_settings()
@@ -161,8 +167,14 @@ def _give_back_throttled(job: Job, exc: ProviderError, error: JsonObject, delive
             conn, job_id=job.id, n=job.attempts, outcome="throttled", error=error, provider_request_id=None
         )
     # The provider said when (`retry-after`): that long; else the backoff schedule, by throttles met.
-    delay = math.ceil(exc.retry_after) if exc.retry_after is not None else backoff_seconds(job.throttles + 1, None)
+    wait = exc.retry_after if exc.retry_after is not None else float(backoff_seconds(job.throttles + 1, None))
     count("JobsThrottled")
+    if wait <= settings.flow_slot_wait_seconds:
+        wait = _held_here.sit_out(wait)
+        if wait <= 0:
+            logger.info("provider throttled the call; no attempt spent, asking again", job_id=job.id)
+            raise ThrottledHere(str(exc))
+    delay = max(1, math.ceil(wait))
     try:
         queue.park(source_arn=delivery.source_arn, body=delivery.body, seconds=delay)
     except DependencyUnavailable as send_failed:  # cannot re-send: wait on this copy instead (one receive)
@@ -224,14 +236,30 @@ class _SlotsHeldHere:
         self._given_back = threading.Condition()
         self._count = 0
 
-    def took(self) -> None:
+    def reserve(self, provider: str, model: str, *, token: str, lease_seconds: float) -> provider_throttle.Reservation:
+        """Ask the route for a slot, counting it here when held (under the lock, so a record told every slot
+        is taken never sees a slot this environment already holds as not counted yet)."""
         with self._given_back:
-            self._count += 1
+            reservation = provider_throttle.reserve(provider, model, token=token, lease_seconds=lease_seconds)
+            if reservation.held:
+                self._count += 1
+            return reservation
 
     def gave_back(self) -> None:
         with self._given_back:
             self._count -= 1
             self._given_back.notify_all()
+
+    def sit_out(self, seconds: float) -> float:
+        """Wait `seconds` while a slot is held here (its call keeps the invocation alive anyway); stops when
+        none is, and returns the time still to wait then (0: waited it all)."""
+        until = time.monotonic() + seconds
+        with self._given_back:
+            while (left := until - time.monotonic()) > 0:
+                if self._count <= 0:
+                    return left
+                self._given_back.wait(left)
+        return 0.0
 
     def wait_for_one(self, timeout: float) -> bool:
         """Wait until a slot held here is given back, or `timeout`; False at once when none is held here."""
@@ -290,16 +318,15 @@ def _hold_slot(route: JobRoute, job_id: str, delivery: Delivery, queue: JobQueue
     provider, model = route.current
     token = f"{job_id}:{delivery.message_id}"
     lease = lease_seconds(route.max_tokens)
-    reservation = provider_throttle.reserve(provider, model, token=token, lease_seconds=lease)
+    reservation = _held_here.reserve(provider, model, token=token, lease_seconds=lease)
     give_up = time.monotonic() + settings.flow_slot_wait_seconds
     while (
         reservation.slots_taken
         and (left := give_up - time.monotonic()) > 0
         and _held_here.wait_for_one(min(left, SLOT_POLL_SECONDS))
     ):
-        reservation = provider_throttle.reserve(provider, model, token=token, lease_seconds=lease)
+        reservation = _held_here.reserve(provider, model, token=token, lease_seconds=lease)
     if reservation.held:
-        _held_here.took()
         return Slot(provider=provider, model=model, token=token)
     seconds = max(1, math.ceil(reservation.wait_seconds))
     try:
@@ -316,20 +343,23 @@ def process_delivery(delivery: Delivery, queue: JobQueue | None = None) -> str:
     """Claim, call, and complete or fail one job; returns what happened (`completed`, `parked`, `skipped`, …)."""
     message = parse_job_message(delivery.body)
     queue = queue or get_queue()
-    with connection() as conn:
-        route = jobs_repo.route_of(conn, job_id=message.job_id)
-    if route is None:
-        logger.info("job not claimable; message acknowledged", job_id=message.job_id, status="missing")
-        return "skipped"
-    try:
-        slot = _hold_slot(route, message.job_id, delivery, queue)
-    except Parked:
-        return "parked"
-    try:
-        return _process(message.job_id, route, delivery, queue, slot)
-    finally:
-        if slot is not None:
-            slot.settle("none")  # the call never happened (not claimable, a crash before it)
+    while True:  # again after a 429 sat out here (at most `max_throttles` times: the job counts them)
+        with connection() as conn:
+            route = jobs_repo.route_of(conn, job_id=message.job_id)
+        if route is None:
+            logger.info("job not claimable; message acknowledged", job_id=message.job_id, status="missing")
+            return "skipped"
+        try:
+            slot = _hold_slot(route, message.job_id, delivery, queue)
+        except Parked:
+            return "parked"
+        try:
+            return _process(message.job_id, route, delivery, queue, slot)
+        except ThrottledHere:
+            continue
+        finally:
+            if slot is not None:
+                slot.settle("none")  # the call never happened (not claimable, a crash before it)
 
 
 def _process(job_id: str, route: JobRoute, delivery: Delivery, queue: JobQueue, slot: Slot | None) -> str:
