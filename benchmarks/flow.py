@@ -1,8 +1,10 @@
 """Flow control under conditions a provider really creates (`./dev bench flow`; figures, not tests).
 
 Each scenario runs `promptlab local` in a subprocess on its own database, against the fake provider:
-- healthy: 350 jobs, 100 ms a call, no faults (the yardstick for the next one);
+- healthy: 350 jobs as issue 15 sent them (300 `POST /generate` over HTTP from 4 client threads, 50 over the
+  intake queue, all at once), 100 ms a call, no faults (the yardstick for the next one);
 - faults: the same 350 jobs with 30 % of calls failing as 429 (retry-after 1 s), 500, 503 or 529;
+- healthy_and_faults_batched: the same two runs with the 350 jobs sent in 4 `POST /generate/batch` requests;
 - outage: 100 jobs while every call answers 529 for 30 s, then recovery;
 - cost: 100 jobs waiting, 2 s a call, a provider that reports a budget of 4,000 requests a minute in its
   headers (as an Anthropic tier-4 account does): worker GB-seconds per job, read off the REPORT lines;
@@ -24,17 +26,21 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.rows import dict_row
 
 from promptlab.core.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL
 from promptlab.local.services import drop_database, free_port, stop_process, with_database
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = re.compile(r"^\[WorkerFunction\] REPORT .*Billed Duration: (\d+) ms\tMemory Size: (\d+) MB", re.M)
@@ -69,6 +75,46 @@ class Stack:
             ]
             ids += [item["jobId"] for item in self.call("POST", "/generate/batch", {"items": items})["items"]]
         return ids
+
+    def submit_mixed(self, template_id: str, http: int = 300, intake: int = 50) -> list[str]:
+        """Issue 15's submission: `http` single `POST /generate` requests from 4 client threads and, at the
+        same time, `intake` messages on the intake queue (a service with boto3), as one job each."""
+        import boto3
+
+        state = json.loads((self.folder / "local-stack.json").read_text())
+        sqs = boto3.client(
+            "sqs", region_name="us-east-1", endpoint_url=state["AWS_ENDPOINT_URL"],
+            aws_access_key_id=state.get("AWS_ACCESS_KEY_ID", "local"),
+            aws_secret_access_key=state.get("AWS_SECRET_ACCESS_KEY", "local"),
+        )  # fmt: skip
+        url = sqs.get_queue_url(QueueName="promptlab-local-intake")["QueueUrl"]
+
+        def one(_: int) -> str:
+            return str(self.call("POST", "/generate", {"templateId": template_id, "input": uuid.uuid4().hex})["id"])
+
+        with ThreadPoolExecutor(4) as clients:
+            posted = clients.map(one, range(http))
+            message_ids: list[str] = []
+            for start in range(0, intake, 10):
+                entries: list[SendMessageBatchRequestEntryTypeDef] = [
+                    {
+                        "Id": str(n),
+                        "MessageBody": json.dumps({"templateId": template_id, "input": uuid.uuid4().hex}),
+                        "MessageAttributes": {"apiKey": {"DataType": "String", "StringValue": self.key}},
+                    }
+                    for n in range(min(10, intake - start))
+                ]
+                message_ids += [
+                    m["MessageId"] for m in sqs.send_message_batch(QueueUrl=url, Entries=entries)["Successful"]
+                ]
+            ids = list(posted)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the intake function makes their jobs
+            found = self.sql("SELECT id FROM jobs WHERE source_message_id = ANY(%s)", message_ids)
+            if len(found) == len(message_ids):
+                break
+            time.sleep(0.05)
+        return ids + [row["id"] for row in found]
 
     def wait_done(self, ids: list[str], limit_seconds: float) -> float:
         started = time.monotonic()
@@ -158,20 +204,32 @@ def outcome(s: Stack, ids: list[str], seconds: float) -> dict[str, Any]:
     }
 
 
-def healthy_and_faults() -> dict[str, Any]:
+def _healthy_and_faults(submit: Callable[[Stack, str], list[str]], env: dict[str, str]) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     for name, extra in (
         ("healthy", {}),
         ("faults_30pct", {"PROMPTLAB_FAKE_FAIL_STATUS": "429,500,503,529", "PROMPTLAB_FAKE_FAIL_RATE": "0.3"}),
     ):
-        with stack({"PROMPTLAB_FAKE_LATENCY_MS": "100", **extra}) as s:
+        with stack({"PROMPTLAB_FAKE_LATENCY_MS": "100", **env, **extra}) as s:
             template = s.template()
             started = time.monotonic()
-            ids = s.submit(350, template)
+            ids = submit(s, template)
+            submitted = time.monotonic() - started
             s.wait_done(ids, 600)
-            figures[name] = outcome(s, ids, time.monotonic() - started)
+            figures[name] = {**outcome(s, ids, time.monotonic() - started), "submitted_in": round(submitted, 1)}
     figures["faults_time_ratio"] = round(figures["faults_30pct"]["seconds"] / figures["healthy"]["seconds"], 2)
     return figures
+
+
+def healthy_and_faults() -> dict[str, Any]:
+    """Issue 15's run: 300 jobs over HTTP and 50 over the intake queue, healthy, then with 30 % faults."""
+    # 300 requests in seconds from one address: a deployment sized for that traffic (the default is 100 a minute)
+    return _healthy_and_faults(lambda s, template: s.submit_mixed(template), {"PROMPTLAB_RATE_LIMIT_GENERATE": "10000"})
+
+
+def healthy_and_faults_batched() -> dict[str, Any]:
+    """The same with the 350 jobs sent in 4 batch requests (a shorter healthy run: the ratio's floor rises)."""
+    return _healthy_and_faults(lambda s, template: s.submit(350, template), {})
 
 
 def outage() -> dict[str, Any]:
@@ -280,7 +338,8 @@ def experiment(rows: int = 1_000) -> dict[str, Any]:
 
 def main() -> int:
     scenarios = {
-        "healthy_and_faults": healthy_and_faults, "outage": outage, "cost": cost, "miss": miss,
+        "healthy_and_faults": healthy_and_faults, "healthy_and_faults_batched": healthy_and_faults_batched,
+        "outage": outage, "cost": cost, "miss": miss,
         "experiment": experiment,
     }  # fmt: skip
     chosen = sys.argv[1:] or list(scenarios)

@@ -86,7 +86,9 @@ class Settings(BaseSettings):
     flow_window_seconds: float = Field(default=5.0, gt=0, le=300, description="The failure rate is over this long.")
     flow_min_calls: int = Field(default=4, ge=1, description="Calls in the window before a failure rate counts.")
     flow_max_pause_seconds: float = Field(default=8.0, ge=1, le=900, description="Longest pause between probes.")
-    flow_slot_wait_seconds: int = Field(default=1, ge=1, le=900, description="How long a job waits for a free slot.")
+    flow_slot_wait_seconds: int = Field(
+        default=1, ge=1, le=900, description="How long a job waits for a free slot; the longest retry-after sat out."
+    )
     throttle_min_remaining: int = Field(default=0, ge=0, description="Pause a model when this few calls are left.")
     throttle_max_pause_seconds: float = Field(default=60.0, gt=0, le=900)
     worker_concurrency: int = Field(default=10, ge=1, le=100, description="Records of a batch run at once.")
