@@ -133,7 +133,7 @@ class Stack:
 
 
 @contextmanager
-def stack(env: dict[str, str]) -> Iterator[Stack]:
+def stack(env: dict[str, str], args: tuple[str, ...] = ()) -> Iterator[Stack]:
     folder = Path(tempfile.mkdtemp(prefix="promptlab-flow-"))
     database_url = with_database(
         os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL), f"pl_flow_{uuid.uuid4().hex[:8]}"
@@ -150,7 +150,7 @@ def stack(env: dict[str, str]) -> Iterator[Stack]:
     }
     log = (folder / "runner.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "promptlab.cli", "local", "--port", str(port)],
+        [sys.executable, "-m", "promptlab.cli", "local", "--port", str(port), *args],
         cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -260,6 +260,7 @@ def outage() -> dict[str, Any]:
             most_calls_in_a_second_after_5_s=max(steady, default=0),
             first_completion_after_recovery_s=round(first_done[0]["t"].timestamp() - ended, 1),
             all_done_after_recovery_s=round(last_done[0]["t"].timestamp() - ended, 1),
+            most_attempts_on_one_job=s.sql("SELECT max(attempts) AS n FROM jobs WHERE id = ANY(%s)", ids)[0]["n"],
         )
         result.pop("seconds")
         return result

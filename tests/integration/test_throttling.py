@@ -246,3 +246,54 @@ def test_a_429_is_sat_out_in_the_invocation_while_its_other_calls_run_else_the_j
     assert rows("SELECT status FROM jobs WHERE id = %s", alone) == [{"status": "queued"}]
     time.sleep(1.1)
     assert [m["Body"] for m in queued_messages(clean_queues, "JobQueueNormal")] == [f'{{"jobId":"{alone}","v":1}}']
+
+
+def test_an_overload_slows_a_route_without_ending_its_slow_start_and_a_429_ends_it(clean_queues: LocalRunner) -> None:
+    # Given two fresh routes (limit 4) whose first call succeeded (slow start: 5)
+    busy, refused = (unique("p"), "m"), (unique("p"), "m")
+    for route in (busy, refused):
+        congest(route, 1, "ok")
+        assert provider_throttle.state(*route).limit == 5
+    # When one meets an overload (the provider is busy) and the other a 429 (our own ceiling)
+    congest(busy, 1, "congested")
+    congest(refused, 1, "limited")
+    # Then the overload took 30 % off and the route still grows one per success
+    assert provider_throttle.state(*busy).limit == 3.5
+    congest(busy, 2, "ok")
+    assert provider_throttle.state(*busy).limit == 5.5
+    # While the 429 halved it and it grows one per round of successes from there
+    assert provider_throttle.state(*refused).limit == 2.5
+    congest(refused, 1, "ok")
+    assert round(provider_throttle.state(*refused).limit, 2) == 2.9
+
+
+def test_a_failed_probe_waits_past_the_pause_it_started_so_the_next_probe_is_another_job(
+    clean_queues: LocalRunner, template: dict[str, Any], set_env: SetEnv, monkeypatch: Any, tmp_path: Any
+) -> None:
+    from promptlab.infra.job_queue import get_queue
+
+    # Given an outage that paused the route for 1 s, and a job received once the pause is over
+    outage = tmp_path / "outage"
+    outage.touch()
+    set_env(PROMPTLAB_FAKE_OUTAGE_FILE=str(outage))
+    congest(("fake", "fake-1"), 4)
+    job = generate(clean_queues, template)["id"]
+    delays: list[int] = []
+    queue = get_queue()
+    real_delay = queue.delay
+
+    def delayed(*, source_arn: str, receipt_handle: str, seconds: int) -> None:
+        delays.append(seconds)
+        real_delay(source_arn=source_arn, receipt_handle=receipt_handle, seconds=seconds)
+
+    monkeypatch.setattr(queue, "delay", delayed)
+    time.sleep(1.05)
+    assert clean_queues.stack is not None
+    normal = next(m for m in clean_queues.stack.mappings if m.queue_logical_id == "JobQueueNormal")
+    # When it is the probe and the provider is still down (529): the route pauses again, for 2 s
+    assert make_poller(clean_queues, normal).poll_once(wait_seconds=0) == 1
+    assert rows("SELECT status, attempts FROM jobs WHERE id = %s", job) == [{"status": "queued", "attempts": 1}]
+    assert 1.8 < provider_throttle.state("fake", "fake-1").paused_for <= 2.0
+    # Then it comes back after that pause and a second more, not with its 1 s backoff (which would end just
+    # as the pause does, first in line to be the next probe: one job spending every attempt on the outage)
+    assert delays == [3]

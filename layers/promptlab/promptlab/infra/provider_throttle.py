@@ -106,8 +106,11 @@ if outcome == 'ok' then
 elseif outcome == 'limited' or outcome == 'congested' or outcome == 'failed' then
   bad = bad + 1
   if (outcome == 'limited' or outcome == 'congested') and now - last_cut >= window then
-    if outcome == 'limited' then threshold = math.max(1, limit * 0.5) else threshold = math.max(1, limit * 0.7) end
-    limit, last_cut = threshold, now
+    -- A 429 is our own ceiling: halve, and grow one per round from there. An overload is the provider busy
+    -- (mostly with others' calls): 30 % less, and slow start goes on if it had not ended.
+    if outcome == 'limited' then threshold = math.max(1, limit * 0.5); limit = threshold
+    else limit = math.max(1, limit * 0.7); threshold = math.max(threshold, limit) end
+    last_cut = now
   end
   -- The rate counts this window and the one before, so a few unlucky calls at a window's start do not pause.
   -- "Most calls fail" must be more than bad luck: the 95 % Wilson lower bound of the failure rate is over a

@@ -184,7 +184,9 @@ def _give_back_throttled(job: Job, exc: ProviderError, error: JsonObject, delive
     return True
 
 
-def _handle_failure(job: Job, exc: ProviderError, delivery: Delivery, queue: JobQueue) -> None:
+def _handle_failure(
+    job: Job, exc: ProviderError, delivery: Delivery, queue: JobQueue, *, paused_route_for: float = 0.0
+) -> None:
     attempt = job.attempts
     error = _error(exc, attempt)
     if _give_back_throttled(job, exc, error, delivery, queue):
@@ -217,6 +219,11 @@ def _handle_failure(job: Job, exc: ProviderError, delivery: Delivery, queue: Job
         return
     if retry:
         delay = backoff_seconds(attempt - job.throttles, exc.retry_after)  # throttled calls do not escalate it
+        if paused_route_for > 0:
+            # This call's failure paused the route (a failed probe): the job comes back after the jobs parked
+            # for the pause, so that the next probe is another job's and one job does not spend all its
+            # attempts probing an outage (its backoff would end just as the pause does, first in line).
+            delay = max(delay, math.ceil(paused_route_for) + 1)
         queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=delay)
         count("JobRetries")
         logger.info("job will retry", job_id=job.id, attempt=attempt, delay_seconds=delay, code=exc.code)
@@ -287,11 +294,14 @@ class Slot:
         outcome: provider_throttle.Outcome,
         headers: Mapping[str, str] | None = None,
         latency_seconds: float | None = None,
-    ) -> None:
-        """Give the place back, telling the route how the call went (once)."""
-        if not self.settled:
-            self.settled = True
-            provider_throttle.settle(
+    ) -> float:
+        """Give the place back, telling the route how the call went (once); the pause this call's failure
+        started (0: none)."""
+        if self.settled:
+            return 0.0
+        self.settled = True
+        try:
+            return provider_throttle.settle(
                 self.provider,
                 self.model,
                 token=self.token,
@@ -299,6 +309,7 @@ class Slot:
                 headers=headers,
                 latency_seconds=latency_seconds,
             )
+        finally:
             _held_here.gave_back()
 
 
@@ -388,9 +399,8 @@ def _process(job_id: str, route: JobRoute, delivery: Delivery, queue: JobQueue, 
             version = _version(job)
             result = _call_provider(job, version)
         except ProviderError as exc:
-            if slot is not None:
-                slot.settle(provider_throttle.outcome_of(exc.status, exc.code), exc.extra)
-            _handle_failure(job, exc, delivery, queue)
+            paused = slot.settle(provider_throttle.outcome_of(exc.status, exc.code), exc.extra) if slot else 0.0
+            _handle_failure(job, exc, delivery, queue, paused_route_for=paused)
             return "failed"
         latency = time.monotonic() - started
         if slot is not None:
