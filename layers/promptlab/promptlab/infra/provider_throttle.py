@@ -1,13 +1,14 @@
 """Provider flow control, shared by every worker through Redis: adaptive concurrency per provider and model.
 
 Each route (provider + model) has a concurrency limit that grows while calls succeed and shrinks on
-congestion — AIMD, as in TCP: until the first cut it grows by one per success (slow start), after it by one
-per round of `limit` successes. A 429 (we send too much) halves it, an overload (503, 529, a timeout) cuts
-it by 30 %, at most once per window, so random failures do not collapse it (TCP's weakness under random
-loss). A single 529 slows the route; only a sustained failure rate (more than half of at least
-`flow_min_calls` calls in the last one to two `flow_window_seconds`, by the 95 % Wilson lower bound, so
-that bad luck under random faults is not taken for an outage) pauses it, after which one probe call
-at a time tests recovery, the pause doubling (1 s, 2 s, 4 s … `flow_max_pause_seconds`) while probes fail.
+congestion — AIMD, as in TCP: until the first 429 it grows by one per success (slow start), after it by one
+per round of `limit` successes. A 429 (we send too much: our own ceiling) halves it; an overload (503, 529,
+a timeout: the provider busy, mostly with other customers' calls) cuts it by 30 % without ending slow start;
+each at most once per window, so random failures do not collapse it (TCP's weakness under random loss).
+A single 529 slows the route; only a sustained failure rate (more than half of at least `flow_min_calls`
+calls in the last one to two `flow_window_seconds`, by the 95 % Wilson lower bound, so that bad luck under
+random faults is not taken for an outage) pauses it, after which one probe call at a time tests recovery,
+the pause doubling (1 s, 2 s, 4 s … `flow_max_pause_seconds`) while probes fail.
 The provider's rate-limit headers (Anthropic `anthropic-ratelimit-*`, OpenAI `x-ratelimit-*`) add a second
 bound: the lowest remaining budget they reported, minus the calls in flight, until their reset; a budget
 reported used up also halves the limit (we send as fast as the provider allows), like a 429, and after its
