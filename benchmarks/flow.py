@@ -200,6 +200,12 @@ def outcome(s: Stack, ids: list[str], seconds: float) -> dict[str, Any]:
         "failed_with_attempts_left": sum(r["failed_with_attempts_left"] for r in rows),
         "attempts": sum(r["attempts"] or 0 for r in rows),
         "dead_letters": s.sql("SELECT count(DISTINCT job_id) AS n FROM dead_letters")[0]["n"],
+        "not_ended": len(ids) - sum(r["n"] for r in rows if r["status"] in {"completed", "failed"}),
+        "billed_twice": s.sql(  # more than one answer paid for (a second success, or one dropped as a duplicate)
+            "SELECT count(*) AS n FROM (SELECT job_id FROM job_attempts WHERE job_id = ANY(%s)"
+            " AND outcome IN ('succeeded', 'discarded') GROUP BY job_id HAVING count(*) > 1) AS twice",
+            ids,
+        )[0]["n"],
         "seconds": round(seconds, 1),
     }
 
