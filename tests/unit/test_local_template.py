@@ -75,7 +75,7 @@ def test_local_pollers_keep_the_priority_ratios() -> None:
     from promptlab.local.runner import LocalRunner
 
     runner = LocalRunner(template=ROOT / "template.yaml")
-    assert [runner.pollers_for(n) for n in (20, 10, 5, 2, 1000)] == [4, 2, 1, 1, 4]
+    assert [runner.pollers_for(n) for n in (20, 10, 5, 2, 1000)] == [8, 4, 2, 1, 8]
 
 
 def test_the_template_keeps_its_security_rules() -> None:

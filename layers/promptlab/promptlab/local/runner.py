@@ -87,7 +87,7 @@ class LocalRunner:
         default_factory=lambda: Path(os.environ.get("PROMPTLAB_DATA_DIR", "~/.promptlab")).expanduser()
     )
     schedule_speedup: float = 1.0
-    max_pollers_per_mapping: int = 4
+    max_pollers_per_mapping: int = 8
     serve_http: bool = True
     run_pollers: bool = True
     database_name: str | None = None
@@ -304,8 +304,8 @@ class LocalRunner:
         self._wrote_state = True
 
     def pollers_for(self, maximum_concurrency: int) -> int:
-        """Pollers for a mapping: its MaximumConcurrency scaled down (÷5, 1 to 4), so ratios hold on a laptop."""
-        return max(1, min(self.max_pollers_per_mapping, math.ceil(maximum_concurrency / 5)))
+        """Pollers for a mapping: its MaximumConcurrency scaled down (÷2.5, 1 to 8), so ratios hold on a laptop."""
+        return max(1, min(self.max_pollers_per_mapping, math.ceil(maximum_concurrency / 2.5)))
 
     def _start_gateway_process(self) -> subprocess.Popen[bytes]:
         """Another process serving HTTP on the same port (Python threads share one GIL; processes do not)."""
