@@ -299,3 +299,24 @@ def test_a_failed_probe_waits_past_the_pause_it_started_so_the_next_probe_is_ano
     # Then it comes back after that pause and a second more, not with its 1 s backoff (which would end just
     # as the pause does, first in line to be the next probe: one job spending every attempt on the outage)
     assert delays == [3]
+
+
+def test_after_a_cut_a_route_of_long_calls_grows_at_least_a_slot_a_second(clean_queues: LocalRunner) -> None:
+    # Given routes cut by a 429 to 2.5 slots (their first call succeeded: 5, then halved)
+    quick, long_calls = (unique("p"), "m"), (unique("p"), "m")
+    for route in (quick, long_calls):
+        congest(route, 1, "ok")
+        congest(route, 1, "limited")
+        assert provider_throttle.state(*route).limit == 2.5
+
+    def succeed(route: tuple[str, str], seconds: float) -> float:
+        assert provider_throttle.reserve(*route, token="t", lease_seconds=30).held
+        provider_throttle.settle(*route, token="t", outcome="ok", latency_seconds=seconds)
+        return round(provider_throttle.state(*route).limit, 2)
+
+    # When a 100 ms call succeeds, the route grows one per round of 2.5 calls (TCP): 0.4
+    assert succeed(quick, 0.1) == 2.9
+    # But a 2 s call is a round that takes 2 s: one slot a second is 0.8 a call (2 s × 1/s ÷ 2.5 calls)
+    assert succeed(long_calls, 2) == 3.3
+    # And never more than one per success, however long the call (a 20 s call: 1, not 8)
+    assert succeed(long_calls, 20) == 4.3

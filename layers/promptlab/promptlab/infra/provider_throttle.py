@@ -1,14 +1,14 @@
 """Provider flow control, shared by every worker through Redis: adaptive concurrency per provider and model.
 
-Each route (provider + model) has a concurrency limit that grows while calls succeed and shrinks on
-congestion — AIMD, as in TCP: until the first 429 it grows by one per success (slow start), after it by one
-per round of `limit` successes. A 429 (we send too much: our own ceiling) halves it; an overload (503, 529,
-a timeout: the provider busy, mostly with other customers' calls) cuts it by 30 % without ending slow start;
-each at most once per window, so random failures do not collapse it (TCP's weakness under random loss).
-A single 529 slows the route; only a sustained failure rate (more than half of at least `flow_min_calls`
-calls in the last one to two `flow_window_seconds`, by the 95 % Wilson lower bound, so that bad luck under
-random faults is not taken for an outage) pauses it, after which one probe call at a time tests recovery,
-the pause doubling (1 s, 2 s, 4 s … `flow_max_pause_seconds`) while probes fail.
+Each route (provider + model) has a concurrency limit that grows while calls succeed and shrinks on congestion
+— AIMD, as in TCP: until the first 429 it grows by one per success (slow start), after it by one per round of
+`limit` successes, and at least one a second however long the calls take. A 429 (we send too much: our own
+ceiling) halves it; an overload (503, 529, a timeout: the provider busy, mostly with other customers' calls)
+cuts it by 30 % without ending slow start; each at most once per window, so random failures do not collapse it
+(TCP's weakness under random loss). A single 529 slows the route; only a sustained failure rate (more than
+half of at least `flow_min_calls` calls in the last one to two `flow_window_seconds`, by the 95 % Wilson lower
+bound, so that bad luck under random faults is not taken for an outage) pauses it, after which one probe call
+at a time tests recovery, the pause doubling (1 s, 2 s, 4 s … `flow_max_pause_seconds`) while probes fail.
 The provider's rate-limit headers (Anthropic `anthropic-ratelimit-*`, OpenAI `x-ratelimit-*`) add a second
 bound: the lowest remaining budget they reported, minus the calls in flight, until their reset; a budget
 reported used up also halves the limit (we send as fast as the provider allows), like a 429, and after its
@@ -96,10 +96,18 @@ elseif now - win_start > window then prev_ok, prev_bad, win_start, ok, bad = ok,
 local outcome, pause = ARGV[3], 0
 if outcome == 'ok' then
   ok, pauses = ok + 1, 0
-  if limit < threshold then limit = limit + 1 else limit = limit + 1 / limit end
+  local left, reset_ms, latency = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+  if limit < threshold then limit = limit + 1
+  else
+    -- One per round of `limit` successes (TCP), but at least one slot a second however long calls take
+    -- (as CUBIC makes TCP's growth independent of the round trip): a round of 20-second generations must
+    -- not take minutes to win back a cut. Never faster than one per success.
+    local per_second = 0
+    if latency > 0 then per_second = latency / 1000 / limit end
+    limit = limit + math.min(1, math.max(1 / limit, per_second))
+  end
   -- Before the first cut, a reported budget seeds the limit (Little's law): the calls it allows until its
   -- reset, each taking as long as this one, can be in flight at once.
-  local left, reset_ms, latency = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
   if limit < threshold and left > 0 and reset_ms > 0 and latency > 0 then
     limit = math.max(limit, math.floor(left * latency / reset_ms))
   end
