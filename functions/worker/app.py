@@ -9,21 +9,23 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from promptlab.core.observability import inject_lambda_context, publish_metrics
 from promptlab.core.settings import get_settings
 from promptlab.infra.sqs_batch import process_sqs_batch
-from promptlab.jobs.worker import Delivery, process_delivery
-
-
-def record_handler(record: SQSRecord) -> str:
-    return process_delivery(
-        Delivery(
-            body=record.body,
-            message_id=record.message_id,
-            receipt_handle=record.receipt_handle,
-            source_arn=record.event_source_arn,
-        )
-    )
+from promptlab.jobs.worker import Delivery, Invocation, process_delivery
 
 
 @publish_metrics
 @inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    invocation = Invocation()  # the calls of this batch, which its records may wait on
+
+    def record_handler(record: SQSRecord) -> str:
+        return process_delivery(
+            Delivery(
+                body=record.body,
+                message_id=record.message_id,
+                receipt_handle=record.receipt_handle,
+                source_arn=record.event_source_arn,
+                invocation=invocation,
+            )
+        )
+
     return process_sqs_batch(event, context, record_handler, concurrency=get_settings().worker_concurrency)

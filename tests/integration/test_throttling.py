@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -248,6 +249,36 @@ def test_a_429_is_sat_out_in_the_invocation_while_its_other_calls_run_else_the_j
     assert rows("SELECT status FROM jobs WHERE id = %s", alone) == [{"status": "queued"}]
     time.sleep(1.1)
     assert [m["Body"] for m in queued_messages(clean_queues, "JobQueueNormal")] == [f'{{"jobId":"{alone}","v":1}}']
+
+
+def test_a_record_never_waits_on_another_invocations_call(
+    clean_queues: LocalRunner, server: ProviderServer, template: dict[str, Any], set_env: SetEnv
+) -> None:
+    # The local runner runs invocations side by side in one process, where Lambda gives each its own sandbox:
+    # a call of another invocation does not keep this one alive, so waiting on it would bill this one for nothing
+    set_env(OPENAI_API_KEY="test-key", OPENAI_BASE_URL=server.url + "/v1")
+    assert clean_queues.stack is not None
+    normal = next(m for m in clean_queues.stack.mappings if m.queue_logical_id == "JobQueueNormal")
+    # Given an invocation busy with a 1.5 s call
+    beside = generate(clean_queues, template, provider="openai", model="sleep-1500")["id"]
+    busy = threading.Thread(target=make_poller(clean_queues, normal).poll_once, kwargs={"wait_seconds": 0})
+    busy.start()
+    deadline = time.monotonic() + 5
+    while not rows("SELECT 1 FROM job_attempts WHERE job_id = %s", beside) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # When another invocation, alone with its record, meets a 429 (retry-after 1 s) meanwhile
+    throttled = generate(clean_queues, template, provider="openai", model="throttle-once")["id"]
+    assert make_poller(clean_queues, normal).poll_once(wait_seconds=0) == 1
+    busy.join()
+    # Then its job was parked, not sat out beside the other invocation's call
+    outcomes = rows("SELECT outcome FROM job_attempts WHERE job_id = %s ORDER BY n", throttled)
+    assert [a["outcome"] for a in outcomes] == ["throttled"]
+    assert rows("SELECT status FROM jobs WHERE id = ANY(%s) ORDER BY status", [beside, throttled]) == [
+        {"status": "completed"},
+        {"status": "queued"},
+    ]
+    time.sleep(1.1)
+    assert [m["Body"] for m in queued_messages(clean_queues, "JobQueueNormal")] == [f'{{"jobId":"{throttled}","v":1}}']
 
 
 def test_an_overload_slows_a_route_without_ending_its_slow_start_and_a_429_ends_it(clean_queues: LocalRunner) -> None:

@@ -36,12 +36,13 @@ class RetryLater(Exception):
 
 @dataclass(frozen=True)
 class Delivery:
-    """One SQS record as the worker sees it."""
+    """One SQS record as the worker sees it, and the invocation it came in."""
 
     body: str
     message_id: str
     receipt_handle: str
     source_arn: str
+    invocation: Invocation
 
 
 def backoff_seconds(attempt: int, retry_after: float | None) -> int:
@@ -144,6 +145,50 @@ def _complete(job: Job, result: ProviderResult, latency_ms: int, cache_ttl_secon
         logger.warning("job result discarded: the job is no longer held by this attempt", job_id=job.id)
 
 
+class Invocation:
+    """The route slots one invocation's records hold (its calls running), so that a record finding every slot
+    taken, or sitting out a 429, can wait while a call of its own invocation runs (the invocation lasts until
+    that call ends anyway) instead of being parked. One per invocation, not per process: the local runner
+    runs several invocations of a function in one process, where Lambda gives each its own sandbox."""
+
+    def __init__(self) -> None:
+        self._given_back = threading.Condition()
+        self._count = 0
+
+    def reserve(self, provider: str, model: str, *, token: str, lease_seconds: float) -> provider_throttle.Reservation:
+        """Ask the route for a slot, counting it here when held (under the lock, so a record told every slot
+        is taken never sees a slot this invocation already holds as not counted yet)."""
+        with self._given_back:
+            reservation = provider_throttle.reserve(provider, model, token=token, lease_seconds=lease_seconds)
+            if reservation.held:
+                self._count += 1
+            return reservation
+
+    def gave_back(self) -> None:
+        with self._given_back:
+            self._count -= 1
+            self._given_back.notify_all()
+
+    def sit_out(self, seconds: float) -> float:
+        """Wait `seconds` while a slot is held here (its call keeps the invocation alive anyway); stops when
+        none is, and returns the time still to wait then (0: waited it all)."""
+        until = time.monotonic() + seconds
+        with self._given_back:
+            while (left := until - time.monotonic()) > 0:
+                if self._count <= 0:
+                    return left
+                self._given_back.wait(left)
+        return 0.0
+
+    def wait_for_one(self, timeout: float) -> bool:
+        """Wait until a slot held here is given back, or `timeout`; False at once when none is held here."""
+        with self._given_back:
+            if self._count <= 0:
+                return False
+            self._given_back.wait(timeout)
+            return True
+
+
 class ThrottledHere(Exception):
     """The provider refused the call with a 429 and the job sat out its retry-after here: ask again."""
 
@@ -170,7 +215,7 @@ def _give_back_throttled(job: Job, exc: ProviderError, error: JsonObject, delive
     wait = exc.retry_after if exc.retry_after is not None else float(backoff_seconds(job.throttles + 1, None))
     count("JobsThrottled")
     if wait <= settings.flow_slot_wait_seconds:
-        wait = _held_here.sit_out(wait)
+        wait = delivery.invocation.sit_out(wait)
         if wait <= 0:
             logger.info("provider throttled the call; no attempt spent, asking again", job_id=job.id)
             raise ThrottledHere(str(exc))
@@ -235,51 +280,6 @@ def _handle_failure(
     logger.warning("job failed", job_id=job.id, code=exc.code, retryable=exc.retryable, attempt=attempt)
 
 
-class _SlotsHeldHere:
-    """The route slots this execution environment holds (in Lambda, the calls of the invocation running), so
-    that a record finding every slot taken can wait for one of them to end instead of being parked."""
-
-    def __init__(self) -> None:
-        self._given_back = threading.Condition()
-        self._count = 0
-
-    def reserve(self, provider: str, model: str, *, token: str, lease_seconds: float) -> provider_throttle.Reservation:
-        """Ask the route for a slot, counting it here when held (under the lock, so a record told every slot
-        is taken never sees a slot this environment already holds as not counted yet)."""
-        with self._given_back:
-            reservation = provider_throttle.reserve(provider, model, token=token, lease_seconds=lease_seconds)
-            if reservation.held:
-                self._count += 1
-            return reservation
-
-    def gave_back(self) -> None:
-        with self._given_back:
-            self._count -= 1
-            self._given_back.notify_all()
-
-    def sit_out(self, seconds: float) -> float:
-        """Wait `seconds` while a slot is held here (its call keeps the invocation alive anyway); stops when
-        none is, and returns the time still to wait then (0: waited it all)."""
-        until = time.monotonic() + seconds
-        with self._given_back:
-            while (left := until - time.monotonic()) > 0:
-                if self._count <= 0:
-                    return left
-                self._given_back.wait(left)
-        return 0.0
-
-    def wait_for_one(self, timeout: float) -> bool:
-        """Wait until a slot held here is given back, or `timeout`; False at once when none is held here."""
-        with self._given_back:
-            if self._count <= 0:
-                return False
-            self._given_back.wait(timeout)
-            return True
-
-
-_held_here = _SlotsHeldHere()
-
-
 @dataclass
 class Slot:
     """A call's place on its route (flow control): held from before the claim until the call ends."""
@@ -287,6 +287,7 @@ class Slot:
     provider: str
     model: str
     token: str
+    invocation: Invocation
     settled: bool = False
 
     def settle(
@@ -310,7 +311,7 @@ class Slot:
                 latency_seconds=latency_seconds,
             )
         finally:
-            _held_here.gave_back()
+            self.invocation.gave_back()
 
 
 class Parked(Exception):
@@ -329,16 +330,16 @@ def _hold_slot(route: JobRoute, job_id: str, delivery: Delivery, queue: JobQueue
     provider, model = route.current
     token = f"{job_id}:{delivery.message_id}"
     lease = lease_seconds(route.max_tokens)
-    reservation = _held_here.reserve(provider, model, token=token, lease_seconds=lease)
+    reservation = delivery.invocation.reserve(provider, model, token=token, lease_seconds=lease)
     give_up = time.monotonic() + settings.flow_slot_wait_seconds
     while (
         reservation.slots_taken
         and (left := give_up - time.monotonic()) > 0
-        and _held_here.wait_for_one(min(left, SLOT_POLL_SECONDS))
+        and delivery.invocation.wait_for_one(min(left, SLOT_POLL_SECONDS))
     ):
-        reservation = _held_here.reserve(provider, model, token=token, lease_seconds=lease)
+        reservation = delivery.invocation.reserve(provider, model, token=token, lease_seconds=lease)
     if reservation.held:
-        return Slot(provider=provider, model=model, token=token)
+        return Slot(provider=provider, model=model, token=token, invocation=delivery.invocation)
     seconds = max(1, math.ceil(reservation.wait_seconds))
     try:
         queue.park(source_arn=delivery.source_arn, body=delivery.body, seconds=seconds)
