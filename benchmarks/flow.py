@@ -3,13 +3,16 @@
 Each scenario runs `promptlab local` in a subprocess on its own database, against the fake provider:
 - healthy: 350 jobs as issue 15 sent them (300 `POST /generate` over HTTP from 4 client threads, 50 over the
   intake queue, all at once), 100 ms a call, no faults (the yardstick for the next one);
-- faults: the same 350 jobs with 30 % of calls failing as 429 (retry-after 1 s), 500, 503 or 529;
+- faults: the same 350 jobs with 30 % of calls failing as 429 (retry-after 1 s), 500, 503 or 529, with flow
+  control and without it (`PROMPTLAB_THROTTLE=false`: DESIGN.md's retry delays alone, the ratio's floor);
 - healthy_and_faults_batched: the same two runs with the 350 jobs sent in 4 `POST /generate/batch` requests;
 - outage: 100 jobs while every call answers 529 for 30 s, then recovery;
 - cost: 100 jobs waiting, 2 s a call, a provider that reports a budget of 4,000 requests a minute in its
   headers (as an Anthropic tier-4 account does): worker GB-seconds per job, read off the REPORT lines;
 - miss: `POST /generate` then `GET /jobs/{id}?wait=20`, the provider answering at once, one at a time;
-- experiment: 2 variants × 1,000 dataset rows with the `contains` scorer, to completed, then the CSV.
+- experiment: 2 variants × 1,000 dataset rows with the `contains` scorer, to completed, then the CSV;
+- retry_floor: not a run but a model: the faulted run's shortest possible end under DESIGN.md's retry delays,
+  for an ideal worker, as a ratio to a healthy run of a given length (why the ratio depends on the machine).
 Needs the Postgres and Redis of DATABASE_URL / REDIS_URL (the defaults on this machine).
 """
 
@@ -212,9 +215,13 @@ def outcome(s: Stack, ids: list[str], seconds: float) -> dict[str, Any]:
 
 def _healthy_and_faults(submit: Callable[[Stack, str], list[str]], env: dict[str, str]) -> dict[str, Any]:
     figures: dict[str, Any] = {}
+    faults = {"PROMPTLAB_FAKE_FAIL_STATUS": "429,500,503,529", "PROMPTLAB_FAKE_FAIL_RATE": "0.3"}
     for name, extra in (
         ("healthy", {}),
-        ("faults_30pct", {"PROMPTLAB_FAKE_FAIL_STATUS": "429,500,503,529", "PROMPTLAB_FAKE_FAIL_RATE": "0.3"}),
+        ("faults_30pct", faults),
+        # The yardstick for what flow control costs: the same faults with every wait for a route turned off
+        # (DESIGN.md's retry delays alone; a 429 still waits its retry-after)
+        ("faults_30pct_without_flow_control", {**faults, "PROMPTLAB_THROTTLE": "false"}),
     ):
         with stack({"PROMPTLAB_FAKE_LATENCY_MS": "100", **env, **extra}) as s:
             template = s.template()
@@ -223,7 +230,8 @@ def _healthy_and_faults(submit: Callable[[Stack, str], list[str]], env: dict[str
             submitted = time.monotonic() - started
             s.wait_done(ids, 600)
             figures[name] = {**outcome(s, ids, time.monotonic() - started), "submitted_in": round(submitted, 1)}
-    figures["faults_time_ratio"] = round(figures["faults_30pct"]["seconds"] / figures["healthy"]["seconds"], 2)
+    for name in ("faults_30pct", "faults_30pct_without_flow_control"):
+        figures[f"{name}_time_ratio"] = round(figures[name]["seconds"] / figures["healthy"]["seconds"], 2)
     return figures
 
 
@@ -343,11 +351,52 @@ def experiment(rows: int = 1_000) -> dict[str, Any]:
         }
 
 
+def retry_floor(trials: int = 200) -> dict[str, Any]:
+    """The ratio an ideal worker would reach under issue 15's faults: no flow control, no queue, first attempts
+    spread evenly over the healthy run, 100 ms calls; a 429 costs its retry-after (1 s) and no attempt, any
+    other fault an attempt and DESIGN.md's backoff, plus `pickup` seconds from a message turning visible to
+    its call. Median over `trials` simulated runs of 350 jobs, and how many of them end within 2.5×."""
+    import random
+
+    from promptlab.core.settings import get_settings
+
+    backoff = get_settings().retry_backoff_seconds
+    rng = random.Random(15)
+
+    def one_run(healthy: float, pickup: float) -> float:
+        ends = []
+        for _ in range(350):
+            t, attempts = rng.uniform(0, healthy - 0.1), 0
+            while True:
+                t += 0.1
+                if rng.random() >= 0.3:
+                    break
+                if rng.random() < 0.25:  # a 429 of the four statuses
+                    t += 1.0
+                    continue
+                attempts += 1
+                if attempts == 3:
+                    break
+                t += backoff[min(attempts, len(backoff)) - 1] + pickup
+            ends.append(t)
+        return max(ends) / healthy
+
+    figures: dict[str, Any] = {}
+    for healthy in (3.5, 4.0, 5.0):
+        for pickup in (0.05, 0.15, 0.3):
+            ratios = [one_run(healthy, pickup) for _ in range(trials)]
+            figures[f"healthy_{healthy}s_pickup_{int(pickup * 1000)}ms"] = {
+                "median_ratio": round(statistics.median(ratios), 2),
+                "share_within_2_5x": round(sum(r <= 2.5 for r in ratios) / trials, 2),
+            }
+    return figures
+
+
 def main() -> int:
     scenarios = {
         "healthy_and_faults": healthy_and_faults, "healthy_and_faults_batched": healthy_and_faults_batched,
         "outage": outage, "cost": cost, "miss": miss,
-        "experiment": experiment,
+        "experiment": experiment, "retry_floor": retry_floor,
     }  # fmt: skip
     chosen = sys.argv[1:] or list(scenarios)
     figures = {name: scenarios[name]() for name in chosen}
