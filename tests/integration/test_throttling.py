@@ -9,8 +9,15 @@ from typing import Any
 
 from promptlab.infra import provider_throttle
 from promptlab.local.runner import LocalRunner
+from promptlab.local.stack import SqsMapping
 from tests.support import SetEnv, call_api, generate, make_poller, queued_messages, rows, unique
 from tests.support.provider_server import ProviderServer
+
+
+def normal_lane(runner: LocalRunner) -> SqsMapping:
+    """The worker's mapping of the normal-priority queue (where `POST /generate` puts a job by default)."""
+    assert runner.stack is not None
+    return next(m for m in runner.stack.mappings if m.queue_logical_id == "JobQueueNormal")
 
 
 def run_workers_until_done(runner: LocalRunner, job_ids: list[str], deadline_seconds: float = 60) -> None:
@@ -137,8 +144,7 @@ def test_a_job_waiting_for_its_route_is_parked_without_an_attempt_or_a_receive(
     job = generate(clean_queues, template)
     congest(("fake", "fake-1"), 4)
     # When a worker receives its message
-    assert clean_queues.stack is not None
-    normal = next(m for m in clean_queues.stack.mappings if m.queue_logical_id == "JobQueueNormal")
+    normal = normal_lane(clean_queues)
     assert make_poller(clean_queues, normal).poll_once(wait_seconds=0) == 1
     # Then the job is untouched, and its message is back on the queue as a new one, delayed
     stored = rows("SELECT status, attempts FROM jobs WHERE id = %s", job["id"])
@@ -195,8 +201,7 @@ def test_a_record_finding_every_slot_taken_waits_for_its_invocations_call_instea
     calls = tmp_path / "calls.log"
     set_env(PROMPTLAB_FLOW_INITIAL_CONCURRENCY="1", PROMPTLAB_FAKE_LATENCY_MS="200", PROMPTLAB_FAKE_CALL_LOG=str(calls))
     jobs = [generate(clean_queues, template)["id"] for _ in range(3)]
-    assert clean_queues.stack is not None
-    normal = next(m for m in clean_queues.stack.mappings if m.queue_logical_id == "JobQueueNormal")
+    normal = normal_lane(clean_queues)
     # When the invocation runs them
     assert make_poller(clean_queues, normal).poll_once(wait_seconds=0) == 3
     # Then the two that found the slot taken waited for the call holding it (it was this invocation's, and it
@@ -225,8 +230,7 @@ def test_a_429_is_sat_out_in_the_invocation_while_its_other_calls_run_else_the_j
     clean_queues: LocalRunner, server: ProviderServer, template: dict[str, Any], set_env: SetEnv
 ) -> None:
     set_env(OPENAI_API_KEY="test-key", OPENAI_BASE_URL=server.url + "/v1")
-    assert clean_queues.stack is not None
-    normal = next(m for m in clean_queues.stack.mappings if m.queue_logical_id == "JobQueueNormal")
+    normal = normal_lane(clean_queues)
 
     def attempts(job_id: str) -> list[str]:
         return [a["outcome"] for a in rows("SELECT outcome FROM job_attempts WHERE job_id = %s ORDER BY n", job_id)]
@@ -257,8 +261,7 @@ def test_a_record_never_waits_on_another_invocations_call(
     # The local runner runs invocations side by side in one process, where Lambda gives each its own sandbox:
     # a call of another invocation does not keep this one alive, so waiting on it would bill this one for nothing
     set_env(OPENAI_API_KEY="test-key", OPENAI_BASE_URL=server.url + "/v1")
-    assert clean_queues.stack is not None
-    normal = next(m for m in clean_queues.stack.mappings if m.queue_logical_id == "JobQueueNormal")
+    normal = normal_lane(clean_queues)
     # Given an invocation busy with a 1.5 s call
     beside = generate(clean_queues, template, provider="openai", model="sleep-1500")["id"]
     busy = threading.Thread(target=make_poller(clean_queues, normal).poll_once, kwargs={"wait_seconds": 0})
@@ -321,8 +324,7 @@ def test_a_failed_probe_waits_past_the_pause_it_started_so_the_next_probe_is_ano
 
     monkeypatch.setattr(queue, "delay", delayed)
     time.sleep(1.05)
-    assert clean_queues.stack is not None
-    normal = next(m for m in clean_queues.stack.mappings if m.queue_logical_id == "JobQueueNormal")
+    normal = normal_lane(clean_queues)
     # When it is the probe and the provider is still down (529): the route pauses again, for 2 s
     assert make_poller(clean_queues, normal).poll_once(wait_seconds=0) == 1
     assert rows("SELECT status, attempts FROM jobs WHERE id = %s", job) == [{"status": "queued", "attempts": 1}]
