@@ -7,6 +7,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from promptlab.infra import provider_throttle
 from promptlab.local.runner import LocalRunner
 from promptlab.local.stack import SqsMapping
@@ -18,6 +20,26 @@ def normal_lane(runner: LocalRunner) -> SqsMapping:
     """The worker's mapping of the normal-priority queue (where `POST /generate` puts a job by default)."""
     assert runner.stack is not None
     return next(m for m in runner.stack.mappings if m.queue_logical_id == "JobQueueNormal")
+
+
+@pytest.fixture
+def openai_jobs(clean_queues: LocalRunner, server: ProviderServer, set_env: SetEnv) -> SqsMapping:
+    """Jobs for `openai` go to the OpenAI stand-in (its models `sleep-<ms>`, `throttle-once`, …); the normal
+    lane's mapping, which the test drives."""
+    set_env(OPENAI_API_KEY="test-key", OPENAI_BASE_URL=server.url + "/v1")
+    return normal_lane(clean_queues)
+
+
+def attempt_outcomes(job_id: str) -> list[str]:
+    return [a["outcome"] for a in rows("SELECT outcome FROM job_attempts WHERE job_id = %s ORDER BY n", job_id)]
+
+
+def back_after_a_second(runner: LocalRunner, job_id: str) -> list[Any]:
+    """The job's message, parked for a second: once the delay is over it is on the normal queue (and alone)."""
+    time.sleep(1.1)
+    again = queued_messages(runner, "JobQueueNormal")
+    assert [m["Body"] for m in again] == [f'{{"jobId":"{job_id}","v":1}}']
+    return again
 
 
 def run_workers_until_done(runner: LocalRunner, job_ids: list[str], deadline_seconds: float = 60) -> None:
@@ -150,9 +172,7 @@ def test_a_job_waiting_for_its_route_is_parked_without_an_attempt_or_a_receive(
     stored = rows("SELECT status, attempts FROM jobs WHERE id = %s", job["id"])
     assert stored == [{"status": "queued", "attempts": 0}]
     assert queued_messages(clean_queues, "JobQueueNormal") == []  # not visible during the delay
-    time.sleep(1.1)
-    again = queued_messages(clean_queues, "JobQueueNormal")
-    assert [m["Body"] for m in again] == [f'{{"jobId":"{job["id"]}","v":1}}']
+    again = back_after_a_second(clean_queues, job["id"])
     assert again[0]["Attributes"]["ApproximateReceiveCount"] == "1"  # a new message: its count starts again
 
 
@@ -222,66 +242,54 @@ def test_a_record_finding_every_slot_taken_waits_for_its_invocations_call_instea
     assert make_poller(clean_queues, normal).poll_once(wait_seconds=0) == 1
     assert time.monotonic() - started < 0.9  # it did not sit out the slot wait in the invocation
     assert rows("SELECT status, attempts FROM jobs WHERE id = %s", job) == [{"status": "queued", "attempts": 0}]
-    time.sleep(1.1)
-    assert [m["Body"] for m in queued_messages(clean_queues, "JobQueueNormal")] == [f'{{"jobId":"{job}","v":1}}']
+    back_after_a_second(clean_queues, job)
 
 
 def test_a_429_is_sat_out_in_the_invocation_while_its_other_calls_run_else_the_job_is_parked(
-    clean_queues: LocalRunner, server: ProviderServer, template: dict[str, Any], set_env: SetEnv
+    clean_queues: LocalRunner, template: dict[str, Any], openai_jobs: SqsMapping
 ) -> None:
-    set_env(OPENAI_API_KEY="test-key", OPENAI_BASE_URL=server.url + "/v1")
-    normal = normal_lane(clean_queues)
-
-    def attempts(job_id: str) -> list[str]:
-        return [a["outcome"] for a in rows("SELECT outcome FROM job_attempts WHERE job_id = %s ORDER BY n", job_id)]
-
     # Given one batch: a job whose first call the provider refuses (429, retry-after 1 s), beside a 1.5 s call
     beside = generate(clean_queues, template, provider="openai", model="sleep-1500")["id"]
     throttled = generate(clean_queues, template, provider="openai", model="throttle-once")["id"]
     # When the invocation runs them
-    assert make_poller(clean_queues, normal).poll_once(wait_seconds=0) == 2
+    assert make_poller(clean_queues, openai_jobs).poll_once(wait_seconds=0) == 2
     # Then the refused job waited its second in the invocation (kept alive by the other call anyway), kept its
     # place in line and its attempts, and was answered: no message went back to the queue
-    assert attempts(throttled) == ["throttled", "succeeded"]
-    assert attempts(beside) == ["succeeded"]
+    assert attempt_outcomes(throttled) == ["throttled", "succeeded"]
+    assert attempt_outcomes(beside) == ["succeeded"]
     assert queued_messages(clean_queues, "JobQueueNormal") == []
 
     # But alone in its invocation, waiting would be all the invocation does: it is parked for the second
     alone = generate(clean_queues, template, provider="openai", model="throttle-once")["id"]
-    assert make_poller(clean_queues, normal).poll_once(wait_seconds=0) == 1
-    assert attempts(alone) == ["throttled"]
+    assert make_poller(clean_queues, openai_jobs).poll_once(wait_seconds=0) == 1
+    assert attempt_outcomes(alone) == ["throttled"]
     assert rows("SELECT status FROM jobs WHERE id = %s", alone) == [{"status": "queued"}]
-    time.sleep(1.1)
-    assert [m["Body"] for m in queued_messages(clean_queues, "JobQueueNormal")] == [f'{{"jobId":"{alone}","v":1}}']
+    back_after_a_second(clean_queues, alone)
 
 
 def test_a_record_never_waits_on_another_invocations_call(
-    clean_queues: LocalRunner, server: ProviderServer, template: dict[str, Any], set_env: SetEnv
+    clean_queues: LocalRunner, template: dict[str, Any], openai_jobs: SqsMapping
 ) -> None:
     # The local runner runs invocations side by side in one process, where Lambda gives each its own sandbox:
     # a call of another invocation does not keep this one alive, so waiting on it would bill this one for nothing
-    set_env(OPENAI_API_KEY="test-key", OPENAI_BASE_URL=server.url + "/v1")
-    normal = normal_lane(clean_queues)
     # Given an invocation busy with a 1.5 s call
     beside = generate(clean_queues, template, provider="openai", model="sleep-1500")["id"]
-    busy = threading.Thread(target=make_poller(clean_queues, normal).poll_once, kwargs={"wait_seconds": 0})
+    busy = threading.Thread(target=make_poller(clean_queues, openai_jobs).poll_once, kwargs={"wait_seconds": 0})
     busy.start()
     deadline = time.monotonic() + 5
     while not rows("SELECT 1 FROM job_attempts WHERE job_id = %s", beside) and time.monotonic() < deadline:
         time.sleep(0.02)
     # When another invocation, alone with its record, meets a 429 (retry-after 1 s) meanwhile
     throttled = generate(clean_queues, template, provider="openai", model="throttle-once")["id"]
-    assert make_poller(clean_queues, normal).poll_once(wait_seconds=0) == 1
+    assert make_poller(clean_queues, openai_jobs).poll_once(wait_seconds=0) == 1
     busy.join()
     # Then its job was parked, not sat out beside the other invocation's call
-    outcomes = rows("SELECT outcome FROM job_attempts WHERE job_id = %s ORDER BY n", throttled)
-    assert [a["outcome"] for a in outcomes] == ["throttled"]
+    assert attempt_outcomes(throttled) == ["throttled"]
     assert rows("SELECT status FROM jobs WHERE id = ANY(%s) ORDER BY status", [beside, throttled]) == [
         {"status": "completed"},
         {"status": "queued"},
     ]
-    time.sleep(1.1)
-    assert [m["Body"] for m in queued_messages(clean_queues, "JobQueueNormal")] == [f'{{"jobId":"{throttled}","v":1}}']
+    back_after_a_second(clean_queues, throttled)
 
 
 def test_an_overload_slows_a_route_without_ending_its_slow_start_and_a_429_ends_it(clean_queues: LocalRunner) -> None:
