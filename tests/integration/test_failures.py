@@ -278,7 +278,7 @@ def test_a_delivery_of_a_job_leased_by_another_worker_is_acknowledged_without_a_
 
     made = generate(clean_queues, template)
     with connection() as conn:
-        assert jobs_repo.claim_job(conn, job_id=made["id"], lease_seconds=90) is not None
+        assert jobs_repo.claim_job(conn, job_id=made["id"], lease_seconds=90, token="another-worker") is not None
     assert drain_queues(clean_queues) == 1  # acknowledged, not retried
     current = get_job(clean_queues, made["id"])
     assert current["status"] == "processing" and current["attempts"] == 1

@@ -85,7 +85,7 @@ def test_two_sweeps_at_once_send_each_job_once(
 def claim_and_crash(job_id: str) -> None:
     """A worker claims the job, writes its attempt, then vanishes: its lease runs out."""
     with connection() as conn:
-        claimed = jobs_repo.claim_job(conn, job_id=job_id, lease_seconds=90)
+        claimed = jobs_repo.claim_job(conn, job_id=job_id, lease_seconds=90, token="another-worker")
         assert claimed is not None
         jobs_repo.start_attempt(conn, job_id=job_id, n=claimed.attempts)
         conn.execute("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = %s", (job_id,))

@@ -80,7 +80,17 @@ class UnsupportedMediaType(PromptLabError):
 
 
 class DependencyUnavailable(PromptLabError):
+    """A store PromptLab depends on (Postgres, Redis, SQS) does not answer: try again in a few seconds."""
+
     code = "dependency_unavailable"
+    retry_after_seconds = 5  # a restart or failover is over in seconds; a client asks again after this long
+
+    def __init__(
+        self, message: str, *, details: JsonObject | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(
+            message, details=details, headers={"Retry-After": str(self.retry_after_seconds), **(headers or {})}
+        )
 
 
 class PoisonMessage(Exception):

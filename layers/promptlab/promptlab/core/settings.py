@@ -76,6 +76,17 @@ class Settings(BaseSettings):
     default_max_tokens: int = Field(default=1024, ge=1, le=64_000)
     max_attempts: int = Field(default=3, ge=1, le=20)
     retry_backoff_seconds: tuple[int, ...] = (1, 3, 10)
+    store_backoff_seconds: tuple[int, ...] = Field(
+        default=(1, 2, 4, 8, 15),
+        min_length=1,
+        description="When a record's store is down: how long its job waits before the next delivery, by times waited.",
+    )
+    store_write_wait_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        le=240,
+        description="How long the worker keeps trying to save a provider's answer while the database is down.",
+    )
     provider_timeout_seconds: float = Field(default=30.0, gt=0, le=240)
     lease_margin_seconds: float = Field(default=60.0, ge=0, le=600, description="Lease = provider timeout + this.")
     job_ttl_seconds: int = Field(default=86_400, ge=60)
@@ -97,6 +108,12 @@ class Settings(BaseSettings):
         default=0, ge=0, le=1000, description="Connections a process may hold at once (0: no bound; the worker: 2)."
     )
     db_connect_timeout_seconds: int = Field(default=5, ge=1, le=60)
+    db_connect_wait_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=60,
+        description="How long a new connection waits for a database that is starting, resuming or failing over.",
+    )
     db_statement_timeout_ms: int = Field(default=10_000, ge=100)
     db_prepared_statements: bool = Field(
         default=True,

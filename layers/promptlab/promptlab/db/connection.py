@@ -7,6 +7,7 @@ one for records that can be re-derived (cache-hit jobs), whose session skips tha
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -25,6 +26,7 @@ _idle: dict[bool, list[Connection]] = {True: [], False: []}
 _held = threading.local()  # how many connections this thread holds (a nested borrow passes the gate)
 _gates: dict[int, threading.BoundedSemaphore] = {}
 GATE_WAIT_SECONDS = 30.0
+CONNECT_PAUSE_SECONDS = 0.5  # between tries to reach a database that is starting, resuming or failing over
 
 
 def _gate() -> threading.BoundedSemaphore | None:
@@ -36,27 +38,38 @@ def _gate() -> threading.BoundedSemaphore | None:
         return _gates.setdefault(limit, threading.BoundedSemaphore(limit))
 
 
+def unreachable() -> DependencyUnavailable:
+    """The error every database outage becomes (a 503 with `Retry-After` at the API)."""
+    return DependencyUnavailable("the database is unreachable", details={"dependency": "postgres"})
+
+
 def open_connection(url: str | None = None, *, durable: bool = True) -> Connection:
     """A new autocommit connection with timeouts and rows as dicts.
 
-    Statements run often are prepared on the server unless `db_prepared_statements` is off (RDS Proxy
-    would pin the connection, PgBouncer in transaction mode cannot keep them; DESIGN.md §9).
+    A database that refuses connections (restarting, failing over, resuming from a pause) is tried again
+    every half second for up to `db_connect_wait_seconds`, so a short outage is a slower answer rather than
+    an error. Statements run often are prepared on the server unless `db_prepared_statements` is off (RDS
+    Proxy would pin the connection, PgBouncer in transaction mode cannot keep them).
     """
     settings = get_settings()
     options = f"-c statement_timeout={settings.db_statement_timeout_ms} -c timezone=UTC"
     if not durable:
         options += " -c synchronous_commit=off"
-    try:
-        return psycopg.connect(
-            url or with_secret(settings.database_url, settings.database_secret_arn),
-            autocommit=True,
-            row_factory=dict_row,
-            connect_timeout=settings.db_connect_timeout_seconds,
-            prepare_threshold=2 if settings.db_prepared_statements else None,
-            options=options,
-        )
-    except psycopg.OperationalError as exc:
-        raise DependencyUnavailable("the database is unreachable", details={"dependency": "postgres"}) from exc
+    give_up = time.monotonic() + settings.db_connect_wait_seconds
+    while True:
+        try:
+            return psycopg.connect(
+                url or with_secret(settings.database_url, settings.database_secret_arn),
+                autocommit=True,
+                row_factory=dict_row,
+                connect_timeout=settings.db_connect_timeout_seconds,
+                prepare_threshold=2 if settings.db_prepared_statements else None,
+                options=options,
+            )
+        except psycopg.OperationalError as exc:
+            if time.monotonic() + CONNECT_PAUSE_SECONDS > give_up:
+                raise unreachable() from exc
+            time.sleep(CONNECT_PAUSE_SECONDS)
 
 
 def _release(conn: Connection, durable: bool) -> None:
@@ -101,9 +114,12 @@ def _returned(conn: Connection, durable: bool) -> Iterator[None]:
     """Give the connection back to the pool when done; a broken one (or one mid-transaction) is closed."""
     try:
         yield
-    except psycopg.OperationalError as exc:
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        server_gone = conn.broken
         conn.close()
-        raise DependencyUnavailable("the database is unreachable", details={"dependency": "postgres"}) from exc
+        if server_gone:  # the idle connections opened before are most likely gone with it: not handed out again
+            close_all()
+        raise unreachable() from exc
     except BaseException:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.close()

@@ -10,7 +10,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from promptlab.db.connection import Connection, Row
-from promptlab.models.jobs import Answer, Job, JobRoute
+from promptlab.models.jobs import Answer, Handback, Job, JobRoute
 
 _COLUMNS = Job.__slots__
 _JSON_COLUMNS = {"params", "input", "error", "unit_prices", "metadata", "warnings", "fallbacks", "messages"}
@@ -90,21 +90,38 @@ def get_job(conn: Connection, *, tenant_id: str, job_id: str) -> Job | None:
     return _job(conn.execute("SELECT * FROM jobs WHERE id = %s AND tenant_id = %s", (job_id, tenant_id)).fetchone())
 
 
-def claim_job(conn: Connection, *, job_id: str, lease_seconds: float) -> Job | None:
-    """Take the job for one attempt: queued, or processing with an expired lease and attempts left.
+def claim_job(
+    conn: Connection, *, job_id: str, lease_seconds: float, token: str, handback: Handback | None = None
+) -> Job | None:
+    """Take the job for one attempt under the claim `token`: queued, or processing with an expired lease and
+    attempts left, or processing under the claim a handback names (its worker lost a store and gave the job
+    back: taken over at once, on the same attempt when the provider was not called).
 
     None if not claimable (a job whose last attempt was interrupted is failed by the sweeper).
     """
+    given = handback.holder if handback else None
+    called = handback.called if handback else False
     return _job(
         conn.execute(
-            "UPDATE jobs SET status = 'processing', attempts = attempts + 1,"
-            " lease_until = now() + make_interval(secs => %s), started_at = coalesce(started_at, now()),"
-            " updated_at = now() WHERE id = %s AND (status = 'queued'"
-            " OR (status = 'processing' AND lease_until < now() AND attempts < max_attempts))"
-            " AND expires_at > now() RETURNING *",
-            (lease_seconds, job_id),
+            "UPDATE jobs SET status = 'processing',"
+            " attempts = attempts + CASE WHEN status = 'processing' AND holder = %(given)s AND NOT %(called)s"
+            " THEN 0 ELSE 1 END, holder = %(token)s,"
+            " lease_until = now() + make_interval(secs => %(lease)s), started_at = coalesce(started_at, now()),"
+            " updated_at = now() WHERE id = %(id)s AND expires_at > now() AND (status = 'queued'"
+            " OR (status = 'processing' AND lease_until < now() AND attempts < max_attempts)"
+            " OR (status = 'processing' AND holder = %(given)s AND (NOT %(called)s OR attempts < max_attempts)))"
+            " RETURNING *",
+            {"given": given, "called": called, "token": token, "lease": lease_seconds, "id": job_id},
         ).fetchone()
     )
+
+
+def mark_unsent(conn: Connection, *, job_id: str) -> bool:
+    """Record that a queued job has no message on the queue (one could not be put back): the sweeper sends it."""
+    cur = conn.execute(
+        "UPDATE jobs SET enqueued_at = NULL, updated_at = now() WHERE id = %s AND status = 'queued'", (job_id,)
+    )
+    return cur.rowcount == 1
 
 
 def start_attempt(conn: Connection, *, job_id: str, n: int) -> None:
@@ -158,6 +175,15 @@ def complete_job(conn: Connection, *, job_id: str, attempt: int, result: Answer)
             f"UPDATE jobs SET {ANSWER_COLUMNS}, provider_latency_ms = %(provider_latency_ms)s, lease_until = NULL"
             " WHERE id = %(job_id)s AND status = 'processing' AND attempts = %(attempt)s RETURNING *".encode(),
             {**answer_values(result), "job_id": job_id, "attempt": attempt},
+        ).fetchone()
+    )
+
+
+def completed_by(conn: Connection, *, job_id: str, attempt: int) -> Job | None:
+    """The job if attempt `attempt` completed it (a completion whose commit was not acknowledged)."""
+    return _job(
+        conn.execute(
+            "SELECT * FROM jobs WHERE id = %s AND status = 'completed' AND attempts = %s", (job_id, attempt)
         ).fetchone()
     )
 

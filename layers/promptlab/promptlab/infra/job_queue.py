@@ -66,7 +66,7 @@ class SqsJobQueue:
             raise DependencyUnavailable("the job queue is unreachable", details={"dependency": "sqs"}) from exc
 
     def send_job(self, *, job_id: str, priority: str) -> None:
-        body = JobMessage(job_id=job_id).model_dump_json(by_alias=True)
+        body = JobMessage(job_id=job_id).to_body()
         self._call("send_message", QueueUrl=self._settings.queue_url(priority), MessageBody=body)
 
     def send_jobs(self, jobs: list[tuple[str, str]]) -> set[str]:
@@ -80,8 +80,7 @@ class SqsJobQueue:
             for start in range(0, len(ids), 10):
                 chunk = ids[start : start + 10]
                 entries = [
-                    {"Id": str(i), "MessageBody": JobMessage(job_id=job_id).model_dump_json(by_alias=True)}
-                    for i, job_id in enumerate(chunk)
+                    {"Id": str(i), "MessageBody": JobMessage(job_id=job_id).to_body()} for i, job_id in enumerate(chunk)
                 ]
                 try:
                     answer = self._call("send_message_batch", QueueUrl=url, Entries=entries)
@@ -149,7 +148,7 @@ class SqsJobQueue:
 
     def send_notification(self, *, job_id: str) -> None:
         """Queue the announcement of a finished job."""
-        body = JobMessage(job_id=job_id).model_dump_json(by_alias=True)
+        body = JobMessage(job_id=job_id).to_body()
         self._call("send_message", QueueUrl=self._settings.notify_queue_url, MessageBody=body)
 
     def ping(self) -> None:

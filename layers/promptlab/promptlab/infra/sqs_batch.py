@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -12,16 +13,50 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from promptlab.core.errors import DependencyUnavailable
 from promptlab.core.json_types import LambdaEvent
-from promptlab.core.observability import batch_logger, logger
+from promptlab.core.observability import batch_logger, count, logger
+from promptlab.core.settings import get_settings
+from promptlab.infra.job_queue import get_queue
 
 RecordHandler = Callable[[SQSRecord], Any]
+
+
+def store_backoff_seconds(waits: int) -> int:
+    """How long a record whose store failed `waits` times in a row waits before its next delivery (with
+    jitter, so the records of one outage do not all come back in the same second)."""
+    schedule = get_settings().store_backoff_seconds
+    base = schedule[min(waits, len(schedule)) - 1]
+    return base + random.randint(0, base // 2)  # spreading load, not a secret
+
+
+def _back_soon(record_handler: RecordHandler) -> RecordHandler:
+    """The handler, with a record whose store failed made visible again after the store backoff (by its
+    receive count) instead of after the queue's visibility timeout; the record still fails."""
+
+    def handle(record: SQSRecord) -> Any:
+        try:
+            return record_handler(record)
+        except DependencyUnavailable:
+            seconds = store_backoff_seconds(max(1, int(record.attributes.approximate_receive_count or 1)))
+            count("StoreFaults")
+            try:
+                get_queue().delay(
+                    source_arn=record.event_source_arn, receipt_handle=record.receipt_handle, seconds=seconds
+                )
+            except DependencyUnavailable:
+                logger.warning("record's visibility unchanged: the queue does not answer", message_id=record.message_id)
+            raise
+
+    return handle
 
 
 def process_sqs_batch(
     event: LambdaEvent, context: LambdaContext, record_handler: RecordHandler, *, concurrency: int = 1
 ) -> PartialItemFailureResponse:
-    """Handle every record (up to `concurrency` at once); the ones that raise come back as `batchItemFailures`."""
+    """Handle every record (up to `concurrency` at once); the ones that raise come back as `batchItemFailures`
+    (the ones that raise because a store is down, within seconds)."""
+    record_handler = _back_soon(record_handler)
     if concurrency > 1:
         return _concurrent(event, record_handler, concurrency)
     # A processor per invocation: it holds batch state, and the local runner invokes concurrently.

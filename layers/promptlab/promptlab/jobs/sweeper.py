@@ -15,6 +15,11 @@ from promptlab.jobs import experiment_runs
 from promptlab.jobs.lifecycle import announce
 from promptlab.models.jobs import job_error
 
+# A job whose message is not on the queue this long after it was made (the API or a worker died between its
+# commit and the send, or SQS refused the send) is sent by the next sweep: within about a minute in all.
+UNSENT_AFTER_SECONDS = 10
+STALLED_AFTER_SECONDS = 60  # an experiment's jobs wait their turn for a while by design: only then is it stalled
+
 
 @dataclass(frozen=True)
 class SweepReport:
@@ -49,7 +54,7 @@ def _recover_lapsed(conn: Connection, *, grace_seconds: int, limit: int) -> tupl
 def sweep(
     *,
     queue: JobQueue | None = None,
-    unsent_after_seconds: int = 60,
+    unsent_after_seconds: int = UNSENT_AFTER_SECONDS,
     lease_grace_seconds: int = 0,
     limit: int = 500,
 ) -> SweepReport:
@@ -74,7 +79,7 @@ def sweep(
                 sent += 1
         purged = sweeper_repo.purge_past_retention(conn, limit=limit)
         sweeper_repo.release_ended_reservations(conn, limit=limit)
-        stalled = experiments_repo.stalled_experiments(conn, older_than_seconds=unsent_after_seconds, limit=limit)
+        stalled = experiments_repo.stalled_experiments(conn, older_than_seconds=STALLED_AFTER_SECONDS, limit=limit)
     for experiment_id in stalled:  # their feeder never ran (a worker died after a job ended): send their window
         sent += experiment_runs.feed(experiment_id)
     recovered = requeued + failed

@@ -21,6 +21,7 @@ from promptlab.infra.job_queue import JobQueue, get_queue
 from promptlab.jobs import experiment_runs
 from promptlab.jobs.lifecycle import announce
 from promptlab.jobs.provider_calls import build_call, lease_seconds, spend
+from promptlab.jobs.store_faults import Claim, RetryLater, give_back, persist
 from promptlab.models.jobs import CachedResult, Job, JobRoute, job_error, parse_job_message
 from promptlab.models.templates import TemplateVersion
 from promptlab.providers import json_output
@@ -28,10 +29,6 @@ from promptlab.providers.base import ProviderError, ProviderResult
 from promptlab.providers.registry import get_provider
 
 SLOT_POLL_SECONDS = 0.1  # how often a record waiting for a place asks again (slots freed by other workers)
-
-
-class RetryLater(Exception):
-    """The job went back to `queued`; the message stays on the queue, delayed by the backoff."""
 
 
 @dataclass(frozen=True)
@@ -107,20 +104,27 @@ def _invalid_output(
 def _complete(job: Job, result: ProviderResult, latency_ms: int, cache_ttl_seconds: int) -> None:
     outcome = spend(job, result, latency_ms)
     usage = result.usage
-    # The job's state and its attempt's outcome commit together, so a crash cannot leave one without the other.
-    with connection() as conn, conn.transaction():
-        done = jobs_repo.complete_job(conn, job_id=job.id, attempt=job.attempts, result=outcome)
-        if done is None:
-            # Cancelled during the call: the tokens were spent, so they are billed once; the output is dropped.
-            jobs_repo.record_spend_on_cancelled(conn, job_id=job.id, attempt=job.attempts, result=outcome)
-        jobs_repo.end_attempt(
-            conn,
-            job_id=job.id,
-            n=job.attempts,
-            outcome="succeeded" if done else "discarded",
-            error=None,
-            provider_request_id=result.request_id,
-        )
+
+    def write(retried: bool) -> Job | None:
+        # The job's state and its attempt's outcome commit together, so a crash cannot leave one without the other.
+        with connection() as conn, conn.transaction():
+            if retried and (saved := jobs_repo.completed_by(conn, job_id=job.id, attempt=job.attempts)):
+                return saved  # the try the database dropped had committed
+            done = jobs_repo.complete_job(conn, job_id=job.id, attempt=job.attempts, result=outcome)
+            if done is None:
+                # Cancelled during the call: the tokens were spent, so they are billed once; the output is dropped.
+                jobs_repo.record_spend_on_cancelled(conn, job_id=job.id, attempt=job.attempts, result=outcome)
+            jobs_repo.end_attempt(
+                conn,
+                job_id=job.id,
+                n=job.attempts,
+                outcome="succeeded" if done else "discarded",
+                error=None,
+                provider_request_id=result.request_id,
+            )
+        return done
+
+    done = persist(write)
     if done:
         if not job.route_index:  # a fallback's answer is not what the request's own model would say
             result_cache.put_result(job.input_hash, CachedResult.of(done), ttl_seconds=cache_ttl_seconds)
@@ -229,6 +233,13 @@ def _give_back_throttled(job: Job, exc: ProviderError, error: JsonObject, delive
     return True
 
 
+def _unsent(job_id: str) -> None:
+    """The queue refused the queued job's message: the sweeper sends it (within a minute) instead."""
+    with connection() as conn:
+        jobs_repo.mark_unsent(conn, job_id=job_id)
+    logger.warning("the queue refused the job's message; the sweeper sends it", job_id=job_id)
+
+
 def _handle_failure(
     job: Job, exc: ProviderError, delivery: Delivery, queue: JobQueue, *, paused_route_for: float = 0.0
 ) -> None:
@@ -244,22 +255,29 @@ def _handle_failure(
         error = {**error, "message": reason}
         # Sent before the job is failed: if this process dies here, the redelivery ends the job the same way.
         queue.dead_letter(body=delivery.body, job_id=job.id, reason=reason, attempts=attempt)
-    with connection() as conn, conn.transaction():
-        jobs_repo.end_attempt(conn, job_id=job.id, n=attempt, outcome="error", error=error, provider_request_id=None)
-        if fall_back:
-            jobs_repo.next_route(
-                conn, job_id=job.id, attempt=attempt, extra_attempts=get_settings().max_attempts, error=error
+
+    def write(_retried: bool) -> None:  # each statement is guarded, so a second try after a commit changes nothing
+        with connection() as conn, conn.transaction():
+            jobs_repo.end_attempt(
+                conn, job_id=job.id, n=attempt, outcome="error", error=error, provider_request_id=None
             )
-        elif retry:
-            jobs_repo.requeue_job(conn, job_id=job.id, attempt=attempt, error=error)
-        else:
-            jobs_repo.fail_job(conn, job_id=job.id, error=error)
+            if fall_back:
+                jobs_repo.next_route(
+                    conn, job_id=job.id, attempt=attempt, extra_attempts=get_settings().max_attempts, error=error
+                )
+            elif retry:
+                jobs_repo.requeue_job(conn, job_id=job.id, attempt=attempt, error=error)
+            else:
+                jobs_repo.fail_job(conn, job_id=job.id, error=error)
+
+    persist(write)
     if fall_back:
         # A fresh message, so SQS's receive count (the poison safety net) starts again for the next route.
         try:
             queue.send_job(job_id=job.id, priority=job.priority)
         except DependencyUnavailable as send_failed:
-            raise RetryLater("the next fallback could not be queued; this message will be retried") from send_failed
+            _unsent(job.id)
+            raise RetryLater("the next fallback could not be queued; the sweeper sends it") from send_failed
         logger.info("job moves to its next fallback", job_id=job.id, code=exc.code)
         return
     if retry:
@@ -269,7 +287,11 @@ def _handle_failure(
             # for the pause, so that the next probe is another job's and one job does not spend all its
             # attempts probing an outage (its backoff would end just as the pause does, first in line).
             delay = max(delay, math.ceil(paused_route_for) + 1)
-        queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=delay)
+        try:
+            queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=delay)
+        except DependencyUnavailable as delay_failed:
+            _unsent(job.id)  # the copy comes back only after the visibility timeout: the sweeper sends one sooner
+            raise RetryLater("the retry's delay was refused; the sweeper sends the job") from delay_failed
         count("JobRetries")
         logger.info("job will retry", job_id=job.id, attempt=attempt, delay_seconds=delay, code=exc.code)
         raise RetryLater(str(exc)) from exc
@@ -355,31 +377,54 @@ def process_delivery(delivery: Delivery, queue: JobQueue | None = None) -> str:
     """Claim, call, and complete or fail one job; returns what happened (`completed`, `parked`, `skipped`, …)."""
     message = parse_job_message(delivery.body)
     queue = queue or get_queue()
+    claim = Claim(given=message.handback)
+    try:
+        return _deliver(message.job_id, delivery, queue, claim)
+    except DependencyUnavailable as exc:  # a store, not the job, failed: the job comes back within seconds
+        return give_back(
+            job_id=message.job_id,
+            source_arn=delivery.source_arn,
+            receipt_handle=delivery.receipt_handle,
+            queue=queue,
+            claim=claim,
+            cause=exc,
+        )
+
+
+def _deliver(job_id: str, delivery: Delivery, queue: JobQueue, claim: Claim) -> str:
     while True:  # again after a 429 sat out here (at most `max_throttles` times: the job counts them)
         with connection() as conn:
-            route = jobs_repo.route_of(conn, job_id=message.job_id)
+            route = jobs_repo.route_of(conn, job_id=job_id)
         if route is None:
-            logger.info("job not claimable; message acknowledged", job_id=message.job_id, status="missing")
+            logger.info("job not claimable; message acknowledged", job_id=job_id, status="missing")
             return "skipped"
         try:
-            slot = _hold_slot(route, message.job_id, delivery, queue)
+            slot = _hold_slot(route, job_id, delivery, queue)
         except Parked:
             return "parked"
         try:
-            return _process(message.job_id, route, delivery, queue, slot)
+            return _process(job_id, route, delivery, queue, slot, claim)
         except ThrottledHere:
+            claim.renew()  # the 429 ended that claim (the job is queued again)
             continue
         finally:
             if slot is not None:
                 slot.settle("none")  # the call never happened (not claimable, a crash before it)
 
 
-def _process(job_id: str, route: JobRoute, delivery: Delivery, queue: JobQueue, slot: Slot | None) -> str:
+def _process(job_id: str, route: JobRoute, delivery: Delivery, queue: JobQueue, slot: Slot | None, claim: Claim) -> str:
     """Claim, call, and complete or fail one job."""
     with connection() as conn:
         # Claim and attempt row commit together: a job in `processing` always has its open attempt.
         with conn.transaction():
-            job = jobs_repo.claim_job(conn, job_id=job_id, lease_seconds=lease_seconds(route.max_tokens))
+            claim.sent = True
+            job = jobs_repo.claim_job(
+                conn,
+                job_id=job_id,
+                lease_seconds=lease_seconds(route.max_tokens),
+                token=claim.token,
+                handback=claim.given,
+            )
             if job is not None:
                 if job.attempts > 1:  # taken over from a worker whose lease ran out: its call may have been billed
                     jobs_repo.interrupt_attempt(conn, job_id=job.id, n=job.attempts - 1)
@@ -398,6 +443,7 @@ def _process(job_id: str, route: JobRoute, delivery: Delivery, queue: JobQueue, 
     try:
         try:
             version = _version(job)
+            claim.called = True
             result = _call_provider(job, version)
         except ProviderError as exc:
             paused = slot.settle(provider_throttle.outcome_of(exc.status, exc.code), exc.extra) if slot else 0.0

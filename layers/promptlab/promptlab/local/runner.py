@@ -182,10 +182,12 @@ class LocalRunner:
         self.stack = build_stack(self.template, sqs=sqs, region=sqs.meta.region_name, parameter_overrides=overrides)
         if not self.gateway_only:
             self._create_buckets(self.stack.buckets, region=sqs.meta.region_name)
-        # One process hosts every function here, so the worker's connection bound must not hold the rest back.
+        # One process hosts every function here, so the worker's connection bound must not hold the rest back,
+        # and the API's wait for a restarting database (the worker's is shorter) applies to all of them.
         process_wide = {
             "PROMPTLAB_DB_POOL_SIZE": os.environ.get("PROMPTLAB_DB_POOL_SIZE", "16"),
             "PROMPTLAB_DB_MAX_CONNECTIONS": os.environ.get("PROMPTLAB_DB_MAX_CONNECTIONS", "0"),
+            "PROMPTLAB_DB_CONNECT_WAIT_SECONDS": os.environ.get("PROMPTLAB_DB_CONNECT_WAIT_SECONDS", "10"),
         }
         chosen = set(os.environ)
         for key, value in self.stack.environment().items():

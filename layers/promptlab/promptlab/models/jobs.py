@@ -128,11 +128,24 @@ class JobPage(WireModel):
     next_cursor: str | None
 
 
+class Handback(WireModel):
+    """What a worker that lost a store under a record tells the next delivery of the same job."""
+
+    holder: Annotated[str, Field(max_length=64)] | None = None  # the claim it made, if it may have made one
+    called: bool = False  # it called the provider under that claim (the attempt may have been billed)
+    waits: Annotated[int, Field(ge=0, le=10_000)] = 0  # how often the job came back for a store (the backoff)
+
+
 class JobMessage(WireModel):
-    """The SQS message body: only a pointer to the durable job row."""
+    """The SQS message body: a pointer to the durable job row (and, after a store fault, its handback)."""
 
     job_id: Annotated[str, Field(min_length=1, max_length=64)]
     v: Literal[1] = 1
+    handback: Handback | None = None
+
+    def to_body(self) -> str:
+        """The message body as JSON (`{"jobId": …, "v": 1}` for a plain message)."""
+        return self.model_dump_json(by_alias=True, exclude_none=True)
 
 
 def parse_job_message(body: str) -> JobMessage:
@@ -209,6 +222,7 @@ class Job:
     experiment_row: int | None = None
     experiment_scorer: str | None = None
     send_claimed_at: datetime | None = None
+    holder: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
