@@ -76,8 +76,12 @@ def test_every_deploy_event_is_answered_success(runner: LocalRunner, catcher: Ca
 def test_a_database_that_cannot_be_migrated_fails_the_deploy(
     runner: LocalRunner, catcher: Catcher, set_env: SetEnv
 ) -> None:
-    # Given a database URL nothing answers at
-    set_env(DATABASE_URL="postgresql://postgres@127.0.0.1:1/promptlab", PROMPTLAB_DB_CONNECT_TIMEOUT_SECONDS="1")
+    # Given a database URL nothing answers at (tried once here; the deployed function waits 20 s for it)
+    set_env(
+        DATABASE_URL="postgresql://postgres@127.0.0.1:1/promptlab",
+        PROMPTLAB_DB_CONNECT_TIMEOUT_SECONDS="1",
+        PROMPTLAB_DB_CONNECT_WAIT_SECONDS="0",
+    )
     from promptlab.db.connection import close_all
 
     close_all()

@@ -82,7 +82,7 @@ class Settings(BaseSettings):
         description="When a record's store is down: how long its job waits before the next delivery, by times waited.",
     )
     store_write_wait_seconds: float = Field(
-        default=20.0,
+        default=45.0,
         ge=0,
         le=240,
         description="How long the worker keeps trying to save a provider's answer while the database is down.",
@@ -109,10 +109,11 @@ class Settings(BaseSettings):
     )
     db_connect_timeout_seconds: int = Field(default=5, ge=1, le=60)
     db_connect_wait_seconds: float = Field(
-        default=10.0,
+        default=0.0,
         ge=0,
         le=60,
-        description="How long a new connection waits for a database that is starting, resuming or failing over.",
+        description="How long a new connection waits for a database that is restarting, resuming or failing over"
+        " (0: one try, as the CLI does; the template's functions and the local runner wait).",
     )
     db_statement_timeout_ms: int = Field(default=10_000, ge=100)
     db_prepared_statements: bool = Field(

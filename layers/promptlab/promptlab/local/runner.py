@@ -187,7 +187,7 @@ class LocalRunner:
         process_wide = {
             "PROMPTLAB_DB_POOL_SIZE": os.environ.get("PROMPTLAB_DB_POOL_SIZE", "16"),
             "PROMPTLAB_DB_MAX_CONNECTIONS": os.environ.get("PROMPTLAB_DB_MAX_CONNECTIONS", "0"),
-            "PROMPTLAB_DB_CONNECT_WAIT_SECONDS": os.environ.get("PROMPTLAB_DB_CONNECT_WAIT_SECONDS", "10"),
+            "PROMPTLAB_DB_CONNECT_WAIT_SECONDS": os.environ.get("PROMPTLAB_DB_CONNECT_WAIT_SECONDS", "20"),
         }
         chosen = set(os.environ)
         for key, value in self.stack.environment().items():
