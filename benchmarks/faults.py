@@ -4,7 +4,9 @@ Each scenario runs `promptlab local` on a Postgres and a Redis of its own (the m
 provider answering in 0.3 s, and submits jobs over HTTP at 25 a second while the stores fail:
 - crash_then_cache_loss: Postgres stopped at once (as a failover does) 3 s in, back 5 s later; then Redis
   killed 12 s in and replaced by an empty node 3 s later;
-- database_outage: Postgres down for 30 s, 5 s into a 40 s load.
+- database_outage: Postgres down for 30 s, 5 s into a 40 s load;
+- database_outage_short_wait: the same with connections waiting 2 s (the worker's wait in AWS; here the
+  API's too, as the local runner hosts both), so the worker gives its records back to the queue.
 Targets: every accepted job ends within 60 s of the last store coming back, none lost, none paid for
 twice, no answer a 500.
 """
@@ -24,8 +26,10 @@ RATE = 25  # jobs a second
 WAIT_LIMIT = 300  # seconds after the last store is back before a run stops following its jobs
 
 
-def _run(seconds: float, timeline: Callable[[StoreStack], list[Event]]) -> dict[str, Any]:
-    with store_stack(Path(tempfile.mkdtemp(prefix="promptlab-faults-"))) as stack:
+def _run(
+    seconds: float, timeline: Callable[[StoreStack], list[Event]], env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    with store_stack(Path(tempfile.mkdtemp(prefix="promptlab-faults-")), extra_env=env) as stack:
         result = run(stack, rate=RATE, seconds=seconds, timeline=timeline(stack), wait_limit=WAIT_LIMIT)
         figures = result.figures()
         figures["given_back"] = stack.logged("a store failed under the job; it comes back")
@@ -46,9 +50,14 @@ def database_outage() -> dict[str, Any]:
     return _run(40, lambda s: database_crash(s, at=5, down_for=30))
 
 
+def database_outage_short_wait() -> dict[str, Any]:
+    return _run(40, lambda s: database_crash(s, at=5, down_for=30), {"PROMPTLAB_DB_CONNECT_WAIT_SECONDS": "2"})
+
+
 SCENARIOS: dict[str, Callable[[], dict[str, Any]]] = {
     "crash_then_cache_loss": crash_then_cache_loss,
     "database_outage": database_outage,
+    "database_outage_short_wait": database_outage_short_wait,
 }
 
 
