@@ -19,7 +19,7 @@ from promptlab.jobs import worker
 from promptlab.jobs.sweeper import sweep
 from promptlab.local.runner import LocalRunner
 from promptlab.models.jobs import Handback, JobMessage
-from tests.support import SetEnv, drain_queues, generate, get_job, make_poller, queued_messages, rows
+from tests.support import SetEnv, drain_queues, generate, get_job, make_poller, purge_queues, queued_messages, rows
 
 DEAD_DATABASE = "postgresql://postgres@127.0.0.1:9/gone"
 
@@ -116,7 +116,6 @@ def test_a_stale_handback_never_takes_a_job_another_worker_holds(
 ) -> None:
     # Given a job held by a worker's claim, and an old handback naming another claim
     made = generate(clean_queues, template)
-    drain_queues(clean_queues, rounds=0)
     with connection() as conn:
         assert jobs_repo.claim_job(conn, job_id=made["id"], lease_seconds=90, token="current") is not None
         stale = jobs_repo.claim_job(
@@ -263,3 +262,25 @@ def test_an_intake_record_whose_database_is_down_comes_back_in_seconds(
     database_down(False)
     assert drain_queues(clean_queues, function="IntakeFunction") == 1
     assert len(rows("SELECT id FROM jobs WHERE source_message_id = %s", sent["MessageId"])) == 1
+
+
+def test_a_worker_that_died_while_the_database_was_down_is_recovered_once_it_is_back(
+    clean_queues: LocalRunner, template: dict[str, Any], database_down: Any
+) -> None:
+    # Given a job whose worker died mid-call (its lease ran out), and the database down when the sweeper runs
+    made = generate(clean_queues, template)
+    purge_queues(clean_queues)  # the delivery was lost with the worker
+    with connection() as conn:
+        claimed = jobs_repo.claim_job(conn, job_id=made["id"], lease_seconds=90, token="died")
+        assert claimed is not None
+        jobs_repo.start_attempt(conn, job_id=made["id"], n=claimed.attempts)
+        conn.execute("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = %s", (made["id"],))
+    database_down()
+    with pytest.raises(DependencyUnavailable):
+        sweep()
+    # When the database is back, the next sweep recovers the lease, and the job runs again
+    database_down(False)
+    assert sweep().recovered >= 1
+    done = run_until_ended(clean_queues, made["id"])
+    assert done["status"] == "completed" and done["attempts"] == 2
+    assert attempts_of(made["id"]) == [(1, "interrupted"), (2, "succeeded")]
