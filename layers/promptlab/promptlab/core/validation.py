@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -44,9 +45,12 @@ MAX_JSON_DEPTH = 64
 
 
 def unsafe_json(value: Any, path: str = "", depth: int = 0) -> tuple[str, str] | None:
-    """(field, problem) for text Postgres cannot store (NUL, lone surrogates) or nesting past 64 levels."""
+    """(field, problem) for what Postgres cannot store (NUL, lone surrogates, NaN and Infinity, which JSON
+    has no number for) or nesting past 64 levels."""
     if depth > MAX_JSON_DEPTH:
         return path or "body", f"is nested more than {MAX_JSON_DEPTH} levels deep"
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "body", "is NaN or Infinity, which JSON has no number for"
     if isinstance(value, str):
         if "\x00" in value:
             return path or "body", "contains a NUL character (\\u0000), which text cannot hold"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import json
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from promptlab.core.clock import utc_now
 from promptlab.core.errors import FieldProblem, NotFound, ValidationFailed
 from promptlab.core.pagination import decode_cursor, decode_row_cursor, encode_cursor, encode_row_cursor
 from promptlab.core.settings import get_settings
-from promptlab.core.validation import validation_fields
+from promptlab.core.validation import unsafe_json, validation_fields
 from promptlab.db import datasets_repo
 from promptlab.db.connection import Row, connection
 from promptlab.db.datasets_repo import Dataset
@@ -54,69 +55,131 @@ def create_upload(*, tenant_id: str, request: DatasetUploadRequest) -> DatasetUp
     )  # fmt: skip
 
 
-def _uploaded_text(tenant_id: str, upload_id: str) -> str:
-    data = dataset_uploads.read(
-        key=dataset_uploads.key_of(tenant_id, upload_id), max_bytes=get_settings().dataset_upload_max_bytes
-    )
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValidationFailed.single("upload", "the uploaded file is not UTF-8 text") from None
+MAX_LINE_CHARS = 1_000_000  # one row of a file; a longer line is refused before it is parsed
 
 
-def _raw_rows(content: DatasetContent, tenant_id: str) -> tuple[list[Any], str]:
-    """The rows before checking, and the field prefix their problems are named with."""
-    if content.rows is not None:
-        return list(content.rows), "rows"
-    text = _uploaded_text(tenant_id, content.upload) if content.upload else content.content or ""
-    if content.format == "jsonl":
-        rows: list[Any] = []
-        for number, line in enumerate(text.splitlines(), start=1):
+class _Rows:
+    """A file's rows read one at a time (never the whole file in memory); a row that cannot be read is named
+    `<prefix>[<index>]` (`content.lines[3]`, `content.rows[3]`)."""
+
+    def __init__(self, lines: Iterator[str], *, prefix: str) -> None:
+        self.lines, self.prefix = lines, prefix
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._csv() if self.prefix.endswith(".rows") else self._jsonl()
+
+    def _jsonl(self) -> Iterator[Any]:
+        index = 0
+        for number, line in enumerate(self.lines, start=1):
             if not line.strip():
                 continue
+            field = f"{self.prefix}[{index}]"
+            if len(line) > MAX_LINE_CHARS:
+                raise ValidationFailed.single(field, f"line {number} is longer than {MAX_LINE_CHARS:,} characters")
             try:
-                rows.append(json.loads(line))
+                yield json.loads(line, parse_constant=_no_constant)
             except json.JSONDecodeError as exc:
-                raise ValidationFailed.single("content", f"line {number} is not JSON: {exc.msg}") from None
-        return rows, "content.lines"
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames:
-        raise ValidationFailed.single("content", "the CSV has no header row")
-    rows = []
-    for record in reader:
-        expected = record.pop("expected", None)
-        extra = record.pop(None, None)
-        if extra:
-            raise ValidationFailed.single("content", f"row {reader.line_num - 1} has more cells than the header")
-        rows.append({"input": {k: v for k, v in record.items() if k}, "expected": expected or None})
-    return rows, "content.rows"
+                raise ValidationFailed.single(field, f"line {number} is not JSON: {exc.msg}") from None
+            except (ValueError, RecursionError):  # NaN or Infinity, an integer of thousands of digits, deep nesting
+                raise ValidationFailed.single(
+                    field, f"line {number} holds a number JSON cannot carry (NaN, Infinity, or thousands of "
+                    "digits) or nests too deep"
+                ) from None  # fmt: skip
+            index += 1
 
-
-def check_rows(content: DatasetContent, tenant_id: str) -> tuple[list[Row], list[str]]:
-    """Every row checked (each bad one named with its field), and the input fields they have."""
-    raw, prefix = _raw_rows(content, tenant_id)
-    if not raw:
-        raise ValidationFailed.single("rows", "a dataset needs at least one row")
-    if len(raw) > MAX_ROWS:
-        raise ValidationFailed.single("rows", f"{len(raw):,} rows; a dataset holds {MAX_ROWS:,} at most")
-    problems: list[FieldProblem] = []
-    rows: list[Row] = []
-    fields: set[str] = set()
-    for index, item in enumerate(raw):
+    def _csv(self) -> Iterator[Any]:
+        reader = csv.DictReader(self.lines)
+        index = 0
         try:
-            row = DatasetRow.model_validate(item)
-        except ValidationError as exc:
-            for problem in validation_fields([dict(e) for e in exc.errors()]):
-                problems.append(FieldProblem(field=f"{prefix}[{index}].{problem['field']}", message=problem["message"]))
+            if not reader.fieldnames:
+                raise ValidationFailed.single(self.prefix.removesuffix(".rows"), "the CSV has no header row")
+            for record in reader:
+                expected = record.pop("expected", None)
+                if record.pop(None, None):
+                    raise ValidationFailed.single(
+                        f"{self.prefix}[{index}]", f"row {index + 1} has more cells than the header"
+                    )
+                yield {"input": {k: v for k, v in record.items() if k}, "expected": expected or None}
+                index += 1
+        except csv.Error as exc:  # a cell over the field limit (131,072 characters), a stray quote
+            raise ValidationFailed.single(f"{self.prefix}[{index}]", f"row {index + 1}: {exc}") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _lines(chunks: Iterator[bytes], field: str) -> Iterator[str]:
+    """Text lines (line ends kept, as the csv module wants them) from UTF-8 chunks, decoded as they come."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    pending = ""
+    try:
+        for chunk in chunks:
+            pending += decoder.decode(chunk)
+            *complete, pending = pending.splitlines(keepends=True) or [""]
+            if pending.endswith(("\r", "\n")):  # a line end that splitlines kept on the last piece
+                complete, pending = [*complete, pending], ""
+            yield from complete
+            if len(pending) > MAX_LINE_CHARS:
+                raise ValidationFailed.single(field, f"a line is longer than {MAX_LINE_CHARS:,} characters")
+        pending += decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise ValidationFailed.single(field, "the uploaded file is not UTF-8 text") from None
+    if pending:
+        yield pending
+
+
+def _raw_rows(content: DatasetContent, tenant_id: str) -> tuple[Iterable[Any], str]:
+    """The rows before checking (a file's are read as they are checked), and how a row's field is named."""
+    if content.rows is not None:
+        return content.rows, "rows"
+    if content.upload:
+        key = dataset_uploads.key_of(tenant_id, content.upload)
+        chunks = dataset_uploads.chunks(key=key, max_bytes=get_settings().dataset_upload_max_bytes)
+        lines: Iterator[str] = _lines(chunks, "upload")
+    else:
+        lines = iter((content.content or "").splitlines(keepends=True))
+    prefix = "content.rows" if content.format == "csv" else "content.lines"
+    return _Rows(lines, prefix=prefix), prefix
+
+
+class CheckedRows:
+    """The rows of a request, each checked as it is read: iterating yields the good ones (as they are stored)
+    and ends by raising `ValidationFailed` naming every bad one (at most `MAX_PROBLEMS`), so the caller's
+    transaction stores all of them or none. A file is refused as soon as it has more rows than a dataset
+    holds, without reading on."""
+
+    def __init__(self, content: DatasetContent, tenant_id: str) -> None:
+        self.raw, self.prefix = _raw_rows(content, tenant_id)
+
+    def __iter__(self) -> Iterator[Row]:
+        problems: list[FieldProblem] = []
+        seen = 0
+        for index, item in enumerate(self.raw):
+            seen += 1
+            if seen > MAX_ROWS:
+                raise ValidationFailed.single("rows", f"more than {MAX_ROWS:,} rows; a dataset holds {MAX_ROWS:,}")
+            field = f"{self.prefix}[{index}]"
+            try:
+                row = DatasetRow.model_validate(item).model_dump(exclude_none=True)
+            except ValidationError as exc:
+                problems += [
+                    FieldProblem(field=f"{field}.{problem['field']}", message=problem["message"])
+                    for problem in validation_fields([dict(e) for e in exc.errors()])
+                ]
+            else:
+                unsafe = unsafe_json(row, field)
+                if unsafe is None:
+                    yield row
+                else:
+                    problems.append(FieldProblem(field=unsafe[0], message=unsafe[1]))
             if len(problems) >= MAX_PROBLEMS:
                 break
-            continue
-        fields.update(row.input)
-        rows.append(row.model_dump(exclude_none=True))
-    if problems:
-        summary = "; ".join(f"{p.field}: {p.message}" for p in problems[:3])
-        raise ValidationFailed(f"{len(problems)} row problem(s): {summary}", problems[:MAX_PROBLEMS])
-    return rows, sorted(fields)
+        if problems:
+            summary = "; ".join(f"{p.field}: {p.message}" for p in problems[:3])
+            raise ValidationFailed(f"{len(problems)} row problem(s): {summary}", problems[:MAX_PROBLEMS])
+        if not seen:
+            raise ValidationFailed.single("rows", "a dataset needs at least one row")
 
 
 def dataset_public(dataset: Dataset) -> DatasetPublic:
@@ -129,11 +192,10 @@ def dataset_public(dataset: Dataset) -> DatasetPublic:
 
 def create_dataset(*, tenant_id: str, request: DatasetCreate) -> DatasetPublic:
     """A dataset at version 1 from its rows."""
-    rows, fields = check_rows(request, tenant_id)
     with connection() as conn:
         made = datasets_repo.insert_dataset(
             conn, dataset_id=ids.new_id("ds"), tenant_id=tenant_id, name=request.name,
-            description=request.description, rows=rows, fields=fields,
+            description=request.description, rows=CheckedRows(request, tenant_id),
         )  # fmt: skip
     _forget_upload(tenant_id, request)
     return dataset_public(made)
@@ -146,11 +208,10 @@ def _forget_upload(tenant_id: str, request: DatasetContent) -> None:
 
 def replace_rows(*, tenant_id: str, dataset_id: str, request: DatasetUpdate) -> DatasetPublic:
     """The dataset's next version, with these rows."""
-    rows, fields = check_rows(request, tenant_id)
     with connection() as conn:
         updated = datasets_repo.new_version(
-            conn, tenant_id=tenant_id, dataset_id=dataset_id, description=request.description, rows=rows,
-            fields=fields,
+            conn, tenant_id=tenant_id, dataset_id=dataset_id, description=request.description,
+            rows=CheckedRows(request, tenant_id),
         )  # fmt: skip
     if updated is None:
         raise NotFound(f"no dataset {dataset_id}", details={"datasetId": dataset_id})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,20 +40,36 @@ _SELECT = (
 )
 
 
-def _insert_rows(conn: Connection, *, dataset_id: str, version: int, rows: list[Row], fields: list[str]) -> None:
+ROWS_PER_INSERT = 1_000  # rows are stored as they are read: memory holds one batch, not the file
+
+
+def _insert_rows(conn: Connection, *, dataset_id: str, version: int, rows: Iterable[Row]) -> None:
+    """Store a version's rows as they come (in the caller's transaction), then its size and input fields."""
     conn.execute(
-        "INSERT INTO dataset_versions (dataset_id, version, row_count, fields) VALUES (%s, %s, %s, %s)",
-        (dataset_id, version, len(rows), Jsonb(fields)),
+        "INSERT INTO dataset_versions (dataset_id, version, row_count, fields) VALUES (%s, %s, 0, '[]')",
+        (dataset_id, version),
     )
+    count, fields, batch = 0, set[str](), list[tuple[Any, ...]]()
     with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO dataset_rows (dataset_id, version, n, input, expected, metadata)"
-            " VALUES (%s, %s, %s, %s, %s, %s)",
-            [
-                (dataset_id, version, n, Jsonb(row["input"]), _json(row.get("expected")), _json(row.get("metadata")))
-                for n, row in enumerate(rows, start=1)
-            ],
-        )
+        for row in itertools.chain(rows, [None]):  # None: the end, to store the last batch
+            if row is not None:
+                count += 1
+                fields.update(row["input"])
+                batch.append(
+                    (dataset_id, version, count, Jsonb(row["input"]), _json(row.get("expected")),
+                     _json(row.get("metadata")))
+                )  # fmt: skip
+            if batch and (row is None or len(batch) == ROWS_PER_INSERT):
+                cur.executemany(
+                    "INSERT INTO dataset_rows (dataset_id, version, n, input, expected, metadata)"
+                    " VALUES (%s, %s, %s, %s, %s, %s)",
+                    batch,
+                )
+                batch = []
+    conn.execute(
+        "UPDATE dataset_versions SET row_count = %s, fields = %s WHERE dataset_id = %s AND version = %s",
+        (count, Jsonb(sorted(fields)), dataset_id, version),
+    )
 
 
 def _json(value: Any) -> Jsonb | None:
@@ -59,8 +77,7 @@ def _json(value: Any) -> Jsonb | None:
 
 
 def insert_dataset(
-    conn: Connection, *, dataset_id: str, tenant_id: str, name: str, description: str | None, rows: list[Row],
-    fields: list[str],
+    conn: Connection, *, dataset_id: str, tenant_id: str, name: str, description: str | None, rows: Iterable[Row],
 ) -> Dataset:  # fmt: skip
     """A new dataset at version 1; `Conflict` when the tenant has one of that name."""
     try:
@@ -69,7 +86,7 @@ def insert_dataset(
                 "INSERT INTO datasets (id, tenant_id, name, description) VALUES (%s, %s, %s, %s)",
                 (dataset_id, tenant_id, name, description),
             )
-            _insert_rows(conn, dataset_id=dataset_id, version=1, rows=rows, fields=fields)
+            _insert_rows(conn, dataset_id=dataset_id, version=1, rows=rows)
     except psycopg.errors.UniqueViolation as exc:
         raise Conflict(f"a dataset named {name!r} exists", details={"name": name}) from exc
     found = get_dataset(conn, tenant_id=tenant_id, dataset_id=dataset_id)
@@ -78,7 +95,7 @@ def insert_dataset(
 
 
 def new_version(
-    conn: Connection, *, tenant_id: str, dataset_id: str, description: str | None, rows: list[Row], fields: list[str]
+    conn: Connection, *, tenant_id: str, dataset_id: str, description: str | None, rows: Iterable[Row]
 ) -> Dataset | None:
     """The dataset with its rows replaced as the next version; None when the tenant has no such dataset."""
     with conn.transaction():
@@ -89,7 +106,7 @@ def new_version(
         ).fetchone()
         if row is None:
             return None
-        _insert_rows(conn, dataset_id=dataset_id, version=int(row["current_version"]), rows=rows, fields=fields)
+        _insert_rows(conn, dataset_id=dataset_id, version=int(row["current_version"]), rows=rows)
     return get_dataset(conn, tenant_id=tenant_id, dataset_id=dataset_id)
 
 

@@ -6,6 +6,7 @@ An upload's key names its tenant (`uploads/<tenant>/<upload id>`), so another te
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
@@ -56,8 +57,12 @@ def upload_url(*, key: str, content_type: str, expires_seconds: int) -> str:
     return url
 
 
-def read(*, key: str, max_bytes: int) -> bytes:
-    """The uploaded file; 422 naming `upload` when nothing was put there, 413 when it is over `max_bytes`."""
+CHUNK_BYTES = 1 << 20  # read a file a megabyte at a time
+
+
+def chunks(*, key: str, max_bytes: int) -> Iterator[bytes]:
+    """The uploaded file, a megabyte at a time (never whole in memory); 422 naming `upload` when nothing was
+    put there, 413 when it is over `max_bytes` (checked before a byte is read)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     s3, bucket = _client(), _bucket()
@@ -68,7 +73,13 @@ def read(*, key: str, max_bytes: int) -> bytes:
                 f"the uploaded file is {size:,} bytes; a dataset file is at most {max_bytes:,}",
                 details={"bytes": size, "maxBytes": max_bytes},
             )
-        body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read(max_bytes + 1)
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        read = 0
+        while chunk := body.read(CHUNK_BYTES):
+            read += len(chunk)
+            if read > max_bytes:  # the object grew after it was measured
+                raise PayloadTooLarge(f"the uploaded file is over {max_bytes:,} bytes", details={"maxBytes": max_bytes})
+            yield chunk
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
             raise ValidationFailed.single(
@@ -77,7 +88,6 @@ def read(*, key: str, max_bytes: int) -> bytes:
         raise DependencyUnavailable("the uploads bucket cannot be read now") from exc
     except BotoCoreError as exc:
         raise DependencyUnavailable("the uploads bucket cannot be read now") from exc
-    return body
 
 
 def forget(*, key: str) -> None:

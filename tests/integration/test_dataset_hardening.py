@@ -1,0 +1,92 @@
+"""Datasets under a hostile client with a valid key: odd but valid input is a 422 naming the field, never a
+500; an oversized file is refused before it is parsed; no error path logs a row's values."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from promptlab.core.observability import logger
+from promptlab.local.runner import LocalRunner
+from tests.integration.test_datasets import create, put_file
+from tests.support import SetEnv, call_api
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[io.StringIO]:
+    """Every line the shared logger (and the root logger) writes while the test runs."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logger.registered_formatter)
+    logger._logger.addHandler(handler)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    yield buffer
+    logger._logger.removeHandler(handler)
+    root.removeHandler(handler)
+
+
+def nested(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+CANARY = f"CANARY{uuid.uuid4().hex}"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        # Values Postgres's jsonb refuses, in every way a row can arrive
+        ({"format": "jsonl", "content": '{"input": {"q": "%s", "n": NaN}}\n' % CANARY}, "content.lines[0]"),
+        ({"format": "jsonl", "content": '{"input": {"q": "x"}, "expected": Infinity}\n'}, "content.lines[0]"),
+        ({"format": "jsonl", "content": '{"input": {"q": "x"}, "expected": -Infinity}\n'}, "content.lines[0]"),
+        # A 5,000-digit integer, and nesting deeper than any example needs
+        ({"format": "jsonl", "content": '{"input": {"q": %s}}\n' % ("9" * 5_000)}, "content.lines[0]"),
+        ({"format": "jsonl", "content": '{"input": {"q": %s}}\n' % nested(5_000)}, "content.lines[0]"),
+        # A CSV cell longer than the csv module's field limit (131,072 characters)
+        ({"format": "csv", "content": "q,expected\n" + "x" * 140_000 + ",y\n"}, "content.rows[0]"),
+    ],
+)
+def test_odd_but_valid_rows_are_a_422_naming_the_row(
+    runner: LocalRunner, body: dict[str, Any], field: str, captured_logs: io.StringIO
+) -> None:
+    made = create(runner, **body)
+    assert made.status == 422, made.body
+    assert made.body["error"]["details"]["fields"][0]["field"].startswith(field), made.body
+    assert CANARY not in captured_logs.getvalue()
+
+
+def test_a_non_finite_number_in_json_rows_is_a_422_and_never_logged(
+    runner: LocalRunner, captured_logs: io.StringIO
+) -> None:
+    raw = json.dumps(
+        {"name": f"ds-{uuid.uuid4().hex[:8]}", "rows": [{"input": {"q": CANARY}, "expected": float("nan")}]}
+    )
+    made = call_api(runner, "POST", "/datasets", raw_body=raw)
+    assert made.status == 422, made.body
+    assert made.body["error"]["details"]["fields"][0]["field"] == "rows[0].expected"
+    assert CANARY not in captured_logs.getvalue()
+
+
+def test_deep_nesting_in_the_request_body_is_refused_without_a_500(runner: LocalRunner) -> None:
+    raw = '{"name": "deep", "rows": [{"input": ' + nested(100_000) + "}]}"
+    made = call_api(runner, "POST", "/datasets", raw_body=raw)
+    assert made.status in {400, 413, 422}, made.body
+
+
+def test_a_file_with_more_rows_than_a_dataset_holds_is_refused_as_it_is_read(
+    runner: LocalRunner, set_env: SetEnv
+) -> None:
+    # Given a file of 60,000 rows (a dataset holds 50,000)
+    upload = call_api(runner, "POST", "/datasets/uploads", body={"format": "jsonl"}).body
+    put_file(upload["url"], b'{"input": {}}\n' * 60_000, "application/x-ndjson")
+    # Then it is refused naming the row count, without parsing past the cap
+    made = create(runner, format="jsonl", upload=upload["uploadId"])
+    assert made.status == 422 and made.body["error"]["details"]["fields"][0]["field"] == "rows", made.body
+    assert "50,000" in made.body["error"]["message"]
