@@ -43,12 +43,12 @@ CANARY = f"CANARY{uuid.uuid4().hex}"
     ("body", "field"),
     [
         # Values Postgres's jsonb refuses, in every way a row can arrive
-        ({"format": "jsonl", "content": '{"input": {"q": "%s", "n": NaN}}\n' % CANARY}, "content.lines[0]"),
+        ({"format": "jsonl", "content": '{"input": {"q": "' + CANARY + '", "n": NaN}}\n'}, "content.lines[0]"),
         ({"format": "jsonl", "content": '{"input": {"q": "x"}, "expected": Infinity}\n'}, "content.lines[0]"),
         ({"format": "jsonl", "content": '{"input": {"q": "x"}, "expected": -Infinity}\n'}, "content.lines[0]"),
         # A 5,000-digit integer, and nesting deeper than any example needs
-        ({"format": "jsonl", "content": '{"input": {"q": %s}}\n' % ("9" * 5_000)}, "content.lines[0]"),
-        ({"format": "jsonl", "content": '{"input": {"q": %s}}\n' % nested(5_000)}, "content.lines[0]"),
+        ({"format": "jsonl", "content": '{"input": {"q": ' + "9" * 5_000 + "}}\n"}, "content.lines[0]"),
+        ({"format": "jsonl", "content": '{"input": {"q": ' + nested(5_000) + "}}\n"}, "content.lines[0]"),
         # A CSV cell longer than the csv module's field limit (131,072 characters)
         ({"format": "csv", "content": "q,expected\n" + "x" * 140_000 + ",y\n"}, "content.rows[0]"),
     ],

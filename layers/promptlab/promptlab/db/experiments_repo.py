@@ -238,18 +238,24 @@ def claim_unsent(conn: Connection, *, experiment_id: str, limit: int) -> list[Ro
     older than a minute (its feeder died before sending) is taken again."""
     return conn.execute(
         "UPDATE jobs SET send_claimed_at = now() WHERE id IN (SELECT id FROM jobs WHERE experiment_id = %s"
-        " AND status = 'queued' AND enqueued_at IS NULL AND experiment_scorer IS NULL AND lane = 'standard'"
+        " AND status = 'queued' AND enqueued_at IS NULL AND lane = 'standard'"
         " AND (send_claimed_at IS NULL OR send_claimed_at < now() - interval '1 minute')"
-        " ORDER BY experiment_row, experiment_variant LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, priority",
+        " ORDER BY experiment_scorer IS NULL, experiment_row, experiment_variant LIMIT %s"
+        " FOR UPDATE SKIP LOCKED) RETURNING id, priority",
         (experiment_id, limit),
     ).fetchall()
 
 
+def lock_feeding(conn: Connection, *, experiment_id: str) -> None:
+    """Hold the experiment's feeding lock until the caller's transaction ends."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('experiment-feed:' || %s))", (experiment_id,))
+
+
 def in_flight(conn: Connection, *, experiment_id: str) -> int:
-    """The experiment's own jobs on the queue or running."""
+    """The experiment's jobs (its judges' too) on the queue or running, or claimed to be sent a moment ago."""
     row = conn.execute(
-        "SELECT count(*) AS n FROM jobs WHERE experiment_id = %s AND experiment_scorer IS NULL"
-        " AND enqueued_at IS NOT NULL AND status IN ('queued', 'processing')",
+        "SELECT count(*) AS n FROM jobs WHERE experiment_id = %s AND status IN ('queued', 'processing')"
+        " AND (enqueued_at IS NOT NULL OR send_claimed_at > now() - interval '1 minute')",
         (experiment_id,),
     ).fetchone()
     assert row is not None

@@ -15,8 +15,8 @@ def unsent_jobs(conn: Connection, *, older_than_seconds: int, limit: int) -> lis
     return conn.execute(
         "SELECT id, priority FROM jobs WHERE status = 'queued' AND enqueued_at IS NULL AND lane = 'standard'"
         " AND created_at < now() - make_interval(secs => %s)"
-        # An experiment's jobs wait their turn (its window): the experiment sends them (`feed`), not the sweeper.
-        " AND (experiment_id IS NULL OR experiment_scorer IS NOT NULL) ORDER BY created_at LIMIT %s"
+        # An experiment's jobs and judges wait their turn (its window): the experiment sends them (`feed`).
+        " AND experiment_id IS NULL ORDER BY created_at LIMIT %s"
         " FOR UPDATE SKIP LOCKED",
         (older_than_seconds, limit),
     ).fetchall()

@@ -182,9 +182,12 @@ def create_experiment(*, principal: Principal, request: ExperimentCreate) -> Exp
     with connection() as conn:
         version, rows, sampled = _dataset_rows(conn, tenant_id=principal.tenant_id, request=request)
     total_jobs = len(rows) * len(request.variants)
-    if total_jobs > MAX_JOBS:
+    judge_count = sum(1 for c in configs if c["type"] == "judge")
+    if total_jobs * (1 + judge_count) > MAX_JOBS:  # each judge asks once per variant's output
         raise ValidationFailed.single(
-            "sample", f"{len(request.variants)} variants × {len(rows):,} rows is over {MAX_JOBS:,} jobs: set `sample`"
+            "sample",
+            f"{len(request.variants)} variants × {len(rows):,} rows × (1 + {judge_count} judges) is over"
+            f" {MAX_JOBS:,} jobs: set `sample`",
         )
     plan = _plan(principal=principal, request=request, experiment_id=experiment_id, rows=rows)
     experiment = Experiment(

@@ -126,8 +126,7 @@ def score_jobs(experiment: Experiment, jobs: list[Job]) -> None:
                     scores.append(Score(job.experiment_variant or 0, row["n"], scorer["name"], score=value))
                 except scorers.CannotScore as exc:
                     scores.append(Score(job.experiment_variant or 0, row["n"], scorer["name"], error=str(exc)))
-        judged: list[tuple[str, str]] = []
-        if experiment.status == "running":
+        if experiment.status == "running":  # its judges wait their turn in the window, like its rows (`feed`)
             for job in done:
                 row = rows.get(job.experiment_row or 0)
                 for judge in experiment.judges if row is not None else []:
@@ -135,10 +134,7 @@ def score_jobs(experiment: Experiment, jobs: list[Job]) -> None:
                     score, made = _start_judge(conn, experiment=experiment, judge=judge, job=job, row=row)
                     if made is None:
                         scores.append(score)
-                    elif made.status == "queued" and made.lane == "standard":
-                        judged.append((made.id, made.priority))
         experiments_repo.save_scores(conn, experiment_id=experiment.id, scores=scores)
-    send_then_mark(judged)
 
 
 def _judge_ended(job: Job) -> None:
@@ -159,11 +155,15 @@ def _judge_ended(job: Job) -> None:
 
 
 def feed(experiment_id: str, *, refill_below: int | None = None) -> int:
-    """Bring the experiment's jobs on the queue back to its window (the next rows in order); with
+    """Bring the experiment's jobs on the queue back to its window (judges waiting first, then the next rows
+    in order: judges and variants share one window); with
     `refill_below`, only once fewer than that are left, so the messages go out in SQS batches of ten rather
     than one per job that ended. Returns how many were sent."""
     window = get_settings().experiment_window
-    with connection() as conn:
+    # One feeder of an experiment at a time: the jobs ending in one batch each call this at once, and two
+    # counting before either claims would both fill the window.
+    with connection() as conn, conn.transaction():
+        experiments_repo.lock_feeding(conn, experiment_id=experiment_id)
         flying = experiments_repo.in_flight(conn, experiment_id=experiment_id)
         if refill_below is not None and flying >= refill_below:
             return 0
@@ -209,9 +209,9 @@ def job_ended(job_id: str, ended: Job | None = None) -> None:
         if job.experiment_scorer is not None:
             _judge_ended(job)
         else:
-            if experiment.status == "running":
-                feed(experiment.id, refill_below=max(1, get_settings().experiment_window // 2))
             score_jobs(experiment, [job])
+        if experiment.status == "running":  # after scoring: the judges it made wait in the same window
+            feed(experiment.id, refill_below=max(1, get_settings().experiment_window // 2))
         finish_if_done(experiment.id)
     except Exception:  # noqa: BLE001 - the job itself is done; its scoring is caught up when the experiment is read
         logger.exception("experiment scoring failed; it is retried when the experiment is read", job_id=job_id)

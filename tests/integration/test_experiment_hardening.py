@@ -1,0 +1,70 @@
+"""Experiments under a hostile client with a valid key: judges cannot flood the queue, purges take every
+copy, exports cannot carry spreadsheet formulas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from promptlab.local.runner import LocalRunner
+from tests.integration.test_experiments import JUDGE, make_dataset, make_template, start
+from tests.support import SetEnv, make_poller, rows
+
+
+def queued_for(experiment_id: str) -> int:
+    """The experiment's jobs (its judges' too) sent to the queue and not ended."""
+    return int(
+        rows(
+            "SELECT count(*) AS n FROM jobs WHERE experiment_id = %s AND enqueued_at IS NOT NULL"
+            " AND status IN ('queued', 'processing')",
+            experiment_id,
+        )[0]["n"]
+    )
+
+
+def test_judges_wait_in_the_experiments_window_instead_of_flooding_the_queue(
+    clean_queues: LocalRunner, set_env: SetEnv
+) -> None:
+    runner = clean_queues
+    # Given a window of 8, 12 rows, and 5 judges for every answer
+    set_env(PROMPTLAB_EXPERIMENT_WINDOW="8")
+    template = make_template(runner, "Label: {{ ticket }}")
+    judges = [make_template(runner, JUDGE) for _ in range(5)]
+    dataset = make_dataset(runner, 12)
+    body = {
+        "datasetId": dataset["id"], "variants": [{"template": template["id"]}], "cache": False,
+        "scorers": [{"type": "judge", "template": j["id"], "name": f"judge{n}"} for n, j in enumerate(judges)],
+    }  # fmt: skip
+    started = start(runner, body)
+    assert started.status == 201, started.body
+    eid = started.body["id"]
+    # When the worker takes one message at a time until the experiment ends
+    assert runner.stack is not None
+    poller = make_poller(runner, next(m for m in runner.stack.mappings if m.queue_logical_id == "JobQueueNormal"))
+    most = 0
+    for _ in range(400):
+        most = max(most, queued_for(eid))
+        if not poller.poll_once(wait_seconds=0):
+            found: dict[str, Any] = rows("SELECT status FROM experiments WHERE id = %s", eid)[0]
+            if found["status"] != "running":
+                break
+    # Then at no moment were more of its jobs and judges on the queue than its window
+    assert most <= 8
+    jobs = rows("SELECT count(*) AS n, count(experiment_scorer) AS judged FROM jobs WHERE experiment_id = %s", eid)
+    assert jobs == [{"n": 12 * 6, "judged": 12 * 5}]
+    assert rows("SELECT status FROM experiments WHERE id = %s", eid)[0]["status"] == "completed"
+
+
+def test_judges_count_against_the_experiments_job_cap(runner: LocalRunner) -> None:
+    # Given 2 variants × 1,000 rows (2,000 jobs, under the 20,000 cap) and 10 judges for every answer
+    template = make_template(runner, "Label: {{ ticket }}")
+    judge = make_template(runner, JUDGE)
+    dataset = make_dataset(runner, 1_000)
+    body = {
+        "datasetId": dataset["id"], "variants": [{"template": template["id"]}] * 2,
+        "scorers": [{"type": "judge", "template": judge["id"], "name": f"j{n}"} for n in range(10)],
+    }  # fmt: skip
+    # Then the 22,000 jobs it would make are refused, naming `sample`
+    refused = start(runner, body)
+    assert refused.status == 422, refused.body
+    assert refused.body["error"]["details"]["fields"][0]["field"] == "sample"
+    assert "10 judges" in refused.body["error"]["message"]
