@@ -68,3 +68,32 @@ def test_judges_count_against_the_experiments_job_cap(runner: LocalRunner) -> No
     assert refused.status == 422, refused.body
     assert refused.body["error"]["details"]["fields"][0]["field"] == "sample"
     assert "10 judges" in refused.body["error"]["message"]
+
+
+def test_purging_an_experiments_answer_purges_its_judges_copies(clean_queues: LocalRunner) -> None:
+    import uuid
+
+    from tests.integration.test_privacy import redis_keys_holding, tables_holding
+    from tests.support import call_api, drain_queues
+
+    runner = clean_queues
+    # Given an experiment with a judge over a row whose input is a canary (quoted by the answer and the judge)
+    canary = f"CANARY{uuid.uuid4().hex}"
+    template = make_template(runner, "{{ ticket }}")
+    judge = make_template(runner, JUDGE)
+    dataset = call_api(
+        runner, "POST", "/datasets", body={"name": f"ds-{canary[-8:]}", "rows": [{"input": {"ticket": canary}}]}
+    ).body
+    body = {"datasetId": dataset["id"], "variants": [{"template": template["id"]}], "cache": False,
+            "scorers": [{"type": "judge", "template": judge["id"]}]}  # fmt: skip
+    eid = start(runner, body).body["id"]
+    for _ in range(4):
+        drain_queues(runner)
+    answer = rows("SELECT id FROM jobs WHERE experiment_id = %s AND experiment_scorer IS NULL", eid)[0]["id"]
+    judged = rows("SELECT input FROM jobs WHERE experiment_id = %s AND experiment_scorer IS NOT NULL", eid)
+    assert canary in str(judged)
+    # When the answer's job is deleted
+    assert call_api(runner, "DELETE", f"/jobs/{answer}").status == 204
+    # Then only the dataset (which the experiment ran over, and which is deleted on its own) holds the canary
+    assert tables_holding(canary) == ["dataset_rows"]
+    assert redis_keys_holding(canary) == []

@@ -386,8 +386,31 @@ def purge_job(conn: Connection, *, tenant_id: str, job_id: str) -> list[Row] | N
         " AND status IN ('completed', 'failed', 'cancelled'))) RETURNING id, input_hash",
         (tenant_id, job_id, target["input_hash"]),
     ).fetchall()
+    purged += _purge_judges(conn, tenant_id=tenant_id, job_ids=[row["id"] for row in purged])
     purge_kept_copies(conn, tenant_id=tenant_id, job_ids=[row["id"] for row in purged])
     return purged
+
+
+def _purge_judges(conn: Connection, *, tenant_id: str, job_ids: list[str]) -> list[Row]:
+    """Purge the judges' jobs of these experiment answers (a judge's prompt quotes the answer and its dataset
+    row; one not ended yet is cancelled), and the reasons a score could not be given; returns the judges."""
+    judged = (
+        "SELECT experiment_id, experiment_variant, experiment_row FROM jobs WHERE id = ANY(%s) AND tenant_id = %s"
+        " AND experiment_id IS NOT NULL AND experiment_scorer IS NULL"
+    )
+    judges = conn.execute(
+        f"UPDATE jobs SET {PURGE_COLUMNS}, status = CASE WHEN status IN ('queued', 'processing') THEN 'cancelled'"
+        " ELSE status END, completed_at = coalesce(completed_at, now()) WHERE tenant_id = %s"
+        " AND experiment_scorer IS NOT NULL AND (experiment_id, experiment_variant, experiment_row) IN ("
+        f"{judged}) RETURNING id, input_hash",
+        (tenant_id, job_ids, tenant_id),
+    ).fetchall()
+    conn.execute(
+        "UPDATE experiment_scores SET error = 'purged' WHERE error IS NOT NULL AND (experiment_id, variant, row_n)"
+        f" IN ({judged})",
+        (job_ids, tenant_id),
+    )
+    return judges
 
 
 def purge_kept_copies(conn: Connection, *, tenant_id: str, job_ids: list[str]) -> None:
