@@ -97,3 +97,27 @@ def test_purging_an_experiments_answer_purges_its_judges_copies(clean_queues: Lo
     # Then only the dataset (which the experiment ran over, and which is deleted on its own) holds the canary
     assert tables_holding(canary) == ["dataset_rows"]
     assert redis_keys_holding(canary) == []
+
+
+def test_a_csv_export_never_hands_a_spreadsheet_a_formula(clean_queues: LocalRunner) -> None:
+    import csv
+    import io
+
+    from tests.support import call_api, drain_queues
+
+    runner = clean_queues
+    # Given rows whose expected answers and model outputs start like spreadsheet formulas
+    hostile = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"]
+    template = make_template(runner, "{{ ticket }}")  # the fake model's answer starts with its prompt…
+    dataset = call_api(
+        runner, "POST", "/datasets",
+        body={"name": f"ds-{id(hostile)}", "rows": [{"input": {"ticket": h}, "expected": h} for h in hostile]},
+    ).body  # fmt: skip
+    eid = start(runner, {"datasetId": dataset["id"], "variants": [{"template": template["id"]}]}).body["id"]
+    drain_queues(runner)
+    # When the results are downloaded as CSV
+    text = call_api(runner, "GET", f"/experiments/{eid}/results", query={"format": "csv"}).body
+    cells = [cell for line in list(csv.reader(io.StringIO(text, newline="")))[1:] for cell in line]
+    # Then no cell starts as a formula would; the hostile ones are shown with a leading quote
+    assert not [c for c in cells if c[:1] in {"=", "+", "-", "@", "\t", "\r"}]
+    assert {"'" + h for h in hostile} <= set(cells)

@@ -93,6 +93,17 @@ def _csv_header(experiment: Experiment, names: list[str]) -> list[str]:
     return header
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as the start of a formula
+
+
+def spreadsheet_safe(cell: Any) -> Any:
+    """A text cell a spreadsheet shows as text, never runs: one starting like a formula gets a `'` in front
+    (OWASP's rule for CSV injection). Numbers stay numbers."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
+
 def _csv_line(experiment: Experiment, row: ResultRow, names: list[str]) -> list[Any]:
     expected = row.expected if isinstance(row.expected, str) or row.expected is None else json.dumps(row.expected)
     line: list[Any] = [row.n, json.dumps(row.input, ensure_ascii=False), expected]
@@ -107,7 +118,7 @@ def _csv_line(experiment: Experiment, row: ResultRow, names: list[str]) -> list[
             "" if not job or job["provider_latency_ms"] is None else job["provider_latency_ms"],
             *("" if scores[n] is None else scores[n] for n in names),
         ]
-    return line
+    return [spreadsheet_safe(cell) for cell in line]
 
 
 def _pages(experiment: Experiment, *, after_row: int, rows: int) -> Iterator[ResultRow]:
@@ -130,7 +141,7 @@ def export(*, tenant_id: str, experiment_id: str, fmt: str, cursor: str | None, 
     experiment = _experiment(tenant_id, experiment_id)
     names = [s["name"] for s in experiment.scorers]
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180: a cell holding a CR or LF is quoted
     if fmt == "csv" and after_row == 0:
         writer.writerow(_csv_header(experiment, names))
     written, last = 0, 0
