@@ -298,6 +298,38 @@ def test_guessing_keys_is_limited_per_address_before_any_lookup(runner: LocalRun
     assert call_api(runner, "GET", "/templates", api_key="pl_guess_other").status == 401
 
 
+def test_a_real_key_still_gets_in_from_an_address_that_guessed_too_often(
+    runner: LocalRunner, set_env: SetEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from promptlab.core.settings import get_settings
+    from promptlab.db import keys_repo
+    from promptlab.infra.redis_client import get_redis
+
+    # Given an address (a shared NAT) that sent more unknown keys than it may, and Redis's set of live keys
+    # lost (a replaced node)
+    set_env(PROMPTLAB_RATE_LIMIT_AUTH_FAILURES="3")
+    address = f"10.98.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+    for _ in range(4):
+        call_api(runner, "GET", "/templates", api_key=f"pl_guess_{uuid.uuid4().hex}", source_ip=address)
+    get_redis().delete(f"{get_settings().redis_prefix}{{auth}}:live")
+    # When a colleague behind it uses a key this process has not seen, and a key made a moment ago
+    colleague = new_key()
+    assert call_api(runner, "GET", "/templates", api_key=colleague, source_ip=address).status == 200
+    newcomer = new_key()
+    assert call_api(runner, "GET", "/templates", api_key=newcomer, source_ip=address).status == 200
+    # Then both got in; a further guess is still refused, without a database lookup
+    lookups: list[str] = []
+    real_lookup = keys_repo.key_by_hash
+
+    def counted(conn: Any, **kwargs: Any) -> Any:
+        lookups.append(kwargs["key_hash"])
+        return real_lookup(conn, **kwargs)
+
+    monkeypatch.setattr(keys_repo, "key_by_hash", counted)
+    guess = call_api(runner, "GET", "/templates", api_key=f"pl_guess_{uuid.uuid4().hex}", source_ip=address)
+    assert guess.status == 429 and lookups == []
+
+
 def test_unknown_keys_never_push_live_keys_out_of_the_cache(
     runner: LocalRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:

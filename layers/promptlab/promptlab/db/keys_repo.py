@@ -84,6 +84,11 @@ def key_state(conn: Connection, *, key_hash: str) -> str:
     return "live" if row["revoked_at"] is None else "revoked"
 
 
+def live_key_hashes(conn: Connection) -> list[str]:
+    """The digests of every live key."""
+    return [r["key_hash"] for r in conn.execute("SELECT key_hash FROM api_keys WHERE revoked_at IS NULL")]
+
+
 def key_by_hash(conn: Connection, *, key_hash: str) -> ApiKey | None:
     """The live key with this hash, or None."""
     row = conn.execute("SELECT * FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL", (key_hash,)).fetchone()

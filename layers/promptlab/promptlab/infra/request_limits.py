@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -214,6 +215,41 @@ def auth_failures_exceeded(client_ip: str) -> bool:
     except (redis.RedisError, OSError):
         return False
     return count is not None and int(count) >= limit
+
+
+LIVE_KEYS_TTL_SECONDS = 3600  # the set of live keys' digests is read again from Postgres at least this often
+
+
+def _live_keys_key() -> str:
+    return f"{get_settings().redis_prefix}{{auth}}:live"
+
+
+def is_live_key(digest: str, *, load: Callable[[], list[str]]) -> bool:
+    """Whether a key digest belongs to a live key, by the set of live digests in Redis (filled with `load`
+    when missing: an empty node, an hour passed). Lets a real key in from an address that sent too many
+    unknown ones, while a guess still costs the database nothing. Redis down: True (the lookup decides)."""
+    client = get_redis()
+    try:
+        if not client.exists(_live_keys_key()):
+            digests = load()
+            pipe = client.pipeline(transaction=True)
+            pipe.delete(_live_keys_key())
+            pipe.sadd(_live_keys_key(), "-", *digests)  # "-": the set exists even with no key at all
+            pipe.expire(_live_keys_key(), LIVE_KEYS_TTL_SECONDS)
+            pipe.execute()
+            return digest in digests
+        return bool(client.sismember(_live_keys_key(), digest))
+    except (redis.RedisError, OSError):
+        return True
+
+
+def live_key_added(digest: str) -> None:
+    """A key was made: a set of live digests already filled learns it (best effort; the hour refills it)."""
+    try:
+        if get_redis().exists(_live_keys_key()):
+            get_redis().sadd(_live_keys_key(), digest)
+    except (redis.RedisError, OSError):
+        logger.warning("new key not added to the live set: Redis unavailable")
 
 
 def record_auth_failure(client_ip: str) -> None:

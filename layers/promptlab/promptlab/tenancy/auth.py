@@ -78,6 +78,7 @@ def create_key(
             rpm_limit=rpm_limit,
             monthly_budget_usd=monthly_budget_usd,
         )
+    request_limits.live_key_added(hash_key(secret))
     return NewKey(id=stored.id, name=stored.name, tenant_id=stored.tenant_id, key=secret)
 
 
@@ -159,13 +160,23 @@ def _remember(digest: str, now: float, found: Principal | None) -> None:
             _misses[digest] = until
 
 
+def _live_digests() -> list[str]:
+    with connection() as conn:
+        return keys_repo.live_key_hashes(conn)
+
+
 def _lookup(key: str, *, client_ip: str | None = None) -> Principal | None:
     digest = hash_key(key)
     now = time.monotonic()
     known, principal, was_live = _cached(digest, now)
     if known:
         return principal
-    if client_ip is not None and not was_live and request_limits.auth_failures_exceeded(client_ip):
+    if (
+        client_ip is not None
+        and not was_live
+        and request_limits.auth_failures_exceeded(client_ip)
+        and not request_limits.is_live_key(digest, load=_live_digests)
+    ):  # a guess from an address that guessed too often: refused without a database lookup
         raise RateLimited(
             "too many requests with unknown API keys from this address; retry in a minute",
             headers={"Retry-After": str(get_settings().rate_limit_window_seconds)},
