@@ -90,3 +90,45 @@ def test_a_file_with_more_rows_than_a_dataset_holds_is_refused_as_it_is_read(
     made = create(runner, format="jsonl", upload=upload["uploadId"])
     assert made.status == 422 and made.body["error"]["details"]["fields"][0]["field"] == "rows", made.body
     assert "50,000" in made.body["error"]["message"]
+
+
+def test_a_deleted_dataset_leaves_no_rows_versions_or_experiment_copies(clean_queues: LocalRunner) -> None:
+    from tests.integration.test_experiments import make_template, start
+    from tests.integration.test_privacy import tables_holding
+    from tests.support import drain_queues
+
+    runner = clean_queues
+    # Given a dataset at two versions, and an experiment over it (its jobs quote the rows)
+    made = create(runner, rows=[{"input": {"ticket": CANARY}}])
+    call_api(runner, "PUT", f"/datasets/{made.body['id']}", body={"rows": [{"input": {"ticket": CANARY + "2"}}]})
+    template = make_template(runner, "{{ ticket }}")
+    experiment = start(runner, {"datasetId": made.body["id"], "variants": [{"template": template["id"]}]}).body
+    # When it is deleted while the experiment runs, then after it ended
+    running = call_api(runner, "DELETE", f"/datasets/{made.body['id']}")
+    assert running.status == 409 and running.body["error"]["details"]["experimentId"] == experiment["id"]
+    drain_queues(runner)
+    assert call_api(runner, "DELETE", f"/datasets/{made.body['id']}").status == 204
+    # Then nothing holds its rows, and it is gone (for its tenant and any other)
+    assert tables_holding(CANARY) == []
+    assert call_api(runner, "GET", f"/datasets/{made.body['id']}").status == 404
+    assert call_api(runner, "GET", f"/experiments/{experiment['id']}").status == 404
+    assert call_api(runner, "DELETE", f"/datasets/{made.body['id']}").status == 404
+
+
+def test_a_tenants_datasets_are_held_under_their_limits(runner: LocalRunner, set_env: SetEnv) -> None:
+    from promptlab.tenancy import auth
+
+    key = auth.create_key(name=f"limits-{uuid.uuid4().hex[:6]}").key
+    # Given a tenant allowed 3 versions a dataset and 2,000 bytes of datasets
+    set_env(PROMPTLAB_DATASET_MAX_VERSIONS="3", PROMPTLAB_DATASET_TENANT_MAX_BYTES="2000")
+    rows = [{"input": {"q": "x" * 100}}]
+    made = call_api(runner, "POST", "/datasets", api_key=key, body={"name": "small", "rows": rows})
+    assert made.status == 201
+    for _ in range(2):
+        assert call_api(runner, "PUT", f"/datasets/{made.body['id']}", api_key=key, body={"rows": rows}).status == 200
+    # Then a fourth version is refused, and so is a dataset past the tenant's bytes
+    fourth = call_api(runner, "PUT", f"/datasets/{made.body['id']}", api_key=key, body={"rows": rows})
+    assert fourth.status == 422 and "3 versions" in fourth.body["error"]["message"]
+    big = call_api(runner, "POST", "/datasets", api_key=key, body={"name": "big", "rows": rows * 20})
+    assert big.status == 422 and "2,000" in big.body["error"]["message"], big.body
+    assert call_api(runner, "GET", "/datasets", api_key=key).body["items"][0]["version"] == 3

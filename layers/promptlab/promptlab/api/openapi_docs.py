@@ -190,6 +190,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "The rows (JSON, JSONL or CSV, as at creation) become the next version; earlier versions stay readable.",
         {"format": "csv", "content": "ticket,expected\nMy invoice is wrong,billing\nThe app crashes,bug\n"},
     ),
+    ("DELETE", "/datasets/{id}"): Operation(
+        "Delete a dataset",
+        "Deletes every version and row, and the experiments run over it (their jobs keep their cost; the copies"
+        " of rows and answers they hold are purged). While one of its experiments runs: 409, cancel it first.",
+    ),
     ("GET", "/datasets/{id}/rows"): Operation(
         "Read a dataset's rows",
         "A page of one version's rows (default: the current one) in upload order, each with its number `n`.",

@@ -201,6 +201,10 @@ class Settings(BaseSettings):
         default=None, description="S3 bucket for dataset files larger than a request body (presigned PUTs)."
     )
     dataset_upload_max_bytes: int = Field(default=100_000_000, ge=1, description="The largest dataset file taken.")
+    dataset_max_versions: int = Field(default=100, ge=1, description="Versions one dataset keeps at most.")
+    dataset_tenant_max_bytes: int = Field(
+        default=1_000_000_000, ge=1, description="What a tenant's datasets hold at most, every version's rows counted."
+    )
     max_running_experiments: int = Field(
         default=5, ge=1, le=1_000, description="Experiments a tenant may have running at once (429 beyond)."
     )

@@ -14,13 +14,14 @@ from pydantic import ValidationError
 from promptlab.core import ids
 from promptlab.core.clock import utc_now
 from promptlab.core.errors import FieldProblem, NotFound, ValidationFailed
+from promptlab.core.observability import logger
 from promptlab.core.pagination import decode_cursor, decode_row_cursor, encode_cursor, encode_row_cursor
 from promptlab.core.settings import get_settings
 from promptlab.core.validation import unsafe_json, validation_fields
 from promptlab.db import datasets_repo
 from promptlab.db.connection import Row, connection
 from promptlab.db.datasets_repo import Dataset
-from promptlab.infra import dataset_uploads
+from promptlab.infra import dataset_uploads, result_cache
 from promptlab.models.datasets import (
     MAX_ROWS,
     DatasetContent,
@@ -195,10 +196,28 @@ def create_dataset(*, tenant_id: str, request: DatasetCreate) -> DatasetPublic:
     with connection() as conn:
         made = datasets_repo.insert_dataset(
             conn, dataset_id=ids.new_id("ds"), tenant_id=tenant_id, name=request.name,
-            description=request.description, rows=CheckedRows(request, tenant_id),
+            description=request.description, rows=CheckedRows(request, tenant_id), limits=_limits(),
         )  # fmt: skip
     _forget_upload(tenant_id, request)
     return dataset_public(made)
+
+
+def _limits() -> datasets_repo.Limits:
+    settings = get_settings()
+    return datasets_repo.Limits(
+        max_versions=settings.dataset_max_versions, tenant_max_bytes=settings.dataset_tenant_max_bytes
+    )
+
+
+def delete_dataset(*, tenant_id: str, dataset_id: str) -> None:
+    """Delete a dataset: every version and row, and the experiments over it (their jobs' copies purged)."""
+    with connection() as conn:
+        purged = datasets_repo.delete_dataset(conn, tenant_id=tenant_id, dataset_id=dataset_id)
+    if purged is None:
+        raise NotFound(f"no dataset {dataset_id}", details={"datasetId": dataset_id})
+    for hash_of_input in {row["input_hash"] for row in purged}:
+        result_cache.forget(hash_of_input)
+    logger.info("dataset deleted", dataset_id=dataset_id, jobs_purged=len(purged))
 
 
 def _forget_upload(tenant_id: str, request: DatasetContent) -> None:
@@ -211,7 +230,7 @@ def replace_rows(*, tenant_id: str, dataset_id: str, request: DatasetUpdate) -> 
     with connection() as conn:
         updated = datasets_repo.new_version(
             conn, tenant_id=tenant_id, dataset_id=dataset_id, description=request.description,
-            rows=CheckedRows(request, tenant_id),
+            rows=CheckedRows(request, tenant_id), limits=_limits(),
         )  # fmt: skip
     if updated is None:
         raise NotFound(f"no dataset {dataset_id}", details={"datasetId": dataset_id})

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from promptlab.api.answers import doc, json_response
+from promptlab.api.answers import doc, json_response, no_content
 from promptlab.api.resolver import current_principal
 from promptlab.datasets import service
 from promptlab.models.datasets import (
@@ -65,6 +65,15 @@ def get_dataset(id: DatasetId) -> Response[str]:
 )
 def replace_rows(id: DatasetId, body: DatasetUpdate) -> Response[str]:
     return json_response(200, service.replace_rows(tenant_id=_tenant(), dataset_id=id, request=body))
+
+
+@router.delete(
+    "/datasets/<id>", responses=doc(204, None, "Deleted, with the experiments over it", 404, 409, 422),
+    tags=["datasets"],
+)
+def delete_dataset(id: DatasetId) -> Response[str]:
+    service.delete_dataset(tenant_id=_tenant(), dataset_id=id)
+    return no_content()
 
 
 @router.get("/datasets/<id>/rows", responses=doc(200, DatasetRowPage, "A page of rows", 404, 422), tags=["datasets"])
