@@ -147,6 +147,8 @@ def test_eventbridge_and_sns_receive_finished_jobs(
         "http://[2002:a00:1::]/hook",  # 6to4 of 10.0.0.1
         "http://[::127.0.0.1]/hook",  # IPv4-compatible loopback
         "http://[::a9fe:a9fe]/hook",  # IPv4-compatible metadata service
+        "http://[::ffff:0:a00:1]/hook",  # IPv4-translated (SIIT) 10.0.0.1
+        "http://[::ffff:0:a9fe:a9fe]/latest/meta-data/",  # IPv4-translated metadata service
     ],
 )
 def test_webhooks_to_non_public_addresses_are_refused_in_every_mode(

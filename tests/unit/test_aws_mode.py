@@ -1,4 +1,4 @@
-"""AWS mode never starts open (issue 16): no auth-off, no fake provider."""
+"""AWS mode never starts open: no auth-off, no fake provider, no webhooks into the VPC."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ from tests.support import SetEnv
         ({"PROMPTLAB_AUTH": "off"}, "PROMPTLAB_AUTH=off is refused"),
         ({"PROMPTLAB_FAKE_ENABLED": "true"}, "fake provider is refused"),
         ({"PROMPTLAB_DEFAULT_PROVIDER": "fake"}, "fake provider is refused"),
+        (
+            {"PROMPTLAB_WEBHOOK_BLOCK_PRIVATE": "false", "PROMPTLAB_DEFAULT_PROVIDER": "anthropic"},
+            "PROMPTLAB_WEBHOOK_BLOCK_PRIVATE=false is refused",
+        ),
     ],
 )
 def test_aws_mode_refuses_to_start_open(set_env: SetEnv, env: dict[str, str], says: str) -> None:

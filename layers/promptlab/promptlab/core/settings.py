@@ -225,13 +225,19 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _safe_in_aws(self) -> Settings:
-        """AWS mode never runs open: no request without a key, no made-up answers for anyone."""
+        """AWS mode never runs open: no request without a key, no made-up answers, no webhook into the VPC."""
         if self.mode == "aws":
             if not self.auth:
                 raise ValueError("PROMPTLAB_AUTH=off is refused in AWS mode: every request needs an API key there")
             if self.fake_enabled or self.default_provider == "fake":
                 raise ValueError(
                     "the offline fake provider is refused in AWS mode (PROMPTLAB_FAKE_ENABLED or DefaultProvider=fake)"
+                )
+            if not self.webhook_block_private:
+                raise ValueError(
+                    "PROMPTLAB_WEBHOOK_BLOCK_PRIVATE=false is refused in AWS mode: a webhook could reach the VPC"
+                    " (the instance metadata service, the database); list public hosts in"
+                    " PROMPTLAB_WEBHOOK_ALLOWED_HOSTS instead"
                 )
         return self
 

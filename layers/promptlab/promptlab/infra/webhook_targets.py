@@ -2,7 +2,8 @@
 
 In every mode a callback URL must resolve only to public addresses: no loopback, private, link-local (the
 instance metadata service at 169.254.169.254), CGNAT, multicast or reserved ones — also when written as
-IPv6 that carries an IPv4 address (IPv4-mapped `::ffff:a.b.c.d`, IPv4-compatible `::a.b.c.d`, NAT64
+IPv6 that carries an IPv4 address (IPv4-mapped `::ffff:a.b.c.d`, IPv4-translated `::ffff:0:a.b.c.d`,
+IPv4-compatible `::a.b.c.d`, NAT64
 `64:ff9b::/96`, 6to4 `2002::/16`, Teredo; the local-use NAT64 `64:ff9b:1::/48` is refused whole). Outside
 local mode only https is allowed. `PROMPTLAB_WEBHOOK_ALLOWED_HOSTS` (comma-separated, `*.example.com` for
 subdomains) limits callbacks to those hosts, which are checked for private addresses all the same; locally,
@@ -41,13 +42,14 @@ def _allowed_host(host: str, allowed: list[str]) -> bool:
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT's `::ffff:0:a.b.c.d`
 
 
 def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     """The IPv4 address an IPv6 one carries (mapped, compatible, NAT64, 6to4, Teredo client), if any."""
     if ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
-    if ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+    if ip in _NAT64 or ip in _IPV4_TRANSLATED or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     if ip.sixtofour is not None:
         return ip.sixtofour
