@@ -147,3 +147,28 @@ def test_a_schema_that_breaks_the_validator_after_the_call_still_records_the_cos
     assert done["inputTokens"] > 0 and done["estimatedCostUSD"] is not None
     outcomes = [a["outcome"] for a in rows("SELECT outcome FROM job_attempts WHERE job_id = %s", job["id"])]
     assert "interrupted" not in outcomes and len(outcomes) == 3
+
+
+def test_a_body_that_never_arrives_does_not_hold_the_gateway(runner: LocalRunner, monkeypatch: Any) -> None:
+    import socket
+    import threading
+
+    from promptlab.local.gateway import GatewayHandler, GatewayServer
+
+    # Given the local gateway, with its socket timeout shortened for the test (30 s when serving)
+    monkeypatch.setattr(GatewayHandler, "timeout", 0.5)
+    assert runner.stack is not None
+    server = GatewayServer(("127.0.0.1", 0), runner.stack, runner.invoke)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # When a client promises a body and never sends it
+        client = socket.create_connection(server.server_address[:2], timeout=5)
+        client.sendall(
+            b"POST /templates HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        )
+        # Then the gateway hangs up after its timeout (before the client's own 5 s), freeing the thread
+        assert client.recv(1024) == b""
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()

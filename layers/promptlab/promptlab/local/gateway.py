@@ -106,6 +106,9 @@ class GatewayServer(ThreadingHTTPServer):
 class GatewayHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: GatewayServer
+    # Every read and write on the connection gives up after this long: a request line, headers or a body that
+    # never arrive (or an idle keep-alive connection) free their thread instead of holding it for ever.
+    timeout = 30
 
     def setup(self) -> None:
         super().setup()
