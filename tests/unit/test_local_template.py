@@ -115,3 +115,23 @@ def test_operators_get_alarms_a_vpc_and_secrets_by_name() -> None:
         ]
     }
     assert template["Parameters"]["DatabaseUrl"]["NoEcho"] is True
+
+
+def test_every_bucket_refuses_requests_without_tls() -> None:
+    resources = load_template(ROOT / "template.yaml")["Resources"]
+    buckets = {name for name, r in resources.items() if r["Type"] == "AWS::S3::Bucket"}
+    guarded = set()
+    for policy in (r for r in resources.values() if r["Type"] == "AWS::S3::BucketPolicy"):
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}:
+                guarded.add(policy["Properties"]["Bucket"]["Ref"])
+    assert buckets and guarded == buckets
+
+
+def test_the_api_writes_access_logs_without_keys_or_bodies() -> None:
+    import json
+
+    api = load_template(ROOT / "template.yaml")["Resources"]["PromptLabApi"]["Properties"]
+    line = json.loads(api["AccessLogSetting"]["Format"])
+    assert {"requestId", "status", "latencyMs", "route", "ip"} <= set(line)
+    assert not any(word in json.dumps(line).lower() for word in ("authorization", "apikey", "header", "body"))
