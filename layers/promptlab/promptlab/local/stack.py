@@ -207,7 +207,7 @@ def build_stack(
     arn_to_queue = {attributes[(lid, "Arn")]: lid for lid in urls}
     for resource in resources.values():
         if resource.get("Type") == "AWS::Serverless::Api":
-            size = resolver.resolve(resource.get("Properties") or {}).get("MinimumCompressionSize")
+            size = resolver.resolve((resource.get("Properties") or {}).get("MinimumCompressionSize"))
             stack.minimum_compression_size = None if size is None else int(size)
     for lid, resource in resources.items():
         if resource.get("Type") == "AWS::Serverless::Function":
