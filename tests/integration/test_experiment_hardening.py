@@ -165,3 +165,29 @@ def test_no_experiment_or_dataset_error_path_logs_a_rows_values(clean_queues: Lo
     finally:
         logger._logger.removeHandler(handler)
         logging.getLogger().removeHandler(handler)
+
+
+def test_ignore_case_is_honoured_as_the_api_takes_it(clean_queues: LocalRunner) -> None:
+    from tests.support import call_api, drain_queues
+
+    runner = clean_queues
+    # Given a row expecting "hello" and a template whose answer quotes it in capitals
+    template = make_template(runner, "{{ ticket }}")
+    dataset = call_api(
+        runner, "POST", "/datasets", body={"name": f"case-{id(runner)}-{template['id'][-6:]}",
+                                           "rows": [{"input": {"ticket": "HELLO"}, "expected": "hello"}]},
+    ).body  # fmt: skip
+    scorer_list = [
+        {"type": "contains", "name": "folded"},
+        {"type": "contains", "name": "strict", "ignoreCase": False},
+        {"type": "exact", "name": "exact_folded", "ignoreCase": True},
+    ]
+    eid = start(runner, {"datasetId": dataset["id"], "variants": [{"template": template["id"]}],
+                         "scorers": scorer_list}).body["id"]  # fmt: skip
+    drain_queues(runner)
+    found = call_api(runner, "GET", f"/experiments/{eid}").body
+    # Then `contains` folds case unless told not to, and `exact` folds it when told to
+    scores = found["variants"][0]["scores"]
+    assert scores["folded"] == 1 and scores["strict"] == 0, found
+    output = rows("SELECT output FROM jobs WHERE experiment_id = %s", eid)[0]["output"]
+    assert scores["exact_folded"] == (1 if output.strip().casefold() == "hello" else 0)

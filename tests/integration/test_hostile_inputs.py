@@ -162,7 +162,7 @@ def test_a_body_that_never_arrives_does_not_hold_the_gateway(runner: LocalRunner
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         # When a client promises a body and never sends it
-        client = socket.create_connection(server.server_address[:2], timeout=5)
+        client = socket.create_connection(("127.0.0.1", int(server.server_address[1])), timeout=5)
         client.sendall(
             b"POST /templates HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
         )

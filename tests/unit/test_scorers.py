@@ -88,3 +88,25 @@ def test_a_judge_is_shown_a_bounded_part_of_an_output_cut_on_a_character_boundar
     shown = judge_values(row_input={"q": "x"}, expected=None, output="😀" * 10, max_tokens=3)
     assert shown["output"] == "😀" * 3 and shown["expected"] == "" and shown["input"] == '{"q": "x"}'
     assert judged_output_bytes(64_000) == 80_000
+
+
+def test_every_scorer_type_of_the_wire_contract_is_scored_somewhere() -> None:
+    from typing import get_args
+
+    from promptlab.models.experiments import JudgeScorer, Scorer
+
+    kinds = set(get_args(get_args(Scorer)[0]))  # the union inside Annotated[…, discriminator]
+    assert kinds - {JudgeScorer} == set(scorers.IN_PLACE), "a scorer type has no scoring code"
+
+
+@pytest.mark.parametrize(
+    ("scorer", "score"),
+    [
+        ({"type": "exact", "ignoreCase": True}, "1"),  # as an experiment stores it (the wire's camelCase)
+        ({"type": "exact", "ignoreCase": False}, "0"),
+        ({"type": "contains", "ignoreCase": False}, "0"),
+        ({"type": "contains", "ignoreCase": True}, "1"),
+    ],
+)
+def test_stored_settings_are_read_as_the_wire_wrote_them(scorer: dict[str, Any], score: str) -> None:
+    assert scorers.score(scorer, output="HELLO", expected="hello") == Decimal(score)

@@ -8,12 +8,23 @@ the bounded validator, so no output can make a scorer run for long.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
+
+from pydantic import TypeAdapter
 
 from promptlab.core.errors import ValidationFailed
 from promptlab.core.json_schema import check_schema, re2_pattern
 from promptlab.core.json_types import JsonObject
+from promptlab.models.experiments import (
+    ContainsScorer,
+    ExactScorer,
+    JsonSchemaScorer,
+    LengthScorer,
+    RegexScorer,
+    Scorer,
+)
 from promptlab.providers import json_output
 
 MAX_SCORED_CHARS = 200_000  # an output longer than this is scored on its first part
@@ -48,50 +59,65 @@ def _expected_text(expected: Any) -> str:
     return expected if isinstance(expected, str) else json.dumps(expected, ensure_ascii=False)
 
 
-def _exact(output: str, expected: Any, scorer: JsonObject) -> float:
+def _exact(scorer: ExactScorer, output: str, expected: Any) -> float:
     if expected is not None and not isinstance(expected, str):
         try:
             return 1.0 if json.loads(output) == expected else 0.0
         except ValueError:
             return 0.0
     want, got = _expected_text(expected).strip(), output.strip()
-    if scorer.get("ignore_case"):
+    if scorer.ignore_case:
         want, got = want.casefold(), got.casefold()
     return 1.0 if want == got else 0.0
 
 
-def _contains(output: str, expected: Any, scorer: JsonObject) -> float:
+def _contains(scorer: ContainsScorer, output: str, expected: Any) -> float:
     wanted = expected if isinstance(expected, list) else [_expected_text(expected)]
     if not wanted or not all(isinstance(w, str) for w in wanted):
         raise CannotScore("`expected` must be a string or a list of strings for `contains`")
-    fold = scorer.get("ignore_case", True)
+    fold = scorer.ignore_case
     text = output.casefold() if fold else output
     found = sum(1 for w in wanted if (w.casefold() if fold else w) in text)
     return found / len(wanted)
 
 
-def _length(output: str, scorer: JsonObject) -> float:
-    size = len(output.split()) if scorer.get("unit") == "words" else len(output)
-    low, high = scorer.get("min"), scorer.get("max")
+def _regex(scorer: RegexScorer, output: str, _expected: Any) -> float:
+    return 1.0 if re2_pattern(scorer.pattern).search(output) else 0.0
+
+
+def _json_schema(scorer: JsonSchemaScorer, output: str, _expected: Any) -> float:
+    return 1.0 if json_output.problem(output, {"type": "json_schema", "schema": scorer.json_schema}) is None else 0.0
+
+
+def _length(scorer: LengthScorer, output: str, _expected: Any) -> float:
+    size = len(output.split()) if scorer.unit == "words" else len(output)
+    low, high = scorer.min, scorer.max
     return 1.0 if (low is None or size >= low) and (high is None or size <= high) else 0.0
 
 
-def score(scorer: JsonObject, *, output: str, expected: Any) -> Decimal:
+# Each scorer scored in place, by its type in the wire contract (a judge's score comes from its own job).
+IN_PLACE: dict[type[Any], Callable[[Any, str, Any], float]] = {
+    ExactScorer: _exact,
+    ContainsScorer: _contains,
+    RegexScorer: _regex,
+    JsonSchemaScorer: _json_schema,
+    LengthScorer: _length,
+}
+_STORED: TypeAdapter[Scorer] = TypeAdapter(Scorer)
+
+
+def parse(config: JsonObject) -> Scorer:
+    """A stored scorer (its wire form, as the experiment keeps it) as its typed settings."""
+    return _STORED.validate_python({k: v for k, v in config.items() if k != "templateRef"})
+
+
+def score(config: JsonObject, *, output: str, expected: Any) -> Decimal:
     """The score of one output (not for `judge`, whose score comes from its own job)."""
-    output = output[:MAX_SCORED_CHARS]
-    kind = scorer["type"]
-    if kind == "exact":
-        value = _exact(output, expected, scorer)
-    elif kind == "contains":
-        value = _contains(output, expected, scorer)
-    elif kind == "regex":
-        value = 1.0 if re2_pattern(scorer["pattern"]).search(output) else 0.0
-    elif kind == "json_schema":
-        value = 1.0 if json_output.problem(output, {"type": "json_schema", "schema": scorer["schema"]}) is None else 0.0
-    elif kind == "length":
-        value = _length(output, scorer)
-    else:
-        raise CannotScore(f"{kind!r} is not scored in place")
+    scorer = parse(config)
+    scored_by = IN_PLACE.get(type(scorer))
+    if scored_by is None:
+        raise CannotScore(f"{config['type']!r} is not scored in place")
+    value = scored_by(scorer, output[:MAX_SCORED_CHARS], expected)
     return Decimal(str(round(value, 6)))
 
 

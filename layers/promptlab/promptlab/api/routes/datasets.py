@@ -68,7 +68,8 @@ def replace_rows(id: DatasetId, body: DatasetUpdate) -> Response[str]:
 
 
 @router.delete(
-    "/datasets/<id>", responses=doc(204, None, "Deleted, with the experiments over it", 404, 409, 422),
+    "/datasets/<id>",
+    responses=doc(204, None, "Deleted, with the experiments over it", 404, 409, 422),
     tags=["datasets"],
 )
 def delete_dataset(id: DatasetId) -> Response[str]:
