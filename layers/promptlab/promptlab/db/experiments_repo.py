@@ -11,6 +11,7 @@ from psycopg.types.json import Jsonb
 
 from promptlab.core.json_types import JsonObject
 from promptlab.db.connection import Connection, Row
+from promptlab.models.experiments import ExperimentStatus
 from promptlab.models.jobs import Job
 
 TERMINAL = "('completed', 'failed', 'cancelled')"
@@ -31,7 +32,7 @@ class Experiment:
     priority: str
     row_numbers: list[int] | None
     row_count: int
-    status: str
+    status: ExperimentStatus
     judge_reserved_usd: Decimal
     judge_row_usd: Decimal | None
     budget_month: date | None
@@ -221,7 +222,7 @@ def take_judge_hold(conn: Connection, *, experiment_id: str, amount: Decimal) ->
     return cur.rowcount == 1
 
 
-def end_experiment(conn: Connection, *, experiment_id: str, status: str) -> Decimal | None:
+def end_experiment(conn: Connection, *, experiment_id: str, status: ExperimentStatus) -> Decimal | None:
     """Mark a running experiment ended; returns the judge hold it still had (to release), None when it had
     already ended."""
     row = conn.execute(

@@ -174,7 +174,7 @@ class Job:
     input_hash: str
     expires_at: datetime
     input: JsonObject | None = None
-    status: str = "queued"
+    status: JobStatus = "queued"
     priority: str = "normal"
     attempts: int = 0
     max_attempts: int = 3
@@ -255,7 +255,7 @@ class Job:
 class JobRoute:
     """The job's own provider and model, its fallbacks, and which of them is being tried."""
 
-    status: str
+    status: JobStatus
     provider: str
     model: str
     fallbacks: list[str] | None
