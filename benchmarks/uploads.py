@@ -67,7 +67,7 @@ def main() -> int:
     try:
         cases = {
             "at_cap": (50_000, json.dumps({"input": {"ticket": "x" * 1_940}, "expected": "ok"}).encode() + b"\n"),
-            "too_many_rows": (1_000_000, b"{\"input\": {}}\n"),
+            "too_many_rows": (1_000_000, b'{"input": {}}\n'),
         }
         for name, (rows, line) in cases.items():
             path = folder / f"{name}.jsonl"

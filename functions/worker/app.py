@@ -9,7 +9,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from promptlab.core.observability import inject_lambda_context, publish_metrics
 from promptlab.core.settings import get_settings
 from promptlab.infra.sqs_batch import process_sqs_batch
-from promptlab.jobs.worker import Delivery, Invocation, process_delivery
+from promptlab.jobs.route_slots import Delivery, Invocation
+from promptlab.jobs.worker import process_delivery
 
 
 @publish_metrics

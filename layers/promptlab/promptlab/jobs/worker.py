@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import math
-import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -21,25 +18,13 @@ from promptlab.infra.job_queue import JobQueue, get_queue
 from promptlab.jobs import experiment_runs
 from promptlab.jobs.lifecycle import announce
 from promptlab.jobs.provider_calls import build_call, lease_seconds, spend
+from promptlab.jobs.route_slots import Delivery, Parked, Slot, hold_slot
 from promptlab.jobs.store_faults import Claim, RetryLater, give_back, persist
 from promptlab.models.jobs import CachedResult, Job, JobRoute, job_error, parse_job_message
 from promptlab.models.templates import TemplateVersion
 from promptlab.providers import json_output
 from promptlab.providers.base import ProviderError, ProviderResult
 from promptlab.providers.registry import get_provider
-
-SLOT_POLL_SECONDS = 0.1  # how often a record waiting for a place asks again (slots freed by other workers)
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One SQS record as the worker sees it, and the invocation it came in."""
-
-    body: str
-    message_id: str
-    receipt_handle: str
-    source_arn: str
-    invocation: Invocation
 
 
 def backoff_seconds(attempt: int, retry_after: float | None) -> int:
@@ -147,50 +132,6 @@ def _complete(job: Job, result: ProviderResult, latency_ms: int, cache_ttl_secon
         )
     else:
         logger.warning("job result discarded: the job is no longer held by this attempt", job_id=job.id)
-
-
-class Invocation:
-    """The route slots one invocation's records hold (its calls running), so that a record finding every slot
-    taken, or sitting out a 429, can wait while a call of its own invocation runs (the invocation lasts until
-    that call ends anyway) instead of being parked. One per invocation, not per process: the local runner
-    runs several invocations of a function in one process, where Lambda gives each its own sandbox."""
-
-    def __init__(self) -> None:
-        self._given_back = threading.Condition()
-        self._count = 0
-
-    def reserve(self, provider: str, model: str, *, token: str, lease_seconds: float) -> provider_throttle.Reservation:
-        """Ask the route for a slot, counting it here when held (under the lock, so a record told every slot
-        is taken never sees a slot this invocation already holds as not counted yet)."""
-        with self._given_back:
-            reservation = provider_throttle.reserve(provider, model, token=token, lease_seconds=lease_seconds)
-            if reservation.held:
-                self._count += 1
-            return reservation
-
-    def gave_back(self) -> None:
-        with self._given_back:
-            self._count -= 1
-            self._given_back.notify_all()
-
-    def sit_out(self, seconds: float) -> float:
-        """Wait `seconds` while a slot is held here (its call keeps the invocation alive anyway); stops when
-        none is, and returns the time still to wait then (0: waited it all)."""
-        until = time.monotonic() + seconds
-        with self._given_back:
-            while (left := until - time.monotonic()) > 0:
-                if self._count <= 0:
-                    return left
-                self._given_back.wait(left)
-        return 0.0
-
-    def wait_for_one(self, timeout: float) -> bool:
-        """Wait until a slot held here is given back, or `timeout`; False at once when none is held here."""
-        with self._given_back:
-            if self._count <= 0:
-                return False
-            self._given_back.wait(timeout)
-            return True
 
 
 class ThrottledHere(Exception):
@@ -302,77 +243,6 @@ def _handle_failure(
     logger.warning("job failed", job_id=job.id, code=exc.code, retryable=exc.retryable, attempt=attempt)
 
 
-@dataclass
-class Slot:
-    """A call's place on its route (flow control): held from before the claim until the call ends."""
-
-    provider: str
-    model: str
-    token: str
-    invocation: Invocation
-    settled: bool = False
-
-    def settle(
-        self,
-        outcome: provider_throttle.Outcome,
-        headers: Mapping[str, str] | None = None,
-        latency_seconds: float | None = None,
-    ) -> float:
-        """Give the place back, telling the route how the call went (once); the pause this call's failure
-        started (0: none)."""
-        if self.settled:
-            return 0.0
-        self.settled = True
-        try:
-            return provider_throttle.settle(
-                self.provider,
-                self.model,
-                token=self.token,
-                outcome=outcome,
-                headers=headers,
-                latency_seconds=latency_seconds,
-            )
-        finally:
-            self.invocation.gave_back()
-
-
-class Parked(Exception):
-    """The job waits for its route: its message was sent again, delayed; this copy is acknowledged."""
-
-
-def _hold_slot(route: JobRoute, job_id: str, delivery: Delivery, queue: JobQueue) -> Slot | None:
-    """A place on the job's route, or — when the route is paused, its reported budget is used up, or every
-    place is taken — the job parked for that long: no attempt spent, no receive counted (DESIGN.md §6).
-    Every place taken while a call of this invocation runs: the invocation lasts until that call ends anyway,
-    so the record waits here (up to `flow_slot_wait_seconds`, asking again as calls end and every 100 ms)
-    for a place rather than go to the back of the queue for a second."""
-    settings = get_settings()
-    if not settings.throttle or route.status not in {"queued", "processing"}:
-        return None
-    provider, model = route.current
-    token = f"{job_id}:{delivery.message_id}"
-    lease = lease_seconds(route.max_tokens)
-    reservation = delivery.invocation.reserve(provider, model, token=token, lease_seconds=lease)
-    give_up = time.monotonic() + settings.flow_slot_wait_seconds
-    while (
-        reservation.slots_taken
-        and (left := give_up - time.monotonic()) > 0
-        and delivery.invocation.wait_for_one(min(left, SLOT_POLL_SECONDS))
-    ):
-        reservation = delivery.invocation.reserve(provider, model, token=token, lease_seconds=lease)
-    if reservation.held:
-        return Slot(provider=provider, model=model, token=token, invocation=delivery.invocation)
-    seconds = max(1, math.ceil(reservation.wait_seconds))
-    try:
-        queue.park(source_arn=delivery.source_arn, body=delivery.body, seconds=seconds)
-    except DependencyUnavailable as exc:  # cannot re-send: wait on this copy instead (one receive counted)
-        queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=seconds)
-        raise RetryLater(f"{provider}/{model} is busy for {seconds} s") from exc
-    count("Throttled")
-    logger.info("route busy; job parked", job_id=job_id, provider=provider, model=model, seconds=seconds)
-    raise Parked(f"{provider}/{model}: {seconds} s")
-
-
 def process_delivery(delivery: Delivery, queue: JobQueue | None = None) -> str:
     """Claim, call, and complete or fail one job; returns what happened (`completed`, `parked`, `skipped`, …)."""
     message = parse_job_message(delivery.body)
@@ -399,7 +269,7 @@ def _deliver(job_id: str, delivery: Delivery, queue: JobQueue, claim: Claim) -> 
             logger.info("job not claimable; message acknowledged", job_id=job_id, status="missing")
             return "skipped"
         try:
-            slot = _hold_slot(route, job_id, delivery, queue)
+            slot = hold_slot(route, job_id, delivery, queue)
         except Parked:
             return "parked"
         try:
