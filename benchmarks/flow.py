@@ -1,17 +1,17 @@
 """Flow control under conditions a provider really creates (`./dev bench flow`; figures, not tests).
 
 Each scenario runs `promptlab local` in a subprocess on its own database, against the fake provider:
-- healthy: 350 jobs as issue 15 sent them (300 `POST /generate` over HTTP from 4 client threads, 50 over the
+- healthy: 350 jobs as the fault report sent them (300 `POST /generate` over HTTP from 4 client threads, 50 over the
   intake queue, all at once), 100 ms a call, no faults (the yardstick for the next one);
 - faults: the same 350 jobs with 30 % of calls failing as 429 (retry-after 1 s), 500, 503 or 529, with flow
-  control and without it (`PROMPTLAB_THROTTLE=false`: DESIGN.md's retry delays alone, the ratio's floor);
+  control and without it (`PROMPTLAB_THROTTLE=false`: the retry delays alone, the ratio's floor);
 - healthy_and_faults_batched: the same two runs with the 350 jobs sent in 4 `POST /generate/batch` requests;
 - outage: 100 jobs while every call answers 529 for 30 s, then recovery;
 - cost: 100 jobs waiting, 2 s a call, a provider that reports a budget of 4,000 requests a minute in its
   headers (as an Anthropic tier-4 account does): worker GB-seconds per job, read off the REPORT lines;
 - miss: `POST /generate` then `GET /jobs/{id}?wait=20`, the provider answering at once, one at a time;
 - experiment: 2 variants × 1,000 dataset rows with the `contains` scorer, to completed, then the CSV;
-- retry_floor: not a run but a model: the faulted run's shortest possible end under DESIGN.md's retry delays,
+- retry_floor: not a run but a model: the faulted run's shortest possible end under the retry delays,
   for an ideal worker, as a ratio to a healthy run of a given length (why the ratio depends on the machine).
 Needs the Postgres and Redis of DATABASE_URL / REDIS_URL (the defaults on this machine).
 """
@@ -80,7 +80,7 @@ class Stack:
         return ids
 
     def submit_mixed(self, template_id: str, http: int = 300, intake: int = 50) -> list[str]:
-        """Issue 15's submission: `http` single `POST /generate` requests from 4 client threads and, at the
+        """The fault run's submission: `http` single `POST /generate` requests from 4 client threads and, at the
         same time, `intake` messages on the intake queue (a service with boto3), as one job each."""
         import boto3
 
@@ -220,7 +220,7 @@ def _healthy_and_faults(submit: Callable[[Stack, str], list[str]], env: dict[str
         ("healthy", {}),
         ("faults_30pct", faults),
         # The yardstick for what flow control costs: the same faults with every wait for a route turned off
-        # (DESIGN.md's retry delays alone; a 429 still waits its retry-after)
+        # (the retry delays alone; a 429 still waits its retry-after)
         ("faults_30pct_without_flow_control", {**faults, "PROMPTLAB_THROTTLE": "false"}),
     ):
         with stack({"PROMPTLAB_FAKE_LATENCY_MS": "100", **env, **extra}) as s:
@@ -236,7 +236,7 @@ def _healthy_and_faults(submit: Callable[[Stack, str], list[str]], env: dict[str
 
 
 def healthy_and_faults() -> dict[str, Any]:
-    """Issue 15's run: 300 jobs over HTTP and 50 over the intake queue, healthy, then with 30 % faults."""
+    """The fault run: 300 jobs over HTTP and 50 over the intake queue, healthy, then with 30 % faults."""
     # 300 requests in seconds from one address: a deployment sized for that traffic (the default is 100 a minute)
     return _healthy_and_faults(lambda s, template: s.submit_mixed(template), {"PROMPTLAB_RATE_LIMIT_GENERATE": "10000"})
 
@@ -316,7 +316,7 @@ def miss() -> dict[str, Any]:
 
 
 def experiment(rows: int = 1_000) -> dict[str, Any]:
-    """Issue 20's target: 2 variants × 1,000 rows with the `contains` scorer, from `POST /experiments` to
+    """The experiment target: 2 variants × 1,000 rows with the `contains` scorer, from `POST /experiments` to
     completed, then the joined results as CSV."""
     with stack({}) as s:
         template = s.template()
@@ -352,9 +352,9 @@ def experiment(rows: int = 1_000) -> dict[str, Any]:
 
 
 def retry_floor(trials: int = 200) -> dict[str, Any]:
-    """The ratio an ideal worker would reach under issue 15's faults: no flow control, no queue, first attempts
+    """The ratio an ideal worker would reach under the fault run's faults: no flow control, no queue, first attempts
     spread evenly over the healthy run, 100 ms calls; a 429 costs its retry-after (1 s) and no attempt, any
-    other fault an attempt and DESIGN.md's backoff, plus `pickup` seconds from a message turning visible to
+    other fault an attempt and the retry backoff, plus `pickup` seconds from a message turning visible to
     its call. Median over `trials` simulated runs of 350 jobs, and how many of them end within 2.5×."""
     import random
 

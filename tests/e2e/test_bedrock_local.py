@@ -1,4 +1,4 @@
-"""Issue 19's finish line through `promptlab local` (a subprocess, as a user starts it) and a Bedrock stand-in."""
+"""Bedrock end to end through `promptlab local` (a subprocess, as a user starts it) and a Bedrock stand-in."""
 
 from __future__ import annotations
 

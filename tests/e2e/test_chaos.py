@@ -1,5 +1,5 @@
 """Chaos: 1,000 jobs through `promptlab local` with 30 % retryable faults, timeouts, duplicate deliveries,
-and the worker process killed mid-run (DESIGN.md §10). Bounded: it fails rather than waits forever."""
+and the worker process killed mid-run. Bounded: it fails rather than waits forever."""
 
 from __future__ import annotations
 

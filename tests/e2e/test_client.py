@@ -1,4 +1,4 @@
-"""`promptlab.client` against `promptlab local` started as a user starts it (issue 18)."""
+"""`promptlab.client` against `promptlab local` started as a user starts it."""
 
 from __future__ import annotations
 

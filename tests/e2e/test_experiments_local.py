@@ -1,4 +1,4 @@
-"""Issue 20's finish line through `promptlab local`: a 200-row JSONL dataset, two versions of a template with the
+"""Experiments end to end through `promptlab local`: a 200-row JSONL dataset, two versions of a template with the
 `contains` and `judge` scorers, the comparison, promotion to `production` and the joined results — by the CLI
 (as a user runs it) and by the API."""
 

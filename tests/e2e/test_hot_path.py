@@ -1,4 +1,4 @@
-"""Issue 5's "done when", as a user tries it: over HTTP, against `promptlab local` with two server processes
+"""The hot path as a user tries it: over HTTP, against `promptlab local` with two server processes
 and the default limits, a repeated `POST /generate` is answered from the cache at no cost, and the 101st
 generation of a client in a minute gets a 429 with its headers.
 

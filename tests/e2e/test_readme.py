@@ -1,4 +1,4 @@
-"""The README's walk-through, pasted as a user would: its bash blocks run in order, as one script (issue 18)."""
+"""The README's walk-through, pasted as a user would: its bash blocks run in order, as one script."""
 
 from __future__ import annotations
 

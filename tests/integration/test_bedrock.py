@@ -1,4 +1,4 @@
-"""Amazon Bedrock (issue 19) through boto3 against a stand-in speaking Bedrock's REST-JSON, and moto's S3."""
+"""Amazon Bedrock through boto3 against a stand-in speaking Bedrock's REST-JSON, and moto's S3."""
 
 from __future__ import annotations
 
@@ -187,7 +187,7 @@ def test_a_throttling_storm_slows_the_route_and_dead_letters_nothing(
     clean_queues: LocalRunner, use_bedrock: BedrockServer, set_env: SetEnv
 ) -> None:
     # Given Bedrock throttling the next 8 calls of the model (it sends no rate-limit headers, no retry-after),
-    # and DESIGN.md's backoff between attempts (1, 3, 10 s)
+    # and the retry backoff between attempts (1, 3, 10 s)
     set_env(PROMPTLAB_RETRY_BACKOFF_SECONDS="[1, 3, 10]")
     use_bedrock.errors[HAIKU_45] = ["ThrottlingException"] * 8
     made = call_api(clean_queues, "POST", "/templates", body={"name": unique("storm"), "body": "Say {{ x }}"}).body

@@ -1,4 +1,4 @@
-"""A budget is a ceiling whatever path a job takes (issue 16): spent + reserved <= limit at every moment.
+"""A budget is a ceiling whatever path a job takes: spent + reserved <= limit at every moment.
 
 The property test drives random sequences of submits (plain, JSON mode that never satisfies its schema,
 with fallbacks, batches, economy), worker passes under provider faults, retries, redrives, cancels and

@@ -1,4 +1,4 @@
-"""The result cache, single flight and Idempotency-Key on the real Redis and Postgres (DESIGN.md §5)."""
+"""The result cache, single flight and Idempotency-Key on the real Redis and Postgres."""
 
 import threading
 import time

@@ -1,4 +1,4 @@
-"""The CLI never shows a traceback (issue 18): a failure is one line saying what to do, exit 1 (usage: 2)."""
+"""The CLI never shows a traceback: a failure is one line saying what to do, exit 1 (usage: 2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Datasets (issue 20, first part): versioned rows from JSON, JSONL or CSV, each bad row named with its field."""
+"""Datasets: versioned rows from JSON, JSONL or CSV, each bad row named with its field."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The economy lane (issue 8): jobs through provider batch APIs at batch prices, settled exactly once."""
+"""The economy lane: jobs through provider batch APIs at batch prices, settled exactly once."""
 
 from __future__ import annotations
 

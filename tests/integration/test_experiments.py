@@ -1,4 +1,4 @@
-"""Experiments (issue 20): variants × dataset rows as ordinary jobs, scored, compared, promoted, exported."""
+"""Experiments: variants × dataset rows as ordinary jobs, scored, compared, promoted, exported."""
 
 from __future__ import annotations
 

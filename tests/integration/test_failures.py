@@ -1,4 +1,4 @@
-"""Failure modes of DESIGN.md §6: retries, exhausted attempts, permanent errors, poison messages, the DLQ."""
+"""Failure modes of the worker: retries, exhausted attempts, permanent errors, poison messages, the DLQ."""
 
 import copy
 import json
@@ -228,7 +228,7 @@ def test_a_429_gives_the_attempt_back_and_does_not_escalate_the_backoff(
     from promptlab.providers import fake
     from promptlab.providers.base import error_for_status
 
-    # Given DESIGN.md's backoff, and a provider answering 429, 429, 503, 503, then the answer
+    # Given the retry backoff, and a provider answering 429, 429, 503, 503, then the answer
     set_env(PROMPTLAB_RETRY_BACKOFF_SECONDS="[1, 3, 10]")
     made = generate(clean_queues, template)
     script = [(429, 0.0), (429, 0.0), (503, None), (503, None)]

@@ -1,4 +1,4 @@
-"""No small request makes a big prompt or a long computation (issue 16): caps measured before the work."""
+"""No small request makes a big prompt or a long computation: caps measured before the work."""
 
 from __future__ import annotations
 

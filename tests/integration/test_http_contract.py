@@ -1,4 +1,4 @@
-"""The HTTP contract around every answer (issue 9): request ids, CORS per origin."""
+"""The HTTP contract around every answer: request ids, CORS per origin."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`sam deploy` ends with a migrated database (issue 17): the custom resource answers CloudFormation."""
+"""`sam deploy` ends with a migrated database: the custom resource answers CloudFormation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Logs carry the correlation id from the API request to the worker, and never a secret (issue 6)."""
+"""Logs carry the correlation id from the API request to the worker, and never a secret."""
 
 from __future__ import annotations
 

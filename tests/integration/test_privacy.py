@@ -1,4 +1,4 @@
-"""Nothing left behind, nothing in the logs (issue 16): a canary value is planted and searched for."""
+"""Nothing left behind, nothing in the logs: a canary value is planted and searched for."""
 
 from __future__ import annotations
 

@@ -128,7 +128,7 @@ def test_a_job_completes_on_anthropic_with_exact_cost(
         },
     )
     assert job["status"] == "completed" and job["inputTokens"] == 36 and job["outputTokens"] == 783
-    assert job["estimatedCostUSD"] == "0.003951"  # DESIGN.md's example
+    assert job["estimatedCostUSD"] == "0.003951"  # the API contract's example
     cached = job_through_worker(
         clean_queues,
         {

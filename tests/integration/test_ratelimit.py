@@ -1,4 +1,4 @@
-"""Sliding-window rate limits on the real Redis, through the API handler (DESIGN.md §5)."""
+"""Sliding-window rate limits on the real Redis, through the API handler."""
 
 import threading
 import time

@@ -1,4 +1,4 @@
-"""Richer requests (issue 9): chat messages, stop sequences, topP, and JSON output validated on completion."""
+"""Richer requests: chat messages, stop sequences, topP, and JSON output validated on completion."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SweeperFunction: jobs that never reached SQS, dead workers' leases, overdue jobs (DESIGN.md §6, §10)."""
+"""SweeperFunction: jobs that never reached SQS, dead workers' leases, overdue jobs."""
 
 import threading
 from typing import Any

@@ -1,4 +1,4 @@
-"""Templates teams can trust (issue 7, API part): typed variables, dry-run render, labels, diffs."""
+"""Templates teams can trust: typed variables, dry-run render, labels, diffs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""API keys and tenants (issue 6): auth, isolation on every route, per-key limits, budgets, usage."""
+"""API keys and tenants: auth, isolation on every route, per-key limits, budgets, usage."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Provider-aware throttling (issue 8): workers follow the provider's limits instead of spending attempts on 429s."""
+"""Provider-aware throttling: workers follow the provider's limits instead of spending attempts on 429s."""
 
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ from pydantic import AliasChoices
 
 from promptlab.core.settings import Settings
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
 
 
 def env_names() -> list[str]:
@@ -23,3 +24,21 @@ def env_names() -> list[str]:
 def test_the_readme_configuration_table_names_every_setting() -> None:
     missing = [name for name in env_names() if f"`{name}`" not in README]
     assert missing == []
+
+
+def test_the_repository_cites_nothing_outside_it() -> None:
+    import re
+    import subprocess
+
+    # The design document and the issue tracker live outside the repository: docs and comments explain
+    # decisions in their own words instead of pointing there.
+    outside = re.compile(r"DESIGN" + r"\.md|[Ii]ssue #?[0-9]+")
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    cited = [
+        f"{name}:{number}"
+        for name in files
+        if not name.endswith((".png", ".svg", ".lock", ".ico"))
+        for number, line in enumerate((ROOT / name).read_text(errors="ignore").splitlines(), start=1)
+        if outside.search(line)
+    ]
+    assert cited == [], "say it in the repository's own words: " + ", ".join(cited[:10])

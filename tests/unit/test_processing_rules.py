@@ -32,7 +32,7 @@ def test_provider_timeout_grows_with_max_tokens_and_is_capped() -> None:
 
 
 def test_a_claim_is_leased_for_the_provider_timeout_plus_the_margin() -> None:
-    # DESIGN.md §6: lease = provider timeout + 60 s (the default margin)
+    # lease = provider timeout + 60 s (the default margin)
     assert lease_seconds(100) == 95
     assert lease_seconds(64_000) == 300
 

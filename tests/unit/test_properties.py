@@ -1,4 +1,4 @@
-"""Property-based tests (hypothesis) for rendering and hashing (issue 6)."""
+"""Property-based tests (hypothesis) for rendering and hashing."""
 
 from __future__ import annotations
 

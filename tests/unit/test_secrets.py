@@ -1,4 +1,4 @@
-"""Credentials in AWS come from Secrets Manager, passed by name (DESIGN.md §9)."""
+"""Credentials in AWS come from Secrets Manager, passed by name."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ def provider_timeout(max_tokens: int) -> float:
 
 
 def lease_seconds(max_tokens: int) -> float:
-    """How long a claim holds the job: the provider timeout plus a margin (DESIGN.md §6)."""
+    """How long a claim holds the job: the provider timeout plus a margin."""
     return provider_timeout(max_tokens) + get_settings().lease_margin_seconds
 
 

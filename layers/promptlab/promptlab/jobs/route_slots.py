@@ -116,7 +116,7 @@ class Parked(Exception):
 
 def hold_slot(route: JobRoute, job_id: str, delivery: Delivery, queue: JobQueue) -> Slot | None:
     """A place on the job's route, or — when the route is paused, its reported budget is used up, or every
-    place is taken — the job parked for that long: no attempt spent, no receive counted (DESIGN.md §6).
+    place is taken — the job parked for that long: no attempt spent, no receive counted.
     Every place taken while a call of this invocation runs: the invocation lasts until that call ends anyway,
     so the record waits here (up to `flow_slot_wait_seconds`, asking again as calls end and every 100 ms)
     for a place rather than go to the back of the queue for a second."""

@@ -10,7 +10,7 @@ from typing import Protocol
 
 from promptlab.core.json_types import JsonObject
 
-# DESIGN.md §6: everything else in 4xx is permanent.
+# Everything else in 4xx is permanent.
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
 
 _CODES = {

@@ -1,4 +1,4 @@
--- PromptLab schema, DESIGN.md §2. Plain PostgreSQL 15 (also runs on 16).
+-- PromptLab schema. Plain PostgreSQL 15 (also runs on 16).
 CREATE TABLE tenants (
     id          text PRIMARY KEY,
     name        text NOT NULL,

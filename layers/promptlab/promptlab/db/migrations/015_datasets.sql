@@ -1,4 +1,4 @@
--- Datasets (issue 20): per tenant, versioned like templates — an edit makes a new version; rows are kept
+-- Datasets: per tenant, versioned like templates — an edit makes a new version; rows are kept
 -- per version, so an experiment names the exact rows it ran over.
 CREATE TABLE datasets (
     id               text PRIMARY KEY,

@@ -1,4 +1,4 @@
--- Experiments (issue 20): every variant of an experiment run over every row of one dataset version, as
+-- Experiments: every variant of an experiment run over every row of one dataset version, as
 -- ordinary jobs. A job made by an experiment names it, its variant and row (and, for a judge's call, the
 -- scorer), so usage and budgets see it and the scores find their row.
 CREATE TABLE experiments (
