@@ -63,3 +63,29 @@ def test_emf_metrics_count_what_happened(clean_queues: LocalRunner, set_env: Set
     names = {m["Name"] for d in documents for block in d["_aws"]["CloudWatchMetrics"] for m in block["Metrics"]}
     assert {"JobsAccepted", "JobsCompleted", "CacheHits", "ProviderLatency", "InputTokens", "CostMicroUSD"} <= names
     assert all(block["Namespace"] == "PromptLab" for d in documents for block in d["_aws"]["CloudWatchMetrics"])
+
+
+def test_every_request_logs_one_line_with_its_key_id_never_the_key(runner: LocalRunner) -> None:
+    import io
+    import json
+    import logging
+
+    from promptlab.core.observability import logger
+    from promptlab.tenancy import auth
+    from tests.support import call_api, unique
+
+    made = auth.create_key(name=unique("access"))
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logger.registered_formatter)
+    logger._logger.addHandler(handler)
+    try:
+        answer = call_api(runner, "GET", "/templates", api_key=made.key)
+    finally:
+        logger._logger.removeHandler(handler)
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines() if '"message":"request"' in line]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["request_id"] == answer.header("X-Request-Id") and line["key_id"] == made.id
+    assert line["status"] == 200 and line["route"] == "/templates" and line["latency_ms"] >= 0
+    assert made.key not in buffer.getvalue()

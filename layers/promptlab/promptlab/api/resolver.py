@@ -8,6 +8,7 @@ modules read it through `current_principal()` and `current_request_id()`.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -120,10 +121,22 @@ class PromptLabResolver(APIGatewayRestResolver):
         return OpenAPI.model_validate(document)
 
     def resolve(self, event: LambdaEvent, context: LambdaContext) -> LambdaEvent:  # type: ignore[override]
+        started = time.perf_counter()
         request_id = pipeline.request_id(event)
         _request_state.request_id = request_id
         _request_state.principal = auth.ANONYMOUS
         answer = preflight(event) or self._answer(event, context, request_id)
+        # The access log's other half: API Gateway's line has no key (the key is checked here), this one has
+        # its id — never the key — joined to it by the request id.
+        logger.info(
+            "request",
+            request_id=request_id,
+            method=event.get("httpMethod"),
+            route=event.get("resource"),
+            status=answer.get("statusCode"),
+            key_id=_request_state.principal.key_id,
+            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
         return _add_headers(answer, {"X-Request-Id": request_id or "", **cors_headers(event)})
 
     def _answer(self, event: Event, context: LambdaContext, request_id: str | None) -> LambdaEvent:
