@@ -132,3 +132,9 @@ def test_a_tenants_datasets_are_held_under_their_limits(runner: LocalRunner, set
     big = call_api(runner, "POST", "/datasets", api_key=key, body={"name": "big", "rows": rows * 20})
     assert big.status == 422 and "2,000" in big.body["error"]["message"], big.body
     assert call_api(runner, "GET", "/datasets", api_key=key).body["items"][0]["version"] == 3
+
+
+def test_a_huge_integer_in_the_request_body_is_refused_without_a_500(runner: LocalRunner) -> None:
+    raw = '{"name": "huge", "rows": [{"input": {"q": ' + "9" * 5_000 + "}}]}"
+    made = call_api(runner, "POST", "/datasets", raw_body=raw)
+    assert made.status in {400, 422}, made.body
