@@ -33,6 +33,15 @@ def no_redis_keys_left_behind() -> Iterator[None]:
         pass  # an embedded Redis went away with its stack, and its keys with it
 
 
+@pytest.fixture(scope="session", autouse=True)
+def experiment_hooks() -> None:
+    """What the worker, economy and sweeper handlers register at start, for tests that call their use cases
+    directly (the experiments above jobs hear of jobs ending and sweeps)."""
+    from promptlab.experiments.runs import register_hooks
+
+    register_hooks()
+
+
 @pytest.fixture(scope="session")
 def runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRunner]:
     """The template's functions and queues, handlers invoked in process (no HTTP, no background pollers)."""

@@ -8,9 +8,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from promptlab.core.observability import inject_lambda_context, publish_metrics
 from promptlab.core.settings import get_settings
+from promptlab.experiments.runs import register_hooks
 from promptlab.infra.sqs_batch import process_sqs_batch
 from promptlab.jobs.route_slots import Delivery, Invocation
 from promptlab.jobs.worker import process_delivery
+
+register_hooks()  # ended jobs and sweeps reach the experiments that made them
 
 
 @publish_metrics

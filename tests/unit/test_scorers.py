@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from promptlab.core.errors import ValidationFailed
+from promptlab.experiments import scorers
 from promptlab.experiments.results import bootstrap_interval
-from promptlab.jobs import scorers
 
 
 @pytest.mark.parametrize(
@@ -82,7 +82,7 @@ def test_the_bootstrap_interval_brackets_the_mean_and_is_the_same_every_time() -
 
 
 def test_a_judge_is_shown_a_bounded_part_of_an_output_cut_on_a_character_boundary() -> None:
-    from promptlab.jobs.experiment_runs import judge_values, judged_output_bytes
+    from promptlab.experiments.runs import judge_values, judged_output_bytes
 
     # Given a variant allowed 3 tokens (12 bytes shown) and an answer of 4-byte characters
     shown = judge_values(row_input={"q": "x"}, expected=None, output="😀" * 10, max_tokens=3)

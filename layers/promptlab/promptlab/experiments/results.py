@@ -17,7 +17,7 @@ from promptlab.core.pagination import decode_row_cursor, encode_row_cursor
 from promptlab.db import experiments_repo
 from promptlab.db.connection import Row, connection
 from promptlab.db.experiments_repo import Experiment
-from promptlab.jobs import experiment_runs
+from promptlab.experiments import runs as experiment_runs
 from promptlab.models.experiments import CompareRow, Comparison, ComparisonDelta, ScoreInterval
 
 PAGE_CHARS = 1_000_000  # ≤ 4 MB of UTF-8: within the 6 MB a Lambda answer may be

@@ -17,7 +17,8 @@ from promptlab.core.settings import get_settings
 from promptlab.db import datasets_repo, experiments_repo, jobs_repo
 from promptlab.db.connection import Connection, Row, connection
 from promptlab.db.experiments_repo import Experiment
-from promptlab.jobs import experiment_runs, scorers
+from promptlab.experiments import runs as experiment_runs
+from promptlab.experiments import scorers
 from promptlab.jobs.accept import cache_hit_job, cached_result
 from promptlab.jobs.lifecycle import send_then_mark
 from promptlab.jobs.requests import new_job

@@ -29,7 +29,7 @@ from promptlab.core.settings import get_settings
 from promptlab.db import batches_repo, jobs_repo, templates_repo
 from promptlab.db.connection import Connection, connection
 from promptlab.infra import result_cache
-from promptlab.jobs import experiment_runs
+from promptlab.jobs import job_hooks
 from promptlab.jobs.lifecycle import announce, dispatch, dispatch_many
 from promptlab.jobs.provider_calls import build_call, spend
 from promptlab.models.batches import ProviderBatch
@@ -217,8 +217,7 @@ def settle(batch: ProviderBatch, item: BatchItem) -> int:
             )
             count("JobsFailed")
     announce(job.id, webhook=job.callback_url is not None)
-    if job.experiment_id:
-        experiment_runs.job_ended(job.id)
+    job_hooks.job_ended(job)
     return 1
 
 

@@ -6,19 +6,18 @@ from dataclasses import dataclass
 
 from promptlab.core.errors import DependencyUnavailable
 from promptlab.core.observability import logger
-from promptlab.db import experiments_repo, jobs_repo, sweeper_repo
+from promptlab.db import jobs_repo, sweeper_repo
 from promptlab.db.connection import Connection, connection
 from promptlab.db.sweeper_repo import LapsedLease
 from promptlab.infra import result_cache
 from promptlab.infra.job_queue import JobQueue, get_queue
-from promptlab.jobs import experiment_runs
+from promptlab.jobs import job_hooks
 from promptlab.jobs.lifecycle import announce
 from promptlab.models.jobs import job_error
 
 # A job whose message is not on the queue this long after it was made (the API or a worker died between its
 # commit and the send, or SQS refused the send) is sent by the next sweep: within about a minute in all.
 UNSENT_AFTER_SECONDS = 10
-STALLED_AFTER_SECONDS = 60  # an experiment's jobs wait their turn for a while by design: only then is it stalled
 
 
 @dataclass(frozen=True)
@@ -79,9 +78,7 @@ def sweep(
                 sent += 1
         purged = sweeper_repo.purge_past_retention(conn, limit=limit)
         sweeper_repo.release_ended_reservations(conn, limit=limit)
-        stalled = experiments_repo.stalled_experiments(conn, older_than_seconds=STALLED_AFTER_SECONDS, limit=limit)
-    for experiment_id in stalled:  # their feeder never ran (a worker died after a job ended): send their window
-        sent += experiment_runs.feed(experiment_id)
+    sent += job_hooks.sweep_steps()  # the use cases above jobs that send jobs of their own (experiments)
     recovered = requeued + failed
     for job_id in expired + [lease.id for lease in failed]:
         announce(job_id)

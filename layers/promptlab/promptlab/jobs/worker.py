@@ -15,7 +15,7 @@ from promptlab.db import jobs_repo, templates_repo
 from promptlab.db.connection import connection
 from promptlab.infra import provider_throttle, result_cache
 from promptlab.infra.job_queue import JobQueue, get_queue
-from promptlab.jobs import experiment_runs
+from promptlab.jobs import job_hooks
 from promptlab.jobs.lifecycle import announce
 from promptlab.jobs.provider_calls import build_call, lease_seconds, spend
 from promptlab.jobs.route_slots import Delivery, Parked, Slot, hold_slot
@@ -80,8 +80,7 @@ def _invalid_output(
         logger.info("job answer was not valid JSON for its format; asked again", job_id=job.id, attempt=attempt)
         raise RetryLater(f"invalid_output: {why}")
     announce(job.id, webhook=job.callback_url is not None)
-    if job.experiment_id:
-        experiment_runs.job_ended(job.id)
+    job_hooks.job_ended(job)
     count("JobsFailed")
     logger.warning("job failed: no valid JSON answer", job_id=job.id, attempt=attempt)
 
@@ -114,8 +113,7 @@ def _complete(job: Job, result: ProviderResult, latency_ms: int, cache_ttl_secon
         if not job.route_index:  # a fallback's answer is not what the request's own model would say
             result_cache.put_result(job.input_hash, CachedResult.of(done), ttl_seconds=cache_ttl_seconds)
         announce(job.id, webhook=job.callback_url is not None)
-        if job.experiment_id:
-            experiment_runs.job_ended(job.id, done)
+        job_hooks.job_ended(job, done)
         count("JobsCompleted")
         count("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
         count("InputTokens", usage.input_tokens)
@@ -237,8 +235,7 @@ def _handle_failure(
         logger.info("job will retry", job_id=job.id, attempt=attempt, delay_seconds=delay, code=exc.code)
         raise RetryLater(str(exc)) from exc
     announce(job.id, webhook=job.callback_url is not None)
-    if job.experiment_id:
-        experiment_runs.job_ended(job.id)
+    job_hooks.job_ended(job)
     count("JobsFailed")
     logger.warning("job failed", job_id=job.id, code=exc.code, retryable=exc.retryable, attempt=attempt)
 

@@ -21,7 +21,8 @@ from promptlab.core.settings import get_settings
 from promptlab.db import experiments_repo, jobs_repo
 from promptlab.db.connection import Connection, Row, connection
 from promptlab.db.experiments_repo import Experiment, Score
-from promptlab.jobs import scorers
+from promptlab.experiments import scorers
+from promptlab.jobs import job_hooks
 from promptlab.jobs.lifecycle import send_then_mark
 from promptlab.jobs.requests import new_job
 from promptlab.models.generation import GenerateRequest, ResponseFormat
@@ -245,3 +246,25 @@ def require(conn: Connection, *, tenant_id: str, experiment_id: str, lock: bool 
     if found is None:
         raise NotFound(f"experiment {experiment_id!r} not found", details={"experimentId": experiment_id})
     return found
+
+
+STALLED_AFTER_SECONDS = 60  # an experiment's jobs wait their turn for a while by design: only then is it stalled
+
+
+def _on_job_ended(job: Job, ended: Job | None) -> None:
+    if job.experiment_id is not None:
+        job_ended(job.id, ended)
+
+
+def feed_stalled(limit: int = 500) -> int:
+    """Send the window of each running experiment whose feeder never ran (a worker died after a job ended);
+    the messages sent."""
+    with connection() as conn:
+        stalled = experiments_repo.stalled_experiments(conn, older_than_seconds=STALLED_AFTER_SECONDS, limit=limit)
+    return sum(feed(experiment_id) for experiment_id in stalled)
+
+
+def register_hooks() -> None:
+    """Let the worker, the economy lane and the sweeper reach experiments (jobs cannot import them)."""
+    job_hooks.on_job_ended(_on_job_ended)
+    job_hooks.on_sweep(feed_stalled)
