@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from promptlab.core.errors import DependencyUnavailable
-from promptlab.db import jobs_repo
+from promptlab.db import attempts_repo, jobs_repo
 from promptlab.db.connection import close_all, connection
 from promptlab.infra.job_queue import JobQueue, get_queue
 from promptlab.jobs import worker
@@ -273,7 +273,7 @@ def test_a_worker_that_died_while_the_database_was_down_is_recovered_once_it_is_
     with connection() as conn:
         claimed = jobs_repo.claim_job(conn, job_id=made["id"], lease_seconds=90, token="died")
         assert claimed is not None
-        jobs_repo.start_attempt(conn, job_id=made["id"], n=claimed.attempts)
+        attempts_repo.start_attempt(conn, job_id=made["id"], n=claimed.attempts)
         conn.execute("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = %s", (made["id"],))
     database_down()
     with pytest.raises(DependencyUnavailable):

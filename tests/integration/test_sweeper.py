@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from promptlab.db import jobs_repo
+from promptlab.db import attempts_repo, jobs_repo
 from promptlab.db.connection import connection
 from promptlab.jobs.sweeper import sweep
 from promptlab.local.runner import LocalRunner
@@ -87,7 +87,7 @@ def claim_and_crash(job_id: str) -> None:
     with connection() as conn:
         claimed = jobs_repo.claim_job(conn, job_id=job_id, lease_seconds=90, token="another-worker")
         assert claimed is not None
-        jobs_repo.start_attempt(conn, job_id=job_id, n=claimed.attempts)
+        attempts_repo.start_attempt(conn, job_id=job_id, n=claimed.attempts)
         conn.execute("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = %s", (job_id,))
 
 

@@ -111,6 +111,7 @@ def test_a_second_tenant_sees_nothing_of_the_first_on_any_route(runner: LocalRun
     expect("GET", "/datasets/{id}", f"/datasets/{did}", 404)
     expect("PUT", "/datasets/{id}", f"/datasets/{did}", 404, body={"rows": [{"input": {"t": "z"}}]})
     expect("GET", "/datasets/{id}/rows", f"/datasets/{did}/rows", 404)
+    expect("DELETE", "/datasets/{id}", f"/datasets/{did}", 404)
     expect("POST", "/datasets/uploads", "/datasets/uploads", 201, body={"format": "jsonl"})  # their own upload
     experiment = {"datasetId": did, "variants": [{"template": tid}]}
     expect("POST", "/experiments", "/experiments", 422, body=experiment)  # their dataset and template are unknown

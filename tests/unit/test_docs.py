@@ -42,3 +42,12 @@ def test_the_repository_cites_nothing_outside_it() -> None:
         if outside.search(line)
     ]
     assert cited == [], "say it in the repository's own words: " + ", ".join(cited[:10])
+
+
+def test_no_module_grows_past_350_lines() -> None:
+    # A module past this has more than one concern in it: split it along the seam.
+    sizes = {
+        str(path.relative_to(ROOT)): len(path.read_text().splitlines())
+        for path in (ROOT / "layers" / "promptlab" / "promptlab").rglob("*.py")
+    }
+    assert {name: size for name, size in sizes.items() if size > 350} == {}

@@ -26,7 +26,8 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_local(args: argparse.Namespace) -> int:
-    from promptlab.local.runner import LocalRunner, find_template
+    from promptlab.local.cfn import find_template
+    from promptlab.local.runner import LocalRunner
 
     runner = LocalRunner(
         template=args.template or find_template(),
@@ -75,7 +76,8 @@ def _wait_for(stop: threading.Event) -> None:
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
-    from promptlab.local.runner import LocalRunner, find_template
+    from promptlab.local.cfn import find_template
+    from promptlab.local.runner import LocalRunner
 
     event: LambdaEvent = json.loads(Path(args.event).read_text()) if args.event != "-" else json.load(sys.stdin)
     runner = LocalRunner(

@@ -14,7 +14,7 @@ from psycopg.types.json import Jsonb
 
 from promptlab.core.errors import Conflict, ValidationFailed
 from promptlab.db.connection import Connection, Row
-from promptlab.db.jobs_repo import PURGE_COLUMNS, purge_kept_copies
+from promptlab.db.purge_repo import PURGE_COLUMNS, purge_kept_copies
 
 
 @dataclass(frozen=True, slots=True)

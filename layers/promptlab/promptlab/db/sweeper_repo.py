@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from psycopg.types.json import Jsonb
 
 from promptlab.db.connection import Connection, Row
-from promptlab.db.jobs_repo import PURGE_COLUMNS, purge_kept_copies
+from promptlab.db.purge_repo import PURGE_COLUMNS, purge_kept_copies
 
 
 def unsent_jobs(conn: Connection, *, older_than_seconds: int, limit: int) -> list[Row]:

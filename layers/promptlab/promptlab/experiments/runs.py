@@ -14,7 +14,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from promptlab.core.errors import NotFound, PromptLabError
+from promptlab.core.errors import NotFound, PromptLabError, ValidationFailed
 from promptlab.core.json_types import JsonObject
 from promptlab.core.observability import logger
 from promptlab.core.settings import get_settings
@@ -27,6 +27,7 @@ from promptlab.jobs.lifecycle import send_then_mark
 from promptlab.jobs.requests import new_job
 from promptlab.models.generation import GenerateRequest, ResponseFormat
 from promptlab.models.jobs import Job
+from promptlab.models.templates import Template
 from promptlab.templates.service import template_for_generation
 from promptlab.tenancy import budgets
 from promptlab.tenancy.auth import Principal
@@ -268,3 +269,33 @@ def register_hooks() -> None:
     """Let the worker, the economy lane and the sweeper reach experiments (jobs cannot import them)."""
     job_hooks.on_job_ended(_on_job_ended)
     job_hooks.on_sweep(feed_stalled)
+
+
+def judge_bounds(
+    *, principal: Principal, judges: list[JsonObject], templates_: list[Template], rows: list[Row],
+    experiment: Experiment, max_tokens: int,
+) -> Decimal:  # fmt: skip
+    """Each judge's worst case for one output (stored on its config); returns what one row of one variant
+    can cost in judging. The bound takes the dataset's longest row and the most of an output a judge is shown
+    (`max_tokens`: the largest of the variants')."""
+    longest = [judge_values(row_input=r["input"], expected=r["expected"], output="") for r in rows]
+    values = {
+        "input": "x" * max((len(v["input"].encode()) for v in longest), default=0),
+        "expected": "x" * max((len(v["expected"].encode()) for v in longest), default=0),
+        "output": "x" * judged_output_bytes(max_tokens),
+    }
+    per_row = Decimal(0)
+    budgeted = principal.monthly_budget_usd is not None
+    for judge, template in zip(judges, templates_, strict=True):
+        request = judge_request(experiment, judge, values)
+        try:
+            job = new_job(template=template, principal=principal, request=request)
+        except ValidationFailed as exc:  # the judge's own template, with the longest inputs it may be given
+            raise ValidationFailed.single(
+                f"scorers[{experiment.scorers.index(judge)}].template",
+                f"this judge template cannot judge these rows: {exc.message}",
+            ) from exc
+        amount = budgets.worst_case_or_refuse(template=template, job=job, budgeted=budgeted) or Decimal(0)
+        judge["worstCaseUSD"] = str(amount)
+        per_row += amount
+    return per_row

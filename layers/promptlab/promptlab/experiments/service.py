@@ -134,36 +134,6 @@ def _plan(*, principal: Principal, request: ExperimentCreate, experiment_id: str
     return _Plan(jobs=planned, variants=variants)
 
 
-def _judge_bounds(
-    *, principal: Principal, judges: list[JsonObject], templates_: list[Template], rows: list[Row],
-    experiment: Experiment, max_tokens: int,
-) -> Decimal:  # fmt: skip
-    """Each judge's worst case for one output (stored on its config); returns what one row of one variant
-    can cost in judging. The bound takes the dataset's longest row and the most of an output a judge is shown
-    (`max_tokens`: the largest of the variants')."""
-    longest = [experiment_runs.judge_values(row_input=r["input"], expected=r["expected"], output="") for r in rows]
-    values = {
-        "input": "x" * max((len(v["input"].encode()) for v in longest), default=0),
-        "expected": "x" * max((len(v["expected"].encode()) for v in longest), default=0),
-        "output": "x" * experiment_runs.judged_output_bytes(max_tokens),
-    }
-    per_row = Decimal(0)
-    budgeted = principal.monthly_budget_usd is not None
-    for judge, template in zip(judges, templates_, strict=True):
-        request = experiment_runs.judge_request(experiment, judge, values)
-        try:
-            job = new_job(template=template, principal=principal, request=request)
-        except ValidationFailed as exc:  # the judge's own template, with the longest inputs it may be given
-            raise ValidationFailed.single(
-                f"scorers[{experiment.scorers.index(judge)}].template",
-                f"this judge template cannot judge these rows: {exc.message}",
-            ) from exc
-        amount = budgets.worst_case_or_refuse(template=template, job=job, budgeted=budgeted) or Decimal(0)
-        judge["worstCaseUSD"] = str(amount)
-        per_row += amount
-    return per_row
-
-
 def _check_running(conn: Connection, *, tenant_id: str) -> None:
     """429 when the tenant already runs as many experiments as it may (each can hold 20,000 jobs)."""
     conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"experiments:{tenant_id}",))
@@ -199,7 +169,7 @@ def create_experiment(*, principal: Principal, request: ExperimentCreate) -> Exp
         created_at=utc_now(), ended_at=None,
     )  # fmt: skip
     judges = [c for c in configs if c["type"] == "judge"]
-    judge_row = _judge_bounds(
+    judge_row = experiment_runs.judge_bounds(
         principal=principal, judges=judges, templates_=judge_templates, rows=rows, experiment=experiment,
         max_tokens=max((job.max_tokens for job, _, _ in plan.jobs), default=1),
     )  # fmt: skip

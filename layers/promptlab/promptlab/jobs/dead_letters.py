@@ -9,7 +9,8 @@ from promptlab.core.observability import logger
 from promptlab.db import dead_letters_repo, jobs_repo
 from promptlab.db.connection import connection
 from promptlab.jobs.lifecycle import announce, dispatch, run_again
-from promptlab.models.jobs import DeadLetterPublic, RedriveRefusal, RedriveResult, parse_job_message
+from promptlab.models.dead_letters import DeadLetterPublic, RedriveRefusal, RedriveResult
+from promptlab.models.jobs import parse_job_message
 
 
 @dataclass(frozen=True)

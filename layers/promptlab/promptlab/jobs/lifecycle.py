@@ -11,7 +11,7 @@ from promptlab.core.errors import Conflict, DependencyUnavailable, NotFound, Rat
 from promptlab.core.observability import logger
 from promptlab.core.pagination import decode_cursor, encode_cursor
 from promptlab.core.settings import get_settings
-from promptlab.db import jobs_repo, notifications_repo
+from promptlab.db import attempts_repo, jobs_repo, notifications_repo, purge_repo
 from promptlab.db.connection import Connection, Row, connection
 from promptlab.infra import job_ends, result_cache
 from promptlab.infra.job_queue import get_queue
@@ -110,7 +110,7 @@ def get_job(*, tenant_id: str, job_id: str, wait_seconds: float = 0, waiter: str
                 details={"limit": limit},
             ) from None
     with connection() as conn:
-        attempts = jobs_repo.list_attempts(conn, job_id=job_id)
+        attempts = attempts_repo.list_attempts(conn, job_id=job_id)
         notifications = notifications_repo.list_notifications(conn, job_id=job_id)
     return job_public(row, attempts, notifications)
 
@@ -166,7 +166,7 @@ def cancel_job(*, tenant_id: str, job_id: str) -> JobPublic:
         row = jobs_repo.cancel_job(conn, tenant_id=tenant_id, job_id=job_id)
         if row is None:
             raise _conflict(_require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id), "cancelled")
-        attempts = jobs_repo.list_attempts(conn, job_id=job_id)
+        attempts = attempts_repo.list_attempts(conn, job_id=job_id)
     logger.info("job cancelled", job_id=job_id)
     announce(job_id, webhook=row.callback_url is not None)
     return job_public(row, attempts)
@@ -208,7 +208,7 @@ def retry_job(*, tenant_id: str, job_id: str) -> JobPublic:
         # The answer is the job as the retry left it (a worker may already hold it by the time this returns).
         if row.lane == "standard" and dispatch(conn, job_id=job_id, priority=row.priority):
             row = replace(row, enqueued_at=utc_now())
-        attempts = jobs_repo.list_attempts(conn, job_id=job_id)
+        attempts = attempts_repo.list_attempts(conn, job_id=job_id)
     logger.info("job retried", job_id=job_id)
     return job_public(row, attempts)
 
@@ -243,7 +243,7 @@ def purge_job(*, tenant_id: str, job_id: str) -> None:
     The accounting stays. A job still queued or processing is a 409: cancel it first.
     """
     with connection() as conn:
-        purged = jobs_repo.purge_job(conn, tenant_id=tenant_id, job_id=job_id)
+        purged = purge_repo.purge_job(conn, tenant_id=tenant_id, job_id=job_id)
         if purged is None:
             row = _require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id)
             raise Conflict(

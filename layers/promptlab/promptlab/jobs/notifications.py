@@ -10,7 +10,7 @@ from promptlab.core.clock import rfc3339, utc_now
 from promptlab.core.errors import DependencyUnavailable
 from promptlab.core.observability import logger
 from promptlab.core.settings import get_settings
-from promptlab.db import jobs_repo, notifications_repo
+from promptlab.db import attempts_repo, jobs_repo, notifications_repo
 from promptlab.db.connection import connection
 from promptlab.infra import webhook_targets
 from promptlab.infra.job_queue import get_queue
@@ -99,7 +99,7 @@ def deliver(announcement: Announcement) -> list[str]:
             return []
         event = EVENTS[job.status]
         done = notifications_repo.delivered_channels(conn, job_id=job_id, event=event)
-        attempts = jobs_repo.list_attempts(conn, job_id=job_id)
+        attempts = attempts_repo.list_attempts(conn, job_id=job_id)
     payload = {
         "type": event,
         "event": event,

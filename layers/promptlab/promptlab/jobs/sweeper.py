@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from promptlab.core.errors import DependencyUnavailable
 from promptlab.core.observability import logger
-from promptlab.db import jobs_repo, sweeper_repo
+from promptlab.db import attempts_repo, jobs_repo, sweeper_repo
 from promptlab.db.connection import Connection, connection
 from promptlab.db.sweeper_repo import LapsedLease
 from promptlab.infra import result_cache
@@ -35,7 +35,7 @@ def _recover_lapsed(conn: Connection, *, grace_seconds: int, limit: int) -> tupl
     failed: list[LapsedLease] = []
     with conn.transaction():
         for lease in sweeper_repo.lapsed_leases(conn, grace_seconds=grace_seconds, limit=limit):
-            jobs_repo.interrupt_attempt(conn, job_id=lease.id, n=lease.attempts)
+            attempts_repo.interrupt_attempt(conn, job_id=lease.id, n=lease.attempts)
             error = job_error(
                 code="interrupted",
                 message=f"the worker stopped during attempt {lease.attempts}; it may have been billed",

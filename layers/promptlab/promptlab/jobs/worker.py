@@ -11,7 +11,7 @@ from promptlab.core.errors import DependencyUnavailable
 from promptlab.core.json_types import JsonObject
 from promptlab.core.observability import count, logger, provider_segment
 from promptlab.core.settings import get_settings
-from promptlab.db import jobs_repo, templates_repo
+from promptlab.db import attempts_repo, jobs_repo, templates_repo
 from promptlab.db.connection import connection
 from promptlab.infra import provider_throttle, result_cache
 from promptlab.infra.job_queue import JobQueue, get_queue
@@ -70,7 +70,7 @@ def _invalid_output(
     echo = json_output.echo(spent.output, max_tokens=job.max_tokens)
     error = job_error(code="invalid_output", message=why, retryable=retry, attempt=attempt, output=echo)
     with connection() as conn, conn.transaction():
-        jobs_repo.end_attempt(
+        attempts_repo.end_attempt(
             conn, job_id=job.id, n=attempt, outcome="error", error=error, provider_request_id=result.request_id
         )
         jobs_repo.record_invalid_output(conn, job_id=job.id, attempt=attempt, error=error, spend=spent, retry=retry)
@@ -98,7 +98,7 @@ def _complete(job: Job, result: ProviderResult, latency_ms: int, cache_ttl_secon
             if done is None:
                 # Cancelled during the call: the tokens were spent, so they are billed once; the output is dropped.
                 jobs_repo.record_spend_on_cancelled(conn, job_id=job.id, attempt=job.attempts, result=outcome)
-            jobs_repo.end_attempt(
+            attempts_repo.end_attempt(
                 conn,
                 job_id=job.id,
                 n=job.attempts,
@@ -151,7 +151,7 @@ def _give_back_throttled(job: Job, exc: ProviderError, error: JsonObject, delive
             conn, job_id=job.id, attempt=job.attempts, error=error, max_throttles=settings.max_throttles
         ):
             return False
-        jobs_repo.end_attempt(
+        attempts_repo.end_attempt(
             conn, job_id=job.id, n=job.attempts, outcome="throttled", error=error, provider_request_id=None
         )
     # The provider said when (`retry-after`): that long; else the backoff schedule, by throttles met.
@@ -197,7 +197,7 @@ def _handle_failure(
 
     def write(_retried: bool) -> None:  # each statement is guarded, so a second try after a commit changes nothing
         with connection() as conn, conn.transaction():
-            jobs_repo.end_attempt(
+            attempts_repo.end_attempt(
                 conn, job_id=job.id, n=attempt, outcome="error", error=error, provider_request_id=None
             )
             if fall_back:
@@ -294,8 +294,8 @@ def _process(job_id: str, route: JobRoute, delivery: Delivery, queue: JobQueue, 
             )
             if job is not None:
                 if job.attempts > 1:  # taken over from a worker whose lease ran out: its call may have been billed
-                    jobs_repo.interrupt_attempt(conn, job_id=job.id, n=job.attempts - 1)
-                jobs_repo.start_attempt(conn, job_id=job.id, n=job.attempts)
+                    attempts_repo.interrupt_attempt(conn, job_id=job.id, n=job.attempts - 1)
+                attempts_repo.start_attempt(conn, job_id=job.id, n=job.attempts)
         if job is None:
             current = jobs_repo.get_job_any_tenant(conn, job_id=job_id)
             logger.info(

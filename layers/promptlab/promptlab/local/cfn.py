@@ -176,3 +176,13 @@ def parameter_values(template: Mapping[str, Any], overrides: Mapping[str, str]) 
         else:
             raise ValueError(f"template parameter {name} has no default: pass --parameter-overrides {name}=…")
     return values
+
+
+def find_template(start: Path | None = None) -> Path:
+    """`template.yaml` in this folder or the nearest parent."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "template.yaml"
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("no template.yaml here or in a parent folder; pass --template")

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from promptlab.core.errors import DependencyUnavailable
 from promptlab.core.json_types import LambdaEvent
 from promptlab.core.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL
 from promptlab.local.gateway import GatewayServer
@@ -21,9 +20,9 @@ from promptlab.local.pollers import ScheduleTimer, SqsPoller
 from promptlab.local.services import (
     Embedded,
     MotoSqs,
+    ServiceNotAnswering,
     ensure_database,
     postgres_answers,
-    redacted_url,
     redis_answers,
     with_database,
 )
@@ -41,27 +40,6 @@ RUNNER_OWNED = ("DATABASE_URL", "REDIS_URL", "PROMPTLAB_MODE", "AWS_ENDPOINT_URL
 # depth (SQS's does not).
 LOCAL_ENVIRONMENT = {"PROMPTLAB_ECONOMY_MAX_WAIT_SECONDS": "10", "PROMPTLAB_EXPERIMENT_WINDOW": "40"}
 LOCAL_SCHEDULE_SECONDS = {"EconomyFunction": 5.0}
-
-
-class ServiceNotAnswering(DependencyUnavailable):
-    """An explicitly configured data store does not answer (the embedded fall-back is only for unset URLs)."""
-
-    def __init__(self, variable: str, url: str) -> None:
-        self.variable, self.where = variable, redacted_url(url)
-        super().__init__(
-            f"{variable}={self.where} does not answer — start that server, fix the URL,"
-            f" or unset {variable} to use the embedded one"
-        )
-
-
-def find_template(start: Path | None = None) -> Path:
-    """`template.yaml` in this folder or the nearest parent."""
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        candidate = folder / "template.yaml"
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError("no template.yaml here or in a parent folder; pass --template")
 
 
 def _reset_clients() -> None:

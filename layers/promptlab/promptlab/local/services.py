@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import redis
 
+from promptlab.core.errors import DependencyUnavailable
 from promptlab.core.observability import logger
 
 
@@ -210,3 +211,14 @@ def stop_process(process: subprocess.Popen[bytes], *, grace_seconds: float = 20)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+class ServiceNotAnswering(DependencyUnavailable):
+    """An explicitly configured data store does not answer (the embedded fall-back is only for unset URLs)."""
+
+    def __init__(self, variable: str, url: str) -> None:
+        self.variable, self.where = variable, redacted_url(url)
+        super().__init__(
+            f"{variable}={self.where} does not answer — start that server, fix the URL,"
+            f" or unset {variable} to use the embedded one"
+        )

@@ -12,36 +12,7 @@ from pydantic import Field, ValidationError
 
 from promptlab.core.errors import PoisonMessage
 from promptlab.core.json_types import JsonObject
-from promptlab.models.wire import JobStatus, Money, RequestModel, UtcDatetime, WireModel
-
-
-class RedriveRequest(RequestModel):
-    job_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    limit: Annotated[int, Field(ge=1, le=1000)] = 100
-
-
-class RedriveRefusal(WireModel):
-    """A dead-lettered job that was not sent again, and why (its key's budget no longer covers it)."""
-
-    job_id: str
-    code: str
-    message: str
-
-
-class RedriveResult(WireModel):
-    redriven: list[str]
-    refused: list[RedriveRefusal] = []
-
-
-class DeadLetterPublic(WireModel):
-    id: int
-    job_id: str | None
-    queue: str
-    reason: str
-    receive_count: int | None
-    dead_lettered_at: UtcDatetime
-    redriven_at: UtcDatetime | None
-    dismissed_at: UtcDatetime | None = None
+from promptlab.models.wire import JobStatus, Money, UtcDatetime, WireModel
 
 
 class JobError(WireModel):

@@ -13,7 +13,8 @@ from promptlab.api.answers import doc, json_response, no_content
 from promptlab.api.resolver import current_principal
 from promptlab.jobs import batches, dead_letters, lifecycle
 from promptlab.models.batches import BatchPage, BatchPublic
-from promptlab.models.jobs import JobPage, JobPublic, RedriveRequest, RedriveResult
+from promptlab.models.dead_letters import RedriveRequest, RedriveResult
+from promptlab.models.jobs import JobPage, JobPublic
 from promptlab.models.wire import JobStatus, Priority
 
 router = Router()  # type: ignore[no-untyped-call]
