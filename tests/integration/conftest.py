@@ -1,8 +1,11 @@
+import io
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from promptlab.core.observability import logger
 from promptlab.local.runner import LocalRunner
 from tests.support import SetEnv, call_api, rows, unique
 from tests.support.provider_server import ProviderServer
@@ -32,3 +35,17 @@ def economy_now(set_env: SetEnv) -> SetEnv:
     rows("UPDATE jobs SET status = 'cancelled' WHERE lane = 'economy' AND status = 'queued' RETURNING id")
     set_env(PROMPTLAB_ECONOMY_MIN_JOBS="1", PROMPTLAB_ECONOMY_MAX_WAIT_SECONDS="0")
     return set_env
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[io.StringIO]:
+    """Every line the shared logger writes while the test runs."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logger.registered_formatter)
+    logger._logger.addHandler(handler)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    yield buffer
+    logger._logger.removeHandler(handler)
+    root.removeHandler(handler)

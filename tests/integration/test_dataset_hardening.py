@@ -5,31 +5,14 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from promptlab.core.observability import logger
 from promptlab.local.runner import LocalRunner
 from tests.integration.test_datasets import create, put_file
 from tests.support import SetEnv, call_api
-
-
-@pytest.fixture
-def captured_logs() -> Iterator[io.StringIO]:
-    """Every line the shared logger (and the root logger) writes while the test runs."""
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(logger.registered_formatter)
-    logger._logger.addHandler(handler)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    yield buffer
-    logger._logger.removeHandler(handler)
-    root.removeHandler(handler)
 
 
 def nested(depth: int) -> str:

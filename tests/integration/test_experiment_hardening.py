@@ -123,48 +123,39 @@ def test_a_csv_export_never_hands_a_spreadsheet_a_formula(clean_queues: LocalRun
     assert {"'" + h for h in hostile} <= set(cells)
 
 
-def test_no_experiment_or_dataset_error_path_logs_a_rows_values(clean_queues: LocalRunner, set_env: SetEnv) -> None:
-    import io
-    import logging
+def test_no_experiment_or_dataset_error_path_logs_a_rows_values(
+    clean_queues: LocalRunner, set_env: SetEnv, captured_logs: Any
+) -> None:
     import uuid
 
-    from promptlab.core.observability import logger
     from tests.support import call_api, drain_queues
 
     runner = clean_queues
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(logger.registered_formatter)
-    logger._logger.addHandler(handler)
-    logging.getLogger().addHandler(handler)
-    try:
-        canary = f"CANARY{uuid.uuid4().hex}"
-        set_env(PROMPTLAB_RETRY_BACKOFF_SECONDS="[0]", PROMPTLAB_THROTTLE="false")
-        # Given rows holding a canary: one a variant cannot render, others whose calls fail or are judged
-        bad = call_api(runner, "POST", "/datasets", body={"name": canary[-10:], "rows": [{"input": {"other": canary}}]})
-        template = make_template(runner, "Label: {{ ticket }}")
-        refused = start(runner, {"datasetId": bad.body["id"], "variants": [{"template": template["id"]}]})
-        assert refused.status == 422
-        good = call_api(
-            runner, "POST", "/datasets",
-            body={"name": canary[-12:],
-                  "rows": [{"input": {"ticket": f"{canary} {n}"}, "expected": canary} for n in range(3)]},
-        ).body  # fmt: skip
-        judge = make_template(runner, JUDGE)
-        for model in ("status-400", "status-529", "fake-1"):
-            body = {"datasetId": good["id"], "variants": [{"template": template["id"], "model": model}],
-                    "scorers": [{"type": "judge", "template": judge["id"]}], "cache": False}  # fmt: skip
-            start(runner, body)
-        for _ in range(4):
-            drain_queues(runner)
-            drain_queues(runner, function="DlqFunction")
-        call_api(runner, "GET", "/experiments", query={"limit": "5"})
-        # Then no log line holds the canary
-        assert buffer.getvalue().count("\n") > 3
-        assert canary not in buffer.getvalue()
-    finally:
-        logger._logger.removeHandler(handler)
-        logging.getLogger().removeHandler(handler)
+    buffer = captured_logs
+    canary = f"CANARY{uuid.uuid4().hex}"
+    set_env(PROMPTLAB_RETRY_BACKOFF_SECONDS="[0]", PROMPTLAB_THROTTLE="false")
+    # Given rows holding a canary: one a variant cannot render, others whose calls fail or are judged
+    bad = call_api(runner, "POST", "/datasets", body={"name": canary[-10:], "rows": [{"input": {"other": canary}}]})
+    template = make_template(runner, "Label: {{ ticket }}")
+    refused = start(runner, {"datasetId": bad.body["id"], "variants": [{"template": template["id"]}]})
+    assert refused.status == 422
+    good = call_api(
+        runner, "POST", "/datasets",
+        body={"name": canary[-12:],
+              "rows": [{"input": {"ticket": f"{canary} {n}"}, "expected": canary} for n in range(3)]},
+    ).body  # fmt: skip
+    judge = make_template(runner, JUDGE)
+    for model in ("status-400", "status-529", "fake-1"):
+        body = {"datasetId": good["id"], "variants": [{"template": template["id"], "model": model}],
+                "scorers": [{"type": "judge", "template": judge["id"]}], "cache": False}  # fmt: skip
+        start(runner, body)
+    for _ in range(4):
+        drain_queues(runner)
+        drain_queues(runner, function="DlqFunction")
+    call_api(runner, "GET", "/experiments", query={"limit": "5"})
+    # Then no log line holds the canary
+    assert buffer.getvalue().count("\n") > 3
+    assert canary not in buffer.getvalue()
 
 
 def test_ignore_case_is_honoured_as_the_api_takes_it(clean_queues: LocalRunner) -> None:

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import pytest
-
-from promptlab.core.observability import logger
 from promptlab.core.settings import get_settings
 from promptlab.infra.redis_client import get_redis
 from promptlab.jobs.intake import Submission, accept_submission
@@ -100,20 +95,6 @@ def test_deleting_a_job_leaves_its_input_and_output_nowhere(
     # And the accounting stays
     purged = answers[0].body
     assert purged["purgedAt"] is not None and Decimal(purged["estimatedCostUSD"]) > 0
-
-
-@pytest.fixture
-def captured_logs() -> Iterator[io.StringIO]:
-    """Every line the shared logger writes while the test runs."""
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(logger.registered_formatter)
-    logger._logger.addHandler(handler)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    yield buffer
-    logger._logger.removeHandler(handler)
-    root.removeHandler(handler)
 
 
 def test_no_error_path_logs_a_prompt_value_or_output(
