@@ -60,15 +60,23 @@ def test_partial_batch_response_rules() -> None:
 
 
 def test_every_api_route_is_an_api_event_in_the_template() -> None:
-    from promptlab.api.app import openapi_document
+    import promptlab.api.app  # noqa: F401  (registers every route)
+    from promptlab.api.declared import sam_events
 
     template = load_template(ROOT / "template.yaml")
-    events = template["Resources"]["ApiFunction"]["Properties"]["Events"].values()
-    declared = {(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events if e["Type"] == "Api"}
-    documented = {(method.upper(), path) for path, methods in openapi_document()["paths"].items() for method in methods}
-    # The document itself, its Swagger UI, and CORS preflights (answered before routing) are not API operations.
-    not_operations = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/{name}"), ("OPTIONS", "/{proxy+}")}
-    assert declared == documented | not_operations
+    events = template["Resources"]["ApiFunction"]["Properties"]["Events"]
+    assert events == sam_events(), "template.yaml's API events differ from the routes: run ./dev routes"
+
+
+def test_the_events_writer_replaces_only_the_api_functions_events() -> None:
+    from tools.routes import with_events
+
+    text = (ROOT / "template.yaml").read_text(encoding="utf-8")
+    assert with_events(text) == text  # the committed template is what the writer makes
+    stale = text.replace('Path: "/usage", Method: get}', 'Path: "/usage", Method: post}')
+    assert stale != text and with_events(stale) == text
+    # the next function's events are left alone
+    assert "ConsolePage:" in with_events(text) and with_events(text).count("HighPriorityJobs:") == 1
 
 
 def test_local_pollers_keep_the_priority_ratios() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import Response
 
+from promptlab.api.declared import route
 from promptlab.api.docs import enable_docs
 from promptlab.api.fast_generate import generate_fast, prepare_generate
 from promptlab.api.resolver import PromptLabResolver, register_error_handlers
@@ -29,7 +30,7 @@ def openapi_document() -> JsonObject:
     return document
 
 
-@app.get("/openapi.json", include_in_schema=False)
+@route(app, "GET", "/openapi.json", event="OpenApi", public=True, documented=False)
 def get_openapi() -> Response[str]:
     return Response(
         status_code=200,

@@ -17,6 +17,8 @@ import aws_lambda_powertools.event_handler as event_handler
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import APIGatewayRestResolver
 
+from promptlab.api.declared import route
+
 DOCS_PATH = "/docs"
 ASSETS = {
     "swagger-ui-bundle.min.js": "text/javascript; charset=utf-8",
@@ -65,7 +67,7 @@ def enable_docs(app: APIGatewayRestResolver, *, title: str, version: str) -> Non
     """
     page: list[str] = []
 
-    @app.get(DOCS_PATH, include_in_schema=False, compress=True)
+    @route(app, "GET", DOCS_PATH, event="Docs", public=True, documented=False, compress=True)
     def docs() -> Response[str]:
         if not page:
             page.append(docs_page(app, title=title, version=version))
@@ -75,7 +77,7 @@ def enable_docs(app: APIGatewayRestResolver, *, title: str, version: str) -> Non
             status_code=200, content_type="text/html; charset=utf-8", body=html, headers={**headers, **SECURITY_HEADERS}
         )
 
-    @app.get(f"{DOCS_PATH}/<name>", include_in_schema=False, compress=True)
+    @route(app, "GET", f"{DOCS_PATH}/<name>", event="DocsAssets", public=True, documented=False, compress=True)
     def docs_asset(name: str) -> Response[str]:
         if name not in ASSETS:
             return Response(status_code=404, content_type="text/plain; charset=utf-8", body="not found")

@@ -9,6 +9,8 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from promptlab.api.answers import doc, json_response
+from promptlab.api.declared import route
+from promptlab.api.openapi_docs import TEMPLATE_ID
 from promptlab.api.resolver import current_principal
 from promptlab.experiments import results, service
 from promptlab.models.experiments import (
@@ -30,9 +32,32 @@ def _tenant() -> str:
     return current_principal().tenant_id
 
 
-@router.post(
+@route(
+    router,
+    "POST",
     "/experiments",
+    event="CreateExperiment",
+    summary="Start an experiment",
+    description="Runs every variant (a template version or label, optionally another provider or model) over every row"
+    " of a dataset version (or a `sample` of them) as ordinary jobs: cache, budgets, rate limits, retries and"
+    " the economy lane apply. The whole worst case, judges included, is reserved up front (402 naming the"
+    " shortfall). Rows are checked against each variant's variables first: each bad row is named with its"
+    " field (422). Scorers: `exact`, `contains`, `regex`, `json_schema`, `length`, `judge` (a template of"
+    ' yours answering `{"score": 0..1}`).',
     responses=doc(201, ExperimentPublic, "Started: every variant × row is a job", 400, 402, 404, 413, 415, 422),
+    request={
+        "datasetId": "ds_01K9Z4QA3B7C2D6E1F5G8H0J2K",
+        "variants": [{"template": f"{TEMPLATE_ID}@production"}, {"template": f"{TEMPLATE_ID}@3"}],
+        "scorers": [{"type": "contains"}, {"type": "judge", "template": "tpl_01K9Z4QB4C8D3E7F2G6H9J1K3L"}],
+        "priority": "low",
+    },
+    errors={
+        402: (
+            "budget_exceeded",
+            "the monthly budget of key 'ci' (5.00 USD) cannot cover this experiment's"
+            " worst case of 6.20 USD: 0.40 spent and 0 reserved, 1.60 USD short",
+        )
+    },
     tags=["experiments"],
 )
 def create_experiment(body: ExperimentCreate) -> Response[str]:
@@ -40,8 +65,15 @@ def create_experiment(body: ExperimentCreate) -> Response[str]:
     return json_response(201, made, headers={"Location": f"/experiments/{made.id}"})
 
 
-@router.get(
-    "/experiments", responses=doc(200, ExperimentPage, "A page of experiments, newest first", 422), tags=["experiments"]
+@route(
+    router,
+    "GET",
+    "/experiments",
+    event="ListExperiments",
+    summary="List experiments",
+    description="This tenant's experiments, newest first.",
+    responses=doc(200, ExperimentPage, "A page of experiments, newest first", 422),
+    tags=["experiments"],
 )
 def list_experiments(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
@@ -50,15 +82,29 @@ def list_experiments(
     return json_response(200, service.list_experiments(tenant_id=_tenant(), limit=limit, cursor=cursor))
 
 
-@router.get(
-    "/experiments/<id>", responses=doc(200, ExperimentPublic, "Progress and figures", 404, 422), tags=["experiments"]
+@route(
+    router,
+    "GET",
+    "/experiments/<id>",
+    event="GetExperiment",
+    summary="Read an experiment",
+    description="Status, progress, and per variant: rows, completed, failed, cost (its own and its judges'), tokens,"
+    " provider latency p50/p95, and each scorer's mean.",
+    responses=doc(200, ExperimentPublic, "Progress and figures", 404, 422),
+    tags=["experiments"],
 )
 def get_experiment(id: ExperimentId) -> Response[str]:
     return json_response(200, service.get_experiment(tenant_id=_tenant(), experiment_id=id))
 
 
-@router.get(
+@route(
+    router,
+    "GET",
     "/experiments/<id>/results",
+    event="ExperimentResults",
+    summary="Download an experiment's results",
+    description="Each row's input and expected joined with every variant's output, status, cost, latency and scores, as"
+    " JSONL or CSV, `limit` rows a page; `X-Next-Cursor` names the next page.",
     responses=doc(200, None, "JSONL (a line per row) or CSV; `X-Next-Cursor` when more rows follow", 404, 422),
     tags=["experiments"],
 )
@@ -73,8 +119,14 @@ def get_results(
     return Response(status_code=200, content_type=CONTENT_TYPES[format], body=text, headers=headers)
 
 
-@router.get(
+@route(
+    router,
+    "GET",
     "/experiments/<id>/compare",
+    event="CompareExperiment",
+    summary="Compare two variants",
+    description="Per-row differences of variants `a` and `b` (largest first) and the deltas of score (b − a, with a"
+    " 95 % paired bootstrap interval), cost and latency p50; `scorer` picks one scorer, else the mean of all.",
     responses=doc(200, Comparison, "Per-row differences and the aggregate deltas", 404, 422),
     tags=["experiments"],
 )
@@ -89,8 +141,14 @@ def compare(
     return json_response(200, found)
 
 
-@router.post(
+@route(
+    router,
+    "POST",
     "/experiments/<id>/cancel",
+    event="CancelExperiment",
+    summary="Cancel an experiment",
+    description="Jobs not yet started are cancelled and what the experiment held of the budget is released; calls under"
+    " way finish and are billed. 409 when it already ended.",
     responses=doc(200, ExperimentPublic, "Cancelled: jobs not started are cancelled", 404, 409, 422),
     tags=["experiments"],
 )
@@ -98,9 +156,16 @@ def cancel(id: ExperimentId) -> Response[str]:
     return json_response(200, service.cancel_experiment(tenant_id=_tenant(), experiment_id=id))
 
 
-@router.post(
+@route(
+    router,
+    "POST",
     "/experiments/<id>/promote",
+    event="PromoteExperiment",
+    summary="Promote a variant",
+    description="Points a label (default `production`) of the variant's template at the variant's version; the label"
+    " history records the experiment. 409 while the experiment runs.",
     responses=doc(200, PromoteResult, "The label now points at the variant's version", 400, 404, 409, 415, 422),
+    request={"variant": 1, "label": "production"},
     tags=["experiments"],
 )
 def promote(id: ExperimentId, body: PromoteRequest) -> Response[str]:

@@ -10,6 +10,8 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Header
 
 from promptlab.api.answers import doc, job_location
+from promptlab.api.declared import route
+from promptlab.api.openapi_docs import GENERATE_EXAMPLE, TEMPLATE_ID
 from promptlab.api.resolver import current_principal
 from promptlab.jobs import accept
 from promptlab.models.generation import GenerateBatchRequest, GenerateBatchResult, GenerateRequest
@@ -45,8 +47,15 @@ def _answer(answer: idempotency.Answer, headers: dict[str, str] | None = None) -
     )
 
 
-@router.post(
+@route(
+    router,
+    "POST",
     "/generate",
+    event="Generate",
+    summary="Generate",
+    description="Submits one generation. 202 with the queued job, or 200 with a finished one when the same input was"
+    " answered within the template's cache TTL (`cacheHit`, `savedCostUSD`). The worst case is reserved from"
+    " the key's budget (402 when it does not fit). Send `Idempotency-Key` to make retries safe.",
     responses=doc(
         202,
         JobPublic,
@@ -59,6 +68,9 @@ def _answer(answer: idempotency.Answer, headers: dict[str, str] | None = None) -
         429,
         503,
     ),
+    request=GENERATE_EXAMPLE,
+    errors={409: ("conflict", "Idempotency-Key 'order-42' was used with another body")},
+    also=(402, 413),
     tags=["generation"],
 )
 def generate(
@@ -79,9 +91,18 @@ def generate(
     return _answer(answer, job_location(job_id))
 
 
-@router.post(
+@route(
+    router,
+    "POST",
     "/generate/batch",
+    event="GenerateBatch",
+    summary="Generate many",
+    description="Up to 100 `POST /generate` bodies; each item answers alone (a job, or its own error), in order.",
     responses=doc(202, GenerateBatchResult, "Each item: its job or its error", 400, 409, 415, 422),
+    request={
+        "items": [GENERATE_EXAMPLE, {"templateId": TEMPLATE_ID, "input": {"topic": "Rust"}, "priority": "economy"}]
+    },
+    errors={409: ("conflict", "Idempotency-Key 'nightly-7' was used with another body")},
     tags=["generation"],
 )
 def generate_batch(

@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from promptlab.api import health
 from promptlab.api.answers import doc, json_response
+from promptlab.api.declared import route
 from promptlab.api.resolver import current_principal
 from promptlab.models.health import HealthPublic
 from promptlab.models.usage import UsageGroup, UsageReport
@@ -23,7 +24,18 @@ def _tenant() -> str:
     return current_principal().tenant_id
 
 
-@router.get("/usage", responses=doc(200, UsageReport, "Usage and cost per group, with totals", 422), tags=["usage"])
+@route(
+    router,
+    "GET",
+    "/usage",
+    event="Usage",
+    summary="Usage and cost",
+    description="Requests, cache hits, tokens, cost and savings of this tenant, grouped by day, provider, model or"
+    " template"
+    " (`from` inclusive, `to` exclusive; default: this month).",
+    responses=doc(200, UsageReport, "Usage and cost per group, with totals", 422),
+    tags=["usage"],
+)
 def get_usage(
     from_: Annotated[
         datetime | None, Query(alias="from", description="RFC 3339 or a date, inclusive; default: this month's start")
@@ -34,7 +46,17 @@ def get_usage(
     return json_response(200, usage.usage_report(tenant_id=_tenant(), start=from_, end=to, group_by=group_by))
 
 
-@router.get("/health", responses=doc(200, HealthPublic, "Every dependency answers", 503), tags=["operations"])
+@route(
+    router,
+    "GET",
+    "/health",
+    event="Health",
+    summary="Health",
+    description="Whether the database and Redis answer (200, or 503 naming the one that does not). No key needed.",
+    responses=doc(200, HealthPublic, "Every dependency answers", 503),
+    public=True,
+    tags=["operations"],
+)
 def get_health() -> Response[str]:
     report = health.check_health()
     return json_response(200 if report.status == "ok" else 503, report)

@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 
 from promptlab.api.answers import doc, json_response, no_content
+from promptlab.api.declared import route
 from promptlab.api.resolver import current_principal
 from promptlab.core.errors import PreconditionFailed
 from promptlab.jobs import preview
@@ -56,9 +57,25 @@ def _etag(version: int) -> dict[str, str]:
     return {"ETag": f'"{version}"'}
 
 
-@router.post(
+@route(
+    router,
+    "POST",
     "/templates",
+    event="CreateTemplate",
+    summary="Create a template",
+    description="A new template at version 1. `{{ variables }}` in the body are found for you; `variablesSchema` types"
+    " them (JSON Schema) instead. Names are unique per tenant (409).",
     responses=doc(201, TemplatePublic, "Created at version 1", 400, 409, 415, 422),
+    request={
+        "name": "blog-post",
+        "body": "Write a blog post about {{ topic }} in {{ words }} words.",
+        "variablesSchema": {
+            "type": "object",
+            "required": ["topic"],
+            "properties": {"topic": {"type": "string"}, "words": {"type": "integer", "default": 300}},
+        },
+        "defaults": {"maxTokens": 800},
+    },
     tags=["templates"],
 )
 def create_template(body: TemplateCreate) -> Response[str]:
@@ -66,7 +83,16 @@ def create_template(body: TemplateCreate) -> Response[str]:
     return json_response(201, template, {**_etag(template.version), "Location": f"/templates/{template.id}"})
 
 
-@router.get("/templates", responses=doc(200, TemplatePage, "A page of live templates", 422), tags=["templates"])
+@route(
+    router,
+    "GET",
+    "/templates",
+    event="ListTemplates",
+    summary="List templates",
+    description="Live templates, newest first, a page at a time (`cursor` from `nextCursor`); `q` matches names.",
+    responses=doc(200, TemplatePage, "A page of live templates", 422),
+    tags=["templates"],
+)
 def list_templates(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -75,15 +101,32 @@ def list_templates(
     return json_response(200, template_service.list_templates(tenant_id=_tenant(), limit=limit, cursor=cursor, q=q))
 
 
-@router.get("/templates/<id>", responses=doc(200, TemplatePublic, "The template", 404), tags=["templates"])
+@route(
+    router,
+    "GET",
+    "/templates/<id>",
+    event="GetTemplate",
+    summary="Read a template",
+    description="The template at its current version, with an `ETag` to send back as `If-Match`.",
+    responses=doc(200, TemplatePublic, "The template", 404),
+    tags=["templates"],
+)
 def get_template(id: TemplateId) -> Response[str]:
     template = template_service.get_template(tenant_id=_tenant(), template_id=id)
     return json_response(200, template, _etag(template.version))
 
 
-@router.put(
+@route(
+    router,
+    "PUT",
     "/templates/<id>",
+    event="UpdateTemplate",
+    summary="Change a template",
+    description="Replaces the template and makes a new version; earlier versions stay readable and runnable"
+    " (`tpl_…@2`)."
+    " With `If-Match`, a change made meanwhile answers 412.",
     responses=doc(200, TemplatePublic, "The new version", 400, 404, 409, 412, 415, 422),
+    request={"name": "blog-post", "body": "Write a short blog post about {{ topic }}."},
     tags=["templates"],
 )
 def update_template(id: TemplateId, body: TemplateUpdate, if_match: IfMatch = None) -> Response[str]:
@@ -93,14 +136,28 @@ def update_template(id: TemplateId, body: TemplateUpdate, if_match: IfMatch = No
     return json_response(200, template, _etag(template.version))
 
 
-@router.delete("/templates/<id>", responses=doc(204, None, "Archived", 404, 412), tags=["templates"])
+@route(
+    router,
+    "DELETE",
+    "/templates/<id>",
+    event="ArchiveTemplate",
+    summary="Archive a template",
+    description="It leaves the list and takes no new jobs; `POST /templates/{id}/restore` brings it back.",
+    responses=doc(204, None, "Archived", 404, 412),
+    tags=["templates"],
+)
 def archive_template(id: TemplateId, if_match: IfMatch = None) -> Response[str]:
     template_service.archive_template(tenant_id=_tenant(), template_id=id, expected_version=_expected_version(if_match))
     return no_content()
 
 
-@router.post(
+@route(
+    router,
+    "POST",
     "/templates/<id>/restore",
+    event="RestoreTemplate",
+    summary="Restore an archived template",
+    description="The template is listed again and takes new jobs, at its latest version.",
     responses=doc(200, TemplatePublic, "Live again (a template that was not archived is returned as is)", 404, 409),
     tags=["templates"],
 )
@@ -109,25 +166,45 @@ def restore_template(id: TemplateId) -> Response[str]:
     return json_response(200, template, _etag(template.version))
 
 
-@router.post(
+@route(
+    router,
+    "POST",
     "/templates/<id>/render",
+    event="RenderTemplate",
+    summary="Render without running",
+    description="What `POST /generate` would send the provider (system prompt, turns, parameters), with no job and"
+    " no cost.",
     responses=doc(200, RenderResult, "The prompts a generation would send, tokens and worst-case cost", 404, 422),
+    request={"input": {"topic": "TypeScript"}},
     tags=["templates"],
 )
 def render_template(id: TemplateId, body: RenderRequest) -> Response[str]:
     return json_response(200, preview.preview(principal=current_principal(), template_id=id, request=body))
 
 
-@router.get(
-    "/templates/<id>/labels", responses=doc(200, TemplateLabels, "Labels and their moves", 404), tags=["templates"]
+@route(
+    router,
+    "GET",
+    "/templates/<id>/labels",
+    event="ListTemplateLabels",
+    summary="List labels",
+    description="Each label (`production`, `staging`, …) with the version it points at, and every move.",
+    responses=doc(200, TemplateLabels, "Labels and their moves", 404),
+    tags=["templates"],
 )
 def list_labels(id: TemplateId) -> Response[str]:
     return json_response(200, template_service.list_labels(tenant_id=_tenant(), template_id=id))
 
 
-@router.put(
+@route(
+    router,
+    "PUT",
     "/templates/<id>/labels/<label>",
+    event="MoveTemplateLabel",
+    summary="Move a label",
+    description="Point a label at a version; jobs asking for `tpl_…@label` use it from then on.",
     responses=doc(200, TemplateLabels, "The label points at the version (the move is recorded)", 404, 422),
+    request={"version": 3},
     tags=["templates"],
 )
 def move_label(id: TemplateId, label: LabelPath, body: MoveLabel) -> Response[str]:
@@ -139,8 +216,13 @@ def move_label(id: TemplateId, label: LabelPath, body: MoveLabel) -> Response[st
     return json_response(200, labels)
 
 
-@router.get(
+@route(
+    router,
+    "GET",
     "/templates/<id>/versions/<a>/diff/<b>",
+    event="DiffTemplateVersions",
+    summary="Compare two versions",
+    description="A unified diff of the body and system prompt, and what changed in variables and defaults.",
     responses=doc(200, TemplateDiff, "What changed from version a to version b", 404, 422),
     tags=["templates"],
 )
@@ -148,8 +230,13 @@ def diff_versions(id: TemplateId, a: VersionPath, b: VersionPath) -> Response[st
     return json_response(200, template_service.diff_versions(tenant_id=_tenant(), template_id=id, a=a, b=b))
 
 
-@router.get(
+@route(
+    router,
+    "GET",
     "/templates/<id>/versions",
+    event="ListTemplateVersions",
+    summary="List versions",
+    description="Every version of the template, oldest first.",
     responses=doc(200, TemplateVersionList, "Every version, newest first", 404),
     tags=["templates"],
 )
