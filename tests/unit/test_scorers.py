@@ -10,6 +10,12 @@ import pytest
 from promptlab.core.errors import ValidationFailed
 from promptlab.experiments import scorers
 from promptlab.experiments.results import bootstrap_interval
+from promptlab.models.experiments import Scorer, StoredScorer
+
+
+def _typed(stored: dict[str, Any]) -> Scorer:
+    """A scorer's settings as an experiment reads them back from its stored (wire) form."""
+    return StoredScorer.from_stored(stored).settings
 
 
 @pytest.mark.parametrize(
@@ -32,20 +38,20 @@ from promptlab.experiments.results import bootstrap_interval
     ],
 )
 def test_each_scorer_gives_a_number_in_0_1(scorer: dict[str, Any], output: str, expected: Any, score: str) -> None:
-    assert scorers.score(scorer, output=output, expected=expected) == Decimal(score)
+    assert scorers.score(_typed(scorer), output=output, expected=expected) == Decimal(score)
 
 
 @pytest.mark.parametrize("scorer", [{"type": "exact"}, {"type": "contains"}])
 def test_a_row_without_expected_cannot_be_scored_by_comparison(scorer: dict[str, Any]) -> None:
     with pytest.raises(scorers.CannotScore, match="expected"):
-        scorers.score(scorer, output="anything", expected=None)
+        scorers.score(_typed(scorer), output="anything", expected=None)
 
 
 def test_a_regex_scorer_runs_in_linear_time_on_a_hostile_output() -> None:
     # Given the pattern that backtracks for ages in a backtracking engine
     scorer = {"type": "regex", "pattern": "^(a|a)+$"}
     # Then RE2 answers at once, on a long output
-    assert scorers.score(scorer, output="a" * 50_000 + "b", expected=None) == 0
+    assert scorers.score(_typed(scorer), output="a" * 50_000 + "b", expected=None) == 0
 
 
 @pytest.mark.parametrize(
@@ -58,7 +64,7 @@ def test_a_regex_scorer_runs_in_linear_time_on_a_hostile_output() -> None:
 )
 def test_bad_scorer_configs_name_their_field(configs: list[dict[str, Any]], field: str) -> None:
     with pytest.raises(ValidationFailed) as refused:
-        scorers.check_scorers(configs)
+        scorers.check_scorers([_typed(c) for c in configs])
     assert refused.value.fields[0].field == field
 
 
@@ -109,4 +115,18 @@ def test_every_scorer_type_of_the_wire_contract_is_scored_somewhere() -> None:
     ],
 )
 def test_stored_settings_are_read_as_the_wire_wrote_them(scorer: dict[str, Any], score: str) -> None:
-    assert scorers.score(scorer, output="HELLO", expected="hello") == Decimal(score)
+    assert scorers.score(_typed(scorer), output="HELLO", expected="hello") == Decimal(score)
+
+
+def test_a_stored_scorer_reads_back_as_it_was_written() -> None:
+    # Given a judge as an experiment stores it: its settings, its resolved template and its bound
+    judge = StoredScorer.from_stored(
+        {"type": "judge", "name": "j", "template": "grader@production", "model": "m", "templateRef": "tpl_1@3",
+         "worstCaseUSD": "0.0125"}
+    )  # fmt: skip
+    # Then it is typed, round-trips through its stored form, and the API never shows its bound
+    assert judge.judge is not None and judge.judge.model == "m" and judge.worst_case_usd == Decimal("0.0125")
+    assert StoredScorer.from_stored(judge.stored()) == judge
+    assert "worstCaseUSD" not in judge.public() and judge.public()["templateRef"] == "tpl_1@3"
+    unnamed = StoredScorer.from_stored({"type": "length", "max": 5})
+    assert unnamed.name == "length" and unnamed.judge is None

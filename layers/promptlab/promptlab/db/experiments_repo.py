@@ -9,9 +9,8 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from promptlab.core.json_types import JsonObject
 from promptlab.db.connection import Connection, Row
-from promptlab.models.experiments import ExperimentStatus
+from promptlab.models.experiments import ExperimentStatus, StoredScorer, StoredVariant
 from promptlab.models.jobs import Job
 
 TERMINAL = "('completed', 'failed', 'cancelled')"
@@ -27,8 +26,8 @@ class Experiment:
     name: str | None
     dataset_id: str
     dataset_version: int
-    variants: list[JsonObject]
-    scorers: list[JsonObject]
+    variants: list[StoredVariant]
+    scorers: list[StoredScorer]
     priority: str
     row_numbers: list[int] | None
     row_count: int
@@ -41,12 +40,16 @@ class Experiment:
 
     @classmethod
     def from_row(cls, row: Row) -> Experiment:
-        return cls(**row)
+        return cls(**{
+            **row,
+            "variants": [StoredVariant.model_validate(v) for v in row["variants"]],
+            "scorers": [StoredScorer.from_stored(s) for s in row["scorers"]],
+        })  # fmt: skip
 
     @property
-    def judges(self) -> list[JsonObject]:
+    def judges(self) -> list[StoredScorer]:
         """The scorers that call a judge template."""
-        return [s for s in self.scorers if s["type"] == "judge"]
+        return [s for s in self.scorers if s.judge is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +67,8 @@ class Score:
 def insert_experiment(conn: Connection, experiment: Experiment) -> None:
     values = {
         **{name: getattr(experiment, name) for name in Experiment.__slots__},
-        "variants": Jsonb(experiment.variants),
-        "scorers": Jsonb(experiment.scorers),
+        "variants": Jsonb([v.model_dump(by_alias=True) for v in experiment.variants]),
+        "scorers": Jsonb([s.stored() for s in experiment.scorers]),
         "row_numbers": None if experiment.row_numbers is None else Jsonb(experiment.row_numbers),
     }
     columns = [c for c in Experiment.__slots__ if c != "ended_at"]

@@ -139,7 +139,7 @@ def export(*, tenant_id: str, experiment_id: str, fmt: str, cursor: str | None, 
     API Gateway returns however long the outputs are."""
     after_row = decode_row_cursor(cursor)
     experiment = _experiment(tenant_id, experiment_id)
-    names = [s["name"] for s in experiment.scorers]
+    names = [s.name for s in experiment.scorers]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180: a cell holding a CR or LF is quoted
     if fmt == "csv" and after_row == 0:
@@ -193,7 +193,7 @@ def compare(*, tenant_id: str, experiment_id: str, a: int, b: int, scorer: str |
     for field, index in (("a", a), ("b", b)):
         if not 0 <= index < count:
             raise ValidationFailed.single(field, f"the experiment has variants 0 to {count - 1}")
-    names = [s["name"] for s in experiment.scorers]
+    names = [s.name for s in experiment.scorers]
     if scorer is not None and scorer not in names:
         raise ValidationFailed.single("scorer", f"the experiment's scorers are {names}")
     rows: list[CompareRow] = []

@@ -15,7 +15,6 @@ from decimal import Decimal
 from typing import Any
 
 from promptlab.core.errors import NotFound, PromptLabError, ValidationFailed
-from promptlab.core.json_types import JsonObject
 from promptlab.core.observability import logger
 from promptlab.core.settings import get_settings
 from promptlab.db import experiments_repo, jobs_repo
@@ -25,6 +24,7 @@ from promptlab.experiments import scorers
 from promptlab.jobs import job_hooks
 from promptlab.jobs.lifecycle import send_then_mark
 from promptlab.jobs.requests import new_job
+from promptlab.models.experiments import StoredScorer
 from promptlab.models.generation import GenerateRequest, ResponseFormat
 from promptlab.models.jobs import Job
 from promptlab.models.templates import Template
@@ -55,13 +55,15 @@ def judge_values(*, row_input: Any, expected: Any, output: str, max_tokens: int 
     }
 
 
-def judge_request(experiment: Experiment, judge: JsonObject, values: dict[str, str]) -> GenerateRequest:
+def judge_request(experiment: Experiment, judge: StoredScorer, values: dict[str, str]) -> GenerateRequest:
     """The generation a judge makes for one output: JSON mode, `{"score": 0..1}`."""
     fmt = scorers.JUDGE_FORMAT
+    settings = judge.judge
+    assert settings is not None and judge.template_ref is not None, "a judge's template is resolved when stored"
     return GenerateRequest(
-        template_id=judge["templateRef"],
-        provider=judge.get("provider"),
-        model=judge.get("model"),
+        template_id=judge.template_ref,
+        provider=settings.provider,
+        model=settings.model,
         input=values,
         response_format=ResponseFormat.model_validate({"type": "json_schema", "schema": fmt["schema"]}),
         priority="low" if experiment.priority == "economy" else experiment.priority,
@@ -69,7 +71,7 @@ def judge_request(experiment: Experiment, judge: JsonObject, values: dict[str, s
 
 
 def _start_judge(
-    conn: Connection, *, experiment: Experiment, judge: JsonObject, job: Job, row: Row
+    conn: Connection, *, experiment: Experiment, judge: StoredScorer, job: Job, row: Row
 ) -> tuple[Score, Job | None]:
     """Make the judge's job for one output (its worst case moved from the experiment's hold)."""
     values = judge_values(
@@ -77,14 +79,14 @@ def _start_judge(
     )
     principal = Principal(tenant_id=experiment.tenant_id, key_id=experiment.api_key_id)
     request = judge_request(experiment, judge, values)
-    variant, n, name = job.experiment_variant or 0, row["n"], judge["name"]
+    variant, n, name = job.experiment_variant or 0, row["n"], judge.name
     try:
         template = template_for_generation(tenant_id=experiment.tenant_id, template_id=request.template_id)
         made = new_job(template=template, principal=principal, request=request)
         made = replace(made, experiment_id=experiment.id, experiment_variant=variant, experiment_row=n)
         made = replace(made, experiment_scorer=name, api_key_id=experiment.api_key_id)
         with conn.transaction():
-            bound = Decimal(judge.get("worstCaseUSD") or 0)
+            bound = judge.worst_case_usd or Decimal(0)
             if experiment.api_key_id and experiment.budget_month and experiment.judge_row_usd is not None:
                 if not experiments_repo.take_judge_hold(conn, experiment_id=experiment.id, amount=bound):
                     return Score(variant, n, name, error="the experiment holds no budget for this judge"), None
@@ -121,13 +123,13 @@ def score_jobs(experiment: Experiment, jobs: list[Job]) -> None:
             if row is None:
                 continue
             for scorer in experiment.scorers:
-                if scorer["type"] == "judge":
+                if scorer.judge is not None:
                     continue
                 try:
-                    value = scorers.score(scorer, output=job.output or "", expected=row["expected"])
-                    scores.append(Score(job.experiment_variant or 0, row["n"], scorer["name"], score=value))
+                    value = scorers.score(scorer.settings, output=job.output or "", expected=row["expected"])
+                    scores.append(Score(job.experiment_variant or 0, row["n"], scorer.name, score=value))
                 except scorers.CannotScore as exc:
-                    scores.append(Score(job.experiment_variant or 0, row["n"], scorer["name"], error=str(exc)))
+                    scores.append(Score(job.experiment_variant or 0, row["n"], scorer.name, error=str(exc)))
         if experiment.status == "running":  # its judges wait their turn in the window, like its rows (`feed`)
             for job in done:
                 row = rows.get(job.experiment_row or 0)
@@ -272,12 +274,11 @@ def register_hooks() -> None:
 
 
 def judge_bounds(
-    *, principal: Principal, judges: list[JsonObject], templates_: list[Template], rows: list[Row],
-    experiment: Experiment, max_tokens: int,
-) -> Decimal:  # fmt: skip
-    """Each judge's worst case for one output (stored on its config); returns what one row of one variant
-    can cost in judging. The bound takes the dataset's longest row and the most of an output a judge is shown
-    (`max_tokens`: the largest of the variants')."""
+    *, principal: Principal, templates_: list[Template], rows: list[Row], experiment: Experiment, max_tokens: int
+) -> tuple[list[StoredScorer], Decimal]:
+    """The experiment's scorers with each judge's worst case for one output, and what one row of one variant can
+    cost in judging. The bound takes the dataset's longest row and the most of an output a judge is shown
+    (`max_tokens`: the largest of the variants'). `templates_`: the judges' templates, in their order."""
     longest = [judge_values(row_input=r["input"], expected=r["expected"], output="") for r in rows]
     values = {
         "input": "x" * max((len(v["input"].encode()) for v in longest), default=0),
@@ -286,16 +287,21 @@ def judge_bounds(
     }
     per_row = Decimal(0)
     budgeted = principal.monthly_budget_usd is not None
-    for judge, template in zip(judges, templates_, strict=True):
-        request = judge_request(experiment, judge, values)
+    judge_templates = iter(templates_)
+    bounded: list[StoredScorer] = []
+    for index, scorer in enumerate(experiment.scorers):
+        if scorer.judge is None:
+            bounded.append(scorer)
+            continue
+        template = next(judge_templates)
+        request = judge_request(experiment, scorer, values)
         try:
             job = new_job(template=template, principal=principal, request=request)
         except ValidationFailed as exc:  # the judge's own template, with the longest inputs it may be given
             raise ValidationFailed.single(
-                f"scorers[{experiment.scorers.index(judge)}].template",
-                f"this judge template cannot judge these rows: {exc.message}",
+                f"scorers[{index}].template", f"this judge template cannot judge these rows: {exc.message}"
             ) from exc
         amount = budgets.worst_case_or_refuse(template=template, job=job, budgeted=budgeted) or Decimal(0)
-        judge["worstCaseUSD"] = str(amount)
+        bounded.append(replace(scorer, worst_case_usd=amount))
         per_row += amount
-    return per_row
+    return bounded, per_row

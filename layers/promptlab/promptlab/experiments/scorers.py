@@ -12,8 +12,6 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from promptlab.core.errors import ValidationFailed
 from promptlab.core.json_schema import check_schema, re2_pattern
 from promptlab.core.json_types import JsonObject
@@ -34,23 +32,23 @@ class CannotScore(Exception):
     """Why a row could not be scored (recorded on the row)."""
 
 
-def check_scorers(scorers: list[JsonObject]) -> None:
+def check_scorers(scorers: list[Scorer]) -> None:
     """422 naming the scorer's field when its names repeat, its pattern is not RE2 or its schema is unusable."""
     seen: set[str] = set()
     for index, scorer in enumerate(scorers):
-        name = scorer["name"]
+        name = scorer.name or scorer.type
         if name in seen:
             raise ValidationFailed.single(f"scorers[{index}].name", f"two scorers are named {name!r}: name them")
         seen.add(name)
-        if scorer["type"] == "regex":
+        if isinstance(scorer, RegexScorer):
             try:
-                re2_pattern(scorer["pattern"])
+                re2_pattern(scorer.pattern)
             except Exception as exc:  # re2.error: RE2 refuses backreferences, lookaround and bad syntax
                 raise ValidationFailed.single(
                     f"scorers[{index}].pattern", f"not an RE2 regular expression ({exc})"
                 ) from None
-        if scorer["type"] == "json_schema":
-            check_schema(scorer["schema"], field=f"scorers[{index}].schema")
+        if isinstance(scorer, JsonSchemaScorer):
+            check_schema(scorer.json_schema, field=f"scorers[{index}].schema")
 
 
 def _expected_text(expected: Any) -> str:
@@ -103,20 +101,13 @@ IN_PLACE: dict[type[Any], Callable[[Any, str, Any], float]] = {
     JsonSchemaScorer: _json_schema,
     LengthScorer: _length,
 }
-_STORED: TypeAdapter[Scorer] = TypeAdapter(Scorer)
 
 
-def parse(config: JsonObject) -> Scorer:
-    """A stored scorer (its wire form, as the experiment keeps it) as its typed settings."""
-    return _STORED.validate_python({k: v for k, v in config.items() if k != "templateRef"})
-
-
-def score(config: JsonObject, *, output: str, expected: Any) -> Decimal:
+def score(scorer: Scorer, *, output: str, expected: Any) -> Decimal:
     """The score of one output (not for `judge`, whose score comes from its own job)."""
-    scorer = parse(config)
     scored_by = IN_PLACE.get(type(scorer))
     if scored_by is None:
-        raise CannotScore(f"{config['type']!r} is not scored in place")
+        raise CannotScore(f"{scorer.type!r} is not scored in place")
     value = scored_by(scorer, output[:MAX_SCORED_CHARS], expected)
     return Decimal(str(round(value, 6)))
 

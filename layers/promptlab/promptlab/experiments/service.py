@@ -27,9 +27,12 @@ from promptlab.models.experiments import (
     ExperimentPage,
     ExperimentPublic,
     ExperimentSummary,
+    JudgeScorer,
     LatencySummary,
     PromoteRequest,
     PromoteResult,
+    StoredScorer,
+    StoredVariant,
     VariantResult,
 )
 from promptlab.models.generation import GenerateRequest
@@ -69,19 +72,21 @@ def _dataset_rows(conn: Connection, *, tenant_id: str, request: ExperimentCreate
     return version, rows, sampled
 
 
-def _scorer_configs(principal: Principal, request: ExperimentCreate) -> tuple[list[JsonObject], list[Template]]:
-    """The scorers as stored (each named; a judge's template resolved to `tpl_…@version`)."""
-    configs: list[JsonObject] = []
+def _stored_scorers(principal: Principal, request: ExperimentCreate) -> tuple[list[StoredScorer], list[Template]]:
+    """The scorers as stored (each named; a judge's template resolved to `tpl_…@version`), and the judges'
+    templates in their order."""
+    scorers.check_scorers(request.scorers)
+    stored: list[StoredScorer] = []
     judges: list[Template] = []
     for index, scorer in enumerate(request.scorers):
-        config = {**scorer.model_dump(by_alias=True, exclude_none=True), "name": scorer.name or scorer.type}
-        if config["type"] == "judge":
-            template = _template(principal, config["template"], f"scorers[{index}].template")
-            config["templateRef"] = f"{template.id}@{template.version}"
+        named = scorer.model_copy(update={"name": scorer.name or scorer.type})
+        if isinstance(scorer, JudgeScorer):
+            template = _template(principal, scorer.template, f"scorers[{index}].template")
+            stored.append(StoredScorer(named, template_ref=f"{template.id}@{template.version}"))
             judges.append(template)
-        configs.append(config)
-    scorers.check_scorers(configs)
-    return configs, judges
+        else:
+            stored.append(StoredScorer(named))
+    return stored, judges
 
 
 @dataclass
@@ -89,14 +94,14 @@ class _Plan:
     """The jobs an experiment will run and what they can cost at most."""
 
     jobs: list[tuple[Job, Template, Decimal | None]]
-    variants: list[JsonObject]
+    variants: list[StoredVariant]
 
 
 def _plan(*, principal: Principal, request: ExperimentCreate, experiment_id: str, rows: list[Row]) -> _Plan:
     """Every variant × row as a job (not stored); 422 naming each bad row's field."""
     problems: list[FieldProblem] = []
     planned: list[tuple[Job, Template, Decimal | None]] = []
-    variants: list[JsonObject] = []
+    variants: list[StoredVariant] = []
     budgeted = principal.monthly_budget_usd is not None
     for index, variant in enumerate(request.variants):
         template = _template(principal, variant.template, f"variants[{index}].template")
@@ -122,11 +127,11 @@ def _plan(*, principal: Principal, request: ExperimentCreate, experiment_id: str
             break
         last = planned[-1][0] if rows else None  # this variant's last job: what its defaults resolved to
         variants.append(
-            {
-                "template": variant.template, "templateId": template.id, "templateVersion": template.version,
-                "provider": last.provider if last else variant.provider,
-                "model": last.model if last else variant.model, "params": last.params if last else {},
-            }
+            StoredVariant(
+                template=variant.template, template_id=template.id, template_version=template.version,
+                provider=last.provider if last else variant.provider,
+                model=last.model if last else variant.model, params=last.params if last else {},
+            )
         )  # fmt: skip
     if problems:
         summary = "; ".join(f"{p.field}: {p.message}" for p in problems[:3])
@@ -149,11 +154,11 @@ def _check_running(conn: Connection, *, tenant_id: str) -> None:
 def create_experiment(*, principal: Principal, request: ExperimentCreate) -> ExperimentPublic:
     """Start an experiment: every variant over every (sampled) row as ordinary jobs."""
     experiment_id = ids.new_id("exp")
-    configs, judge_templates = _scorer_configs(principal, request)
+    stored_scorers, judge_templates = _stored_scorers(principal, request)
     with connection() as conn:
         version, rows, sampled = _dataset_rows(conn, tenant_id=principal.tenant_id, request=request)
     total_jobs = len(rows) * len(request.variants)
-    judge_count = sum(1 for c in configs if c["type"] == "judge")
+    judge_count = len(judge_templates)
     if total_jobs * (1 + judge_count) > MAX_JOBS:  # each judge asks once per variant's output
         raise ValidationFailed.single(
             "sample",
@@ -163,14 +168,13 @@ def create_experiment(*, principal: Principal, request: ExperimentCreate) -> Exp
     plan = _plan(principal=principal, request=request, experiment_id=experiment_id, rows=rows)
     experiment = Experiment(
         id=experiment_id, tenant_id=principal.tenant_id, api_key_id=principal.key_id, name=request.name,
-        dataset_id=request.dataset_id, dataset_version=version, variants=plan.variants, scorers=configs,
+        dataset_id=request.dataset_id, dataset_version=version, variants=plan.variants, scorers=stored_scorers,
         priority=request.priority, row_numbers=[r["n"] for r in rows] if sampled else None, row_count=len(rows),
         status="running", judge_reserved_usd=Decimal(0), judge_row_usd=None, budget_month=None,
         created_at=utc_now(), ended_at=None,
     )  # fmt: skip
-    judges = [c for c in configs if c["type"] == "judge"]
-    judge_row = experiment_runs.judge_bounds(
-        principal=principal, judges=judges, templates_=judge_templates, rows=rows, experiment=experiment,
+    bounded, judge_row = experiment_runs.judge_bounds(
+        principal=principal, templates_=judge_templates, rows=rows, experiment=experiment,
         max_tokens=max((job.max_tokens for job, _, _ in plan.jobs), default=1),
     )  # fmt: skip
     judge_total = judge_row * total_jobs
@@ -185,7 +189,7 @@ def create_experiment(*, principal: Principal, request: ExperimentCreate) -> Exp
         )  # fmt: skip
         held = reservation.amount is not None
         experiment = replace(
-            experiment, scorers=configs, judge_reserved_usd=judge_total if held else Decimal(0),
+            experiment, scorers=bounded, judge_reserved_usd=judge_total if held else Decimal(0),
             judge_row_usd=judge_row if held else None, budget_month=reservation.month,
         )  # fmt: skip
         experiments_repo.insert_experiment(conn, experiment)
@@ -217,14 +221,14 @@ def _mean(figures: Row | None) -> float | None:
 def _variant_results(experiment: Experiment, figures: list[Row], score_rows: list[Row]) -> list[VariantResult]:
     by_variant = {int(f["variant"]): f for f in figures if f["variant"] is not None}
     results = []
-    names = [s["name"] for s in experiment.scorers]
+    names = [s.name for s in experiment.scorers]
     for index, variant in enumerate(experiment.variants):
         f = by_variant.get(index, {})
         mine = {s["scorer"]: s for s in score_rows if s["variant"] == index}
         results.append(
             VariantResult(
-                index=index, template=variant["template"], template_id=variant["templateId"],
-                template_version=variant["templateVersion"], provider=variant["provider"], model=variant["model"],
+                index=index, template=variant.template, template_id=variant.template_id,
+                template_version=variant.template_version, provider=variant.provider, model=variant.model,
                 rows=experiment.row_count, completed=f.get("completed", 0), failed=f.get("failed", 0),
                 cost_usd=f.get("cost_usd", Decimal(0)), judge_cost_usd=f.get("judge_cost_usd", Decimal(0)),
                 input_tokens=f.get("input_tokens", 0), output_tokens=f.get("output_tokens", 0),
@@ -238,7 +242,7 @@ def _variant_results(experiment: Experiment, figures: list[Row], score_rows: lis
 
 
 def public_scorers(experiment: Experiment) -> list[JsonObject]:
-    return [{k: v for k, v in s.items() if k != "worstCaseUSD"} for s in experiment.scorers]
+    return [s.public() for s in experiment.scorers]
 
 
 def get_experiment(*, tenant_id: str, experiment_id: str) -> ExperimentPublic:
@@ -320,7 +324,7 @@ def promote(*, principal: Principal, experiment_id: str, request: PromoteRequest
     if request.variant >= len(experiment.variants):
         raise ValidationFailed.single("variant", f"the experiment has variants 0 to {len(experiment.variants) - 1}")
     variant = experiment.variants[request.variant]
-    template_id, version = variant["templateId"], int(variant["templateVersion"])
+    template_id, version = variant.template_id, variant.template_version
     before = templates.list_labels(tenant_id=principal.tenant_id, template_id=template_id)
     previous = next((label.version for label in before.labels if label.label == request.label), None)
     templates.move_label(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, TypeAdapter, model_validator
+from pydantic.alias_generators import to_camel
 
 from promptlab.core.json_types import JsonObject
 from promptlab.models.wire import (
@@ -104,6 +107,65 @@ Scorer = Annotated[
     ExactScorer | ContainsScorer | RegexScorer | JsonSchemaScorer | LengthScorer | JudgeScorer,
     Field(discriminator="type"),
 ]
+
+
+_SCORER: TypeAdapter[Scorer] = TypeAdapter(Scorer)
+
+
+@dataclass(frozen=True)
+class StoredScorer:
+    """A scorer as an experiment keeps it: its typed settings (named), and for a judge the template version it
+    resolved to and what one of its calls can cost at most. Stored flat, in the wire's camelCase."""
+
+    settings: Scorer
+    template_ref: str | None = None  # a judge's template as `tpl_…@version`
+    worst_case_usd: Decimal | None = None  # a judge's bound for one output
+
+    @property
+    def name(self) -> str:
+        return self.settings.name or self.settings.type
+
+    @property
+    def judge(self) -> JudgeScorer | None:
+        return self.settings if isinstance(self.settings, JudgeScorer) else None
+
+    @classmethod
+    def from_stored(cls, stored: JsonObject) -> StoredScorer:
+        settings = {k: v for k, v in stored.items() if k not in {"templateRef", "worstCaseUSD"}}
+        bound = stored.get("worstCaseUSD")
+        return cls(
+            _SCORER.validate_python(settings), stored.get("templateRef"), None if bound is None else Decimal(bound)
+        )
+
+    def public(self) -> JsonObject:
+        """What the API shows of it: the settings, the name, a judge's resolved template."""
+        shown: JsonObject = {
+            **self.settings.model_dump(mode="json", by_alias=True, exclude_none=True),
+            "name": self.name,
+        }
+        if self.template_ref is not None:
+            shown["templateRef"] = self.template_ref
+        return shown
+
+    def stored(self) -> JsonObject:
+        kept = self.public()
+        if self.worst_case_usd is not None:
+            kept["worstCaseUSD"] = str(self.worst_case_usd)
+        return kept
+
+
+class StoredVariant(WireModel):
+    """A variant as an experiment keeps it: its reference, and the template version, provider, model and
+    parameters it resolved to when the experiment started."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    template: str
+    template_id: str
+    template_version: int
+    provider: str | None
+    model: str | None
+    params: JsonObject = Field(default_factory=dict)
 
 
 class ExperimentCreate(RequestModel):
