@@ -126,7 +126,7 @@ def test_a_person_can_do_the_whole_job_in_the_console(console: str, page: Any) -
     # Generate from the form the schema made, and watch the job finish.
     page.goto(console + f"/#/generate?template={template_id}")
     expect(page.locator("#provider option")).to_have_text(
-        ["template default", "fake", "anthropic", "openai", "openai-compatible", "bedrock"]
+        ["template default", "anthropic", "openai", "openai-compatible", "bedrock", "fake"]
     )
     page.get_by_label("topic * — What about").fill("message queues")
     page.get_by_label("Version or label (optional)").fill("production")

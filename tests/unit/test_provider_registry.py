@@ -40,3 +40,52 @@ def test_a_provider_without_a_key_is_a_422_naming_the_ones_available(set_env: Se
     get_settings.cache_clear()
     with pytest.raises(Exception, match="not configured in this deployment.*available: .*fake"):
         check_available("anthropic")
+
+
+def test_each_provider_is_wired_where_the_contributor_guide_says() -> None:
+    """docs/contributing.md ("Adding a provider") lists what a new provider needs beyond its adapter and its
+    registry entry; this checks each of those places for every registered provider."""
+    from pathlib import Path
+
+    from promptlab.core.settings import Settings
+    from promptlab.local.cfn import load_template
+    from promptlab.providers.pricing import price_table, priced_default_model
+
+    root = Path(__file__).resolve().parents[2]
+    guide = (root / "docs" / "contributing.md").read_text(encoding="utf-8")
+    assert "## Adding a provider" in guide
+    template = load_template(root / "template.yaml")
+    resources, parameters = template["Resources"], template["Parameters"]
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    callers = {"WorkerFunction", "EconomyFunction"}  # the only functions that call providers
+    reads = {
+        name: {str(p["SSMParameterReadPolicy"]["ParameterName"]["Ref"]) for p in r["Properties"].get("Policies", [])
+               if isinstance(p, dict) and "SSMParameterReadPolicy" in p}
+        for name, r in resources.items() if r["Type"] == "AWS::Serverless::Function"
+    }  # fmt: skip
+    priced = {row["provider"] for row in price_table()}
+    problems: list[str] = []
+    for name, spec in PROVIDERS.items():
+        field = name.replace("-", "_")
+        if spec.needs_key:
+            if f"{field}_api_key_parameter" not in Settings.model_fields:
+                problems.append(f"{name}: no setting {field}_api_key_parameter")
+            env = f"PROMPTLAB_{field.upper()}_API_KEY_PARAMETER"
+            sub = str(variables.get(env, {}).get("Fn::Sub", ""))
+            parameter = re.fullmatch(r"/\$\{(\w+)\}", sub)
+            if parameter is None or parameter.group(1) not in parameters:
+                problems.append(f"{name}: Globals has no {env} naming a template parameter")
+                continue
+            readers = {function for function, names in reads.items() if parameter.group(1) in names}
+            if readers != callers:
+                problems.append(f"{name}: its key is read by {sorted(readers)}, not by {sorted(callers)}")
+        if name not in priced and not spec.needs_base_url:
+            problems.append(f"{name}: no prices in pricing.json")
+        if spec.has_batch_api is False and name in BATCH_PROVIDERS:
+            problems.append(f"{name}: listed as a batch provider without a batch API")
+        if not spec.needs_base_url and priced_default_model(name) is None:
+            problems.append(f"{name}: no default model in pricing.json")
+    allowed = set(parameters["DefaultProvider"]["AllowedValues"])
+    if not allowed <= set(PROVIDERS):
+        problems.append(f"DefaultProvider allows unknown providers {sorted(allowed - set(PROVIDERS))}")
+    assert problems == [], "see docs/contributing.md, 'Adding a provider'"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
@@ -13,6 +13,7 @@ from promptlab.core.clock import rfc3339
 from promptlab.core.json_types import JsonObject
 from promptlab.core.money import money_str
 
+# The providers this build knows; `providers/registry.py` has one entry for each (a test keeps them equal).
 ProviderName = Literal["anthropic", "openai", "openai-compatible", "bedrock", "fake"]
 
 
@@ -37,7 +38,7 @@ ModelName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-
 Fallback = Annotated[
     str,
     Field(
-        pattern=r"^(anthropic|openai|openai-compatible|bedrock|fake):[A-Za-z0-9._:/@-]+$",
+        pattern=rf"^({'|'.join(get_args(ProviderName))}):[A-Za-z0-9._:/@-]+$",
         max_length=220,
         description="`provider:model`, tried when the one before it fails for good.",
     ),

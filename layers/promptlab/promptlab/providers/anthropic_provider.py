@@ -17,8 +17,15 @@ from promptlab.providers.base import (
     Usage,
     error_for_status,
 )
-from promptlab.providers.http_errors import classified_errors, rate_limit_headers
+from promptlab.providers.http_errors import SdkErrors, classified_errors, rate_limit_headers
 from promptlab.providers.messages_format import messages_body
+
+_ERRORS = SdkErrors(
+    timeout=anthropic.APITimeoutError,
+    connection=anthropic.APIConnectionError,
+    status=anthropic.APIStatusError,
+    unreadable=anthropic.APIResponseValidationError,
+)
 
 
 class AnthropicProvider:
@@ -39,7 +46,7 @@ class AnthropicProvider:
         extra = {k: request.pop(k) for k in ("temperature", "top_p") if k in request}
         if extra:
             request["extra_body"] = extra
-        with classified_errors(anthropic, provider=self.name, model=call.model, timeout=call.timeout_seconds):
+        with classified_errors(_ERRORS, provider=self.name, model=call.model, timeout=call.timeout_seconds):
             raw = self._client.messages.with_raw_response.create(**request, timeout=call.timeout_seconds)
             message = raw.parse()
         return self._result(message, raw.headers.get("request-id"), rate_limit_headers(raw.headers))
@@ -80,16 +87,16 @@ class AnthropicProvider:
 
     def submit_batch(self, calls: list[tuple[str, GenerationCall]]) -> BatchStatus:
         requests = [{"custom_id": custom_id, "params": self._params(call)} for custom_id, call in calls]
-        with classified_errors(anthropic, provider=self.name, model=calls[0][1].model, timeout=60):
+        with classified_errors(_ERRORS, provider=self.name, model=calls[0][1].model, timeout=60):
             batch = self._client.messages.batches.create(requests=requests, timeout=60)  # type: ignore[arg-type]
         return self._status(batch)
 
     def batch_status(self, provider_batch_id: str) -> BatchStatus:
-        with classified_errors(anthropic, provider=self.name, model="batch", timeout=30):
+        with classified_errors(_ERRORS, provider=self.name, model="batch", timeout=30):
             return self._status(self._client.messages.batches.retrieve(provider_batch_id, timeout=30))
 
     def batch_results(self, provider_batch_id: str) -> Iterator[BatchItem]:
-        with classified_errors(anthropic, provider=self.name, model="batch", timeout=120):
+        with classified_errors(_ERRORS, provider=self.name, model="batch", timeout=120):
             lines = list(self._client.messages.batches.results(provider_batch_id, timeout=120))
         for line in lines:
             result = line.result

@@ -6,7 +6,8 @@ import email.utils
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from types import ModuleType
+from dataclasses import dataclass
+from typing import Any
 
 from promptlab.providers.base import ProviderError, error_for_status
 
@@ -57,21 +58,35 @@ def timeout_error(seconds: float) -> ProviderError:
     return ProviderError(code="timeout", message=f"no answer within {seconds:g} s", retryable=True)
 
 
+@dataclass(frozen=True)
+class SdkErrors:
+    """The exception classes one SDK raises, named by the adapter that uses it (no SDK's names are assumed).
+
+    `status` must carry the HTTP answer: `status_code`, `message` and `response.headers`.
+    """
+
+    timeout: type[Exception]
+    connection: type[Exception]
+    status: type[Exception]
+    unreadable: type[Exception]
+
+
 @contextmanager
-def classified_errors(sdk: ModuleType, *, provider: str, model: str, timeout: float) -> Iterator[None]:
-    """Run an SDK call, turning the failures of the `anthropic` and `openai` SDKs (same names) into `ProviderError`."""
+def classified_errors(errors: SdkErrors, *, provider: str, model: str, timeout: float) -> Iterator[None]:
+    """Run an SDK call, turning the SDK's failures (`errors`) into `ProviderError`."""
     from promptlab.providers.registry import known_models
 
     try:
         yield
-    except sdk.APITimeoutError as exc:
+    except errors.timeout as exc:
         raise timeout_error(timeout) from exc
-    except sdk.APIConnectionError as exc:
+    except errors.connection as exc:
         raise ProviderError(code="connection_error", message=str(exc), retryable=True) from exc
-    except sdk.APIStatusError as exc:
+    except errors.status as exc:
+        answer: Any = exc
         raise status_error(
-            status=exc.status_code, message=exc.message, headers=dict(exc.response.headers),
+            status=answer.status_code, message=answer.message, headers=dict(answer.response.headers),
             provider=provider, model=model, known=known_models(provider),
         ) from exc  # fmt: skip
-    except (sdk.APIResponseValidationError, ValueError) as exc:
+    except (errors.unreadable, ValueError) as exc:
         raise ProviderError(code="bad_response", message=f"unreadable answer: {exc}", retryable=True) from exc

@@ -20,7 +20,14 @@ from promptlab.providers.base import (
     Usage,
     error_for_status,
 )
-from promptlab.providers.http_errors import classified_errors, rate_limit_headers
+from promptlab.providers.http_errors import SdkErrors, classified_errors, rate_limit_headers
+
+_ERRORS = SdkErrors(
+    timeout=openai.APITimeoutError,
+    connection=openai.APIConnectionError,
+    status=openai.APIStatusError,
+    unreadable=openai.APIResponseValidationError,
+)
 
 
 class OpenAIProvider:
@@ -52,7 +59,7 @@ class OpenAIProvider:
 
     def generate(self, call: GenerationCall) -> ProviderResult:
         request = self._params(call)
-        with classified_errors(openai, provider=self.name, model=call.model, timeout=call.timeout_seconds):
+        with classified_errors(_ERRORS, provider=self.name, model=call.model, timeout=call.timeout_seconds):
             raw = self._client.chat.completions.with_raw_response.create(**request, timeout=call.timeout_seconds)
             completion = raw.parse()
         return self._result(completion, raw.headers.get("x-request-id"), rate_limit_headers(raw.headers))
@@ -109,7 +116,7 @@ class OpenAIProvider:
             for custom_id, call in calls
         ]
         payload = "\n".join(json.dumps(line, separators=(",", ":")) for line in lines).encode()
-        with classified_errors(openai, provider=self.name, model=calls[0][1].model, timeout=60):
+        with classified_errors(_ERRORS, provider=self.name, model=calls[0][1].model, timeout=60):
             uploaded = self._client.files.create(file=("promptlab-batch.jsonl", payload), purpose="batch", timeout=60)
             batch = self._client.batches.create(
                 input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h", timeout=60
@@ -117,11 +124,11 @@ class OpenAIProvider:
         return self._status(batch)
 
     def batch_status(self, provider_batch_id: str) -> BatchStatus:
-        with classified_errors(openai, provider=self.name, model="batch", timeout=30):
+        with classified_errors(_ERRORS, provider=self.name, model="batch", timeout=30):
             return self._status(self._client.batches.retrieve(provider_batch_id, timeout=30))
 
     def batch_results(self, provider_batch_id: str) -> Iterator[BatchItem]:
-        with classified_errors(openai, provider=self.name, model="batch", timeout=120):
+        with classified_errors(_ERRORS, provider=self.name, model="batch", timeout=120):
             batch = self._client.batches.retrieve(provider_batch_id, timeout=30)
             texts = [
                 self._client.files.content(file_id, timeout=120).text

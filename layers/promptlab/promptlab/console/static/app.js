@@ -278,9 +278,19 @@ function inputFields(t) {
   }).join("");
 }
 
+let providerNames;
+async function providers() {  // the API's own list (its OpenAPI document), so a new provider needs no change here
+  if (!providerNames) {
+    const field = (await api("GET", "openapi.json")).components.schemas.GenerateRequest.properties.provider;
+    providerNames = ((field.anyOf || [field]).find((s) => s.enum) || { enum: [] }).enum;
+  }
+  return providerNames;
+}
+
 async function generatePage(params) {
   const page = await guard(() => api("GET", "templates?limit=100"));
   if (!page) return;
+  const names = (await guard(() => providers())) || [];
   const chosen = params.get("template") || (page.items[0] && page.items[0].id) || "";
   main.innerHTML = html`
     <h1>Generate</h1>
@@ -291,7 +301,7 @@ async function generatePage(params) {
       </div>
       <div id="inputs"></div>
       <div class="row">
-        <div class="field"><label for="provider">Provider</label><select id="provider"><option value="">template default</option><option>fake</option><option>anthropic</option><option>openai</option><option>openai-compatible</option><option>bedrock</option></select></div>
+        <div class="field"><label for="provider">Provider</label><select id="provider"><option value="">template default</option>${names.map((n) => `<option>${esc(n)}</option>`).join("")}</select></div>
         <div class="field"><label for="model">Model</label><input id="model" placeholder="default"></div>
         <div class="field"><label for="priority">Priority</label><select id="priority"><option>normal</option><option>high</option><option>low</option><option value="economy">economy (batch API, half price, slower)</option></select></div>
       </div>
