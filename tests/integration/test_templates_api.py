@@ -173,3 +173,8 @@ def test_an_archived_template_refuses_generations_and_can_be_restored(runner: Lo
     clash = call_api(runner, "POST", f"/templates/{made['id']}/restore")
     assert clash.status == 409 and made["name"] in clash.body["error"]["message"]
     assert call_api(runner, "POST", "/templates/tpl_nope/restore").status == 404
+
+
+def test_template_names_starting_with_promptlab_are_reserved(runner: LocalRunner) -> None:
+    refused = call_api(runner, "POST", "/templates", body={"name": "promptlab:chat", "body": "Mine {{ x }}."})
+    assert refused.status == 422 and refused.body["error"]["details"]["fields"][0]["field"] == "name"

@@ -122,6 +122,10 @@ def test_a_second_tenant_sees_nothing_of_the_first_on_any_route(runner: LocalRun
     expect("GET", "/experiments/{id}/compare", f"/experiments/{eid}/compare", 404, query={"a": "0", "b": "0"})
     expect("POST", "/experiments/{id}/cancel", f"/experiments/{eid}/cancel", 404)
     expect("POST", "/experiments/{id}/promote", f"/experiments/{eid}/promote", 404, body={"variant": 0})
+    # The OpenAI door: their template is an unknown model here; the model list holds no data of anyone's
+    chat = expect("POST", "/v1/chat/completions", "/v1/chat/completions", 404, body={"model": tid, "messages": []})
+    assert chat.body["error"]["code"] == "model_not_found"
+    expect("GET", "/v1/models", "/v1/models", 200)
     expect("GET", "/health", "/health", 200)
     expect("GET", "/openapi.json", "/openapi.json", 200)
     expect("GET", "/docs", "/docs", 200)  # Swagger UI and its assets hold no data of anyone's

@@ -8,7 +8,7 @@ from promptlab.api.declared import route
 from promptlab.api.docs import enable_docs
 from promptlab.api.fast_generate import generate_fast, prepare_generate
 from promptlab.api.resolver import PromptLabResolver, register_error_handlers
-from promptlab.api.routes import datasets, experiments, generation, jobs, operations, templates
+from promptlab.api.routes import datasets, experiments, generation, jobs, openai, operations, templates
 from promptlab.core.json_types import JsonObject
 
 API_TITLE = "PromptLab API"
@@ -16,7 +16,7 @@ API_VERSION = "0.1.0"
 
 app = PromptLabResolver(enable_validation=True)
 register_error_handlers(app)
-for module in (templates, generation, jobs, operations, datasets, experiments):
+for module in (templates, generation, jobs, operations, datasets, experiments, openai):
     app.include_router(module.router)
 app.fast_path("POST", "/generate", prepare=prepare_generate)(generate_fast)
 enable_docs(app, title=API_TITLE, version=API_VERSION)

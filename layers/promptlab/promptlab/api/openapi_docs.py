@@ -65,6 +65,8 @@ def enrich(document: JsonObject) -> JsonObject:
             if about is None:
                 continue
             responses: dict[str, Any] = operation["responses"]
+            if about.path.startswith("/v1/"):
+                responses.pop("422", None)  # the OpenAI door answers a bad parameter with OpenAI's 400
             if about.public:
                 operation["security"] = []
             else:
@@ -73,15 +75,36 @@ def enrich(document: JsonObject) -> JsonObject:
                     responses.setdefault(
                         str(status), {"description": "Error", "content": _error_content(status, about)}
                     )
-            if about.request is not None and "requestBody" in operation:
-                operation["requestBody"]["content"]["application/json"]["example"] = about.request
+            if about.request is not None:  # a route that reads its body itself has no model: the example stands alone
+                body = operation.setdefault("requestBody", {"required": True, "content": {"application/json": {}}})
+                body["content"]["application/json"]["example"] = about.request
             for code, answer in responses.items():
                 if int(code) >= 400:
                     answer["content"] = _error_content(int(code), about, answer.get("content"))
     return document
 
 
+_OPENAI_ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"error": {"type": "object", "properties": {
+        "message": {"type": "string"}, "type": {"type": "string"},
+        "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}}},
+}  # fmt: skip
+_OPENAI_ERRORS = {  # status → (type, code, param, message) of the example
+    400: ("invalid_request_error", "unsupported_parameter", "tools", "Unrecognized request argument supplied: tools"),
+    401: ("invalid_request_error", "invalid_api_key", None, "the API key is unknown or revoked"),
+    404: ("invalid_request_error", "model_not_found", "model", "The model `gpt-9` does not exist"),
+    409: ("invalid_request_error", "conflict", None, "Idempotency-Key 'order-42' was used with another body"),
+    429: ("requests", "rate_limit_exceeded", None, "over 60 requests in 60 s for this key; retry after 4 s"),
+    503: ("server_error", "service_unavailable", None, "the database is unreachable"),
+}
+
+
 def _error_content(status: int, about: Declared, content: Any = None) -> JsonObject:
+    if about.path.startswith("/v1/"):  # the OpenAI-compatible door answers OpenAI's error shape
+        kind, openai_code, param, text = _OPENAI_ERRORS.get(status, ("server_error", None, None, "see `message`"))
+        example = {"error": {"message": text, "type": kind, "param": param, "code": openai_code}}
+        return {"application/json": {"schema": _OPENAI_ERROR_SCHEMA, "example": example}}
     code, message = about.errors.get(status) or _ERRORS.get(status) or (_code_of(status), "see `message`")
     media: JsonObject = dict((content or {}).get("application/json") or {})
     media.setdefault("schema", {"$ref": "#/components/schemas/ErrorBody"})

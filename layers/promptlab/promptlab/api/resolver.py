@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from promptlab.api import pipeline
+from promptlab.api import openai_door, pipeline
 from promptlab.api.cors import cors_headers, preflight
 from promptlab.api.errors import INTERNAL_ERROR_MESSAGE, error_response, from_domain_error, proxy_error
 from promptlab.api.openapi_docs import enrich
@@ -137,6 +137,8 @@ class PromptLabResolver(APIGatewayRestResolver):
             key_id=_request_state.principal.key_id,
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
         )
+        if str(event.get("path", "")).startswith(openai_door.PREFIX):  # the OpenAI door speaks OpenAI's errors
+            answer = openai_door.openai_error(answer)
         return _add_headers(answer, {"X-Request-Id": request_id or "", **cors_headers(event)})
 
     def _answer(self, event: Event, context: LambdaContext, request_id: str | None) -> LambdaEvent:

@@ -134,6 +134,13 @@ class Settings(BaseSettings):
     max_waits_per_key: int = Field(
         default=10, ge=1, le=1000, description="Long polls (`GET /jobs/{id}?wait=`) one API key may hold at once."
     )
+    chat_wait_seconds: float = Field(
+        default=25, ge=0, le=900,
+        description="How long `POST /v1/chat/completions` waits for its job before answering 504 with its id.",
+    )  # fmt: skip
+    max_chat_waits_per_key: int = Field(
+        default=100, ge=1, le=10_000, description="Chat completions one API key may have waiting at once."
+    )
     max_throttles: int = Field(
         default=20,
         ge=0,

@@ -72,6 +72,13 @@ def get_template(
     return Template.from_row(row) if row is not None else None
 
 
+def template_named(conn: Connection, *, tenant_id: str, name: str) -> Template | None:
+    """The live template with this name, or None."""
+    row = conn.execute(_SELECT + " WHERE t.tenant_id = %s AND t.name = %s AND t.archived_at IS NULL", (tenant_id, name))
+    found = row.fetchone()
+    return Template.from_row(found) if found is not None else None
+
+
 def list_templates(
     conn: Connection, *, tenant_id: str, limit: int, after_id: str | None, q: str | None
 ) -> list[Template]:

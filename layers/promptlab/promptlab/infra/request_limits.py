@@ -141,7 +141,7 @@ def route_class(method: str, path: str) -> str | None:
     """`generate`, `read`, or None for routes that are never limited (health checks)."""
     if path == "/health":
         return None
-    if method.upper() == "POST" and path in {"/generate", "/generate/batch"}:
+    if method.upper() == "POST" and path in {"/generate", "/generate/batch", "/v1/chat/completions"}:
         return "generate"
     return "read"
 

@@ -87,19 +87,21 @@ WAIT_POLL_SECONDS = 0.05  # the re-read interval when Redis cannot wake the wait
 REREAD_SECONDS = 1.0
 
 
-def get_job(*, tenant_id: str, job_id: str, wait_seconds: float = 0, waiter: str | None = None) -> JobPublic:
+def get_job(
+    *, tenant_id: str, job_id: str, wait_seconds: float = 0, waiter: str | None = None, wait_limit: int | None = None
+) -> JobPublic:
     """A tenant's job with its attempt history, or 404.
 
     With `wait_seconds`, an unfinished job is waited for until it ends or the wait is over (a long poll):
     the worker's end-of-job message wakes the wait at once, and the job is re-read at least every second
-    in case that message was lost. A `waiter` (the API key) holds at most `max_waits_per_key` long polls at
-    once (`RateLimited` beyond), so one client cannot hold every API sandbox.
+    in case that message was lost. A `waiter` (the API key) holds at most `wait_limit` (default:
+    `max_waits_per_key`) long polls at once (`RateLimited` beyond), so one client cannot hold every API sandbox.
     """
     deadline = time.monotonic() + wait_seconds
     with connection() as conn:
         row = _require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id)
     if row.status not in TERMINAL and wait_seconds > 0:
-        limit = get_settings().max_waits_per_key
+        limit = wait_limit or get_settings().max_waits_per_key
         try:
             with job_ends.wait_slot(waiter or tenant_id, limit=limit, seconds=wait_seconds):
                 row = _wait_for_end(tenant_id=tenant_id, job_id=job_id, deadline=deadline)

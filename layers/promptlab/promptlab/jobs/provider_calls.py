@@ -29,7 +29,11 @@ def conversation(job: Job, version: TemplateVersion) -> list[Message]:
     answer and a request to correct it."""
     values = job.input or {}
     if job.messages:
-        turns = [Message(role=m["role"], content=render(m["content"], values) or "") for m in job.messages]
+        turns = [
+            Message(role=m["role"], content=m["content"] if m.get("literal") else render(m["content"], values) or "")
+            for m in job.messages
+            if m["role"] != "system"
+        ]
     else:
         turns = [Message(role="user", content=render(version.body, values) or "")]
     error = job.error or {}
@@ -41,6 +45,15 @@ def conversation(job: Job, version: TemplateVersion) -> list[Message]:
     return turns
 
 
+def system_prompt(job: Job, version: TemplateVersion) -> str | None:
+    """The template's system prompt, then the job's own `system` turns (an OpenAI-style chat's)."""
+    parts = [
+        render(version.system, job.input or {}),
+        *(m["content"] for m in job.messages or [] if m["role"] == "system"),
+    ]
+    return "\n\n".join(p for p in parts if p) or None
+
+
 def build_call(job: Job, version: TemplateVersion) -> tuple[str, str, GenerationCall]:
     """(provider, model, call) for the job's current route: what the worker or a provider batch sends."""
     provider, model = job.route.current
@@ -49,7 +62,7 @@ def build_call(job: Job, version: TemplateVersion) -> tuple[str, str, Generation
     temperature, top_p = params.get("temperature"), params.get("topP")
     call = GenerationCall(
         model=model,
-        system=render(version.system, job.input or {}),
+        system=system_prompt(job, version),
         messages=conversation(job, version),
         max_tokens=max_tokens,
         temperature=None if temperature is None else Decimal(temperature),

@@ -65,17 +65,24 @@ def conversation(request: GenerateRequest) -> list[dict[str, str]] | None:
 
 def variables_for(template: Template, messages: list[dict[str, str]] | None) -> list[Variable]:
     """The variables a request must bind: the template's, or, with messages, those the system prompt and the
-    messages use (the body is not sent); the template's defaults still apply."""
+    messages use (the body is not sent; literal messages are sent as written); the template's defaults apply."""
     declared = variables_of(template)
     if messages is None:
         return declared
     by_name = {v.name: v for v in declared}
-    names = placeholder_names(template.system, *(m["content"] for m in messages))
+    names = placeholder_names(template.system, *(m["content"] for m in messages if not m.get("literal")))
     return [by_name.get(name, Variable(name=name)) for name in names]
 
 
-def resolve(*, template: Template, request: GenerateRequest) -> Resolved:
-    """Apply request → template version → settings defaults and bind the input."""
+def literal_turns(turns: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Turns sent exactly as written (no placeholders filled), `system` ones joining the system prompt: what an
+    OpenAI-style chat request sends. The caller has checked them."""
+    return [{"role": t["role"], "content": t["content"], "literal": "true"} for t in turns]
+
+
+def resolve(*, template: Template, request: GenerateRequest, literal: list[dict[str, str]] | None = None) -> Resolved:
+    """Apply request → template version → settings defaults and bind the input (`literal`: turns sent as
+    written instead of the request's `messages`)."""
     settings = get_settings()
     defaults = template.defaults
     provider = request.provider or defaults.get("provider") or settings.default_provider
@@ -108,7 +115,7 @@ def resolve(*, template: Template, request: GenerateRequest) -> Resolved:
             raise ValidationFailed.single(f"fallbacks[{index}]", exc.message) from exc
     if request.response_format is not None:
         params["responseFormat"] = json_output.checked_format(request.response_format)
-    messages = conversation(request)
+    messages = conversation(request) if literal is None else literal_turns(literal)
     variables = variables_for(template, messages)
     if template.variables_schema and messages is None:
         check_input(template.variables_schema, request.input, variables)
@@ -158,15 +165,20 @@ def _deadline(request: GenerateRequest) -> datetime:
 
 
 def new_job(
-    *, template: Template, principal: Principal, request: GenerateRequest, source_message_id: str | None = None
+    *,
+    template: Template,
+    principal: Principal,
+    request: GenerateRequest,
+    source_message_id: str | None = None,
+    literal: list[dict[str, str]] | None = None,
 ) -> Job:
-    """Validate a request against its template and build the job (not yet stored)."""
+    """Validate a request against its template and build the job (not yet stored); `literal`: see `resolve`."""
     if template.archived_at is not None:
         raise Conflict(
             f"template {request.template_id!r} is archived and takes no new generations",
             details={"templateId": request.template_id},
         )
-    resolved = resolve(template=template, request=request)
+    resolved = resolve(template=template, request=request, literal=literal)
     if request.priority == "economy" and resolved.provider not in BATCH_PROVIDERS:
         raise ValidationFailed.single(
             "priority", f"provider {resolved.provider!r} has no batch API: the economy lane takes {BATCH_PROVIDERS}"

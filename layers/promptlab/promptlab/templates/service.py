@@ -26,8 +26,13 @@ from promptlab.models.templates import (
 from promptlab.templates.rendering import Variable, check_rendered_size, derive_variables
 from promptlab.templates.variable_schema import variables_from_schema
 
+RESERVED_PREFIX = "promptlab:"
+CHAT_TEMPLATE = "promptlab:chat"  # what a chat that names no template runs on: no body, no system prompt
+
 
 def _content(request: TemplateCreate) -> TemplateContent:
+    if request.name.startswith(RESERVED_PREFIX):
+        raise ValidationFailed.single("name", f"names starting with {RESERVED_PREFIX!r} are PromptLab's own")
     declared = (
         [Variable(name=v.name, required=v.required, default=v.default) for v in request.variables]
         if request.variables is not None
@@ -78,6 +83,39 @@ def create_template(*, tenant_id: str, request: TemplateCreate) -> TemplatePubli
     with connection() as conn:
         row = templates_repo.insert_template(conn, tenant_id=tenant_id, template_id=ids.template_id(), content=content)
     return template_public(row)
+
+
+def template_by_name(*, tenant_id: str, name: str) -> Template | None:
+    """The live template with this name, or None."""
+    with connection() as conn:
+        return templates_repo.template_named(conn, tenant_id=tenant_id, name=name)
+
+
+def chat_template(*, tenant_id: str) -> Template:
+    """The tenant's template for chats that name none (made on first use): the chat's own turns are the whole
+    prompt, and its jobs are ordinary jobs of this template (usage, limits, cache and budgets apply)."""
+    cached = cached_template(tenant_id=tenant_id, template_id=CHAT_TEMPLATE)
+    if cached is not None:
+        return cached
+    found = template_by_name(tenant_id=tenant_id, name=CHAT_TEMPLATE)
+    if found is None:
+        content = TemplateContent(
+            name=CHAT_TEMPLATE, description="Chats sent to /v1/chat/completions without a template.", body="",
+            system=None, variables=[], variables_schema=None, defaults={},
+            cache_ttl_seconds=get_settings().default_cache_ttl_seconds, cache_system=False,
+        )  # fmt: skip
+        try:
+            with connection() as conn:
+                found = templates_repo.insert_template(
+                    conn, tenant_id=tenant_id, template_id=ids.template_id(), content=content
+                )
+        except Conflict:  # another request made it first
+            found = template_by_name(tenant_id=tenant_id, name=CHAT_TEMPLATE)
+            if found is None:
+                raise
+    if get_settings().template_cache_seconds > 0:
+        _recent[(tenant_id, CHAT_TEMPLATE)] = (time.monotonic(), found)
+    return found
 
 
 def get_template_row(*, tenant_id: str, template_id: str) -> Template:

@@ -1,0 +1,176 @@
+"""The OpenAI-compatible door's wire: a job's answer as a `chat.completion` (or its Server-Sent Events), and
+every error under `/v1/` in OpenAI's shape `{"error": {"message", "type", "param", "code"}}`.
+
+The statuses follow OpenAI's: 400 for a bad parameter (PromptLab's 422), 401, 404 for an unknown model, 429
+for a rate limit and for a spent budget (`insufficient_quota`), 5xx for failures worth a retry.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from pydantic import ValidationError
+
+from promptlab.core.errors import ValidationFailed
+from promptlab.core.json_types import JsonObject, LambdaEvent
+from promptlab.core.validation import validation_fields
+from promptlab.models.jobs import JobPublic
+from promptlab.models.openai_chat import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatRequest,
+    Choice,
+    CompletionUsage,
+    PromptTokensDetails,
+)
+
+PREFIX = "/v1/"
+JOB_HEADER = "x-promptlab-job-id"
+# Each provider's stop reasons as OpenAI's `finish_reason`.
+FINISH_REASONS = {
+    "stop": "stop", "end_turn": "stop", "stop_sequence": "stop", "complete": "stop",
+    "length": "length", "max_tokens": "length",
+    "content_filter": "content_filter", "content_filtered": "content_filter", "refusal": "content_filter",
+    "tool_use": "tool_calls", "tool_calls": "tool_calls",
+}  # fmt: skip
+# PromptLab's error code → (OpenAI status, type, code).
+_ERRORS: dict[str, tuple[int, str, str | None]] = {
+    "bad_request": (400, "invalid_request_error", None),
+    "unauthorized": (401, "invalid_request_error", "invalid_api_key"),
+    "budget_exceeded": (429, "insufficient_quota", "insufficient_quota"),
+    "not_found": (404, "invalid_request_error", None),
+    "conflict": (409, "invalid_request_error", "conflict"),
+    "precondition_failed": (412, "invalid_request_error", None),
+    "payload_too_large": (413, "invalid_request_error", "request_too_large"),
+    "unsupported_media_type": (415, "invalid_request_error", None),
+    "validation_error": (400, "invalid_request_error", "invalid_value"),
+    "rate_limited": (429, "requests", "rate_limit_exceeded"),
+    "dependency_unavailable": (503, "server_error", "service_unavailable"),
+}
+
+
+def parse_chat(body: Any) -> ChatRequest:
+    """The request, or a 400 naming the first bad parameter (an unknown one as OpenAI words it)."""
+    try:
+        return ChatRequest.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = validation_fields([dict(first)])[0]
+        if first["type"] == "extra_forbidden":
+            refused = ValidationFailed.single(
+                field["field"], f"Unrecognized request argument supplied: {field['field']} (not supported here)"
+            )
+            refused.details["openaiCode"] = "unsupported_parameter"
+            raise refused from None
+        raise ValidationFailed.single(field["field"], f"{field['field']}: {field['message']}") from None
+
+
+def error_body(message: str, kind: str, code: str | None, param: str | None = None) -> str:
+    return json.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}}, ensure_ascii=False)
+
+
+def openai_error(answer: LambdaEvent) -> LambdaEvent:
+    """A PromptLab error answer in OpenAI's shape (statuses mapped); other answers unchanged."""
+    status = int(answer.get("statusCode", 200))
+    if status < 400:
+        return answer
+    try:
+        error = json.loads(answer.get("body") or "{}").get("error") or {}
+    except (ValueError, AttributeError):
+        return answer
+    if "type" in error or "code" not in error:  # already OpenAI's, or not an error body of ours
+        return answer
+    details: JsonObject = error.get("details") or {}
+    mapped_status, kind, code = _ERRORS.get(error["code"], (status, "server_error", error["code"]))
+    fields = details.get("fields") or []
+    param = details.get("param") or (fields[0]["field"] if fields else None)
+    return {
+        **answer,
+        "statusCode": mapped_status,
+        "body": error_body(error.get("message", ""), kind, details.get("openaiCode") or code, param),
+    }
+
+
+def completion(job: JobPublic) -> ChatCompletion:
+    """The finished job as OpenAI's `chat.completion`."""
+    finish = "length" if job.truncated and job.finish_reason in (None, "max_tokens", "length") else job.finish_reason
+    cached = job.cache_read_tokens or 0
+    prompt = (job.input_tokens or 0) + cached + (job.cache_write_tokens or 0)
+    answered_by = (job.answered_by or "").partition("/")[2]
+    return ChatCompletion(
+        id=f"chatcmpl-{job.id}",
+        created=int(job.created_at.timestamp()),
+        model=answered_by or job.model,
+        choices=[
+            Choice(
+                message=AssistantMessage(content=job.output or ""),
+                finish_reason=FINISH_REASONS.get(finish or "stop", "stop"),
+            )
+        ],
+        usage=CompletionUsage(
+            prompt_tokens=prompt,
+            completion_tokens=job.output_tokens or 0,
+            total_tokens=prompt + (job.output_tokens or 0),
+            prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
+        ),
+    )
+
+
+def event_stream(answer: ChatCompletion, *, include_usage: bool) -> str:
+    """The answer as OpenAI's `chat.completion.chunk` events, ending with `data: [DONE]` (all at once: an API
+    Gateway proxy answer is one body)."""
+    base = {"id": answer.id, "object": "chat.completion.chunk", "created": answer.created, "model": answer.model}
+    choice = answer.choices[0]
+    content = choice.message.content or ""
+    pieces = [content[i : i + 200] for i in range(0, len(content), 200)] or [""]
+    chunks: list[JsonObject] = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                                      "finish_reason": None}]}]  # fmt: skip
+    chunks += [{**base, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in pieces]
+    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice.finish_reason}]})
+    if include_usage:
+        chunks.append({**base, "choices": [], "usage": answer.usage.model_dump()})
+    lines = [f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n" for chunk in chunks]
+    return "".join(lines) + "data: [DONE]\n\n"
+
+
+def ended_badly(job: JobPublic) -> Response[str]:
+    """A job that failed or was cancelled, as OpenAI's error: the provider's own refusal of the request (400,
+    404) as such, anything worth another try as 502 (an SDK retries it as a new job)."""
+    error = job.error
+    headers = {JOB_HEADER: job.id}
+    if job.status == "cancelled" or error is None:
+        return _error(409, f"job {job.id} was cancelled", "invalid_request_error", "job_cancelled", headers)
+    message = f"{error.message} (job {job.id})"
+    if error.provider_status in (400, 413, 422):
+        return _error(400, message, "invalid_request_error", error.code, headers)
+    if error.provider_status == 404 or error.code == "model_not_found":
+        return _error(404, message, "invalid_request_error", "model_not_found", headers, param="model")
+    if error.code == "rate_limited":
+        return _error(429, message, "requests", "rate_limit_exceeded", headers)
+    return _error(502, message, "api_error", error.code, headers)
+
+
+def still_running(job: JobPublic) -> Response[str]:
+    """The wait is over and the job is not: 504 with its id (it goes on; the same request again waits for the
+    same job, joined in flight or answered from the cache)."""
+    return _error(
+        504,
+        f"job {job.id} is still {job.status}: it goes on. Send the same request again to wait for it (or read"
+        f" GET /jobs/{job.id})",
+        "timeout",
+        "job_pending",
+        {JOB_HEADER: job.id, "Retry-After": "1"},
+    )
+
+
+def _error(
+    status: int, message: str, kind: str, code: str | None, headers: dict[str, str], param: str | None = None
+) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=error_body(message, kind, code, param),
+        headers=headers,
+    )
