@@ -199,16 +199,16 @@ def test_errors_come_in_openais_shape_and_statuses(stack: Stack) -> None:
                                   "param": "model", "code": "model_not_found"}  # fmt: skip
     refusals: list[tuple[dict[str, Any], str]] = [({"frequency_penalty": 0.5}, "frequency_penalty"), ({"n": 2}, "n"),
                        ({"max_tokens": 0}, "max_tokens"),
-                       ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+                       ({"logit_bias": {"50256": -100}}, "logit_bias"),
                        ({"temperature": 5}, "temperature")]  # fmt: skip
     for bad, param in refusals:
         with pytest.raises(openai.BadRequestError) as refused:
             client.chat.completions.create(model="fake/fake-1", messages=hello, **bad)
         assert refused.value.body["param"] == param, bad  # type: ignore[index]
-    with pytest.raises(openai.BadRequestError) as image:
+    with pytest.raises(openai.BadRequestError) as audio:
         client.chat.completions.create(model="fake/fake-1", messages=[{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}])  # fmt: skip
-    assert image.value.body["param"] == "messages[0].content[0]"  # type: ignore[index]
+            {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]}])  # fmt: skip
+    assert audio.value.body["param"] == "messages[0].content[0]"  # type: ignore[index]
     # A provider refusing the request fails the job at once: its 400 comes back as such, with the job's id
     with pytest.raises(openai.BadRequestError) as provider_400:
         client.chat.completions.create(model="anthropic/status-400", messages=hello)
@@ -259,3 +259,82 @@ def test_the_readmes_example_runs_as_pasted(stack: Stack) -> None:
     assert (
         ids.startswith("job_") and ids.split()[1] in {"hit", "miss"} and text.startswith("Fake answer for: What is SQS")
     )
+
+
+WEATHER: Any = {
+    "type": "function",
+    "function": {"name": "get_weather", "description": "The weather in a city",
+                 "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}},
+}  # fmt: skip
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+
+@pytest.mark.parametrize("model", ["fake/fake-1", "claude-haiku-4-5", "gpt-4.1-mini"])
+def test_a_tool_round_trip(stack: Stack, model: str) -> None:
+    client = stack.client()
+    messages: list[Any] = [{"role": "user", "content": f"What is the weather in Paris? {uuid.uuid4()}"}]
+    # The model asks for the tool: the answer carries the call, PromptLab never runs it
+    first = client.chat.completions.create(model=model, messages=messages, tools=[WEATHER])
+    call = (first.choices[0].message.tool_calls or [])[0]
+    assert first.choices[0].finish_reason == "tool_calls" and call.type == "function"
+    assert call.function.name == "get_weather" and isinstance(json.loads(call.function.arguments)["city"], str)
+    # The caller runs it and sends the result back as a `tool` message; the model answers
+    messages += [first.choices[0].message.model_dump(exclude_none=True),
+                 {"role": "tool", "tool_call_id": call.id, "content": "18 degrees and sunny"}]  # fmt: skip
+    second = client.chat.completions.create(model=model, messages=messages, tools=[WEATHER])
+    assert second.choices[0].finish_reason == "stop" and not second.choices[0].message.tool_calls
+    assert "18 degrees and sunny" in (second.choices[0].message.content or "") or model.startswith("fake")
+    if model.startswith("claude"):  # Anthropic got its own shapes: tool_use, then tool_result in a user turn
+        sent = next(r["body"] for r in reversed(stack.server.requests) if r["path"].endswith("/v1/messages"))
+        assert sent["tools"][0]["input_schema"]["required"] == ["city"]
+        assert sent["messages"][1]["content"][-1]["type"] == "tool_use"
+        assert sent["messages"][2] == {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": call.id, "content": "18 degrees and sunny"}]}  # fmt: skip
+    if model.startswith("gpt"):
+        sent = next(r["body"] for r in reversed(stack.server.requests) if r["path"].endswith("/chat/completions"))
+        assert sent["messages"][-1] == {"role": "tool", "tool_call_id": call.id, "content": "18 degrees and sunny"}
+        assert sent["messages"][-2]["tool_calls"][0]["function"]["name"] == "get_weather"
+
+
+def test_a_tool_choice_and_a_stream_of_tool_calls(stack: Stack) -> None:
+    client = stack.client()
+    chunks = list(client.chat.completions.create(
+        model="fake/fake-1", messages=[{"role": "user", "content": f"use it {uuid.uuid4()}"}], tools=[WEATHER],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}}, stream=True,
+    ))  # fmt: skip
+    calls = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
+    assert calls and calls[0].function is not None and calls[0].function.name == "get_weather"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+    with pytest.raises(openai.BadRequestError) as unknown:
+        client.chat.completions.create(
+            model="fake/fake-1", messages=[{"role": "user", "content": "x"}], tools=[WEATHER],
+            tool_choice={"type": "function", "function": {"name": "nope"}},
+        )  # fmt: skip
+    assert unknown.value.body["param"] == "tool_choice"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("model", ["fake/fake-1", "claude-haiku-4-5", "gpt-4.1-mini"])
+def test_an_image_part_reaches_the_provider(stack: Stack, model: str) -> None:
+    content: Any = [{"type": "text", "text": f"What is in this picture? {uuid.uuid4()}"},
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}]  # fmt: skip
+    answer = stack.client().chat.completions.create(model=model, messages=[{"role": "user", "content": content}])
+    text = answer.choices[0].message.content or ""
+    assert "[saw 1]" in text or "[shown: image/png]" in text
+    if model.startswith("claude"):
+        sent = next(r["body"] for r in reversed(stack.server.requests) if r["path"].endswith("/v1/messages"))
+        assert sent["messages"][0]["content"][0] == {
+            "type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}  # fmt: skip
+
+
+def test_documents_and_image_urls_go_where_the_provider_takes_them(stack: Stack) -> None:
+    client = stack.client()
+    pdf: Any = [{"type": "text", "text": f"Summarise {uuid.uuid4()}"},
+                {"type": "file", "file": {"filename": "a.pdf",
+                                          "file_data": f"data:application/pdf;base64,{PNG}"}}]  # fmt: skip
+    claude = client.chat.completions.create(model="claude-haiku-4-5", messages=[{"role": "user", "content": pdf}])
+    assert "[saw 1]" in (claude.choices[0].message.content or "")
+    by_url: Any = [{"type": "text", "text": "Read it"},
+                   {"type": "image_url", "image_url": {"url": "https://example.com/report.pdf"}}]  # fmt: skip
+    with pytest.raises(openai.BadRequestError) as refused:  # OpenAI takes no PDF by URL
+        client.chat.completions.create(model="gpt-4.1-mini", messages=[{"role": "user", "content": by_url}])
+    assert refused.value.body["param"] == "messages[0].attachments[0]"  # type: ignore[index]

@@ -48,6 +48,7 @@ class BedrockServer(ThreadingHTTPServer):
         self.throttle_rate = 0.0
         self.batch_errors: set[str] = set()  # record ids answered with an error record
         self.jobs: dict[str, dict[str, Any]] = {}
+        self.converse_requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
@@ -84,7 +85,10 @@ def _s3(server: BedrockServer) -> Any:
 
 
 def _answer_text(messages: list[dict[str, Any]], system: str) -> str:
-    last = "".join(block.get("text", "") for block in messages[-1]["content"])
+    last = "".join(
+        block.get("text", "") + "".join(c.get("text", "") for c in (block.get("toolResult") or {}).get("content", []))
+        for block in messages[-1]["content"]
+    )
     if "JSON" in system:
         return json.dumps({"answer": last[:40]})
     return "Bedrock says: " + last[:40]
@@ -156,7 +160,18 @@ class _Handler(BaseHTTPRequestHandler):
         system_blocks = body.get("system") or []
         system = " ".join(b.get("text", "") for b in system_blocks)
         cached = any("cachePoint" in b for b in system_blocks)
-        text = _answer_text(body["messages"], system)
+        self.server.converse_requests.append(body)
+        tools = ((body.get("toolConfig") or {}).get("tools")) or []
+        last = body["messages"][-1]["content"]
+        if tools and not any("toolResult" in block for block in last):  # Converse's toolUse answer
+            spec = tools[0]["toolSpec"]
+            use = {"toolUseId": f"tooluse_{uuid.uuid4().hex[:12]}", "name": spec["name"], "input": {"city": "Paris"}}
+            return self._reply(200, {
+                "output": {"message": {"role": "assistant", "content": [{"toolUse": use}]}},
+                "stopReason": "tool_use", "usage": {"inputTokens": 50, "outputTokens": 20, "totalTokens": 70},
+            })  # fmt: skip
+        shown = sum(1 for m in body["messages"] for b in m["content"] if "image" in b or "document" in b)
+        text = (f"[saw {shown}] " if shown else "") + _answer_text(body["messages"], system)
         stop = "end_turn"
         if model.startswith("truncated"):
             text, stop = text[:10], "max_tokens"

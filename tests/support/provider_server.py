@@ -71,8 +71,51 @@ def _json_answer(body: dict[str, Any], schema: dict[str, Any] | None) -> str:
     return json.dumps(json_output.example(schema) if schema else {"answer": "ok"})
 
 
+def _last_text(content: Any) -> str:
+    """The text of a turn's content: a string, or blocks/parts (text, a tool's result)."""
+    if isinstance(content, str):
+        return content
+    texts = []
+    for block in content or []:
+        if block.get("type") == "text":
+            texts.append(block["text"])
+        elif block.get("type") == "tool_result":
+            texts.append(block["content"] if isinstance(block["content"], str) else _last_text(block["content"]))
+    return " ".join(texts)
+
+
+def _shown(messages: list[dict[str, Any]]) -> str:
+    """`[saw N]` when the turns hold images or documents (Anthropic blocks or OpenAI parts)."""
+    kinds = {"image", "document", "image_url", "file"}
+    count = sum(
+        1 for m in messages if isinstance(m.get("content"), list) for b in m["content"] if b.get("type") in kinds
+    )
+    return f"[saw {count}] " if count else ""
+
+
+def _anthropic_tool_use(body: dict[str, Any]) -> dict[str, Any] | None:
+    """A `tool_use` answer when tools are offered and the last turn is not a tool's result."""
+    last = body["messages"][-1]["content"]
+    if not body.get("tools") or (isinstance(last, list) and any(b.get("type") == "tool_result" for b in last)):
+        return None
+    choice = body.get("tool_choice") or {}
+    name = choice.get("name") or body["tools"][0]["name"]
+    return {
+        "id": f"msg_{uuid.uuid4().hex[:24]}", "type": "message", "role": "assistant", "model": body["model"],
+        "content": [{"type": "text", "text": "Let me check."},
+                    {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:20]}", "name": name,
+                     "input": {"city": "Paris"}}],
+        "stop_reason": "tool_use", "stop_sequence": None,
+        "usage": {"input_tokens": 50, "output_tokens": 20, "cache_creation_input_tokens": 0,
+                  "cache_read_input_tokens": 0},
+    }  # fmt: skip
+
+
 def _anthropic_answer(body: dict[str, Any]) -> dict[str, Any]:
-    text = "Claude says: " + body["messages"][-1]["content"][:40]
+    tool_use = _anthropic_tool_use(body)
+    if tool_use is not None:
+        return tool_use
+    text = "Claude says: " + _shown(body["messages"]) + _last_text(body["messages"][-1]["content"])[:40]
     system = " ".join(b.get("text", "") for b in body.get("system") or [])
     if "JSON" in system:
         marker = "JSON Schema: "
@@ -101,7 +144,20 @@ def _anthropic_answer(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _openai_answer(body: dict[str, Any]) -> dict[str, Any]:
-    text: str | None = "GPT says: " + body["messages"][-1]["content"][:40]
+    last = body["messages"][-1]
+    if body.get("tools") and last["role"] != "tool" and body.get("tool_choice") != "none":
+        choice = body.get("tool_choice")
+        name = choice["function"]["name"] if isinstance(choice, dict) else body["tools"][0]["function"]["name"]
+        call = {"id": f"call_{uuid.uuid4().hex[:20]}", "type": "function",
+                "function": {"name": name, "arguments": json.dumps({"city": "Paris"})}}  # fmt: skip
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
+            "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [call]},
+                         "logprobs": None, "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 60, "completion_tokens": 15, "total_tokens": 75},
+        }  # fmt: skip
+    text: str | None = "GPT says: " + _shown(body["messages"]) + _last_text(last["content"])[:40]
     if body.get("response_format"):
         text = _json_answer(body, (body["response_format"].get("json_schema") or {}).get("schema"))
     finish = "stop"

@@ -9,7 +9,8 @@ import pytest
 
 from promptlab.api.openai_door import completion, event_stream, openai_error
 from promptlab.core.errors import ValidationFailed
-from promptlab.jobs.chat import parameter, turns_of
+from promptlab.jobs.chat import parameter
+from promptlab.jobs.openai_turns import turns_of
 from promptlab.models.jobs import JobPublic
 from promptlab.models.openai_chat import ChatRequest
 
@@ -90,7 +91,7 @@ def test_turns_are_joined_by_role_and_must_start_and_end_with_the_user() -> None
     assert turns_of(chat) == [{"role": "system", "content": "rules"}, {"role": "user", "content": "a\n\nb"}]
     ends_with_assistant = ChatRequest.model_validate({"model": "m", "messages": [
         {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]})  # fmt: skip
-    with pytest.raises(ValidationFailed, match="last message"):
+    with pytest.raises(ValidationFailed, match="last turn"):
         turns_of(ends_with_assistant)
 
 

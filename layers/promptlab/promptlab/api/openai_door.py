@@ -24,6 +24,7 @@ from promptlab.models.openai_chat import (
     Choice,
     CompletionUsage,
     PromptTokensDetails,
+    ToolCallOut,
 )
 
 PREFIX = "/v1/"
@@ -99,14 +100,16 @@ def completion(job: JobPublic) -> ChatCompletion:
     cached = job.cache_read_tokens or 0
     prompt = (job.input_tokens or 0) + cached + (job.cache_write_tokens or 0)
     answered_by = (job.answered_by or "").partition("/")[2]
+    calls = [ToolCallOut(id=c.id, function={"name": c.name, "arguments": c.arguments}) for c in job.tool_calls or ()]
+    reason = "tool_calls" if calls else FINISH_REASONS.get(finish or "stop", "stop")
     return ChatCompletion(
         id=f"chatcmpl-{job.id}",
         created=int(job.created_at.timestamp()),
         model=answered_by or job.model,
         choices=[
             Choice(
-                message=AssistantMessage(content=job.output or ""),
-                finish_reason=FINISH_REASONS.get(finish or "stop", "stop"),
+                message=AssistantMessage(content=job.output or (None if calls else ""), tool_calls=calls or None),
+                finish_reason=reason,
             )
         ],
         usage=CompletionUsage(
@@ -128,6 +131,9 @@ def event_stream(answer: ChatCompletion, *, include_usage: bool) -> str:
     chunks: list[JsonObject] = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                                       "finish_reason": None}]}]  # fmt: skip
     chunks += [{**base, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in pieces]
+    for n, call in enumerate(choice.message.tool_calls or ()):
+        delta = {"tool_calls": [{"index": n, **call.model_dump()}]}
+        chunks.append({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
     chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice.finish_reason}]})
     if include_usage:
         chunks.append({**base, "choices": [], "usage": answer.usage.model_dump()})

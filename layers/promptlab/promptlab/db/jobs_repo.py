@@ -13,7 +13,17 @@ from promptlab.db.connection import Connection, Row
 from promptlab.models.jobs import Answer, Handback, Job, JobRoute
 
 _COLUMNS = Job.__slots__
-_JSON_COLUMNS = {"params", "input", "error", "unit_prices", "metadata", "warnings", "fallbacks", "messages"}
+_JSON_COLUMNS = {
+    "params",
+    "input",
+    "error",
+    "unit_prices",
+    "metadata",
+    "warnings",
+    "fallbacks",
+    "messages",
+    "tool_calls",
+}
 
 
 def _job(row: Row | None) -> Job | None:
@@ -130,7 +140,7 @@ ANSWER_COLUMNS = (
     " input_tokens = %(input_tokens)s, output_tokens = %(output_tokens)s, cache_read_tokens = %(cache_read_tokens)s,"
     " cache_write_tokens = %(cache_write_tokens)s, total_tokens = %(total_tokens)s,"
     " estimated_cost_usd = %(estimated_cost_usd)s, unit_prices = %(unit_prices)s, answered_by = %(answered_by)s,"
-    " warnings = %(warnings)s, error = NULL, completed_at = now(), updated_at = now()"
+    " warnings = %(warnings)s, tool_calls = %(tool_calls)s, error = NULL, completed_at = now(), updated_at = now()"
 )
 
 
@@ -140,6 +150,7 @@ def answer_values(answer: Answer) -> Row:
         **asdict(answer),
         "unit_prices": Jsonb(answer.unit_prices) if answer.unit_prices is not None else None,
         "warnings": Jsonb(answer.warnings) if answer.warnings else None,
+        "tool_calls": Jsonb(answer.tool_calls) if answer.tool_calls else None,
     }
 
 

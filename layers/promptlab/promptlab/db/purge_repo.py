@@ -10,7 +10,7 @@ _PURGED_ERROR = (
     " ELSE {e} - 'output' END"
 )
 PURGE_COLUMNS = (
-    "input = NULL, output = NULL, metadata = NULL, messages = NULL, error = "
+    "input = NULL, output = NULL, metadata = NULL, messages = NULL, tool_calls = NULL, error = "
     + _PURGED_ERROR.format(e="error")
     + ", purged_at = now(), updated_at = now()"
 )

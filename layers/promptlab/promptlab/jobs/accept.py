@@ -44,6 +44,7 @@ def cache_hit_job(job: Job, result: CachedResult) -> Job:
         estimated_cost_usd=Decimal(0),
         saved_cost_usd=result.estimated_cost_usd,
         answered_by=result.answered_by,
+        tool_calls=result.tool_calls,
         attempts=0,
         started_at=now,
         completed_at=now,

@@ -17,12 +17,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from promptlab.core.errors import NotFound, ValidationFailed
+from promptlab.core.json_types import JsonObject
 from promptlab.core.settings import get_settings
 from promptlab.jobs import accept, lifecycle
+from promptlab.jobs.openai_turns import tools_of, turns_of
 from promptlab.jobs.requests import new_job
 from promptlab.models.generation import GenerateRequest
 from promptlab.models.jobs import JobPublic
-from promptlab.models.openai_chat import ChatRequest, ChatTurn
+from promptlab.models.openai_chat import ChatRequest
 from promptlab.models.templates import Template
 from promptlab.providers.registry import PROVIDERS, is_configured
 from promptlab.templates.service import chat_template, template_by_name, template_for_generation
@@ -36,7 +38,8 @@ TERMINAL = frozenset({"completed", "failed", "cancelled"})
 # PromptLab's field names (as `GenerateRequest` and the job checks report them) → the chat's parameters.
 _PARAMETER = {"maxTokens": "max_tokens", "max_tokens": "max_tokens", "topP": "top_p", "top_p": "top_p",
               "input": "promptlab.variables", "provider": "model", "templateId": "model", "template_id": "model",
-              "responseFormat": "response_format", "response_format": "response_format"}  # fmt: skip
+              "responseFormat": "response_format", "response_format": "response_format",
+              "toolChoice": "tool_choice", "tool_choice": "tool_choice"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -81,45 +84,6 @@ def _template(tenant_id: str, ref: str, name: str) -> Template:
         raise model_not_found(name, exc.message) from None
 
 
-def _text(turn: ChatTurn, index: int) -> str:
-    """A turn's text: a string, or text parts (joined)."""
-    where = f"messages[{index}]"
-    if turn.role == "tool" or turn.tool_calls or turn.tool_call_id:
-        raise ValidationFailed.single(where, "tool calls and tool messages are not supported by this server yet")
-    if turn.content is None or isinstance(turn.content, str):
-        if not turn.content:
-            raise ValidationFailed.single(f"{where}.content", "a message needs text content")
-        return turn.content
-    texts = []
-    for n, part in enumerate(turn.content):
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind != "text" or not isinstance(part.get("text"), str):
-            raise ValidationFailed.single(
-                f"{where}.content[{n}]", f"content parts of type {kind!r} are not supported yet: send text parts"
-            )
-        texts.append(part["text"])
-    return "\n".join(texts)
-
-
-def turns_of(chat: ChatRequest) -> list[dict[str, str]]:
-    """The chat's turns as sent: `developer` read as `system`, consecutive user (or assistant) turns joined,
-    the conversation starting and ending with the user."""
-    turns: list[dict[str, str]] = []
-    for index, turn in enumerate(chat.messages):
-        role = "system" if turn.role == "developer" else turn.role
-        text = _text(turn, index)
-        if turns and turns[-1]["role"] == role and role != "system":
-            turns[-1]["content"] += "\n\n" + text
-        else:
-            turns.append({"role": role, "content": text})
-    spoken = [t for t in turns if t["role"] != "system"]
-    if spoken and spoken[0]["role"] != "user":
-        raise ValidationFailed.single("messages", "the first message after the system messages must be the user's")
-    if spoken and spoken[-1]["role"] != "user":
-        raise ValidationFailed.single("messages", "the last message must be the user's")
-    return turns
-
-
 def _max_tokens(chat: ChatRequest) -> int | None:
     if chat.max_tokens is not None and chat.max_completion_tokens not in (None, chat.max_tokens):
         raise ValidationFailed.single("max_completion_tokens", "give `max_completion_tokens` or `max_tokens`, not both")
@@ -137,7 +101,7 @@ def _response_format(chat: ChatRequest) -> dict[str, Any] | None:
     return {"type": "json_schema", "schema": wanted.json_schema.schema_}
 
 
-def generation_of(chat: ChatRequest, target: ChatTarget) -> tuple[GenerateRequest, list[dict[str, str]] | None]:
+def generation_of(chat: ChatRequest, target: ChatTarget) -> tuple[GenerateRequest, list[JsonObject] | None]:
     """The `POST /generate` request a chat is, and its turns sent as written (None: the template's body)."""
     if chat.n not in (None, 1):
         raise ValidationFailed.single("n", "only n=1 is supported: send n requests for n answers")
@@ -152,6 +116,7 @@ def generation_of(chat: ChatRequest, target: ChatTarget) -> tuple[GenerateReques
         )
     if extras and extras.variables and not templated:
         raise ValidationFailed.single("promptlab.variables", "variables go with a template model (`tpl_…@label`)")
+    tools, tool_choice = tools_of(chat)
     metadata = dict(chat.metadata or {})
     if chat.user is not None:
         metadata["user"] = chat.user
@@ -167,6 +132,7 @@ def generation_of(chat: ChatRequest, target: ChatTarget) -> tuple[GenerateReques
         "priority": (extras.priority if extras and extras.priority else "normal"),
         "cache": extras.cache if extras and extras.cache is not None else True,
         "metadata": metadata or None,
+        "tools": tools, "tool_choice": tool_choice, "seed": chat.seed,
     }  # fmt: skip
     try:
         request = GenerateRequest.model_validate({k: v for k, v in fields.items() if v is not None})

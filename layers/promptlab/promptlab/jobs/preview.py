@@ -47,5 +47,6 @@ def preview(*, principal: Principal, template_id: str, request: RenderRequest) -
             messages=resolved.messages,
             max_tokens=int(resolved.params["maxTokens"]),
             routes=[f"{resolved.provider}:{resolved.model}", *(resolved.fallbacks or [])],
+            tools=resolved.params.get("tools"),
         ),
     )

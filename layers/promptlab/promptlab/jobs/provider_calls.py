@@ -9,7 +9,7 @@ from promptlab.core.settings import get_settings
 from promptlab.models.jobs import Answer, Job
 from promptlab.models.templates import TemplateVersion
 from promptlab.providers import json_output
-from promptlab.providers.base import GenerationCall, Message, ProviderResult
+from promptlab.providers.base import Attachment, GenerationCall, Message, ProviderResult, Tool, ToolCall
 from promptlab.providers.pricing import cost_usd, unit_prices
 from promptlab.templates.rendering import render
 
@@ -30,7 +30,16 @@ def conversation(job: Job, version: TemplateVersion) -> list[Message]:
     values = job.input or {}
     if job.messages:
         turns = [
-            Message(role=m["role"], content=m["content"] if m.get("literal") else render(m["content"], values) or "")
+            Message(
+                role=m["role"],
+                content=m["content"] if m.get("literal") else render(m["content"], values) or "",
+                attachments=tuple(
+                    Attachment(media_type=a["mediaType"], data=a.get("data"), url=a.get("url"))
+                    for a in m.get("attachments") or ()
+                ),
+                tool_calls=tuple(ToolCall(**c) for c in m.get("toolCalls") or ()),
+                tool_call_id=m.get("toolCallId"),
+            )
             for m in job.messages
             if m["role"] != "system"
         ]
@@ -71,6 +80,12 @@ def build_call(job: Job, version: TemplateVersion) -> tuple[str, str, Generation
         top_p=None if top_p is None else Decimal(top_p),
         stop=tuple(params.get("stop") or ()),
         response_format=params.get("responseFormat"),
+        tools=tuple(
+            Tool(name=t["name"], parameters=t["parameters"], description=t.get("description"))
+            for t in params.get("tools") or ()
+        ),
+        tool_choice=params.get("toolChoice"),
+        seed=params.get("seed"),
     )
     return provider, model, call
 
@@ -84,7 +99,7 @@ def spend(job: Job, result: ProviderResult, latency_ms: int | None, *, batch: bo
         logger.warning("no price for model; cost left null", provider=provider, model=result.model)
     usage = result.usage
     warnings = [] if prices else [f"no price known for {provider}/{result.model}: the cost is unknown"]
-    if not result.text:
+    if not result.text and not result.tool_calls:
         warnings.append(f"the provider returned an empty answer (finish reason {result.finish_reason})")
     elif result.truncated:
         warnings.append(f"the answer was cut at maxTokens (finish reason {result.finish_reason})")
@@ -92,7 +107,7 @@ def spend(job: Job, result: ProviderResult, latency_ms: int | None, *, batch: bo
     return Answer(
         output=result.text.replace("\x00", ""),  # Postgres text cannot hold NUL
         finish_reason=result.finish_reason,
-        truncated=result.truncated or not result.text,
+        truncated=result.truncated or not (result.text or result.tool_calls),
         input_tokens=usage.input_tokens + (job.input_tokens or 0),
         output_tokens=usage.output_tokens + (job.output_tokens or 0),
         cache_read_tokens=usage.cache_read_tokens + (job.cache_read_tokens or 0),
@@ -103,4 +118,5 @@ def spend(job: Job, result: ProviderResult, latency_ms: int | None, *, batch: bo
         answered_by=f"{provider}/{result.model}",
         provider_latency_ms=latency_ms,
         warnings=warnings,
+        tool_calls=[c.to_json() for c in result.tool_calls] or None,
     )

@@ -10,10 +10,12 @@ from promptlab.core import ids
 from promptlab.core.clock import utc_now
 from promptlab.core.errors import Conflict, ValidationFailed
 from promptlab.core.hashing import input_hash
+from promptlab.core.json_schema import check_schema
 from promptlab.core.json_types import JsonObject
 from promptlab.core.observability import correlation_id
 from promptlab.core.settings import get_settings
 from promptlab.infra import webhook_targets
+from promptlab.jobs.turns import check_attachments, conversation
 from promptlab.models.generation import GenerateRequest
 from promptlab.models.jobs import Job
 from promptlab.models.templates import Template
@@ -22,7 +24,6 @@ from promptlab.providers.registry import BATCH_PROVIDERS, batch_takes, check_ava
 from promptlab.templates.rendering import (
     Variable,
     bind_input,
-    check_placeholders,
     check_rendered_size,
     placeholder_names,
 )
@@ -41,29 +42,10 @@ class Resolved:
     bound_input: dict[str, str]
     input_hash: str
     fallbacks: list[str] | None = None
-    messages: list[dict[str, str]] | None = None
+    messages: list[JsonObject] | None = None
 
 
-def conversation(request: GenerateRequest) -> list[dict[str, str]] | None:
-    """The request's chat turns, checked: they start and end with the user and alternate (422 otherwise)."""
-    if not request.messages:
-        return None
-    turns = [{"role": m.role, "content": m.content} for m in request.messages]
-    for index, turn in enumerate(turns):
-        expected = "user" if index % 2 == 0 else "assistant"
-        if turn["role"] != expected:
-            raise ValidationFailed.single(
-                f"messages[{index}].role", f"must be {expected!r}: turns alternate, user first"
-            )
-        problems = check_placeholders(f"messages[{index}].content", turn["content"])
-        if problems:
-            raise ValidationFailed("a message has a malformed placeholder", problems)
-    if turns[-1]["role"] != "user":
-        raise ValidationFailed.single(f"messages[{len(turns) - 1}].role", "the last turn must be the user's")
-    return turns
-
-
-def variables_for(template: Template, messages: list[dict[str, str]] | None) -> list[Variable]:
+def variables_for(template: Template, messages: list[JsonObject] | None) -> list[Variable]:
     """The variables a request must bind: the template's, or, with messages, those the system prompt and the
     messages use (the body is not sent; literal messages are sent as written); the template's defaults apply."""
     declared = variables_of(template)
@@ -74,13 +56,31 @@ def variables_for(template: Template, messages: list[dict[str, str]] | None) -> 
     return [by_name.get(name, Variable(name=name)) for name in names]
 
 
-def literal_turns(turns: list[dict[str, str]]) -> list[dict[str, str]]:
+def literal_turns(turns: list[JsonObject]) -> list[JsonObject]:
     """Turns sent exactly as written (no placeholders filled), `system` ones joining the system prompt: what an
     OpenAI-style chat request sends. The caller has checked them."""
-    return [{"role": t["role"], "content": t["content"], "literal": "true"} for t in turns]
+    return [{**t, "literal": "true"} for t in turns]
 
 
-def resolve(*, template: Template, request: GenerateRequest, literal: list[dict[str, str]] | None = None) -> Resolved:
+def _tools(request: GenerateRequest, defaults: JsonObject) -> JsonObject:
+    """The tools (the request's, else the template's) and the choice, as the job's params keep them."""
+    tools = [t.model_dump(exclude_none=True) for t in request.tools] if request.tools else defaults.get("tools")
+    if not tools:
+        if request.tool_choice not in (None, "auto", "none"):
+            raise ValidationFailed.single("toolChoice", "there are no tools to choose from")
+        return {}
+    for index, tool in enumerate(tools):
+        check_schema(tool["parameters"], field=f"tools[{index}].parameters")
+    names = [t["name"] for t in tools]
+    if len(set(names)) != len(names):
+        raise ValidationFailed.single("tools", "two tools have the same name")
+    choice = request.tool_choice or defaults.get("tool_choice")
+    if choice and choice.startswith("function:") and choice.removeprefix("function:") not in names:
+        raise ValidationFailed.single("toolChoice", f"no tool is named {choice.removeprefix('function:')!r}")
+    return {"tools": tools, **({"toolChoice": choice} if choice else {})}
+
+
+def resolve(*, template: Template, request: GenerateRequest, literal: list[JsonObject] | None = None) -> Resolved:
     """Apply request → template version → settings defaults and bind the input (`literal`: turns sent as
     written instead of the request's `messages`)."""
     settings = get_settings()
@@ -115,12 +115,16 @@ def resolve(*, template: Template, request: GenerateRequest, literal: list[dict[
             raise ValidationFailed.single(f"fallbacks[{index}]", exc.message) from exc
     if request.response_format is not None:
         params["responseFormat"] = json_output.checked_format(request.response_format)
+    params.update(_tools(request, defaults))
+    if request.seed is not None:
+        params["seed"] = request.seed
     messages = conversation(request) if literal is None else literal_turns(literal)
+    check_attachments(provider, messages, lambda i: f"messages[{i}]")
     variables = variables_for(template, messages)
     if template.variables_schema and messages is None:
         check_input(template.variables_schema, request.input, variables)
     bound = bind_input(variables, request.input)
-    texts = [m["content"] for m in messages] if messages else [template.body]
+    texts = [str(m["content"]) for m in messages] if messages else [template.body]
     check_rendered_size(
         [template.system, *texts],
         bound,
@@ -170,7 +174,7 @@ def new_job(
     principal: Principal,
     request: GenerateRequest,
     source_message_id: str | None = None,
-    literal: list[dict[str, str]] | None = None,
+    literal: list[JsonObject] | None = None,
 ) -> Job:
     """Validate a request against its template and build the job (not yet stored); `literal`: see `resolve`."""
     if template.archived_at is not None:

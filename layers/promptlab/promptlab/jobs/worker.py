@@ -321,7 +321,7 @@ def _process(job_id: str, route: JobRoute, delivery: Delivery, queue: JobQueue, 
             slot.settle("ok", result.rate_limits, latency)
         latency_ms = int(latency * 1000)
         response_format = job.params.get("responseFormat")
-        why = json_output.problem(result.text, response_format) if response_format else None
+        why = json_output.problem(result.text, response_format) if response_format and not result.tool_calls else None
         if why is not None:
             _invalid_output(job, result, why, latency_ms, delivery, queue)
             return "failed"

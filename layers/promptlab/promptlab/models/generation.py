@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from promptlab.core.json_types import JsonObject
+from promptlab.models.tools import AttachmentIn, ToolCallIn, ToolChoice, Tools
 from promptlab.models.wire import (
     Fallbacks,
     MaxTokens,
@@ -24,10 +25,28 @@ from promptlab.models.wire import (
 
 
 class ChatMessage(RequestModel):
-    """One turn of a conversation; `{{ variables }}` in it are filled from `input` like the template's body."""
+    """One turn of a conversation; `{{ variables }}` in it are filled from `input` like the template's body.
 
-    role: Literal["user", "assistant"]
-    content: Annotated[str, Field(min_length=1, max_length=100_000)]
+    A user turn may show images and PDFs (`attachments`); an assistant turn may carry the `toolCalls` an
+    earlier answer asked for; a `tool` turn gives one call's result (`toolCallId`, `content`)."""
+
+    role: Literal["user", "assistant", "tool"]
+    content: Annotated[str, Field(max_length=100_000)] = ""
+    attachments: Annotated[list[AttachmentIn], Field(min_length=1, max_length=20)] | None = None
+    tool_calls: Annotated[list[ToolCallIn], Field(min_length=1, max_length=64)] | None = None
+    tool_call_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> ChatMessage:
+        if self.attachments and self.role != "user":
+            raise ValueError("only user turns carry attachments")
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only assistant turns carry tool calls")
+        if (self.role == "tool") != (self.tool_call_id is not None):
+            raise ValueError("a tool turn, and only a tool turn, names its `toolCallId`")
+        if not (self.content or self.attachments or self.tool_calls):
+            raise ValueError("a turn needs content")
+        return self
 
 
 class ResponseFormat(RequestModel):
@@ -54,6 +73,16 @@ class GenerateRequest(RequestModel):
     )
     response_format: ResponseFormat | None = Field(
         default=None, description="Ask for JSON; the answer is validated, and retried with the error when invalid."
+    )
+    tools: Tools | None = Field(
+        default=None, description="Functions the model may ask to call (the answer's `toolCalls`; never run here)."
+    )
+    seed: Annotated[int, Field(ge=-(2**63), lt=2**63)] | None = Field(
+        default=None,
+        description="Sent to providers that take one (OpenAI and compatible servers); part of the cache key.",
+    )
+    tool_choice: ToolChoice | None = Field(
+        default=None, description="`auto` (default), `none`, `required`, `function:<name>`."
     )
     priority: Priority = "normal"
     cache: bool = True

@@ -87,9 +87,18 @@ class NotificationPublic(WireModel):
     created_at: UtcDatetime
 
 
+class ToolCallPublic(WireModel):
+    """A call the model asked for: PromptLab never runs it; send its result back as a `tool` turn."""
+
+    id: str
+    name: str
+    arguments: str = Field(description="The call's input as JSON text.")
+
+
 class JobPublic(JobSummary):
     output: str | None = None
-    messages: list[dict[str, str]] | None = None
+    tool_calls: list[ToolCallPublic] | None = Field(default=None, description="The tools the model asked to call.")
+    messages: list[JsonObject] | None = None
     attempt_history: list[AttemptPublic] | None = None
     notifications: list[NotificationPublic] | None = None
 
@@ -183,7 +192,7 @@ class Job:
     budget_month: date | None = None
     request_id: str | None = None
     purged_at: datetime | None = None
-    messages: list[dict[str, str]] | None = None
+    messages: list[JsonObject] | None = None
     lane: str = "standard"
     batch_id: str | None = None
     batch_requeues: int = 0
@@ -194,6 +203,7 @@ class Job:
     experiment_scorer: str | None = None
     send_claimed_at: datetime | None = None
     holder: str | None = None
+    tool_calls: list[JsonObject] | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
@@ -268,6 +278,7 @@ class Answer:
     answered_by: str
     provider_latency_ms: int | None
     warnings: list[str]
+    tool_calls: list[JsonObject] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +296,7 @@ class CachedResult:
     total_tokens: int | None
     estimated_cost_usd: Decimal | None
     answered_by: str | None
+    tool_calls: list[JsonObject] | None = None
 
     @classmethod
     def of(cls, job: Job) -> CachedResult:
@@ -301,6 +313,7 @@ class CachedResult:
             total_tokens=job.total_tokens,
             estimated_cost_usd=job.estimated_cost_usd,
             answered_by=job.answered_by,
+            tool_calls=job.tool_calls,
         )
 
     @classmethod

@@ -48,6 +48,27 @@ class ResponseFormatIn(OpenAIModel):
     json_schema: JsonSchemaFormat | None = None
 
 
+class FunctionIn(OpenAIModel):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    description: Annotated[str, Field(max_length=4_000)] | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolIn(OpenAIModel):
+    type: Literal["function"]
+    function: FunctionIn
+
+
+class NamedFunction(OpenAIModel):
+    name: str
+
+
+class ToolChoiceIn(OpenAIModel):
+    type: Literal["function"]
+    function: NamedFunction
+
+
 class StreamOptions(OpenAIModel):
     include_usage: bool = False
 
@@ -75,6 +96,9 @@ class ChatRequest(OpenAIModel):
     store: bool | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
+    tools: Annotated[list[ToolIn], Field(min_length=1, max_length=64)] | None = None
+    tool_choice: Literal["auto", "none", "required"] | ToolChoiceIn | None = None
+    seed: int | None = None
     promptlab: PromptLabExtras | None = None
 
 

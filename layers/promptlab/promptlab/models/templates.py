@@ -12,6 +12,7 @@ from pydantic import Field
 
 from promptlab.core.json_types import JsonObject
 from promptlab.models.generation import ChatMessage
+from promptlab.models.tools import ToolChoice, Tools
 from promptlab.models.wire import (
     Fallbacks,
     LabelName,
@@ -39,6 +40,8 @@ class TemplateDefaults(RequestModel):
     max_tokens: MaxTokens | None = None
     temperature: Temperature | None = None
     fallbacks: Fallbacks | None = None
+    tools: Tools | None = Field(default=None, description="Functions every job of this version offers the model.")
+    tool_choice: ToolChoice | None = None
 
 
 class TemplateCreate(RequestModel):
@@ -75,6 +78,8 @@ class TemplateDefaultsPublic(WireModel):
     max_tokens: int | None = None
     temperature: Decimal | None = None
     fallbacks: list[str] | None = None
+    tools: list[JsonObject] | None = None
+    tool_choice: str | None = None
 
 
 class VersionContent(WireModel):

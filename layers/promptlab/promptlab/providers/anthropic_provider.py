@@ -18,7 +18,7 @@ from promptlab.providers.base import (
     error_for_status,
 )
 from promptlab.providers.http_errors import SdkErrors, classified_errors, rate_limit_headers
-from promptlab.providers.messages_format import messages_body
+from promptlab.providers.messages_format import answer_parts, messages_body
 
 _ERRORS = SdkErrors(
     timeout=anthropic.APITimeoutError,
@@ -54,7 +54,7 @@ class AnthropicProvider:
     def _result(self, message: Any, request_id: str | None, rate_limits: dict[str, str]) -> ProviderResult:
         if message.stop_reason == "refusal":
             raise ProviderError(code="content_refused", message="the model refused to answer", retryable=False)
-        text = "".join(block.text for block in message.content if block.type == "text")
+        text, tool_calls = answer_parts(list(message.content))
         usage = message.usage
         return ProviderResult(
             text=text,
@@ -68,7 +68,8 @@ class AnthropicProvider:
             request_id=request_id or message.id,
             finish_reason=message.stop_reason or "unknown",
             rate_limits=rate_limits,
-            truncated=message.stop_reason == "max_tokens" or not text,
+            truncated=message.stop_reason == "max_tokens" or not (text or tool_calls),
+            tool_calls=tool_calls,
         )
 
     # Message Batches: about half price, results within 24 h.

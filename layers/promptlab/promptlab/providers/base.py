@@ -29,9 +29,49 @@ _CODES = {
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """An image or a PDF in a user turn: inline (base64 `data`), by `url` (https), or an `s3://` key."""
+
+    media_type: str  # image/png, image/jpeg, image/gif, image/webp, application/pdf
+    data: str | None = None
+    url: str | None = None
+
+    @property
+    def is_document(self) -> bool:
+        return self.media_type == "application/pdf"
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A call the model asked for (never run by PromptLab): `arguments` is the JSON text of its input."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def to_json(self) -> JsonObject:
+        return {"id": self.id, "name": self.name, "arguments": self.arguments}
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A function the model may call: its name, what it does, and its parameters' JSON Schema."""
+
+    name: str
+    parameters: JsonObject
+    description: str | None = None
+
+
+@dataclass(frozen=True)
 class Message:
+    """One turn: `user` (text and attachments), `assistant` (text and the tool calls it made), or `tool` (the
+    result of one tool call, answering `tool_call_id`)."""
+
     role: str
     content: str
+    attachments: tuple[Attachment, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +86,9 @@ class GenerationCall:
     top_p: Decimal | None = None
     stop: tuple[str, ...] = ()
     response_format: JsonObject | None = None  # JSON mode: {"type": "json_object" | "json_schema", "schema"}
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str | None = None  # "auto", "none", "required", or "function:<name>"
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +112,7 @@ class ProviderResult:
     finish_reason: str
     truncated: bool = False
     rate_limits: dict[str, str] = field(default_factory=dict)  # the provider's rate-limit headers
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass

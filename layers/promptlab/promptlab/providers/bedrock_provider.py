@@ -30,11 +30,13 @@ from promptlab.providers.base import (
     GenerationCall,
     ProviderError,
     ProviderResult,
+    ToolCall,
     Usage,
     error_for_status,
 )
+from promptlab.providers.converse_format import converse_messages, tool_config
 from promptlab.providers.http_errors import timeout_error
-from promptlab.providers.messages_format import messages_body, system_prompt
+from promptlab.providers.messages_format import answer_parts, messages_body, system_prompt
 
 # Bedrock's error names (the `x-amzn-ErrorType` of an answer) → (our code, retryable, the status it stands
 # for: the flow control reads 429 as "we send too much", 503/500 as overload).
@@ -57,7 +59,8 @@ ERRORS: dict[str, tuple[str, bool, int]] = {
 ENDED_STATUSES = frozenset({"Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired"})
 BATCH_HOURS = 24
 ANTHROPIC_VERSION = "bedrock-2023-05-31"  # what Anthropic models on Bedrock read in a native (batch) body
-_STOP_REASONS = {"end_turn": "end_turn", "stop_sequence": "stop_sequence", "max_tokens": "max_tokens"}
+_STOP_REASONS = {"end_turn": "end_turn", "stop_sequence": "stop_sequence", "max_tokens": "max_tokens",
+                 "tool_use": "tool_use"}  # fmt: skip
 
 
 def _client(service: str, region: str, read_timeout: int) -> Any:
@@ -94,8 +97,11 @@ class BedrockProvider:
         """The Converse request for a call."""
         request: JsonObject = {
             "modelId": call.model,
-            "messages": [{"role": m.role, "content": [{"text": m.content}]} for m in call.messages],
+            "messages": converse_messages(call.messages),
         }
+        tools = tool_config(call)
+        if tools is not None:
+            request["toolConfig"] = tools
         inference: JsonObject = {"maxTokens": call.max_tokens}
         if call.temperature is not None:
             inference["temperature"] = float(call.temperature)
@@ -121,6 +127,13 @@ class BedrockProvider:
             raise ProviderError(code="content_refused", message=f"Bedrock stopped the answer: {stop}", retryable=False)
         content = ((answer.get("output") or {}).get("message") or {}).get("content") or []
         text = "".join(block.get("text", "") for block in content if isinstance(block, dict))
+        tool_calls = tuple(
+            ToolCall(
+                id=str(use.get("toolUseId")), name=str(use.get("name")), arguments=json.dumps(use.get("input") or {})
+            )
+            for use in (block.get("toolUse") for block in content if isinstance(block, dict))
+            if use
+        )
         usage = answer.get("usage") or {}
         return ProviderResult(
             text=text,
@@ -133,8 +146,9 @@ class BedrockProvider:
             model=call.model,
             request_id=(answer.get("ResponseMetadata") or {}).get("RequestId"),
             finish_reason=_STOP_REASONS.get(stop, stop),
-            truncated=stop == "max_tokens" or not text,
+            truncated=stop == "max_tokens" or not (text or tool_calls),
             rate_limits={},  # Bedrock sends none: its throttles alone steer the route's limit
+            tool_calls=tool_calls,
         )
 
     @contextmanager
@@ -301,7 +315,7 @@ def _native_result(output: JsonObject) -> ProviderResult:
     """An Anthropic model's native answer (a batch record's `modelOutput`)."""
     if output.get("stop_reason") == "refusal":
         raise ProviderError(code="content_refused", message="the model refused to answer", retryable=False)
-    text = "".join(b.get("text", "") for b in output.get("content") or [] if b.get("type") == "text")
+    text, tool_calls = answer_parts(list(output.get("content") or []))
     usage = output.get("usage") or {}
     stop = str(output.get("stop_reason") or "unknown")
     return ProviderResult(
@@ -315,7 +329,8 @@ def _native_result(output: JsonObject) -> ProviderResult:
         model=str(output.get("model") or ""),
         request_id=output.get("id"),
         finish_reason=stop,
-        truncated=stop == "max_tokens" or not text,
+        truncated=stop == "max_tokens" or not (text or tool_calls),
+        tool_calls=tool_calls,
     )
 
 

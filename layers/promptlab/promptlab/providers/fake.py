@@ -8,6 +8,7 @@ import os
 import random
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 from promptlab.core.json_types import JsonObject
@@ -16,15 +17,19 @@ from promptlab.core.tokens import TOKEN, count_tokens, prompt_tokens
 from promptlab.infra.redis_client import get_redis
 from promptlab.providers import json_output
 from promptlab.providers.base import (
+    Attachment,
     BatchItem,
     BatchStatus,
     GenerationCall,
     Message,
     ProviderError,
     ProviderResult,
+    Tool,
+    ToolCall,
     Usage,
     error_for_status,
 )
+from promptlab.providers.messages_format import TOOL_PREFIX
 
 _WORDS = (
     "prompt",
@@ -157,9 +162,16 @@ class FakeProvider:
         return self.answer(call)
 
     def answer(self, call: GenerationCall) -> ProviderResult:
-        """The deterministic answer to a call (no latency, no faults)."""
+        """The deterministic answer to a call (no latency, no faults). With tools (and a choice other than
+        `none`), it calls one until a tool's result is the last turn; it names what it was shown."""
         settings = get_settings()
+        wanted = _tool_wanted(call)
+        if wanted is not None:
+            return _tool_call_result(call, wanted)
         text = _json_answer(call) if call.response_format else _answer(call)
+        shown = [a.media_type for m in call.messages for a in m.attachments]
+        if shown:
+            text = f"[shown: {', '.join(shown)}] {text}"
         finish = "end_turn"
         cuts = [text.find(stop) for stop in call.stop if stop in text]
         if cuts:  # like the real APIs: the answer ends before the first stop sequence
@@ -169,7 +181,7 @@ class FakeProvider:
         if truncated:
             text = _truncate_to_tokens(text, call.max_tokens)
             output_tokens = count_tokens(text)
-        input_tokens = prompt_tokens(call.system, [m.content for m in call.messages])
+        input_tokens = prompt_tokens(call.system, [m.content for m in call.messages]) + ATTACHMENT_TOKENS * len(shown)
         digest = hashlib.sha256(text.encode()).hexdigest()[:24]
         if settings.fake_answer_log:
             _log_answer(settings.fake_answer_log, digest)
@@ -184,27 +196,47 @@ class FakeProvider:
         )
 
 
+ATTACHMENT_TOKENS = 85  # what the fake counts for one image or document
+
+
+def _tool_wanted(call: GenerationCall) -> Tool | None:
+    """The tool the fake calls: the one `tool_choice` names, else the first; none once a tool answered."""
+    if not call.tools or call.tool_choice == "none" or (call.messages and call.messages[-1].role == "tool"):
+        return None
+    named = (call.tool_choice or "").removeprefix(TOOL_PREFIX)
+    return next((t for t in call.tools if t.name == named), call.tools[0])
+
+
+def _tool_call_result(call: GenerationCall, tool: Tool) -> ProviderResult:
+    arguments = json.dumps(json_output.example(tool.parameters))
+    digest = hashlib.sha256(f"{call.model}\x00{tool.name}\x00{arguments}".encode()).hexdigest()[:24]
+    return ProviderResult(
+        text="",
+        usage=Usage(input_tokens=prompt_tokens(call.system, [m.content for m in call.messages]), output_tokens=12),
+        model=call.model,
+        request_id=f"fake_req_{digest}",
+        finish_reason="tool_use",
+        tool_calls=(ToolCall(id=f"call_{digest[:16]}", name=tool.name, arguments=arguments),),
+    )
+
+
 def _call_to_json(call: GenerationCall) -> JsonObject:
-    return {
-        "model": call.model,
-        "system": call.system,
-        "messages": [{"role": m.role, "content": m.content} for m in call.messages],
-        "max_tokens": call.max_tokens,
-        "stop": list(call.stop),
-        "response_format": call.response_format,
-    }
+    data = asdict(call)
+    data["temperature"] = data["top_p"] = None  # the fake ignores them
+    return data
 
 
 def _call_from_json(data: JsonObject) -> GenerationCall:
+    messages = [
+        Message(
+            role=m["role"], content=m["content"], tool_call_id=m.get("tool_call_id"),
+            attachments=tuple(Attachment(**a) for a in m.get("attachments") or ()),
+            tool_calls=tuple(ToolCall(**c) for c in m.get("tool_calls") or ()),
+        )
+        for m in data["messages"]
+    ]  # fmt: skip
     return GenerationCall(
-        model=data["model"],
-        system=data["system"],
-        messages=[Message(role=m["role"], content=m["content"]) for m in data["messages"]],
-        max_tokens=data["max_tokens"],
-        temperature=None,
-        timeout_seconds=30,
-        stop=tuple(data["stop"]),
-        response_format=data["response_format"],
+        **{**data, "messages": messages, "stop": tuple(data["stop"]), "tools": tuple(Tool(**t) for t in data["tools"])}
     )
 
 

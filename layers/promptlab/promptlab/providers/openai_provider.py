@@ -12,15 +12,19 @@ from openai.types.chat import ChatCompletion
 
 from promptlab.core.json_types import JsonObject
 from promptlab.providers.base import (
+    Attachment,
     BatchItem,
     BatchStatus,
     GenerationCall,
+    Message,
     ProviderError,
     ProviderResult,
+    ToolCall,
     Usage,
     error_for_status,
 )
 from promptlab.providers.http_errors import SdkErrors, classified_errors, rate_limit_headers
+from promptlab.providers.messages_format import TOOL_PREFIX
 
 _ERRORS = SdkErrors(
     timeout=openai.APITimeoutError,
@@ -28,6 +32,53 @@ _ERRORS = SdkErrors(
     status=openai.APIStatusError,
     unreadable=openai.APIResponseValidationError,
 )
+
+
+def _part(item: Attachment) -> JsonObject:
+    if item.is_document:
+        return {
+            "type": "file",
+            "file": {"filename": "document.pdf", "file_data": f"data:{item.media_type};base64,{item.data}"},
+        }
+    url = item.url or f"data:{item.media_type};base64,{item.data}"
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def chat_message(message: Message) -> JsonObject:
+    """One turn in Chat Completions' form: text (with image and file parts), tool calls, or a tool's result."""
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    if message.attachments:
+        parts = [_part(a) for a in message.attachments]
+        content: Any = ([{"type": "text", "text": message.content}] if message.content else []) + parts
+    else:
+        content = message.content
+    out: JsonObject = {"role": message.role, "content": content}
+    if message.tool_calls:
+        out["content"] = message.content or None
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    return out
+
+
+def tools_body(call: GenerationCall) -> JsonObject:
+    """`tools` and `tool_choice` in Chat Completions' form (nothing without tools)."""
+    if not call.tools:
+        return {}
+    tools = [
+        {"type": "function", "function": {"name": t.name, "parameters": t.parameters,
+                                          **({"description": t.description} if t.description else {})}}
+        for t in call.tools
+    ]  # fmt: skip
+    body: JsonObject = {"tools": tools}
+    choice = call.tool_choice
+    if choice and choice.startswith(TOOL_PREFIX):
+        body["tool_choice"] = {"type": "function", "function": {"name": choice.removeprefix(TOOL_PREFIX)}}
+    elif choice:
+        body["tool_choice"] = choice
+    return body
 
 
 class OpenAIProvider:
@@ -39,9 +90,9 @@ class OpenAIProvider:
 
     def _params(self, call: GenerationCall) -> JsonObject:
         """The Chat Completions request body for a call (the same for one call and for a batch line)."""
-        messages: list[dict[str, str]] = [{"role": "system", "content": call.system}] if call.system else []
-        messages += [{"role": m.role, "content": m.content} for m in call.messages]
-        request: JsonObject = {"model": call.model, "messages": messages}
+        messages: list[JsonObject] = [{"role": "system", "content": call.system}] if call.system else []
+        messages += [chat_message(m) for m in call.messages]
+        request: JsonObject = {"model": call.model, "messages": messages, **tools_body(call)}
         # OpenAI's own API wants max_completion_tokens; compatible servers still read max_tokens.
         request["max_completion_tokens" if self.name == "openai" else "max_tokens"] = call.max_tokens
         if call.temperature is not None:
@@ -50,6 +101,8 @@ class OpenAIProvider:
             request["top_p"] = float(call.top_p)
         if call.stop:
             request["stop"] = list(call.stop)
+        if call.seed is not None:
+            request["seed"] = call.seed
         if call.response_format and call.response_format["type"] == "json_schema":
             schema = {"name": "answer", "schema": call.response_format["schema"], "strict": False}
             request["response_format"] = {"type": "json_schema", "json_schema": schema}
@@ -71,6 +124,11 @@ class OpenAIProvider:
         if choice.finish_reason == "content_filter" or getattr(choice.message, "refusal", None):
             raise ProviderError(code="content_refused", message="the model refused to answer", retryable=False)
         text = choice.message.content or ""
+        tool_calls = tuple(
+            ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments or "{}")
+            for c in choice.message.tool_calls or []
+            if getattr(c, "function", None) is not None
+        )
         usage = completion.usage
         cached = 0
         if usage is not None and usage.prompt_tokens_details is not None:
@@ -87,7 +145,8 @@ class OpenAIProvider:
             request_id=request_id or completion.id,
             finish_reason=choice.finish_reason or "unknown",
             rate_limits=rate_limits,
-            truncated=choice.finish_reason == "length" or not text,
+            truncated=choice.finish_reason == "length" or not (text or tool_calls),
+            tool_calls=tool_calls,
         )
 
     # The Batch API: a JSONL file of requests, results as output and error files, about half price.

@@ -94,6 +94,8 @@ class ProviderSpec:
     min_batch_jobs: Callable[[Settings], int] = lambda _: 1  # the fewest requests its batch API takes
     why_not: str = "no API key"  # what a 422 says when it is not configured
     batch_models: Callable[[str], bool] = lambda _: True  # which models its batch API takes
+    # Where the images and PDFs it is shown may come from: data (base64), image-url, pdf-url, s3.
+    attachments: frozenset[str] = frozenset({"data"})
 
     def configured(self, settings: Settings) -> bool:
         """Whether this deployment can call the provider."""
@@ -110,6 +112,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
         ProviderSpec(
             name="anthropic",
             build=_anthropic,
+            attachments=frozenset({"data", "image-url", "pdf-url"}),
             settings=lambda s: ProviderSettings(
                 s.anthropic_api_key,
                 s.anthropic_api_key_parameter,
@@ -122,6 +125,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
         ProviderSpec(
             name="openai",
             build=_openai,
+            attachments=frozenset({"data", "image-url"}),
             settings=lambda s: ProviderSettings(
                 s.openai_api_key, s.openai_api_key_parameter, s.openai_base_url, s.openai_models, s.openai_default_model
             ),
@@ -130,6 +134,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
         ProviderSpec(
             name="openai-compatible",
             build=_openai_compatible,
+            attachments=frozenset({"data", "image-url"}),
             settings=lambda s: ProviderSettings(
                 s.openai_compatible_api_key,
                 None,
@@ -144,6 +149,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
         ProviderSpec(
             name="bedrock",
             build=_bedrock,
+            attachments=frozenset({"data", "s3"}),
             settings=lambda s: ProviderSettings(
                 models=s.bedrock_models, default_model=s.bedrock_default_model, region=s.bedrock_region_name
             ),
@@ -158,6 +164,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
         ProviderSpec(
             name="fake",
             build=_fake,
+            attachments=frozenset({"data", "image-url", "pdf-url", "s3"}),
             settings=lambda _: ProviderSettings(),
             has_batch_api=True,
             build_batches=_fake_batches,
@@ -212,6 +219,30 @@ def check_available(name: str, model: str | None = None) -> None:
         raise ValidationFailed.single(
             "model", f"model {model!r} is not enabled for {name}; enabled: {', '.join(allowed)}"
         )
+
+
+def attachment_refusal(name: str, media_type: str, url: str | None) -> str | None:
+    """Why provider `name` cannot be shown this attachment, or None when it can."""
+    kind = (
+        "data"
+        if url is None
+        else "s3"
+        if url.startswith("s3://")
+        else "pdf-url"
+        if "pdf" in media_type
+        else "image-url"
+    )
+    spec = PROVIDERS.get(name)
+    if spec is not None and kind not in spec.attachments:
+        takes = ", ".join(sorted(spec.attachments))
+        return f"{name} does not take this attachment ({kind}); it takes: {takes}"
+    if kind == "s3":
+        settings = get_settings()
+        buckets = {b for b in (settings.dataset_uploads_bucket, settings.bedrock_batch_bucket) if b}
+        if (url or "").removeprefix("s3://").partition("/")[0] not in buckets:
+            named = ", ".join(sorted(buckets)) or "none configured"
+            return f"an s3:// attachment must be in this stack's bucket ({named})"
+    return None
 
 
 def known_models(name: str) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ the rest is released when it ends, exactly once whichever path ends it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
@@ -39,15 +40,38 @@ def input_token_bound(*, texts: Sequence[str | None], values: Mapping[str, str],
     return size + extra_bytes + len(texts) * MESSAGE_OVERHEAD_TOKENS
 
 
+# An image costs at most ~2,500 input tokens at any provider here (each resizes large images); a PDF page
+# at most ~3,000 (its text and its picture), a page taking at least 2 KB; a document at most a context window.
+IMAGE_TOKEN_BOUND = 2_500
+PDF_PAGE_TOKEN_BOUND = 3_000
+DOCUMENT_TOKEN_BOUND = 200_000
+
+
+def attachment_token_bound(messages: list[JsonObject] | None) -> int:
+    """An upper bound on the input tokens of the images and PDFs the turns show (one by URL: the most)."""
+    total = 0
+    for message in messages or ():
+        for item in message.get("attachments") or ():
+            if item["mediaType"] != "application/pdf":
+                total += IMAGE_TOKEN_BOUND
+            elif item.get("url"):
+                total += DOCUMENT_TOKEN_BOUND
+            else:
+                pages = max(1, len(item.get("data") or "") * 3 // 4 // 2_048)
+                total += min(DOCUMENT_TOKEN_BOUND, PDF_PAGE_TOKEN_BOUND * pages)
+    return total
+
+
 def worst_case_cost(
     *,
     template: Template | TemplateVersion,
     values: Mapping[str, str],
-    messages: list[dict[str, str]] | None,
+    messages: list[JsonObject] | None,
     max_tokens: int,
     routes: Sequence[str],
     calls: Sequence[int] | None = None,
     response_format: JsonObject | None = None,
+    tools: list[JsonObject] | None = None,
 ) -> Decimal | None:
     """The most a generation can cost over every call it may still make (None when a route has no price).
 
@@ -58,7 +82,11 @@ def worst_case_cost(
     """
     texts = [template.system, *([m["content"] for m in messages] if messages else [template.body])]
     instruction = len(json_output.instruction(response_format).encode()) if response_format else 0
-    first_bound = input_token_bound(texts=texts, values=values, extra_bytes=instruction)
+    tool_bytes = len(json.dumps(tools).encode()) if tools else 0
+    calls_bytes = sum(len(json.dumps(m.get("toolCalls") or []).encode()) for m in messages or ())
+    first_bound = input_token_bound(
+        texts=texts, values=values, extra_bytes=instruction + tool_bytes + calls_bytes
+    ) + attachment_token_bound(messages)
     reask_bound = first_bound + json_output.reask_bytes_bound(max_tokens) + 2 * MESSAGE_OVERHEAD_TOKENS
     per_route: list[Decimal] = []
     for index, route in enumerate(routes):
@@ -97,6 +125,7 @@ def job_worst_case(*, template: Template | TemplateVersion, job: Job) -> Decimal
         routes=routes,
         calls=calls,
         response_format=job.params.get("responseFormat"),
+        tools=job.params.get("tools"),
     )
 
 
