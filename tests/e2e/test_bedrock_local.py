@@ -120,3 +120,41 @@ def test_an_economy_job_completes_through_batch_inference_at_batch_prices(stack:
     assert Decimal(done["estimatedCostUSD"]) == (36 * Decimal("0.125") + 783 * Decimal("0.625")) / 1_000_000
     status, _, provider_batch = request(base, "GET", f"/batches/{done['batchId']}")
     assert ":model-invocation-job/" in provider_batch["providerBatchId"]
+
+
+def test_the_openai_door_speaks_converse_with_tools_and_images(stack: tuple[str, Path], bedrock: BedrockServer) -> None:
+    import openai
+
+    from tests.support.local_stack import KEYS
+
+    base, _ = stack
+    client = openai.OpenAI(base_url=base + "/v1", api_key=KEYS[base], max_retries=0)
+    model = f"bedrock/{HAIKU_3}"
+    weather: Any = {"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}}  # fmt: skip
+    messages: list[Any] = [{"role": "user", "content": f"Weather in Paris? {uuid.uuid4()}"}]
+    first = client.chat.completions.create(model=model, messages=messages, tools=[weather])
+    call = (first.choices[0].message.tool_calls or [])[0]
+    assert first.choices[0].finish_reason == "tool_calls" and json.loads(call.function.arguments) == {"city": "Paris"}
+    messages += [first.choices[0].message.model_dump(exclude_none=True),
+                 {"role": "tool", "tool_call_id": call.id, "content": "sunny"}]  # fmt: skip
+    second = client.chat.completions.create(model=model, messages=messages, tools=[weather])
+    assert second.choices[0].message.content == "Bedrock says: sunny"
+    sent = bedrock.converse_requests[-1]
+    assert sent["toolConfig"]["tools"][0]["toolSpec"]["name"] == "get_weather"
+    assert sent["messages"][1]["content"][0]["toolUse"]["toolUseId"] == call.id
+    assert sent["messages"][2]["content"][0]["toolResult"]["content"] == [{"text": "sunny"}]
+    # Images: inline bytes, or an object of the stack's bucket by its s3:// key; Converse takes no https URL
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    parts: Any = [{"type": "text", "text": f"What is it? {uuid.uuid4()}"},
+                  {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}},
+                  {"type": "image_url", "image_url": {"url": f"s3://{BUCKET}/pictures/cat.jpg"}}]  # fmt: skip
+    seen = client.chat.completions.create(model=model, messages=[{"role": "user", "content": parts}])
+    assert (seen.choices[0].message.content or "").startswith("[saw 2]")
+    blocks = bedrock.converse_requests[-1]["messages"][0]["content"]
+    assert blocks[0]["image"]["format"] == "png" and blocks[1]["image"]["source"] == {
+        "s3Location": {"uri": f"s3://{BUCKET}/pictures/cat.jpg"}}  # fmt: skip
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}])  # fmt: skip
+    assert refused.value.body["param"] == "messages[0].attachments[0]"  # type: ignore[index]
