@@ -263,3 +263,24 @@ def test_upload_a_dataset_run_an_experiment_compare_and_promote(
     text = Path(download.value.path()).read_text()
     assert text.startswith("row,input,expected,v0_status") and text.count("\n") == 6
     shot(page, "experiment-compare")
+
+
+def test_a_job_shows_its_images_and_tool_calls(console: str, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    status, _, template = request(console, "POST", "/templates", {"name": f"tools-{uuid.uuid4().hex[:6]}", "body": "x"})
+    assert status == 201
+    weather = {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+    status, _, job = request(console, "POST", "/generate", {
+        "templateId": template["id"], "tools": [weather],
+        "messages": [{"role": "user", "content": "Weather here?",
+                      "attachments": [{"mediaType": "image/png", "data": png}]}],
+    })  # fmt: skip
+    assert status == 202
+    request(console, "GET", f"/jobs/{job['id']}?wait=10")
+    sign_in(page, console)
+    page.goto(console + f"/#/jobs?job={job['id']}")
+    expect(page.locator("#tool-calls")).to_contain_text('get_weather({"city": "x"})')
+    expect(page.locator("img.attachment")).to_be_visible()
+    shot(page, "job-tools")

@@ -330,12 +330,31 @@ async function generatePage(params) {
   });
 }
 
+const SHOWN_IMAGES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+function attachmentView(a) {  // inline images are shown (CSP: data: only); URLs and PDFs are named, never fetched
+  if (a.data && SHOWN_IMAGES.includes(a.mediaType)) return `<img class="attachment" alt="${esc(a.mediaType)}" src="data:${esc(a.mediaType)};base64,${esc(a.data)}">`;
+  return `<span class="badge label">${esc(a.mediaType)}</span> ${a.url ? `<span class="mono">${esc(a.url)}</span>` : "(inline)"}`;
+}
+
+function toolCallsView(calls) {
+  return (calls || []).map((c) => `<div class="tool-call"><span class="badge label">tool call</span> <span class="mono">${esc(c.name)}(${esc(c.arguments)})</span> <span class="mono muted">${esc(c.id)}</span></div>`).join("");
+}
+
+function conversationView(messages) {
+  if (!messages || !messages.length) return "";
+  return `<h3>Conversation</h3>${messages.map((m) => `<div class="turn"><strong>${esc(m.role)}</strong>${m.toolCallId ? ` <span class="mono muted">→ ${esc(m.toolCallId)}</span>` : ""}
+    ${m.content ? `<pre class="output">${esc(m.content)}</pre>` : ""}${(m.attachments || []).map(attachmentView).join(" ")}${toolCallsView(m.toolCalls)}</div>`).join("")}`;
+}
+
 function jobPanel(j) {
   return html`<div class="panel"><h2>Job <span class="mono">${esc(j.id)}</span> ${badge(j.status)} ${j.cacheHit ? '<span class="badge label">cache hit</span>' : ""} ${j.lane === "economy" ? '<span class="badge label">economy</span>' : ""}</h2>
     <dl class="kv"><dt>Model</dt><dd>${esc(j.provider)}/${esc(j.model)}</dd><dt>Tokens</dt><dd>${j.inputTokens ?? "—"} in / ${j.outputTokens ?? "—"} out</dd>
     <dt>Cost</dt><dd>${money(j.estimatedCostUSD)}${j.cacheHit ? ` (saved ${money(j.savedCostUSD)})` : ""}</dd><dt>Latency</dt><dd>${j.providerLatencyMs ?? "—"} ms</dd>
     <dt>Attempts</dt><dd>${j.attempts} of ${j.maxAttempts}</dd>${j.batchId ? `<dt>Provider batch</dt><dd class="mono">${esc(j.batchId)}</dd>` : ""}${j.error ? `<dt>Error</dt><dd>${esc(j.error.code)}: ${esc(j.error.message)}</dd>` : ""}</dl>
-    ${j.output ? `<h3>Output</h3><pre class="output" id="output">${esc(j.output)}</pre>` : ""}</div>`;
+    ${conversationView(j.messages)}
+    ${j.output ? `<h3>Output</h3><pre class="output" id="output">${esc(j.output)}</pre>` : ""}
+    ${j.toolCalls && j.toolCalls.length ? `<h3>Tool calls</h3><div id="tool-calls">${toolCallsView(j.toolCalls)}</div>` : ""}</div>`;
 }
 
 async function watchJob(job, where) {
