@@ -134,7 +134,7 @@ def test_the_openai_door_speaks_converse_with_tools_and_images(stack: tuple[str,
         "type": "object", "properties": {"city": {"type": "string"}}}}}  # fmt: skip
     messages: list[Any] = [{"role": "user", "content": f"Weather in Paris? {uuid.uuid4()}"}]
     first = client.chat.completions.create(model=model, messages=messages, tools=[weather])
-    call = (first.choices[0].message.tool_calls or [])[0]
+    call: Any = (first.choices[0].message.tool_calls or [])[0]
     assert first.choices[0].finish_reason == "tool_calls" and json.loads(call.function.arguments) == {"city": "Paris"}
     messages += [first.choices[0].message.model_dump(exclude_none=True),
                  {"role": "tool", "tool_call_id": call.id, "content": "sunny"}]  # fmt: skip
