@@ -6,6 +6,7 @@ from aws_lambda_powertools.event_handler import Response
 
 from promptlab.api.declared import route
 from promptlab.api.docs import enable_docs
+from promptlab.api.fast_chat import chat_fast, prepare_chat
 from promptlab.api.fast_generate import generate_fast, prepare_generate
 from promptlab.api.resolver import PromptLabResolver, register_error_handlers
 from promptlab.api.routes import datasets, experiments, generation, jobs, openai, operations, templates
@@ -19,6 +20,7 @@ register_error_handlers(app)
 for module in (templates, generation, jobs, operations, datasets, experiments, openai):
     app.include_router(module.router)
 app.fast_path("POST", "/generate", prepare=prepare_generate)(generate_fast)
+app.fast_path("POST", "/v1/chat/completions", prepare=prepare_chat)(chat_fast)
 enable_docs(app, title=API_TITLE, version=API_VERSION)
 
 

@@ -141,6 +141,32 @@ def event_stream(answer: ChatCompletion, *, include_usage: bool) -> str:
     return "".join(lines) + "data: [DONE]\n\n"
 
 
+def chat_answer(chat: ChatRequest, job: JobPublic) -> Response[str]:
+    """What `POST /v1/chat/completions` answers for its job as it stands after the wait."""
+    if job.status in ("failed", "cancelled"):
+        return ended_badly(job)
+    if job.status != "completed":
+        return still_running(job)
+    answer = completion(job)
+    headers = {JOB_HEADER: job.id, "x-promptlab-cache": "hit" if job.cache_hit else "miss"}
+    if chat.stream:
+        include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
+        body = event_stream(answer, include_usage=include_usage)
+        return Response(status_code=200, content_type="text/event-stream", body=body, headers=headers)
+    return Response(status_code=200, content_type="application/json", body=answer.model_dump_json(), headers=headers)
+
+
+def proxy_answer(response: Response[str]) -> LambdaEvent:
+    """A route's answer as an API Gateway proxy answer (for the fast path, which runs before routing)."""
+    headers = {"Content-Type": response.content_type or "application/json", **response.headers}
+    return {
+        "statusCode": response.status_code,
+        "isBase64Encoded": False,
+        "body": response.body,
+        "multiValueHeaders": {name: [str(value)] for name, value in headers.items()},
+    }
+
+
 def ended_badly(job: JobPublic) -> Response[str]:
     """A job that failed or was cancelled, as OpenAI's error: the provider's own refusal of the request (400,
     404) as such, anything worth another try as 502 (an SDK retries it as a new job)."""

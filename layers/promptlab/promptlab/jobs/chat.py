@@ -9,7 +9,6 @@ Errors name the OpenAI parameter at fault (`messages[2].content`, `max_tokens`).
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -23,11 +22,17 @@ from promptlab.jobs import accept, lifecycle
 from promptlab.jobs.openai_turns import tools_of, turns_of
 from promptlab.jobs.requests import new_job
 from promptlab.models.generation import GenerateRequest
-from promptlab.models.jobs import JobPublic
+from promptlab.models.jobs import Job, JobPublic
 from promptlab.models.openai_chat import ChatRequest
 from promptlab.models.templates import Template
 from promptlab.providers.registry import PROVIDERS, is_configured
-from promptlab.templates.service import chat_template, template_by_name, template_for_generation
+from promptlab.templates.service import (
+    CHAT_TEMPLATE,
+    cached_template,
+    chat_template,
+    template_by_name,
+    template_for_generation,
+)
 from promptlab.tenancy import idempotency
 from promptlab.tenancy.auth import Principal
 
@@ -57,19 +62,35 @@ def model_not_found(name: str, why: str) -> NotFound:
                     details={"param": "model", "openaiCode": "model_not_found"})  # fmt: skip
 
 
+def provider_model(name: str) -> tuple[str, str] | None:
+    """(provider, model) when the name routes to a provider: `<provider>/<model>`, `gpt-…`, `claude-…`."""
+    provider, slash, model = name.partition("/")
+    if not slash:
+        provider = next((p for prefix, p in BARE_MODEL_PREFIXES if name.startswith(prefix)), "")
+        model = name
+    return (provider, model) if provider in PROVIDERS and model else None
+
+
+def cached_target(*, tenant_id: str, name: str) -> ChatTarget | None:
+    """`route_model` from this process's template copies alone (no I/O); None when that is not enough."""
+    routed = provider_model(name)
+    if routed is not None:
+        template = cached_template(tenant_id=tenant_id, template_id=CHAT_TEMPLATE)
+        return ChatTarget(template, *routed) if template is not None and is_configured(routed[0]) else None
+    template = cached_template(tenant_id=tenant_id, template_id=name) if name.startswith("tpl_") else None
+    return ChatTarget(template) if template is not None else None
+
+
 def route_model(*, tenant_id: str, name: str) -> ChatTarget:
     """`tpl_…[@label]` or a template's name → that template; `<provider>/<model>` (`bedrock/…`, `fake/…`);
     `gpt-…`/`o…` → OpenAI and `claude-…` → Anthropic."""
     if name.startswith("tpl_"):
         return ChatTarget(_template(tenant_id, name, name))
-    provider, slash, model = name.partition("/")
-    if not slash:
-        provider = next((p for prefix, p in BARE_MODEL_PREFIXES if name.startswith(prefix)), "")
-        model = name
-    if provider in PROVIDERS and model:
-        if not is_configured(provider):
-            raise model_not_found(name, f"provider {provider!r} is not configured in this deployment")
-        return ChatTarget(chat_template(tenant_id=tenant_id), provider, model)
+    routed = provider_model(name)
+    if routed is not None:
+        if not is_configured(routed[0]):
+            raise model_not_found(name, f"provider {routed[0]!r} is not configured in this deployment")
+        return ChatTarget(chat_template(tenant_id=tenant_id), *routed)
     base, _, label = name.partition("@")
     named = template_by_name(tenant_id=tenant_id, name=base)
     if named is None:
@@ -149,15 +170,20 @@ def parameter(field: str) -> str:
     return f"{mapped}{dot}{rest}" if dot and mapped != "model" else mapped
 
 
-def accept_chat(*, principal: Principal, chat: ChatRequest, use_cache: bool, idempotency_key: str | None) -> JobPublic:
-    """The chat as a job: new, joined in flight, or answered from the cache."""
-    target = route_model(tenant_id=principal.tenant_id, name=chat.model)
+def chat_job(*, principal: Principal, chat: ChatRequest, target: ChatTarget) -> tuple[GenerateRequest, Job]:
+    """The job a chat is (not stored), errors naming the chat's parameters."""
     request, turns = generation_of(chat, target)
     try:
-        job = new_job(template=target.template, principal=principal, request=request, literal=turns)
+        return request, new_job(template=target.template, principal=principal, request=request, literal=turns)
     except ValidationFailed as exc:
         fields = [{"field": parameter(f.field), "message": f.message} for f in exc.fields]
         raise ValidationFailed.single(fields[0]["field"], fields[0]["message"]) if fields else exc from None
+
+
+def accept_chat(*, principal: Principal, chat: ChatRequest, use_cache: bool, idempotency_key: str | None) -> JobPublic:
+    """The chat as a job: new, joined in flight, or answered from the cache."""
+    target = route_model(tenant_id=principal.tenant_id, name=chat.model)
+    request, job = chat_job(principal=principal, chat=chat, target=target)
 
     def compute() -> idempotency.Answer:
         public = accept.accept_job(
@@ -176,15 +202,9 @@ def wait_for(*, principal: Principal, job: JobPublic) -> JobPublic:
     """The job once it ended, or as it stands when the chat's wait (`PROMPTLAB_CHAT_WAIT_SECONDS`) is over."""
     if job.status in TERMINAL:
         return job
-    deadline = time.monotonic() + get_settings().chat_wait_seconds
-    waiter = f"chat:{principal.key_id or principal.tenant_id}"
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return job
-        job = lifecycle.get_job(
-            tenant_id=principal.tenant_id, job_id=job.id, wait_seconds=min(left, 20), waiter=waiter,
-            wait_limit=get_settings().max_chat_waits_per_key,
-        )  # fmt: skip
-        if job.status in TERMINAL:
-            return job
+    settings = get_settings()
+    row = lifecycle.wait_for_end(
+        tenant_id=principal.tenant_id, job_id=job.id, seconds=settings.chat_wait_seconds,
+        waiter=f"chat:{principal.key_id or principal.tenant_id}", limit=settings.max_chat_waits_per_key,
+    )  # fmt: skip
+    return lifecycle.job_public(row)

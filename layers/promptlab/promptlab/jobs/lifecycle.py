@@ -97,24 +97,32 @@ def get_job(
     in case that message was lost. A `waiter` (the API key) holds at most `wait_limit` (default:
     `max_waits_per_key`) long polls at once (`RateLimited` beyond), so one client cannot hold every API sandbox.
     """
-    deadline = time.monotonic() + wait_seconds
     with connection() as conn:
         row = _require(jobs_repo.get_job(conn, tenant_id=tenant_id, job_id=job_id), job_id)
     if row.status not in TERMINAL and wait_seconds > 0:
-        limit = wait_limit or get_settings().max_waits_per_key
-        try:
-            with job_ends.wait_slot(waiter or tenant_id, limit=limit, seconds=wait_seconds):
-                row = _wait_for_end(tenant_id=tenant_id, job_id=job_id, deadline=deadline)
-        except job_ends.TooManyWaits:
-            raise RateLimited(
-                f"this key already holds {limit} long polls; wait for one to end or poll without ?wait=",
-                headers={"Retry-After": "1"},
-                details={"limit": limit},
-            ) from None
+        row = wait_for_end(tenant_id=tenant_id, job_id=job_id, seconds=wait_seconds, waiter=waiter, limit=wait_limit)
     with connection() as conn:
         attempts = attempts_repo.list_attempts(conn, job_id=job_id)
         notifications = notifications_repo.list_notifications(conn, job_id=job_id)
     return job_public(row, attempts, notifications)
+
+
+def wait_for_end(
+    *, tenant_id: str, job_id: str, seconds: float, waiter: str | None = None, limit: int | None = None
+) -> Job:
+    """The job once it ends, or as it is after `seconds`, holding one of the waiter's long-poll places
+    (`RateLimited` when it holds `limit` already)."""
+    deadline = time.monotonic() + seconds
+    limit = limit or get_settings().max_waits_per_key
+    try:
+        with job_ends.wait_slot(waiter or tenant_id, limit=limit, seconds=seconds):
+            return _wait_for_end(tenant_id=tenant_id, job_id=job_id, deadline=deadline)
+    except job_ends.TooManyWaits:
+        raise RateLimited(
+            f"this key already holds {limit} long polls; wait for one to end or poll without ?wait=",
+            headers={"Retry-After": "1"},
+            details={"limit": limit},
+        ) from None
 
 
 def _wait_for_end(*, tenant_id: str, job_id: str, deadline: float) -> Job:

@@ -50,18 +50,7 @@ def chat_completions(idempotency_key: IdempotencyKey = None, cache_control: Cach
     accepted = chat.accept_chat(
         principal=principal, chat=request, use_cache=uses_cache(cache_control), idempotency_key=idempotency_key
     )
-    job = chat.wait_for(principal=principal, job=accepted)
-    if job.status in ("failed", "cancelled"):
-        return openai_door.ended_badly(job)
-    if job.status != "completed":
-        return openai_door.still_running(job)
-    answer = openai_door.completion(job)
-    headers = {openai_door.JOB_HEADER: job.id, "x-promptlab-cache": "hit" if job.cache_hit else "miss"}
-    if request.stream:
-        include_usage = bool(request.stream_options and request.stream_options.include_usage)
-        body = openai_door.event_stream(answer, include_usage=include_usage)
-        return Response(status_code=200, content_type="text/event-stream", body=body, headers=headers)
-    return Response(status_code=200, content_type="application/json", body=answer.model_dump_json(), headers=headers)
+    return openai_door.chat_answer(request, chat.wait_for(principal=principal, job=accepted))
 
 
 @route(
