@@ -126,6 +126,14 @@ def test_a_second_tenant_sees_nothing_of_the_first_on_any_route(runner: LocalRun
     chat = expect("POST", "/v1/chat/completions", "/v1/chat/completions", 404, body={"model": tid, "messages": []})
     assert chat.body["error"]["code"] == "model_not_found"
     expect("GET", "/v1/models", "/v1/models", 200)
+    # Keys and the audit log: their own only; the first tenant's key is unknown to them
+    mine_key = rows("SELECT id FROM api_keys WHERE tenant_id = 'default' ORDER BY created_at LIMIT 1")[0]["id"]
+    expect("POST", "/keys", "/keys", 201, body={"name": unique("theirs")})
+    assert mine_key not in {k["id"] for k in expect("GET", "/keys", "/keys", 200).body["items"]}
+    expect("PATCH", "/keys/{id}", f"/keys/{mine_key}", 404, body={"name": "stolen"})
+    expect("POST", "/keys/{id}/rotate", f"/keys/{mine_key}/rotate", 404, body={})
+    expect("DELETE", "/keys/{id}", f"/keys/{mine_key}", 404)
+    assert all(e["targetId"] != tid for e in expect("GET", "/audit", "/audit", 200).body["items"])
     expect("GET", "/health", "/health", 200)
     expect("GET", "/openapi.json", "/openapi.json", 200)
     expect("GET", "/docs", "/docs", 200)  # Swagger UI and its assets hold no data of anyone's

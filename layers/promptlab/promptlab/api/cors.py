@@ -5,7 +5,7 @@ from __future__ import annotations
 from promptlab.core.json_types import LambdaEvent
 from promptlab.core.settings import get_settings
 
-ALLOWED_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
+ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 ALLOWED_HEADERS = "Authorization, X-API-Key, Content-Type, If-Match, Idempotency-Key, Cache-Control"
 EXPOSED_HEADERS = (
     "X-Request-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After, ETag, Location,"

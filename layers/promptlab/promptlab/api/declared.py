@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler.api_gateway import APIGatewayRestResolv
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from promptlab.core.json_types import JsonObject
+from promptlab.core.scopes import SCOPES
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 _RULE_PARAMETER = re.compile(r"<(\w+)>")
@@ -35,6 +36,7 @@ class Declared:
     also: tuple[int, ...] = ()  # error statuses the route answers that its `responses` do not list
     public: bool = False  # answered without a key
     documented: bool = True  # an operation of the OpenAPI document
+    scope: str | None = None  # what a key needs to call it (`core.scopes`; `a|b`: either); public routes none
 
 
 DECLARED: dict[tuple[str, str], Declared] = {}
@@ -64,10 +66,23 @@ def route(
     public: bool = False,
     documented: bool = True,
     compress: bool = False,
+    scope: str | None = None,
 ) -> Callable[[Handler], Handler]:
     """Register `method rule` on `router` and record its declaration (see the module's docstring)."""
+    if (scope is None) != public or (scope is not None and not set(scope.split("|")) <= set(SCOPES)):
+        raise ValueError(f"{method} {rule}: a keyed route names one of {SCOPES}, a public route none")
     declared = Declared(
-        method, openapi_path(rule), event, summary, description, request, errors or {}, also, public, documented
+        method,
+        openapi_path(rule),
+        event,
+        summary,
+        description,
+        request,
+        errors or {},
+        also,
+        public,
+        documented,
+        scope,
     )
     previous = DECLARED.get((declared.method, declared.path))
     if previous is not None and previous != declared:
@@ -86,6 +101,12 @@ def route(
         compress=compress,
     )
     return registered
+
+
+def scope_of(method: str, path: str) -> str | None:
+    """The scope a route needs (None: a public route, or no such route)."""
+    declared = DECLARED.get((method.upper(), path))
+    return declared.scope if declared is not None else None
 
 
 def sam_events() -> dict[str, JsonObject]:

@@ -40,6 +40,7 @@ FINISH_REASONS = {
 _ERRORS: dict[str, tuple[int, str, str | None]] = {
     "bad_request": (400, "invalid_request_error", None),
     "unauthorized": (401, "invalid_request_error", "invalid_api_key"),
+    "forbidden": (403, "invalid_request_error", "forbidden"),
     "budget_exceeded": (429, "insufficient_quota", "insufficient_quota"),
     "not_found": (404, "invalid_request_error", None),
     "conflict": (409, "invalid_request_error", "conflict"),

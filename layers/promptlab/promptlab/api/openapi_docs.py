@@ -32,6 +32,7 @@ _ERRORS = {  # the example of each status when an operation names none of its ow
     400: ("bad_request", "the body is not valid JSON"),
     401: ("unauthorized", "send an API key: Authorization: Bearer <key> or X-API-Key: <key>"),
     402: ("budget_exceeded", "the key's monthly budget of $5.00 has $0.0012 left; this request may cost $0.0040"),
+    403: ("forbidden", "this API key lacks the 'templates:write' scope; it holds: generate, read"),
     404: ("not_found", f"no template {TEMPLATE_ID}"),
     409: ("conflict", "a template named 'blog-post' exists"),
     412: ("precondition_failed", "If-Match names version 2; the template is at version 3"),
@@ -71,7 +72,9 @@ def enrich(document: JsonObject) -> JsonObject:
                 operation["security"] = []
             else:
                 operation["security"] = [{"bearer": []}, {"apiKey": []}]
-                for status in (401, *about.also):
+                needs = " or ".join(f"`{one}`" for one in (about.scope or "").split("|"))
+                operation["description"] = f"{operation.get('description', '')}\n\nNeeds the {needs} scope."
+                for status in (401, 403, *about.also):
                     responses.setdefault(
                         str(status), {"description": "Error", "content": _error_content(status, about)}
                     )
@@ -93,6 +96,7 @@ _OPENAI_ERROR_SCHEMA = {
 _OPENAI_ERRORS = {  # status → (type, code, param, message) of the example
     400: ("invalid_request_error", "unsupported_parameter", "tools", "Unrecognized request argument supplied: tools"),
     401: ("invalid_request_error", "invalid_api_key", None, "the API key is unknown or revoked"),
+    403: ("invalid_request_error", "forbidden", None, "this API key lacks the 'generate' scope; it holds: read"),
     404: ("invalid_request_error", "model_not_found", "model", "The model `gpt-9` does not exist"),
     409: ("invalid_request_error", "conflict", None, "Idempotency-Key 'order-42' was used with another body"),
     429: ("requests", "rate_limit_exceeded", None, "over 60 requests in 60 s for this key; retry after 4 s"),

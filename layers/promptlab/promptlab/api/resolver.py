@@ -21,9 +21,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from promptlab.api import openai_door, pipeline
 from promptlab.api.cors import cors_headers, preflight
+from promptlab.api.declared import scope_of
 from promptlab.api.errors import INTERNAL_ERROR_MESSAGE, error_response, from_domain_error, proxy_error
 from promptlab.api.openapi_docs import enrich
 from promptlab.api.pipeline import Event, FastPrepare, Prefetch
+from promptlab.core import scopes
 from promptlab.core.errors import PromptLabError
 from promptlab.core.json_types import JsonObject, LambdaEvent
 from promptlab.core.observability import logger
@@ -150,6 +152,12 @@ class PromptLabResolver(APIGatewayRestResolver):
         except PromptLabError as exc:
             return proxy_error(exc, request_id)
         _request_state.principal = admission.principal
+        needed = scope_of(event.get("httpMethod", ""), str(event.get("resource") or ""))
+        if needed is not None:
+            try:
+                scopes.require(admission.principal.scopes, needed)
+            except PromptLabError as exc:
+                return proxy_error(exc, request_id)
         try:
             quick = fast(event, admission.principal, admission.prefetch) if fast else None
         except Exception:  # the same answer the full route's last-resort handler gives

@@ -59,13 +59,22 @@ def _print_table(columns: list[str], rows: list[JsonObject], note: str = "") -> 
         print("  ".join(cell(row, c).ljust(w) for c, w in zip(columns, widths, strict=True)))
 
 
+CLI = "cli"  # who the audit log names for a change made with the CLI (it holds no key)
+
+
 def cmd_keys_create(args: argparse.Namespace) -> int:
-    from promptlab.tenancy.auth import create_key
+    from promptlab.core.scopes import check_scopes
+    from promptlab.tenancy import audit
+    from promptlab.tenancy.auth import Principal, create_key
 
     use_local_stack()
+    scopes = check_scopes(args.scope) if args.scope else None
     made = create_key(
-        name=args.name, tenant_id=args.tenant, rpm_limit=args.rpm, monthly_budget_usd=args.monthly_budget_usd
-    )
+        name=args.name, tenant_id=args.tenant, rpm_limit=args.rpm, monthly_budget_usd=args.monthly_budget_usd,
+        scopes=scopes,
+    )  # fmt: skip
+    audit.record(Principal(tenant_id=made.tenant_id, key_name=CLI), "key.created", "key", made.id,
+                 after={"name": made.name, "prefix": made.key[:11], "scopes": scopes})  # fmt: skip
     if args.json:
         print(json.dumps({"id": made.id, "name": made.name, "key": made.key, "tenantId": made.tenant_id}))
         return 0
@@ -94,9 +103,25 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     from promptlab.tenancy.auth import revoke_key
 
     use_local_stack()
+    from promptlab.tenancy import audit
+    from promptlab.tenancy.auth import Principal
+
     revoked = revoke_key(args.key)
+    audit.record(Principal(tenant_id=revoked.tenant_id, key_name=CLI), "key.revoked", "key", revoked.id,
+                 before={"name": revoked.name, "prefix": revoked.prefix})  # fmt: skip
     print(f"revoked {revoked.id} ({revoked.name})")
     return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from promptlab.tenancy import audit
+
+    use_local_stack()
+    problems = audit.verify(args.tenant)
+    for problem in problems:
+        print(problem)
+    print("the audit log is intact" if not problems else f"{len(problems)} problem(s): the log was changed")
+    return 0 if not problems else 1
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
@@ -153,6 +178,7 @@ def register(sub: Any) -> None:
     create.add_argument("--tenant", help="add the key to this tenant (rotation); default: a new tenant")
     create.add_argument("--rpm", type=int, help="requests per rate-limit window (60 s) for this key")
     create.add_argument("--monthly-budget-usd", type=Decimal, help="monthly spend limit, reserved at submit")
+    create.add_argument("--scope", action="append", help="a scope the key holds (repeat); default: every scope")
     create.add_argument("--json", action="store_true", help='print {"id", "name", "key", "tenantId"}')
     create.set_defaults(func=cmd_keys_create)
     keys_list = keys_sub.add_parser("list", help="every key with its limits and this month's spend")
@@ -161,6 +187,12 @@ def register(sub: Any) -> None:
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id or prefix")
     revoke.add_argument("key")
     revoke.set_defaults(func=cmd_keys_revoke)
+
+    audit_log = sub.add_parser("audit", help="the audit log")
+    audit_sub = audit_log.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="check the log's hash chain (exit 1 when a row was changed)")
+    verify.add_argument("--tenant", help="one tenant's log; default: every tenant's")
+    verify.set_defaults(func=cmd_audit_verify)
 
     tenants = sub.add_parser("tenants", help="tenant settings")
     tenants_sub = tenants.add_subparsers(dest="tenants_command", required=True)

@@ -10,6 +10,7 @@ from promptlab.core.json_types import JsonObject
 STATUS_BY_CODE = {
     "bad_request": 400,
     "unauthorized": 401,
+    "forbidden": 403,
     "budget_exceeded": 402,
     "not_found": 404,
     "method_not_allowed": 405,
@@ -125,6 +126,12 @@ class Unauthorized(PromptLabError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, headers={"WWW-Authenticate": 'Bearer realm="promptlab"'})
+
+
+class Forbidden(PromptLabError):
+    """A known key without the scope the route needs."""
+
+    code = "forbidden"
 
 
 class RateLimited(PromptLabError):

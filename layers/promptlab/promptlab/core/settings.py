@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     max_waits_per_key: int = Field(
         default=10, ge=1, le=1000, description="Long polls (`GET /jobs/{id}?wait=`) one API key may hold at once."
     )
+    audit_retention_days: int = Field(
+        default=400, ge=1, le=36_500, description="Audit log rows older than this are dropped by the sweeper."
+    )
     chat_wait_seconds: float = Field(
         default=25, ge=0, le=900,
         description="How long `POST /v1/chat/completions` waits for its job before answering 504 with its id.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from promptlab.db.connection import Connection
 from promptlab.models.keys import ApiKey, BudgetUse, KeyListing
@@ -65,12 +66,13 @@ def insert_key(
     prefix: str,
     rpm_limit: int | None,
     monthly_budget_usd: Decimal | None,
+    scopes: list[str] | None = None,
 ) -> ApiKey:
     """Store a key (its hash, never the key)."""
     row = conn.execute(
-        "INSERT INTO api_keys (id, tenant_id, name, key_hash, prefix, rpm_limit, monthly_budget_usd)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING *",
-        (key_id, tenant_id, name, key_hash, prefix, rpm_limit, monthly_budget_usd),
+        "INSERT INTO api_keys (id, tenant_id, name, key_hash, prefix, rpm_limit, monthly_budget_usd, scopes)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
+        (key_id, tenant_id, name, key_hash, prefix, rpm_limit, monthly_budget_usd, scopes),
     ).fetchone()
     assert row is not None
     return ApiKey.from_row(row)
@@ -78,20 +80,25 @@ def insert_key(
 
 def key_state(conn: Connection, *, key_hash: str) -> str:
     """`live`, `revoked` or `unknown`."""
-    row = conn.execute("SELECT revoked_at FROM api_keys WHERE key_hash = %s", (key_hash,)).fetchone()
+    row = conn.execute(
+        "SELECT revoked_at IS NULL OR revoked_at > now() AS live FROM api_keys WHERE key_hash = %s", (key_hash,)
+    ).fetchone()
     if row is None:
         return "unknown"
-    return "live" if row["revoked_at"] is None else "revoked"
+    return "live" if row["live"] else "revoked"
 
 
 def live_key_hashes(conn: Connection) -> list[str]:
     """The digests of every live key."""
-    return [r["key_hash"] for r in conn.execute("SELECT key_hash FROM api_keys WHERE revoked_at IS NULL")]
+    rows = conn.execute("SELECT key_hash FROM api_keys WHERE revoked_at IS NULL OR revoked_at > now()")
+    return [r["key_hash"] for r in rows]
 
 
 def key_by_hash(conn: Connection, *, key_hash: str) -> ApiKey | None:
     """The live key with this hash, or None."""
-    row = conn.execute("SELECT * FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL", (key_hash,)).fetchone()
+    row = conn.execute(
+        "SELECT * FROM api_keys WHERE key_hash = %s AND (revoked_at IS NULL OR revoked_at > now())", (key_hash,)
+    ).fetchone()
     return ApiKey.from_row(row) if row is not None else None
 
 
@@ -101,15 +108,18 @@ def key_by_id(conn: Connection, *, key_id: str) -> ApiKey | None:
     return ApiKey.from_row(row) if row is not None else None
 
 
-def list_keys(conn: Connection) -> list[KeyListing]:
-    """Every key, oldest first, with this month's spend: its budget's account, else the sum of its jobs' costs."""
+def list_keys(conn: Connection, *, tenant_id: str | None = None) -> list[KeyListing]:
+    """Every key (of a tenant, or of all), oldest first, with this month's spend: its budget's account, else
+    the sum of its jobs' costs."""
     rows = conn.execute(
         "WITH month AS (SELECT date_trunc('month', now() AT TIME ZONE 'UTC')::date AS start)"
         " SELECT k.*, b.spent_usd, b.reserved_usd, j.jobs_spent_usd FROM api_keys k CROSS JOIN month m"
         " LEFT JOIN key_budgets b ON b.key_id = k.id AND b.month = m.start"
         " LEFT JOIN LATERAL (SELECT coalesce(sum(estimated_cost_usd), 0) AS jobs_spent_usd FROM jobs"
         "   WHERE api_key_id = k.id AND created_at >= m.start AT TIME ZONE 'UTC') j ON b.key_id IS NULL"
-        " ORDER BY k.created_at, k.id"
+        " WHERE %(tenant)s::text IS NULL OR k.tenant_id = %(tenant)s::text"
+        " ORDER BY k.created_at, k.id",
+        {"tenant": tenant_id},
     ).fetchall()
     listings = []
     for row in rows:
@@ -120,6 +130,35 @@ def list_keys(conn: Connection) -> list[KeyListing]:
             use = BudgetUse(spent_usd=jobs_spent if jobs_spent is not None else Decimal(0), reserved_usd=Decimal(0))
         listings.append(KeyListing(key=ApiKey.from_row(row), use=use))
     return listings
+
+
+def tenant_key(conn: Connection, *, tenant_id: str, key_id: str) -> ApiKey | None:
+    """A tenant's key by id (revoked or not), or None."""
+    row = conn.execute("SELECT * FROM api_keys WHERE id = %s AND tenant_id = %s", (key_id, tenant_id)).fetchone()
+    return ApiKey.from_row(row) if row is not None else None
+
+
+def update_key(conn: Connection, *, tenant_id: str, key_id: str, changes: dict[str, Any]) -> ApiKey | None:
+    """Change a live key's name, limit or budget (only the columns given); None when no such live key."""
+    allowed = {"name", "rpm_limit", "monthly_budget_usd"}
+    assert set(changes) <= allowed, changes
+    sets = ", ".join(f"{column} = %({column})s" for column in changes) or "name = name"
+    row = conn.execute(
+        f"UPDATE api_keys SET {sets} WHERE id = %(id)s AND tenant_id = %(tenant)s"
+        " AND (revoked_at IS NULL OR revoked_at > now()) RETURNING *".encode(),
+        {**changes, "id": key_id, "tenant": tenant_id},
+    ).fetchone()
+    return ApiKey.from_row(row) if row is not None else None
+
+
+def revoke_tenant_key(conn: Connection, *, tenant_id: str, key_id: str, after_seconds: int = 0) -> ApiKey | None:
+    """End a tenant's live key now, or `after_seconds` from now (a rotation's overlap); None if none."""
+    row = conn.execute(
+        "UPDATE api_keys SET revoked_at = now() + make_interval(secs => %s) WHERE id = %s AND tenant_id = %s"
+        " AND (revoked_at IS NULL OR revoked_at > now()) RETURNING *",
+        (after_seconds, key_id, tenant_id),
+    ).fetchone()
+    return ApiKey.from_row(row) if row is not None else None
 
 
 def revoke_key(conn: Connection, *, key: str) -> ApiKey | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -167,20 +168,24 @@ def get_version(conn: Connection, *, template_id: str, version: int) -> Template
 
 def move_label(
     conn: Connection, *, template_id: str, label: str, version: int, moved_by: str | None,
-    experiment_id: str | None = None,
+    experiment_id: str | None = None, protected: bool | None = None,
+    may_move: Callable[[bool], None] = lambda _: None,
 ) -> int | None:  # fmt: skip
     """Point a label at a version and record the move (and the experiment that promoted it); returns the
-    version it pointed at before (None: new)."""
+    version it pointed at before (None: new). `may_move(protected)` raises to refuse the move (before
+    anything is written); `protected` marks the label protected or not (None: unchanged)."""
     with conn.transaction():
         before = conn.execute(
-            "SELECT version FROM template_labels WHERE template_id = %s AND label = %s FOR UPDATE",
+            "SELECT version, protected FROM template_labels WHERE template_id = %s AND label = %s FOR UPDATE",
             (template_id, label),
         ).fetchone()
+        may_move(bool(before and before["protected"]) or bool(protected))
         conn.execute(
-            "INSERT INTO template_labels (template_id, label, version, updated_by) VALUES (%s, %s, %s, %s)"
+            "INSERT INTO template_labels (template_id, label, version, updated_by, protected)"
+            " VALUES (%s, %s, %s, %s, coalesce(%s, false))"
             " ON CONFLICT (template_id, label) DO UPDATE SET version = EXCLUDED.version, updated_at = now(),"
-            " updated_by = EXCLUDED.updated_by",
-            (template_id, label, version, moved_by),
+            " updated_by = EXCLUDED.updated_by, protected = coalesce(%s, template_labels.protected)",
+            (template_id, label, version, moved_by, protected, protected),
         )
         conn.execute(
             "INSERT INTO template_label_moves (template_id, label, from_version, to_version, moved_by, experiment_id)"
@@ -193,7 +198,8 @@ def move_label(
 def labels(conn: Connection, *, template_id: str) -> list[Row]:
     """A template's labels and the versions they point at."""
     return conn.execute(
-        "SELECT label, version, updated_at, updated_by FROM template_labels WHERE template_id = %s ORDER BY label",
+        "SELECT label, version, updated_at, updated_by, protected FROM template_labels WHERE template_id = %s"
+        " ORDER BY label",
         (template_id,),
     ).fetchall()
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from promptlab.core.errors import DependencyUnavailable
 from promptlab.core.observability import logger
-from promptlab.db import attempts_repo, jobs_repo, sweeper_repo
+from promptlab.core.settings import get_settings
+from promptlab.db import attempts_repo, audit_repo, jobs_repo, sweeper_repo
 from promptlab.db.connection import Connection, connection
 from promptlab.db.sweeper_repo import LapsedLease
 from promptlab.infra import result_cache
@@ -78,6 +79,7 @@ def sweep(
                 sent += 1
         purged = sweeper_repo.purge_past_retention(conn, limit=limit)
         sweeper_repo.release_ended_reservations(conn, limit=limit)
+        audit_repo.purge_older_than(conn, days=get_settings().audit_retention_days)
     sent += job_hooks.sweep_steps()  # the use cases above jobs that send jobs of their own (experiments)
     recovered = requeued + failed
     for job_id in expired + [lease.id for lease in failed]:

@@ -24,6 +24,7 @@ class ApiKey:
     monthly_budget_usd: Decimal | None
     created_at: datetime
     revoked_at: datetime | None
+    scopes: list[str] | None = None  # None: every scope
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> ApiKey:

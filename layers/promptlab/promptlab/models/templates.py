@@ -119,6 +119,9 @@ class TemplateVersionList(WireModel):
 
 class MoveLabel(RequestModel):
     version: Annotated[int, Field(ge=1)]
+    protected: bool | None = Field(
+        default=None, description="Protect the label (only `labels:write` keys move it) or not; omitted: unchanged."
+    )
 
 
 class LabelPublic(WireModel):
@@ -126,6 +129,7 @@ class LabelPublic(WireModel):
     version: int
     updated_at: UtcDatetime
     updated_by: str | None
+    protected: bool = False
 
 
 class LabelMovePublic(WireModel):

@@ -6,7 +6,7 @@ import difflib
 import time
 
 from promptlab.core import ids
-from promptlab.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from promptlab.core.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationFailed
 from promptlab.core.pagination import decode_cursor, encode_cursor
 from promptlab.core.settings import get_settings
 from promptlab.db import templates_repo
@@ -268,20 +268,29 @@ def list_versions(*, tenant_id: str, template_id: str) -> TemplateVersionList:
 
 def move_label(
     *, tenant_id: str, template_id: str, label: str, version: int, moved_by: str | None,
-    experiment_id: str | None = None,
-) -> TemplateLabels:  # fmt: skip
+    experiment_id: str | None = None, protected: bool | None = None, may_move_protected: bool = True,
+) -> int | None:  # fmt: skip
     """Point `label` at `version` (one call; the move is recorded with who, when, and the experiment that
-    promoted it)."""
+    promoted it); returns the version it pointed at before. A protected label (or one being protected or
+    unprotected) moves only when `may_move_protected` (a key with the `labels:write` scope)."""
     row = get_template_row(tenant_id=tenant_id, template_id=template_id)
     if not 1 <= version <= row.version:
         raise ValidationFailed.single("version", f"template {template_id!r} has versions 1 to {row.version}")
+
+    def may_move(guarded: bool) -> None:
+        if (guarded or protected is not None) and not may_move_protected:
+            raise Forbidden(
+                f"label {label!r} is protected: moving it (or changing its protection) needs the 'labels:write' scope",
+                details={"requiredScope": "labels:write", "label": label},
+            )
+
     with connection() as conn:
-        templates_repo.move_label(
+        previous = templates_repo.move_label(
             conn, template_id=template_id, label=label, version=version, moved_by=moved_by,
-            experiment_id=experiment_id,
+            experiment_id=experiment_id, protected=protected, may_move=may_move,
         )  # fmt: skip
     _forget(tenant_id, template_id)
-    return list_labels(tenant_id=tenant_id, template_id=template_id)
+    return previous
 
 
 def list_labels(*, tenant_id: str, template_id: str) -> TemplateLabels:

@@ -35,6 +35,7 @@ class Principal:
     key_name: str | None = None
     rpm_limit: int | None = None
     monthly_budget_usd: Decimal | None = None
+    scopes: frozenset[str] | None = None  # None: every scope
 
 
 ANONYMOUS = Principal(tenant_id=DEFAULT_TENANT)
@@ -62,6 +63,7 @@ def create_key(
     rpm_limit: int | None = None,
     monthly_budget_usd: Decimal | None = None,
     key: str | None = None,
+    scopes: list[str] | None = None,
 ) -> NewKey:
     """Make a key for a tenant (a new tenant named after the key unless one is given)."""
     secret = key or KEY_PREFIX + secrets.token_urlsafe(20)
@@ -77,6 +79,7 @@ def create_key(
             prefix=secret[:11],
             rpm_limit=rpm_limit,
             monthly_budget_usd=monthly_budget_usd,
+            scopes=scopes,
         )
     request_limits.live_key_added(hash_key(secret))
     return NewKey(id=stored.id, name=stored.name, tenant_id=stored.tenant_id, key=secret)
@@ -94,9 +97,14 @@ def revoke_key(key: str) -> ApiKey:
         revoked = keys_repo.revoke_key(conn, key=key)
     if revoked is None:
         raise NotFound(f"no live key {key!r}", details={"key": key})
+    forget_cached_keys()
+    return revoked
+
+
+def forget_cached_keys() -> None:
+    """Drop this process's copies of looked-up keys (after a key changed or was revoked)."""
     with _cache_lock:
         _cache.clear()
-    return revoked
 
 
 def development_key(saved: str | None) -> tuple[str, bool]:
@@ -190,6 +198,7 @@ def _lookup(key: str, *, client_ip: str | None = None) -> Principal | None:
             key_name=key_row.name,
             rpm_limit=key_row.rpm_limit,
             monthly_budget_usd=key_row.monthly_budget_usd,
+            scopes=frozenset(key_row.scopes) if key_row.scopes is not None else None,
         )
         if key_row is not None
         else None

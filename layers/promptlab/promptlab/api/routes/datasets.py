@@ -21,6 +21,7 @@ from promptlab.models.datasets import (
     DatasetUploadPublic,
     DatasetUploadRequest,
 )
+from promptlab.tenancy import audit
 
 router = Router()  # type: ignore[no-untyped-call]
 
@@ -35,6 +36,7 @@ def _tenant() -> str:
     router,
     "POST",
     "/datasets",
+    scope="datasets:write",
     event="CreateDataset",
     summary="Create a dataset",
     description="Rows of `{input, expected?, metadata?}` to run template versions over (version 1): as JSON `rows`,"
@@ -62,6 +64,7 @@ def create_dataset(body: DatasetCreate) -> Response[str]:
     router,
     "POST",
     "/datasets/uploads",
+    scope="datasets:write",
     event="CreateDatasetUpload",
     summary="Upload a large dataset file",
     description="A presigned URL (15 minutes) to PUT one JSONL or CSV file of up to 100 MB with the given"
@@ -81,6 +84,7 @@ def create_upload(body: DatasetUploadRequest) -> Response[str]:
     router,
     "GET",
     "/datasets",
+    scope="read",
     event="ListDatasets",
     summary="List datasets",
     description="This tenant's datasets, newest first, a page at a time (`cursor` from `nextCursor`).",
@@ -98,6 +102,7 @@ def list_datasets(
     router,
     "GET",
     "/datasets/<id>",
+    scope="read",
     event="GetDataset",
     summary="Read a dataset",
     description="The dataset at its current version: row count and the input fields its rows have.",
@@ -112,6 +117,7 @@ def get_dataset(id: DatasetId) -> Response[str]:
     router,
     "PUT",
     "/datasets/<id>",
+    scope="datasets:write",
     event="ReplaceDatasetRows",
     summary="Replace a dataset's rows",
     description="The rows (JSON, JSONL or CSV, as at creation) become the next version; earlier versions stay"
@@ -128,6 +134,7 @@ def replace_rows(id: DatasetId, body: DatasetUpdate) -> Response[str]:
     router,
     "DELETE",
     "/datasets/<id>",
+    scope="datasets:write",
     event="DeleteDataset",
     summary="Delete a dataset",
     description="Deletes every version and row, and the experiments run over it (their jobs keep their cost; the copies"
@@ -137,6 +144,7 @@ def replace_rows(id: DatasetId, body: DatasetUpdate) -> Response[str]:
 )
 def delete_dataset(id: DatasetId) -> Response[str]:
     service.delete_dataset(tenant_id=_tenant(), dataset_id=id)
+    audit.record(current_principal(), "dataset.deleted", "dataset", id)
     return no_content()
 
 
@@ -144,6 +152,7 @@ def delete_dataset(id: DatasetId) -> Response[str]:
     router,
     "GET",
     "/datasets/<id>/rows",
+    scope="read",
     event="ListDatasetRows",
     summary="Read a dataset's rows",
     description="A page of one version's rows (default: the current one) in upload order, each with its number `n`.",

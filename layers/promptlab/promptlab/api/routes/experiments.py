@@ -21,6 +21,7 @@ from promptlab.models.experiments import (
     PromoteRequest,
     PromoteResult,
 )
+from promptlab.tenancy import audit
 
 router = Router()  # type: ignore[no-untyped-call]
 
@@ -36,6 +37,7 @@ def _tenant() -> str:
     router,
     "POST",
     "/experiments",
+    scope="experiments:run",
     event="CreateExperiment",
     summary="Start an experiment",
     description="Runs every variant (a template version or label, optionally another provider or model) over every row"
@@ -69,6 +71,7 @@ def create_experiment(body: ExperimentCreate) -> Response[str]:
     router,
     "GET",
     "/experiments",
+    scope="read",
     event="ListExperiments",
     summary="List experiments",
     description="This tenant's experiments, newest first.",
@@ -86,6 +89,7 @@ def list_experiments(
     router,
     "GET",
     "/experiments/<id>",
+    scope="read",
     event="GetExperiment",
     summary="Read an experiment",
     description="Status, progress, and per variant: rows, completed, failed, cost (its own and its judges'), tokens,"
@@ -101,6 +105,7 @@ def get_experiment(id: ExperimentId) -> Response[str]:
     router,
     "GET",
     "/experiments/<id>/results",
+    scope="read",
     event="ExperimentResults",
     summary="Download an experiment's results",
     description="Each row's input and expected joined with every variant's output, status, cost, latency and scores, as"
@@ -123,6 +128,7 @@ def get_results(
     router,
     "GET",
     "/experiments/<id>/compare",
+    scope="read",
     event="CompareExperiment",
     summary="Compare two variants",
     description="Per-row differences of variants `a` and `b` (largest first) and the deltas of score (b − a, with a"
@@ -145,6 +151,7 @@ def compare(
     router,
     "POST",
     "/experiments/<id>/cancel",
+    scope="experiments:run",
     event="CancelExperiment",
     summary="Cancel an experiment",
     description="Jobs not yet started are cancelled and what the experiment held of the budget is released; calls under"
@@ -160,6 +167,7 @@ def cancel(id: ExperimentId) -> Response[str]:
     router,
     "POST",
     "/experiments/<id>/promote",
+    scope="labels:write",
     event="PromoteExperiment",
     summary="Promote a variant",
     description="Points a label (default `production`) of the variant's template at the variant's version; the label"
@@ -169,4 +177,8 @@ def cancel(id: ExperimentId) -> Response[str]:
     tags=["experiments"],
 )
 def promote(id: ExperimentId, body: PromoteRequest) -> Response[str]:
-    return json_response(200, service.promote(principal=current_principal(), experiment_id=id, request=body))
+    promoted = service.promote(principal=current_principal(), experiment_id=id, request=body)
+    moved = {"templateId": promoted.template_id, "label": promoted.label}
+    before, after = {**moved, "version": promoted.previous_version}, {**moved, "version": promoted.version}
+    audit.record(current_principal(), "experiment.promoted", "experiment", id, before=before, after=after)
+    return json_response(200, promoted)

@@ -51,6 +51,7 @@ def _answer(answer: idempotency.Answer, headers: dict[str, str] | None = None) -
     router,
     "POST",
     "/generate",
+    scope="generate",
     event="Generate",
     summary="Generate",
     description="Submits one generation. 202 with the queued job, or 200 with a finished one when the same input was"
@@ -95,6 +96,7 @@ def generate(
     router,
     "POST",
     "/generate/batch",
+    scope="generate",
     event="GenerateBatch",
     summary="Generate many",
     description="Up to 100 `POST /generate` bodies; each item answers alone (a job, or its own error), in order.",

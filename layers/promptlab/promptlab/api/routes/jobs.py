@@ -18,6 +18,7 @@ from promptlab.models.batches import BatchPage, BatchPublic
 from promptlab.models.dead_letters import RedriveRequest, RedriveResult
 from promptlab.models.jobs import JobPage, JobPublic
 from promptlab.models.wire import JobStatus, Priority
+from promptlab.tenancy import audit
 
 router = Router()  # type: ignore[no-untyped-call]
 
@@ -32,6 +33,7 @@ def _tenant() -> str:
     router,
     "GET",
     "/jobs/<id>",
+    scope="read",
     event="GetJob",
     summary="Read a job",
     description="The job with its output, tokens, cost and attempt history. `wait` (≤ 20 s) holds the answer until the"
@@ -57,6 +59,7 @@ def get_job(
     router,
     "DELETE",
     "/jobs/<id>",
+    scope="jobs:write",
     event="PurgeJob",
     summary="Purge a job",
     description="Removes the job's input and output everywhere (database, cache, copies); tokens and cost stay for"
@@ -67,6 +70,7 @@ def get_job(
 )
 def purge_job(id: JobId) -> Response[str]:
     lifecycle.purge_job(tenant_id=_tenant(), job_id=id)
+    audit.record(current_principal(), "job.purged", "job", id)
     return no_content()
 
 
@@ -74,6 +78,7 @@ def purge_job(id: JobId) -> Response[str]:
     router,
     "GET",
     "/jobs",
+    scope="read",
     event="ListJobs",
     summary="List jobs",
     description="Jobs newest first, a page at a time, filtered by status, template, provider, priority or time.",
@@ -108,6 +113,7 @@ def list_jobs(
     router,
     "POST",
     "/jobs/<id>/cancel",
+    scope="jobs:write",
     event="CancelJob",
     summary="Cancel a job",
     description="A queued or running job ends `cancelled`; a call already made is still billed.",
@@ -123,6 +129,7 @@ def cancel_job(id: JobId) -> Response[str]:
     router,
     "POST",
     "/jobs/<id>/retry",
+    scope="jobs:write",
     event="RetryJob",
     summary="Retry a job",
     description="A failed or cancelled job runs again with a fresh attempt budget (its worst case reserved again).",
@@ -139,6 +146,7 @@ def retry_job(id: JobId) -> Response[str]:
     router,
     "POST",
     "/dlq/redrive",
+    scope="jobs:write",
     event="RedriveDeadLetters",
     summary="Redrive dead letters",
     description="Sends this tenant's dead-lettered jobs again with a fresh attempt budget; jobs whose key's budget no"
@@ -148,7 +156,10 @@ def retry_job(id: JobId) -> Response[str]:
     tags=["jobs"],
 )
 def redrive_dead_letters(body: RedriveRequest) -> Response[str]:
-    return json_response(200, dead_letters.redrive(tenant_id=_tenant(), job_id=body.job_id, limit=body.limit))
+    result = dead_letters.redrive(tenant_id=_tenant(), job_id=body.job_id, limit=body.limit)
+    audit.record(current_principal(), "dlq.redriven", "dlq", body.job_id or "*",
+                 after={"redriven": len(result.redriven), "refused": len(result.refused)})  # fmt: skip
+    return json_response(200, result)
 
 
 BatchId = Annotated[str, Path(min_length=1, max_length=64, description="A provider batch id (`bat_…`).")]
@@ -158,6 +169,7 @@ BatchId = Annotated[str, Path(min_length=1, max_length=64, description="A provid
     router,
     "GET",
     "/batches",
+    scope="read",
     event="ListBatches",
     summary="List provider batches",
     description="The economy lane's provider batches (Anthropic Message Batches, OpenAI Batch).",
@@ -175,6 +187,7 @@ def list_batches(
     router,
     "GET",
     "/batches/<id>",
+    scope="read",
     event="GetBatch",
     summary="Read a provider batch",
     description="Its provider id, status, counts and expiry.",

@@ -31,6 +31,7 @@ _CHAT_EXAMPLE = {
     router,
     "POST",
     "/v1/chat/completions",
+    scope="generate",
     event="OpenAIChatCompletions",
     summary="Chat completion (OpenAI-compatible)",
     description="OpenAI's Chat Completions API over PromptLab's jobs: point an OpenAI SDK at `…/v1` with a"
@@ -57,6 +58,7 @@ def chat_completions(idempotency_key: IdempotencyKey = None, cache_control: Cach
     router,
     "GET",
     "/v1/models",
+    scope="read",
     event="OpenAIModels",
     summary="List models (OpenAI-compatible)",
     description="The models this stack can reach, named as `POST /v1/chat/completions` takes them: each"

@@ -28,6 +28,7 @@ def _tenant() -> str:
     router,
     "GET",
     "/usage",
+    scope="read",
     event="Usage",
     summary="Usage and cost",
     description="Requests, cache hits, tokens, cost and savings of this tenant, grouped by day, provider, model or"

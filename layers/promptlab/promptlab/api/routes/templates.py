@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Que
 from promptlab.api.answers import doc, json_response, no_content
 from promptlab.api.declared import route
 from promptlab.api.resolver import current_principal
+from promptlab.core import scopes
 from promptlab.core.errors import PreconditionFailed
 from promptlab.jobs import preview
 from promptlab.models.templates import (
@@ -26,6 +27,7 @@ from promptlab.models.templates import (
     TemplateVersionList,
 )
 from promptlab.templates import service as template_service
+from promptlab.tenancy import audit
 
 router = Router()  # type: ignore[no-untyped-call]
 
@@ -61,6 +63,7 @@ def _etag(version: int) -> dict[str, str]:
     router,
     "POST",
     "/templates",
+    scope="templates:write",
     event="CreateTemplate",
     summary="Create a template",
     description="A new template at version 1. `{{ variables }}` in the body are found for you; `variablesSchema` types"
@@ -80,6 +83,8 @@ def _etag(version: int) -> dict[str, str]:
 )
 def create_template(body: TemplateCreate) -> Response[str]:
     template = template_service.create_template(tenant_id=_tenant(), request=body)
+    audit.record(current_principal(), "template.created", "template", template.id,
+                 after={"name": template.name, "version": template.version})  # fmt: skip
     return json_response(201, template, {**_etag(template.version), "Location": f"/templates/{template.id}"})
 
 
@@ -87,6 +92,7 @@ def create_template(body: TemplateCreate) -> Response[str]:
     router,
     "GET",
     "/templates",
+    scope="read",
     event="ListTemplates",
     summary="List templates",
     description="Live templates, newest first, a page at a time (`cursor` from `nextCursor`); `q` matches names.",
@@ -105,6 +111,7 @@ def list_templates(
     router,
     "GET",
     "/templates/<id>",
+    scope="read",
     event="GetTemplate",
     summary="Read a template",
     description="The template at its current version, with an `ETag` to send back as `If-Match`.",
@@ -120,6 +127,7 @@ def get_template(id: TemplateId) -> Response[str]:
     router,
     "PUT",
     "/templates/<id>",
+    scope="templates:write",
     event="UpdateTemplate",
     summary="Change a template",
     description="Replaces the template and makes a new version; earlier versions stay readable and runnable"
@@ -133,6 +141,8 @@ def update_template(id: TemplateId, body: TemplateUpdate, if_match: IfMatch = No
     template = template_service.update_template(
         tenant_id=_tenant(), template_id=id, request=body, expected_version=_expected_version(if_match)
     )
+    audit.record(current_principal(), "template.versioned", "template", id, before={"version": template.version - 1},
+                 after={"name": template.name, "version": template.version})  # fmt: skip
     return json_response(200, template, _etag(template.version))
 
 
@@ -140,6 +150,7 @@ def update_template(id: TemplateId, body: TemplateUpdate, if_match: IfMatch = No
     router,
     "DELETE",
     "/templates/<id>",
+    scope="templates:write",
     event="ArchiveTemplate",
     summary="Archive a template",
     description="It leaves the list and takes no new jobs; `POST /templates/{id}/restore` brings it back.",
@@ -148,6 +159,7 @@ def update_template(id: TemplateId, body: TemplateUpdate, if_match: IfMatch = No
 )
 def archive_template(id: TemplateId, if_match: IfMatch = None) -> Response[str]:
     template_service.archive_template(tenant_id=_tenant(), template_id=id, expected_version=_expected_version(if_match))
+    audit.record(current_principal(), "template.archived", "template", id)
     return no_content()
 
 
@@ -155,6 +167,7 @@ def archive_template(id: TemplateId, if_match: IfMatch = None) -> Response[str]:
     router,
     "POST",
     "/templates/<id>/restore",
+    scope="templates:write",
     event="RestoreTemplate",
     summary="Restore an archived template",
     description="The template is listed again and takes new jobs, at its latest version.",
@@ -163,6 +176,7 @@ def archive_template(id: TemplateId, if_match: IfMatch = None) -> Response[str]:
 )
 def restore_template(id: TemplateId) -> Response[str]:
     template = template_service.restore_template(tenant_id=_tenant(), template_id=id)
+    audit.record(current_principal(), "template.restored", "template", id, after={"version": template.version})
     return json_response(200, template, _etag(template.version))
 
 
@@ -170,6 +184,7 @@ def restore_template(id: TemplateId) -> Response[str]:
     router,
     "POST",
     "/templates/<id>/render",
+    scope="read",
     event="RenderTemplate",
     summary="Render without running",
     description="What `POST /generate` would send the provider (system prompt, turns, parameters), with no job and"
@@ -186,6 +201,7 @@ def render_template(id: TemplateId, body: RenderRequest) -> Response[str]:
     router,
     "GET",
     "/templates/<id>/labels",
+    scope="read",
     event="ListTemplateLabels",
     summary="List labels",
     description="Each label (`production`, `staging`, …) with the version it points at, and every move.",
@@ -200,26 +216,32 @@ def list_labels(id: TemplateId) -> Response[str]:
     router,
     "PUT",
     "/templates/<id>/labels/<label>",
+    scope="templates:write|labels:write",
     event="MoveTemplateLabel",
     summary="Move a label",
-    description="Point a label at a version; jobs asking for `tpl_…@label` use it from then on.",
-    responses=doc(200, TemplateLabels, "The label points at the version (the move is recorded)", 404, 422),
-    request={"version": 3},
+    description="Point a label at a version; jobs asking for `tpl_…@label` use it from then on. A protected"
+    " label (`protected: true`) moves only with a key holding the `labels:write` scope (403 otherwise).",
+    responses=doc(200, TemplateLabels, "The label points at the version (the move is recorded)", 403, 404, 422),
+    request={"version": 3, "protected": True},
     tags=["templates"],
 )
 def move_label(id: TemplateId, label: LabelPath, body: MoveLabel) -> Response[str]:
     principal = current_principal()
     moved_by = principal.key_name or principal.key_id or "anonymous"
-    labels = template_service.move_label(
-        tenant_id=_tenant(), template_id=id, label=label, version=body.version, moved_by=moved_by
-    )
-    return json_response(200, labels)
+    previous = template_service.move_label(
+        tenant_id=_tenant(), template_id=id, label=label, version=body.version, moved_by=moved_by,
+        protected=body.protected, may_move_protected=scopes.holds(principal.scopes, "labels:write"),
+    )  # fmt: skip
+    audit.record(principal, "label.moved", "template", id, before={"label": label, "version": previous},
+                 after={"label": label, "version": body.version, "protected": body.protected})  # fmt: skip
+    return json_response(200, template_service.list_labels(tenant_id=_tenant(), template_id=id))
 
 
 @route(
     router,
     "GET",
     "/templates/<id>/versions/<a>/diff/<b>",
+    scope="read",
     event="DiffTemplateVersions",
     summary="Compare two versions",
     description="A unified diff of the body and system prompt, and what changed in variables and defaults.",
@@ -234,6 +256,7 @@ def diff_versions(id: TemplateId, a: VersionPath, b: VersionPath) -> Response[st
     router,
     "GET",
     "/templates/<id>/versions",
+    scope="read",
     event="ListTemplateVersions",
     summary="List versions",
     description="Every version of the template, oldest first.",
