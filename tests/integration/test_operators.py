@@ -153,3 +153,29 @@ def test_every_change_is_audited_without_prompt_text_and_the_chain_verifies(runn
         conn.execute("UPDATE audit_log SET after = %s WHERE id = %s", (json.dumps(log[1]["after"]), log[1]["id"]))
         conn.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only")
     assert any(f"row {log[1]['id']}" in problem for problem in problems) and audit.verify() == []
+
+
+def test_a_label_moved_by_another_sandbox_is_never_served_stale(runner: LocalRunner, set_env: Any) -> None:
+    from promptlab.db import templates_repo
+    from promptlab.db.connection import connection
+
+    # Given sandboxes that keep template copies for 30 s, and this one serving `production` (v1) from its copy
+    set_env(PROMPTLAB_TEMPLATE_CACHE_SECONDS="30")
+    made = call_api(runner, "POST", "/templates", body={"name": unique("lbl"), "body": "v1 {{ x }}"}).body
+    tid = made["id"]
+    call_api(runner, "PUT", f"/templates/{tid}", body={"name": made["name"], "body": "v2 {{ x }}"})
+    call_api(runner, "PUT", f"/templates/{tid}/labels/production", body={"version": 1})
+    for _ in range(3):
+        job = call_api(runner, "POST", "/generate", body={"templateId": f"{tid}@production", "input": unique("x")})
+        assert job.body["templateVersion"] == 1
+    # When another sandbox moves the label (its own process forgets its copy; this one is not told)
+    with connection() as conn:
+        templates_repo.move_label(conn, template_id=tid, label="production", version=2, moved_by="other-sandbox")
+    # Then the very next generation by label here uses v2, by the fast path and the full route alike
+    for extra in ({}, {"metadata": {"route": "full"}}, {"cache": False}):
+        body = {"templateId": f"{tid}@production", "input": unique("x"), **extra}
+        job = call_api(runner, "POST", "/generate", body=body)
+        assert job.status == 202 and job.body["templateVersion"] == 2, extra
+    # An id pinned to a version is still served from the copy (immutable), and by id alone within its TTL
+    pinned = call_api(runner, "POST", "/generate", body={"templateId": f"{tid}@1", "input": unique("x")})
+    assert pinned.body["templateVersion"] == 1

@@ -165,12 +165,21 @@ def cached_template(*, tenant_id: str, template_id: str) -> Template | None:
     return None
 
 
+def is_label_ref(ref: str) -> bool:
+    """`tpl_…@production`: a reference a label move changes."""
+    selector = ref.partition("@")[2]
+    return bool(selector) and not selector.isdigit()
+
+
 def template_for_generation(*, tenant_id: str, template_id: str) -> Template:
     """The template as generation sees it, kept in process for `template_cache_seconds`.
 
     Saves a Postgres round trip on the hot path; another sandbox may use the previous version for up
-    to that long after a `PUT` (the job records which version it used).
+    to that long after a `PUT` (the job records which version it used). A label reference is resolved
+    every time: once a move is acknowledged, no sandbox serves the version the label left.
     """
+    if is_label_ref(template_id):
+        return _resolve_ref(tenant_id=tenant_id, ref=template_id)
     cached = cached_template(tenant_id=tenant_id, template_id=template_id)
     if cached is not None:
         return cached
