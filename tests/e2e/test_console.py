@@ -284,3 +284,23 @@ def test_a_job_shows_its_images_and_tool_calls(console: str, page: Any) -> None:
     expect(page.locator("#tool-calls")).to_contain_text('get_weather({"city": "x"})')
     expect(page.locator("img.attachment")).to_be_visible()
     shot(page, "job-tools")
+
+
+def test_an_admin_makes_a_key_and_reads_the_history(console: str, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, console)
+    page.goto(console + "/#/keys")
+    name = f"svc-{uuid.uuid4().hex[:6]}"
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("templates:write").check()
+    page.get_by_role("button", name="Make key").click()
+    expect(page.locator("#newsecret")).to_contain_text("pl_")
+    made = page.locator("#newsecret").inner_text().strip()
+    expect(page.locator("#keys")).to_contain_text(name)
+    expect(page.locator("#keys")).to_contain_text("read, generate, templates:write")
+    expect(page.locator("#history")).to_contain_text("key.created")
+    shot(page, "keys")
+    # The key works with the scopes chosen, and no more
+    assert request(console, "GET", "/templates", key=made)[0] == 200
+    assert request(console, "POST", "/datasets", {"name": "x", "rows": [{"input": {"a": "b"}}]}, key=made)[0] == 403

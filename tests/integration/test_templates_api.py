@@ -24,6 +24,8 @@ def test_create_then_read_round_trips(runner: LocalRunner) -> None:
         "maxTokens": 300,
         "temperature": "0.7",
         "fallbacks": None,
+        "tools": None,
+        "toolChoice": None,
     }
     assert made["createdAt"].endswith("Z")
     read = call_api(runner, "GET", f"/templates/{made['id']}")

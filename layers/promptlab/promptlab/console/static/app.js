@@ -618,6 +618,51 @@ async function experimentPage(id) {
   if (x.status !== "running") clearInterval(live);
 }
 
+// ---------- keys and history (admin keys) ----------
+const SCOPE_NAMES = ["read", "generate", "templates:write", "labels:write", "jobs:write", "datasets:write", "experiments:run", "admin"];
+
+async function keysPage() {
+  main.innerHTML = html`
+    <h1>Keys</h1>
+    <form class="panel" id="newkey">
+      <div class="row">
+        <div class="field"><label for="keyname">Name</label><input id="keyname" required placeholder="billing-service"></div>
+        <div class="field"><label for="keybudget">Monthly budget (USD, optional)</label><input id="keybudget" inputmode="decimal" placeholder="50.00"></div>
+      </div>
+      <fieldset class="scopes"><legend>Scopes</legend>${SCOPE_NAMES.map((n) => `<label><input type="checkbox" name="scope" value="${esc(n)}" ${["read", "generate"].includes(n) ? "checked" : ""}> ${esc(n)}</label>`).join(" ")}</fieldset>
+      <button type="submit">Make key</button>
+    </form>
+    <section id="madekey" aria-live="polite"></section>
+    <div class="panel table-wrap" id="keys"><p class="muted">Loading…</p></div>
+    <h2>History</h2>
+    <div class="panel table-wrap" id="history"><p class="muted">Loading…</p></div>`;
+  const load = async () => {
+    const [keys, log] = await Promise.all([guard(() => api("GET", "keys")), guard(() => api("GET", "audit?limit=50"))]);
+    if (!keys || !log) { put("#keys", '<p class="muted">Only an admin key manages keys and reads the history.</p>'); put("#history", ""); return; }
+    put("#keys", html`<table><thead><tr><th>Key</th><th>Scopes</th><th>Budget</th><th>Spent</th><th>State</th><th></th></tr></thead><tbody>
+      ${keys.items.map((k) => `<tr><td>${esc(k.name)} <span class="mono muted">${esc(k.prefix)}…</span></td><td>${esc((k.scopes || ["every scope"]).join(", "))}</td>
+        <td>${k.monthlyBudgetUSD ? money(k.monthlyBudgetUSD) : "—"}</td><td>${money(k.spentUSD)}</td><td>${k.revokedAt ? `revoked ${when(k.revokedAt)}` : "live"}</td>
+        <td>${k.revokedAt ? "" : `<button class="ghost" data-revoke="${esc(k.id)}">Revoke</button>`}</td></tr>`).join("")}</tbody></table>`);
+    put("#history", html`<table><thead><tr><th>When</th><th>Who</th><th>What</th><th>Target</th><th>Change</th></tr></thead><tbody>
+      ${log.items.map((e) => `<tr><td>${when(e.at)}</td><td>${esc(e.keyName || "—")}</td><td>${esc(e.action)}</td><td class="mono">${esc(e.targetId)}</td>
+        <td class="mono">${e.before ? esc(JSON.stringify(e.before)) + " → " : ""}${e.after ? esc(JSON.stringify(e.after)) : ""}</td></tr>`).join("")}</tbody></table>`);
+  };
+  $("#keys").addEventListener("click", async (e) => {
+    const id = e.target.dataset && e.target.dataset.revoke;
+    if (id && confirm("Revoke this key? It stops working at once.")) { await guard(() => api("DELETE", `keys/${id}`)); await load(); }
+  });
+  $("#newkey").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const body = { name: $("#keyname").value.trim(), scopes: [...main.querySelectorAll("[name=scope]:checked")].map((c) => c.value) };
+    if ($("#keybudget").value.trim()) body.monthlyBudgetUSD = $("#keybudget").value.trim();
+    const made = await guard(() => api("POST", "keys", body));
+    if (!made) return;
+    put("#madekey", html`<div class="panel"><p>Key <b>${esc(made.name)}</b> — copy it now, it is not shown again:</p><pre class="output mono" id="newsecret">${esc(made.key)}</pre></div>`);
+    await load();
+  });
+  await load();
+}
+
 // ---------- router ----------
 async function route(keepNotice = false) {
   if (keepNotice !== true) say("");
@@ -634,6 +679,7 @@ async function route(keepNotice = false) {
   else if (parts[0] === "generate") await generatePage(params);
   else if (parts[0] === "jobs") await jobsPage(params);
   else if (parts[0] === "usage") await usagePage();
+  else if (parts[0] === "keys") await keysPage();
   else if (parts[0] === "datasets" && parts[1]) await datasetPage(parts[1]);
   else if (parts[0] === "datasets") await datasetsPage();
   else if (parts[0] === "experiments" && parts[1] === "new") await newExperimentPage(params);
