@@ -108,6 +108,9 @@ def test_two_versions_scored_compared_promoted_and_exported(clean_queues: LocalR
     }  # fmt: skip
     labels = call_api(runner, "GET", f"/templates/{tid}/labels").body
     assert labels["labels"][0]["version"] == 2 and labels["moves"][0]["experimentId"] == eid
+    audited = call_api(runner, "GET", "/audit", query={"action": "experiment.promoted", "targetId": eid}).body["items"]
+    assert audited[0]["before"]["version"] is None
+    assert audited[0]["after"] == {"templateId": tid, "label": "production", "version": 2}
 
     # And the joined results download as CSV and JSONL
     text = call_api(runner, "GET", f"/experiments/{eid}/results", query={"format": "csv"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -244,3 +245,29 @@ def test_redirects_are_not_followed(
     assert len(receiver.received) == 1
     deliveries = call_api(clean_queues, "GET", f"/jobs/{made['id']}").body["notifications"]
     assert deliveries[0]["error"] == "webhook answered 302" and deliveries[0]["delivered"] is False
+
+
+def test_a_label_move_is_a_signed_tenant_event(clean_queues: LocalRunner, receiver: Receiver, set_env: SetEnv) -> None:
+    set_env(PROMPTLAB_WEBHOOK_BACKOFF_SECONDS="[0]")
+    # Given the tenant's admin pointing its events at a receiver
+    assert call_api(clean_queues, "PUT", "/webhooks", body={"url": receiver.url}).status == 200
+    assert call_api(clean_queues, "GET", "/webhooks").body == {"url": receiver.url}
+    made = call_api(clean_queues, "POST", "/templates", body={"name": f"ev-{uuid.uuid4().hex[:6]}", "body": "v1"}).body
+    call_api(clean_queues, "PUT", f"/templates/{made['id']}", body={"name": made["name"], "body": "v2"})
+    try:
+        # When a label moves
+        assert (
+            call_api(clean_queues, "PUT", f"/templates/{made['id']}/labels/production", body={"version": 2}).status
+            == 200
+        )
+        drain_queues(clean_queues, function="NotifierFunction")
+    finally:
+        call_api(clean_queues, "PUT", "/webhooks", body={"url": None})
+    # Then the receiver gets `template.label.moved`, signed as Standard Webhooks, retried after its 500
+    assert len(receiver.received) == 2
+    (first, _), (headers, body) = receiver.received
+    assert headers["x-promptlab-event"] == "template.label.moved" and first["webhook-id"] == headers["webhook-id"]
+    event = Webhook(webhook_signing.signing_keys("default").current).verify(body, headers)
+    assert event["type"] == "template.label.moved" and event["tenantId"] == "default"
+    assert event["data"] == {"templateId": made["id"], "label": "production", "fromVersion": None, "toVersion": 2,
+                             "movedBy": event["data"]["movedBy"]}  # fmt: skip

@@ -124,6 +124,7 @@ def test_every_change_is_audited_without_prompt_text_and_the_chain_verifies(runn
     as_admin("PATCH", f"/keys/{key['id']}", body={"rpmLimit": 30})
     rotated = as_admin("POST", f"/keys/{key['id']}/rotate", body={"overlapSeconds": 0})
     as_admin("DELETE", f"/keys/{rotated['id']}")
+    as_admin("PUT", "/webhooks", body={"url": None})
     dataset = as_admin("POST", "/datasets", body={"name": unique("d"), "rows": [{"input": {"x": secret_prompt}}]})
     as_admin("DELETE", f"/datasets/{dataset['id']}")
     # Then the log names each change, who made it and in which request, newest first, never the prompt text
@@ -131,7 +132,7 @@ def test_every_change_is_audited_without_prompt_text_and_the_chain_verifies(runn
     actions = [entry["action"] for entry in log]
     assert set(actions) >= {"template.created", "template.versioned", "label.moved", "job.purged", "template.archived",
                             "template.restored", "dlq.redriven", "key.created", "key.updated", "key.rotated",
-                            "key.revoked", "dataset.deleted"}  # fmt: skip
+                            "key.revoked", "dataset.deleted", "webhook.changed"}  # fmt: skip
     assert all(entry["keyName"] and entry["keyId"] and entry["requestId"] for entry in log)
     moved = next(e for e in log if e["action"] == "label.moved")
     assert moved["before"]["version"] is None and moved["after"]["version"] == 2
@@ -179,3 +180,18 @@ def test_a_label_moved_by_another_sandbox_is_never_served_stale(runner: LocalRun
     # An id pinned to a version is still served from the copy (immutable), and by id alone within its TTL
     pinned = call_api(runner, "POST", "/generate", body={"templateId": f"{tid}@1", "input": unique("x")})
     assert pinned.body["templateVersion"] == 1
+
+
+def test_a_template_read_by_label_carries_its_version_as_etag(runner: LocalRunner) -> None:
+    made = call_api(runner, "POST", "/templates", body={"name": unique("etag"), "body": "v1 {{ x }}"}).body
+    tid = made["id"]
+    call_api(runner, "PUT", f"/templates/{tid}", body={"name": made["name"], "body": "v2 {{ x }}"})
+    call_api(runner, "PUT", f"/templates/{tid}/labels/production", body={"version": 1})
+    by_label = call_api(runner, "GET", f"/templates/{tid}@production")
+    assert by_label.status == 200 and by_label.body["version"] == 1 and by_label.header("ETag") == '"1"'
+    still = call_api(runner, "GET", f"/templates/{tid}@production", headers={"If-None-Match": '"1"'})
+    assert still.status == 304
+    call_api(runner, "PUT", f"/templates/{tid}/labels/production", body={"version": 2})
+    moved = call_api(runner, "GET", f"/templates/{tid}@production", headers={"If-None-Match": '"1"'})
+    assert moved.status == 200 and moved.body["body"] == "v2 {{ x }}" and moved.header("ETag") == '"2"'
+    assert call_api(runner, "GET", f"/templates/{tid}@nolabel").status == 404

@@ -134,6 +134,8 @@ def test_a_second_tenant_sees_nothing_of_the_first_on_any_route(runner: LocalRun
     expect("POST", "/keys/{id}/rotate", f"/keys/{mine_key}/rotate", 404, body={})
     expect("DELETE", "/keys/{id}", f"/keys/{mine_key}", 404)
     assert all(e["targetId"] != tid for e in expect("GET", "/audit", "/audit", 200).body["items"])
+    assert expect("GET", "/webhooks", "/webhooks", 200).body == {"url": None}  # the first tenant's is not theirs
+    expect("PUT", "/webhooks", "/webhooks", 200, body={"url": None})
     expect("GET", "/health", "/health", 200)
     expect("GET", "/openapi.json", "/openapi.json", 200)
     expect("GET", "/docs", "/docs", 200)  # Swagger UI and its assets hold no data of anyone's

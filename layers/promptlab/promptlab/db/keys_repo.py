@@ -26,6 +26,16 @@ def set_retention(conn: Connection, *, tenant_id: str, days: int | None) -> bool
     return cur.rowcount == 1
 
 
+def set_events_url(conn: Connection, *, tenant_id: str, url: str | None) -> None:
+    """Where the tenant's events go (None: nowhere)."""
+    conn.execute("UPDATE tenants SET events_url = %s WHERE id = %s", (url, tenant_id))
+
+
+def events_url(conn: Connection, *, tenant_id: str) -> str | None:
+    row = conn.execute("SELECT events_url FROM tenants WHERE id = %s", (tenant_id,)).fetchone()
+    return row["events_url"] if row is not None else None
+
+
 def webhook_secrets(conn: Connection, *, tenant_id: str) -> tuple[str | None, str | None, datetime | None]:
     """(current, previous, rotated at) of a tenant's webhook signing secrets."""
     row = conn.execute(

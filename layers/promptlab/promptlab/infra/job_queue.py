@@ -32,6 +32,8 @@ class JobQueue(Protocol):
 
     def send_notification(self, *, job_id: str) -> None: ...
 
+    def send_tenant_event(self, *, body: str) -> None: ...
+
 
 class SqsJobQueue:
     """Job queues (one per priority) and the dead-letter queue on SQS."""
@@ -149,6 +151,10 @@ class SqsJobQueue:
     def send_notification(self, *, job_id: str) -> None:
         """Queue the announcement of a finished job."""
         body = JobMessage(job_id=job_id).to_body()
+        self._call("send_message", QueueUrl=self._settings.notify_queue_url, MessageBody=body)
+
+    def send_tenant_event(self, *, body: str) -> None:
+        """Queue a tenant's event (a label moved) for the notifier to deliver."""
         self._call("send_message", QueueUrl=self._settings.notify_queue_url, MessageBody=body)
 
     def ping(self) -> None:

@@ -17,7 +17,7 @@ from promptlab.infra.job_queue import get_queue
 from promptlab.infra.publishers import get_publishers
 from promptlab.jobs.lifecycle import job_public
 from promptlab.models.jobs import Job, JobMessage
-from promptlab.tenancy import webhook_signing
+from promptlab.tenancy import tenant_events, webhook_signing
 
 EVENTS = {
     "completed": "promptlab.job.completed",
@@ -89,8 +89,35 @@ def _send(channel: str, job: Job, event: str, body: bytes) -> int | None:
     return status
 
 
+def _deliver_tenant_event(announcement: Announcement) -> list[str]:
+    """A tenant's event (a label moved): posted to its events URL, retried with the webhooks' backoff."""
+    settings = get_settings()
+    failure: str | None
+    try:
+        status = tenant_events.deliver(announcement.body)
+    except webhook_targets.TargetRefused as exc:
+        logger.warning("tenant event refused by its target", error=str(exc))
+        return []
+    except (DependencyUnavailable, OSError, http.client.HTTPException) as exc:
+        status, failure = None, str(exc)
+    else:
+        failure = None if status is None or 200 <= status < 300 else f"webhook answered {status}"
+    if failure is None:
+        return ["webhook"] if status is not None else []
+    if announcement.receive_count < settings.webhook_max_attempts:
+        schedule = settings.webhook_backoff_seconds
+        delay = schedule[min(announcement.receive_count - 1, len(schedule) - 1)]
+        get_queue().delay(source_arn=announcement.source_arn, receipt_handle=announcement.receipt_handle, seconds=delay)
+        raise DeliveryFailed(f"{failure}; next try in {delay} s")
+    logger.warning("tenant event abandoned", error=failure)
+    return []
+
+
 def deliver(announcement: Announcement) -> list[str]:
-    """Announce the job on every configured channel not yet done; returns the channels delivered now."""
+    """Announce the job on every configured channel not yet done (or deliver a tenant's event); returns the
+    channels delivered now."""
+    if tenant_events.is_tenant_event(announcement.body):
+        return _deliver_tenant_event(announcement)
     settings = get_settings()
     job_id = JobMessage.model_validate_json(announcement.body).job_id
     with connection() as conn:

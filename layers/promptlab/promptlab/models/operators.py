@@ -67,6 +67,13 @@ class KeyPage(WireModel):
     items: list[KeyPublic]
 
 
+class EventsWebhook(RequestModel):
+    url: Annotated[str, Field(max_length=2_048, pattern=r"^https?://[^\s]+$")] | None = Field(
+        description="Where this tenant's events (`template.label.moved`) are posted, signed as job webhooks are;"
+        " null: nowhere."
+    )
+
+
 class AuditEntryPublic(WireModel):
     id: int
     at: UtcDatetime

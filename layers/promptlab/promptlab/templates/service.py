@@ -198,7 +198,9 @@ def _forget(tenant_id: str, template_id: str) -> None:
 
 
 def get_template(*, tenant_id: str, template_id: str) -> TemplatePublic:
-    """One template with its current version."""
+    """One template at its current version, or at the version a reference names (`tpl_…@3`, `tpl_…@label`)."""
+    if "@" in template_id:
+        return template_public(_resolve_ref(tenant_id=tenant_id, ref=template_id))
     return template_public(get_template_row(tenant_id=tenant_id, template_id=template_id))
 
 

@@ -20,7 +20,7 @@ from promptlab.tenancy.auth import Principal
 ACTIONS = (
     "template.created", "template.versioned", "template.archived", "template.restored", "label.moved",
     "key.created", "key.revoked", "key.rotated", "key.updated", "job.purged", "dlq.redriven",
-    "experiment.promoted", "dataset.deleted",
+    "experiment.promoted", "dataset.deleted", "webhook.changed",
 )  # fmt: skip
 
 

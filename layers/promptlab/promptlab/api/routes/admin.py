@@ -14,6 +14,7 @@ from promptlab.api.declared import route
 from promptlab.api.resolver import current_principal
 from promptlab.models.operators import (
     AuditPage,
+    EventsWebhook,
     KeyCreate,
     KeyCreated,
     KeyPage,
@@ -22,7 +23,7 @@ from promptlab.models.operators import (
     KeyUpdate,
     audit_public,
 )
-from promptlab.tenancy import audit, key_admin
+from promptlab.tenancy import audit, key_admin, tenant_events
 
 router = Router()  # type: ignore[no-untyped-call]
 
@@ -82,6 +83,33 @@ def revoke_key(id: KeyId) -> Response[str]:
 def rotate_key(id: KeyId, body: KeyRotate) -> Response[str]:
     made = key_admin.rotate(principal=current_principal(), key_id=id, overlap_seconds=body.overlap_seconds)
     return json_response(201, made)
+
+
+@route(
+    router, "PUT", "/webhooks", scope="admin", event="SetEventsWebhook",
+    summary="Set where this tenant's events go",
+    description="A URL that receives `template.label.moved` (a label moved, by whom, from which version to which)"
+    " as a Standard Webhooks POST signed with the tenant's webhook secret, retried until it answers 2xx;"
+    " `null` stops them.",
+    responses=doc(200, EventsWebhook, "Where events go now", 400, 403, 415, 422),
+    request={"url": "https://example.com/hooks/promptlab"}, tags=["operators"],
+)  # fmt: skip
+def set_events_webhook(body: EventsWebhook) -> Response[str]:
+    principal = current_principal()
+    before = tenant_events.get_url(tenant_id=principal.tenant_id)
+    tenant_events.set_url(tenant_id=principal.tenant_id, url=body.url)
+    audit.record(principal, "webhook.changed", "tenant", principal.tenant_id, before={"url": before},
+                 after={"url": body.url})  # fmt: skip
+    return json_response(200, body)
+
+
+@route(
+    router, "GET", "/webhooks", scope="admin", event="GetEventsWebhook",
+    summary="Where this tenant's events go", description="The URL `PUT /webhooks` set, or null.",
+    responses=doc(200, EventsWebhook, "Where events go", 403), tags=["operators"],
+)  # fmt: skip
+def get_events_webhook() -> Response[str]:
+    return json_response(200, EventsWebhook(url=tenant_events.get_url(tenant_id=current_principal().tenant_id)))
 
 
 @route(

@@ -21,7 +21,7 @@ from promptlab.models.experiments import (
     PromoteRequest,
     PromoteResult,
 )
-from promptlab.tenancy import audit
+from promptlab.tenancy import audit, tenant_events
 
 router = Router()  # type: ignore[no-untyped-call]
 
@@ -181,4 +181,7 @@ def promote(id: ExperimentId, body: PromoteRequest) -> Response[str]:
     moved = {"templateId": promoted.template_id, "label": promoted.label}
     before, after = {**moved, "version": promoted.previous_version}, {**moved, "version": promoted.version}
     audit.record(current_principal(), "experiment.promoted", "experiment", id, before=before, after=after)
+    tenant_events.publish(tenant_id=current_principal().tenant_id, event="template.label.moved", data={
+        "templateId": promoted.template_id, "label": promoted.label, "fromVersion": promoted.previous_version,
+        "toVersion": promoted.version, "experimentId": id})  # fmt: skip
     return json_response(200, promoted)

@@ -27,7 +27,7 @@ from promptlab.models.templates import (
     TemplateVersionList,
 )
 from promptlab.templates import service as template_service
-from promptlab.tenancy import audit
+from promptlab.tenancy import audit, tenant_events
 
 router = Router()  # type: ignore[no-untyped-call]
 
@@ -36,6 +36,12 @@ LabelPath = Annotated[
     str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9._-]*$", description="A label name.")
 ]
 VersionPath = Annotated[int, Path(ge=1, le=1_000_000, description="A version number.")]
+TemplateRefPath = Annotated[
+    str, Path(min_length=1, max_length=140, description="A template id, or a reference: `tpl_…@3`, `tpl_…@label`.")
+]
+IfNoneMatch = Annotated[
+    str | None, Header(alias="if-none-match", description="The `ETag` you hold: 304 while it is still current.")
+]
 IfMatch = Annotated[
     str | None,
     Header(alias="if-match", description="The version you last read (the `ETag`); 412 when it is stale."),
@@ -114,13 +120,18 @@ def list_templates(
     scope="read",
     event="GetTemplate",
     summary="Read a template",
-    description="The template at its current version, with an `ETag` to send back as `If-Match`.",
+    description="The template at its current version, or at the version a reference names (`tpl_…@3`,"
+    " `tpl_…@production`), with an `ETag` (the version) to send back as `If-Match`, or as `If-None-Match` to"
+    " learn with a 304 that a label still points where it did.",
     responses=doc(200, TemplatePublic, "The template", 404),
     tags=["templates"],
 )
-def get_template(id: TemplateId) -> Response[str]:
+def get_template(id: TemplateRefPath, if_none_match: IfNoneMatch = None) -> Response[str]:
     template = template_service.get_template(tenant_id=_tenant(), template_id=id)
-    return json_response(200, template, _etag(template.version))
+    etag = _etag(template.version)
+    if if_none_match is not None and etag["ETag"] in {tag.strip() for tag in if_none_match.split(",")}:
+        return Response(status_code=304, body="", headers=etag)
+    return json_response(200, template, etag)
 
 
 @route(
@@ -234,6 +245,8 @@ def move_label(id: TemplateId, label: LabelPath, body: MoveLabel) -> Response[st
     )  # fmt: skip
     audit.record(principal, "label.moved", "template", id, before={"label": label, "version": previous},
                  after={"label": label, "version": body.version, "protected": body.protected})  # fmt: skip
+    moved = {"templateId": id, "label": label, "fromVersion": previous, "toVersion": body.version, "movedBy": moved_by}
+    tenant_events.publish(tenant_id=principal.tenant_id, event="template.label.moved", data=moved)
     return json_response(200, template_service.list_labels(tenant_id=_tenant(), template_id=id))
 
 
