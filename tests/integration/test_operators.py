@@ -195,3 +195,42 @@ def test_a_template_read_by_label_carries_its_version_as_etag(runner: LocalRunne
     moved = call_api(runner, "GET", f"/templates/{tid}@production", headers={"If-None-Match": '"1"'})
     assert moved.status == 200 and moved.body["body"] == "v2 {{ x }}" and moved.header("ETag") == '"2"'
     assert call_api(runner, "GET", f"/templates/{tid}@nolabel").status == 404
+
+
+def test_under_concurrent_generation_no_job_after_the_move_uses_the_old_version(
+    runner: LocalRunner, set_env: Any
+) -> None:
+    import threading
+    import time
+
+    from promptlab.db import templates_repo
+    from promptlab.db.connection import connection
+
+    set_env(PROMPTLAB_TEMPLATE_CACHE_SECONDS="30")
+    made = call_api(runner, "POST", "/templates", body={"name": unique("conc"), "body": "v1 {{ x }}"}).body
+    tid = made["id"]
+    call_api(runner, "PUT", f"/templates/{tid}", body={"name": made["name"], "body": "v2 {{ x }}"})
+    call_api(runner, "PUT", f"/templates/{tid}/labels/production", body={"version": 1})
+    seen: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def generate() -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            job = call_api(runner, "POST", "/generate", body={"templateId": f"{tid}@production", "input": unique("x")})
+            seen.append((started, job.body["templateVersion"]))
+
+    threads = [threading.Thread(target=generate) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    with connection() as conn:  # another sandbox moves the label; this process is not told
+        templates_repo.move_label(conn, template_id=tid, label="production", version=2, moved_by="other")
+    acknowledged = time.monotonic()
+    time.sleep(0.5)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert 1 in {v for started, v in seen if started < acknowledged}  # (one in flight at the move may see either)
+    after = [v for started, v in seen if started > acknowledged]
+    assert len(after) > 10 and set(after) == {2}
