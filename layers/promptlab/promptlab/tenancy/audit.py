@@ -10,7 +10,7 @@ from typing import Any
 
 from promptlab.core.clock import utc_now
 from promptlab.core.json_types import JsonObject
-from promptlab.core.observability import correlation_id, logger
+from promptlab.core.observability import correlation_id
 from promptlab.core.pagination import decode_cursor, encode_cursor
 from promptlab.db import audit_repo
 from promptlab.db.audit_repo import GENESIS, AuditEntry
@@ -41,9 +41,7 @@ def record(
         request_id=correlation_id(),
     )  # fmt: skip
     with connection() as conn:
-        stored = audit_repo.append(conn, entry)
-    logger.info("audited", action=action, target_id=target_id, key_id=principal.key_id)
-    return stored
+        return audit_repo.append(conn, entry)
 
 
 def entries(
