@@ -78,6 +78,22 @@ def test_generate_many_keeps_order_reports_progress_and_refusals_in_place(client
     assert seen[-1] == (120, 120, 1) and len(seen) == 120
 
 
+def test_generate_many_answers_each_bad_item_in_its_place(client: Client) -> None:
+    name = a_template(client, body="Say {{ topic }}.")
+    requests: list[dict[str, Any]] = [
+        {"template": name, "input": "a"},
+        {"template": "no-such-template", "input": "b"},  # an unknown name: its own 404
+        {"input": "c"},  # no template at all
+        {"template": name, "input": "d", "temperatur": 0.3},  # an option generate does not take
+        {"template": name, "input": "e", "maxTokens": 0, "max_tokens": 0},  # a value the API refuses
+        {"template": name, "input": "f"},
+    ]
+    results = client.generate_many(requests)
+    assert [type(r).__name__ for r in results] == ["JobPublic", "NotFound", "ValidationError", "ValidationError",
+                                                   "ValidationError", "JobPublic"]  # fmt: skip
+    assert "template" in str(results[2]) and "temperatur" in str(results[3]) and "maxTokens" in str(results[4])
+
+
 def test_job_lists_page_through_every_job(client: Client) -> None:
     name = a_template(client, body="Page {{ n }}.")
     template_id = client.templates.resolve(name)

@@ -56,7 +56,8 @@ class ApiError(PromptLabClientError):
             for f in (raw if isinstance(raw, list) else [])
             if isinstance(f, dict)
         ]
-        super().__init__(f"{status} {code}: {message}")
+        named = "; ".join(f"{f.field}: {f.message}" for f in self.fields if f.field not in message)
+        super().__init__(f"{status} {code}: {message}" + (f" ({named})" if named else ""))
 
     @property
     def requestId(self) -> str | None:  # noqa: N802 - the API's own name, for those who look for it

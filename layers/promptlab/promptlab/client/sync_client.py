@@ -250,16 +250,32 @@ class Client:
         return self._follow(submitted, wait=wait, concurrency=concurrency, report=report, timeout=timeout)
 
     def submit_many(self, requests: Iterable[Mapping[str, Any]]) -> list[str | ApiError]:
-        """Each request submitted (`POST /generate/batch`, 100 at a time): its job id, or the error refusing it."""
+        """Each request submitted (`POST /generate/batch`, 100 at a time): its job id, or the error refusing it.
+
+        A bad item — no `template`, an unknown template name, an unknown option, a value the API refuses — gets
+        its own error in its place; the others go ahead."""
         items = list(requests)
-        resolved = {name: self.templates.resolve(name) for name in {str(item["template"]) for item in items}}
-        bodies = generate_bodies(items, resolved)
-        submitted: list[str | ApiError] = []
+        outcome: list[str | ApiError | None] = [None] * len(items)
+        resolved: dict[str, str] = {}
+        bodies: list[tuple[int, dict[str, Any]]] = []
+        for index, item in enumerate(items):
+            try:
+                name = str(item["template"]) if "template" in item else None
+                if name is None:
+                    raise _bad_item("template", "every request names its template")
+                if name not in resolved:
+                    resolved[name] = self.templates.resolve(name)
+                bodies.append((index, generate_bodies([item], resolved)[0]))
+            except ApiError as exc:
+                outcome[index] = exc
+            except TypeError as exc:  # an option generate does not take
+                outcome[index] = _bad_item("options", str(exc))
         for start in range(0, len(bodies), BATCH_LIMIT):
             chunk = bodies[start : start + BATCH_LIMIT]
-            answer = self.transport.call("POST", "/generate/batch", body={"items": chunk})
-            submitted.extend(_batch_item(entry) for entry in answer["items"])
-        return submitted
+            answer = self.transport.call("POST", "/generate/batch", body={"items": [body for _, body in chunk]})
+            for (index, _), entry in zip(chunk, answer["items"], strict=True):
+                outcome[index] = _batch_item(entry)
+        return [entry for entry in outcome if entry is not None]
 
     def _follow(
         self, submitted: list[str | ApiError], *, wait: bool, concurrency: int, report: Progress, timeout: float | None
@@ -290,6 +306,16 @@ class Client:
     def health(self) -> dict[str, Any]:
         answer: dict[str, Any] = self.transport.call("GET", "/health")
         return answer
+
+
+def _bad_item(field: str, message: str) -> ApiError:
+    """The error of an item refused before it was sent, in the API's shape (422 naming the field)."""
+    error = {
+        "code": "validation_error",
+        "message": message,
+        "details": {"fields": [{"field": field, "message": message}]},
+    }
+    return error_from_answer(422, json.dumps({"error": error}).encode(), {})
 
 
 def _batch_item(entry: Mapping[str, Any]) -> str | ApiError:
