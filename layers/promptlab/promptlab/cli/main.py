@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from promptlab.cli import admin_commands, experiment_commands, generate_command, stack_commands
+from promptlab.cli import admin_commands, experiment_commands, generate_command, stack_commands, template_commands
 from promptlab.cli.failures import UsageError, explain
 
 
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate_command.register(sub)
     admin_commands.register(sub)
     experiment_commands.register(sub)
+    template_commands.register(sub)
     return parser
 
 

@@ -132,10 +132,33 @@ class Templates:
                 return template.id + (at + suffix if at else "")
         raise NotFound(404, "not_found", f"no template named {name!r}", details={"template": name})
 
-    def set_label(self, template_id: str, label: str, version: int) -> TemplateLabels:
-        """Point `label` (e.g. `production`) at a version."""
-        answer = self._http.call("PUT", f"/templates/{template_id}/labels/{label}", body={"version": version})
+    def set_label(self, template_id: str, label: str, version: int, *, protected: bool | None = None) -> TemplateLabels:
+        """Point `label` (e.g. `production`) at a version (`protected`: only `labels:write` keys move it)."""
+        body: dict[str, Any] = {"version": version}
+        if protected is not None:
+            body["protected"] = protected
+        answer = self._http.call("PUT", f"/templates/{template_id}/labels/{label}", body=body)
         return TemplateLabels.model_validate(answer)
+
+    def update(self, template_id: str, **fields: Any) -> TemplatePublic:
+        """A new version: the current content with `fields` replaced (`body`, `system`, `defaults`, …)."""
+        current = self.get(template_id)
+        kept = current.model_dump(mode="json", by_alias=True, exclude_none=True)
+        content: dict[str, Any] = {
+            name: kept[name]
+            for name in ("name", "body", "system", "description", "cacheTtlSeconds", "cacheSystemPrompt")
+            if name in kept
+        }
+        content["defaults"] = kept.get("defaults") or {}
+        if current.variables_schema is not None:
+            content["variablesSchema"] = current.variables_schema
+        else:
+            content["variables"] = kept["variables"]
+        content.update({_camel(k): v for k, v in fields.items() if v is not None})
+        headers = {"If-Match": f'"{current.version}"'}
+        return TemplatePublic.model_validate(
+            self._http.call("PUT", f"/templates/{template_id}", body=content, headers=headers)
+        )
 
 
 class Jobs:
