@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import subprocess
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from promptlab.core.json_types import LambdaEvent
 from promptlab.core.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL
+from promptlab.local import state
 from promptlab.local.gateway import GatewayServer
 from promptlab.local.lambdas import LocalFunction
 from promptlab.local.pollers import ScheduleTimer, SqsPoller
@@ -272,15 +272,11 @@ class LocalRunner:
 
     @property
     def state_file(self) -> Path:
-        """Where a running stack leaves its endpoints, so `promptlab dlq …` in another shell can find them."""
-        return self.data_dir / "local-stack.json"
+        """Where the latest running stack leaves its endpoints (see `local/state.py`)."""
+        return state.latest(self.data_dir)
 
     def _write_state(self) -> None:
-        keys = ["DATABASE_URL", "REDIS_URL", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
-        keys += [k for k in os.environ if k.endswith("_URL") and k.startswith(("JOB_", "INTAKE_"))]
-        state = {key: os.environ[key] for key in keys if key in os.environ}
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.state_file.write_text(json.dumps(state, indent=2))
+        state.write(self.data_dir, port=self.port, url=self.url)
         self._wrote_state = True
 
     def pollers_for(self, maximum_concurrency: int) -> int:
@@ -323,7 +319,7 @@ class LocalRunner:
             self._server.shutdown()
             self._server.server_close()
         if self._wrote_state:
-            self.state_file.unlink(missing_ok=True)
+            state.forget(self.data_dir, port=self.port)
         for thread in self._threads:
             thread.join(timeout=5)
         _reset_clients()

@@ -26,6 +26,7 @@ from promptlab.models.templates import (
     TemplateUpdate,
     TemplateVersionList,
 )
+from promptlab.templates import diffs
 from promptlab.templates import service as template_service
 from promptlab.tenancy import audit, tenant_events
 
@@ -262,7 +263,7 @@ def move_label(id: TemplateId, label: LabelPath, body: MoveLabel) -> Response[st
     tags=["templates"],
 )
 def diff_versions(id: TemplateId, a: VersionPath, b: VersionPath) -> Response[str]:
-    return json_response(200, template_service.diff_versions(tenant_id=_tenant(), template_id=id, a=a, b=b))
+    return json_response(200, diffs.diff_versions(tenant_id=_tenant(), template_id=id, a=a, b=b))
 
 
 @route(
