@@ -77,7 +77,9 @@ def test_upload_run_compare_promote_and_download_by_cli(local_stack: str, tmp_pa
 
     compared = cli(base, "experiments", "compare", experiment_id, "--scorer", "contains")
     assert compared.returncode == 0, compared.stderr
-    assert "score +1.000 (95 % CI +1.000 … +1.000) · 200 better, 0 worse" in compared.stdout
+    assert "score (contains) +1.000 (95 % CI +1.000 … +1.000) · 200 better, 0 worse" in compared.stdout
+    averaged = cli(base, "experiments", "compare", experiment_id)  # no --scorer: it says what it averaged
+    assert averaged.returncode == 0 and "score (mean of contains" in averaged.stdout, averaged.stdout
 
     promoted = cli(base, "experiments", "promote", experiment_id, "--variant", "1")
     assert promoted.returncode == 0 and f"{template_id}@production → version 2 (new)" in promoted.stdout

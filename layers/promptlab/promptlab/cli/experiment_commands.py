@@ -146,7 +146,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     interval = delta.score_interval
     span = f" (95 % CI {interval.low:+.3f} … {interval.high:+.3f})" if interval else ""
     score = "-" if delta.score is None else f"{delta.score:+.3f}"
-    print(f"b − a over {found.paired_rows} rows: score {score}{span} · {found.wins} better, {found.losses} worse,")
+    measured = found.scorer or f"mean of {', '.join(found.averaged) or 'no scorer'}"
+    print(f"b − a over {found.paired_rows} rows: score ({measured}) {score}{span} · {found.wins} better,"
+          f" {found.losses} worse,")  # fmt: skip
     print(f"  {found.ties} equal · cost {delta.cost_usd:+} USD · latency p50 {delta.latency_p50_ms} ms")
     for row in found.rows[: args.rows]:
         print(f"  row {row.row}: {row.score_a} → {row.score_b}")

@@ -229,7 +229,8 @@ def compare(*, tenant_id: str, experiment_id: str, a: int, b: int, scorer: str |
     p50_a, p50_b = _p50(latencies[a]), _p50(latencies[b])
     mean = round(sum(deltas) / len(deltas), 6) if deltas else None
     return Comparison(
-        experiment_id=experiment_id, a=a, b=b, scorer=scorer, paired_rows=len(deltas),
+        experiment_id=experiment_id, a=a, b=b, scorer=scorer, averaged=[scorer] if scorer else names,
+        paired_rows=len(deltas),
         wins=sum(1 for d in deltas if d > 0), losses=sum(1 for d in deltas if d < 0),
         ties=sum(1 for d in deltas if d == 0),
         delta=ComparisonDelta(

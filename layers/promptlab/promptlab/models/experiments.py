@@ -270,6 +270,7 @@ class Comparison(WireModel):
     a: int
     b: int
     scorer: str | None = Field(description="The scorer compared; null: the mean of every scorer per row.")
+    averaged: list[str] = Field(default_factory=list, description="The scorers whose per-row mean the score is.")
     paired_rows: int = Field(description="Rows both variants have a score for.")
     wins: int = Field(description="Rows where b scored higher.")
     losses: int

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import Any
 
 from promptlab.core.json_types import JsonObject
 from promptlab.core.settings import get_settings
@@ -88,11 +89,28 @@ def _answer(call: GenerationCall) -> str:
 
 
 def _json_answer(call: GenerationCall) -> str:
-    """JSON mode: a small value that satisfies the schema (any object for `json_object`)."""
+    """JSON mode: a small value that satisfies the schema (any object for `json_object`). A number the schema
+    bounds on both sides (a judge's `score` between 0 and 1) varies with the prompt, so a fake judge's scores
+    differ from row to row instead of always being the lower bound."""
     assert call.response_format is not None
     if call.response_format["type"] == "json_object":
         return json.dumps({"answer": _answer(call)})
-    return json.dumps(json_output.example(call.response_format["schema"]))
+    schema = call.response_format["schema"]
+    prompt = "\n".join(m.content for m in call.messages)
+    return json.dumps(_spread(schema, json_output.example(schema), f"{call.system or ''}\x00{prompt}"))
+
+
+def _spread(schema: JsonObject, value: Any, seed: str) -> Any:
+    """`value` with each number bounded by `minimum` and `maximum` moved to a point between them (by `seed`)."""
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        return {k: _spread(props.get(k) or {}, v, f"{seed}\x00{k}") for k, v in value.items()}
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if isinstance(value, int | float) and not isinstance(value, bool) and low is not None and high is not None:
+        fraction = int(hashlib.sha256(seed.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        point = low + fraction * (high - low)
+        return round(point) if schema.get("type") == "integer" else round(point, 2)
+    return value
 
 
 def _truncate_to_tokens(text: str, limit: int) -> str:
