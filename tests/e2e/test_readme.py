@@ -56,3 +56,17 @@ def test_the_walk_through_runs_as_written(local_stack: str, tmp_path: Path) -> N
     totals = json.loads(lines[8])
     assert totals["requests"] == 4 and totals["cacheHits"] == 1 and totals["savedUSD"] == "0.001132"
     assert totals["costUSD"].startswith("0.00")
+
+
+def test_the_python_client_example_runs_as_written(local_stack: str) -> None:
+    import sys
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Python client", 1)[1].split("\n## ", 1)[0]
+    example = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)[0]
+    env = {**os.environ, "PROMPTLAB_URL": local_stack, "PROMPTLAB_API_KEY": KEYS[local_stack]}
+    ran = subprocess.run([sys.executable, "-c", example], env=env, capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    lines = ran.stdout.splitlines()
+    assert lines[0].startswith("completed ") and lines[1] == "['completed', 'completed', 'completed']"
+    assert lines[2].startswith("validation_error [('input.topic'") or lines[2].startswith("validation_error [("), lines
