@@ -70,3 +70,20 @@ def test_the_python_client_example_runs_as_written(local_stack: str) -> None:
     lines = ran.stdout.splitlines()
     assert lines[0].startswith("completed ") and lines[1] == "['completed', 'completed', 'completed']"
     assert lines[2].startswith("validation_error [('input.topic'") or lines[2].startswith("validation_error [("), lines
+
+
+def test_the_experiments_example_runs_from_the_examples_folder(local_stack: str, tmp_path: Path) -> None:
+    import shutil as shell_tools
+    import sys
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Datasets and experiments", 1)[1].split("\n## ", 1)[0]
+    script = re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL)[0]
+    shell_tools.copytree(ROOT / "examples", tmp_path / "examples")
+    env = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HOME": str(tmp_path),
+           "PROMPTLAB_URL": local_stack, "PROMPTLAB_API_KEY": KEYS[local_stack]}  # fmt: skip
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "200 rows · fields ticket" in done.stdout and "contains=1.000" in done.stdout
+    assert "score (contains) +1.000" in done.stdout and (tmp_path / "examples" / "results.csv").exists()

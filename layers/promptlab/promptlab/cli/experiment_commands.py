@@ -122,7 +122,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    print_experiment(_client(args).experiments.get(args.id))
+    client = _client(args)
+    if getattr(args, "wait", False):
+        experiment = client.experiments.wait(args.id, every=1.0, progress=_bar)
+    else:
+        experiment = client.experiments.get(args.id)
+    print_experiment(experiment)
     return 0
 
 
@@ -202,6 +207,8 @@ def register(sub: Any) -> None:
     ):
         action = actions.add_parser(name, help=helptext)
         action.add_argument("id")
+        if name == "show":
+            action.add_argument("--wait", action="store_true", help="follow it with a progress bar until it ends")
         _http_options(action)
         action.set_defaults(func=func)
     results = actions.add_parser("results", help="download the joined results (CSV or JSONL)")
