@@ -61,8 +61,7 @@ def test_the_walk_through_runs_as_written(local_stack: str, tmp_path: Path) -> N
 def test_the_python_client_example_runs_as_written(local_stack: str) -> None:
     import sys
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Python client", 1)[1].split("\n## ", 1)[0]
+    section = (ROOT / "docs" / "guides" / "python-client.md").read_text(encoding="utf-8")
     example = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)[0]
     env = {**os.environ, "PROMPTLAB_URL": local_stack, "PROMPTLAB_API_KEY": KEYS[local_stack]}
     ran = subprocess.run([sys.executable, "-c", example], env=env, capture_output=True, text=True, timeout=120)
@@ -76,8 +75,7 @@ def test_the_experiments_example_runs_from_the_examples_folder(local_stack: str,
     import shutil as shell_tools
     import sys
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Datasets and experiments", 1)[1].split("\n## ", 1)[0]
+    section = (ROOT / "docs" / "guides" / "experiments.md").read_text(encoding="utf-8")
     script = re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL)[0]
     shell_tools.copytree(ROOT / "examples", tmp_path / "examples")
     env = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HOME": str(tmp_path),

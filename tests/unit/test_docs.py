@@ -6,6 +6,7 @@ from promptlab.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
+CONFIGURATION = (ROOT / "docs" / "reference" / "configuration.md").read_text()
 
 
 def env_names() -> list[str]:
@@ -21,9 +22,19 @@ def env_names() -> list[str]:
     return names
 
 
-def test_the_readme_configuration_table_names_every_setting() -> None:
-    missing = [name for name in env_names() if f"`{name}`" not in README]
+def test_the_configuration_reference_names_every_setting() -> None:
+    missing = [name for name in env_names() if f"`{name}`" not in CONFIGURATION]
     assert missing == []
+
+
+def test_the_readme_stays_short_and_the_docs_site_is_current() -> None:
+    import subprocess
+    import sys
+
+    # What it is, the two commands, the walk-through, where to go next; the rest is in docs/
+    assert len(README.splitlines()) <= 250
+    checked = subprocess.run([sys.executable, "-m", "tools.docs", "--check"], cwd=ROOT, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout  # "run ./dev docs" when a generated page is stale
 
 
 def test_the_repository_cites_nothing_outside_it() -> None:
