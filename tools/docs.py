@@ -64,6 +64,8 @@ def cli_page() -> str:
     """Every `promptlab` command, from the parser the command itself uses."""
     from promptlab.cli.main import build_parser
 
+    os.environ["COLUMNS"] = "110"  # argparse wraps usage to the terminal: the page must not depend on it
+
     lines = ["# The `promptlab` command\n\n", GENERATED.format(source="the CLI's parser (promptlab/cli)")]
     lines.append(
         "`./dev up` links `promptlab` into `~/.local/bin`; `promptlab <command> --help` says the same as this page."
