@@ -221,6 +221,16 @@ def labelled_version(conn: Connection, *, template_id: str, label: str) -> int |
     return int(row["version"]) if row else None
 
 
+def tenant_label_version(conn: Connection, *, tenant_id: str, template_id: str, label: str) -> int | None:
+    """The version a label of the tenant's template points at (one indexed read), or None."""
+    row = conn.execute(
+        "SELECT l.version FROM template_labels l JOIN templates t ON t.id = l.template_id"
+        " WHERE l.template_id = %s AND l.label = %s AND t.tenant_id = %s",
+        (template_id, label, tenant_id),
+    ).fetchone()
+    return int(row["version"]) if row else None
+
+
 def template_at_version(conn: Connection, *, tenant_id: str, template_id: str, version: int) -> Template | None:
     """The template joined with one given version (not necessarily the current one)."""
     row = conn.execute(

@@ -176,8 +176,13 @@ def template_for_generation(*, tenant_id: str, template_id: str) -> Template:
     to that long after a `PUT` (the job records which version it used). A label reference is resolved
     every time: once a move is acknowledged, no sandbox serves the version the label left.
     """
-    if is_label_ref(template_id):
-        return _resolve_ref(tenant_id=tenant_id, ref=template_id)
+    if is_label_ref(template_id):  # where the label points now (one read), then that immutable version's copy
+        base, _, label = template_id.partition("@")
+        with connection() as conn:
+            version = templates_repo.tenant_label_version(conn, tenant_id=tenant_id, template_id=base, label=label)
+        if version is None:
+            return _resolve_ref(tenant_id=tenant_id, ref=template_id)  # the 404 that says what is missing
+        return template_for_generation(tenant_id=tenant_id, template_id=f"{base}@{version}")
     cached = cached_template(tenant_id=tenant_id, template_id=template_id)
     if cached is not None:
         return cached
