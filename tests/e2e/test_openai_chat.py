@@ -337,3 +337,24 @@ def test_documents_and_image_urls_go_where_the_provider_takes_them(stack: Stack)
     with pytest.raises(openai.BadRequestError) as refused:  # OpenAI takes no PDF by URL
         client.chat.completions.create(model="gpt-4.1-mini", messages=[{"role": "user", "content": by_url}])
     assert refused.value.body["param"] == "messages[0].attachments[0]"  # type: ignore[index]
+
+
+def test_provider_faults_and_hostile_bodies_never_answer_500(stack: Stack) -> None:
+    client = stack.client()
+    # A 429 with retry-after from the provider: the job waits it out and the chat still answers
+    before = len(stack.server.requests)
+    calm = client.chat.completions.create(
+        model="anthropic/throttle-once", messages=[{"role": "user", "content": f"busy {uuid.uuid4()}"}]
+    )
+    assert calm.choices[0].message.content and len(stack.server.requests) - before == 2
+    # An overload storm (529 on every call): the job keeps retrying on the queue; the chat says so with its id
+    with pytest.raises(openai.APIStatusError) as storm:
+        client.chat.completions.create(model="anthropic/status-529", messages=[{"role": "user", "content": "x"}])
+    assert storm.value.status_code in {502, 504} and storm.value.response.headers["x-promptlab-job-id"]
+    body: Any = storm.value.body
+    assert set(body) == {"message", "type", "param", "code"}
+    # A body over the gateway's limit: 413 from the gateway itself (API Gateway's own answer in AWS), not a 500
+    huge: Any = [{"role": "user", "content": "x" * 1_100_000}]
+    with pytest.raises(openai.APIStatusError) as too_big:
+        client.chat.completions.create(model="fake/fake-1", messages=huge)
+    assert too_big.value.status_code == 413 and "larger than" in too_big.value.message
