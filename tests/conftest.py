@@ -47,6 +47,9 @@ def runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRunner]:
     """The template's functions and queues, handlers invoked in process (no HTTP, no background pollers)."""
     suffix = uuid.uuid4().hex[:12]
     os.environ["PROMPTLAB_REDIS_PREFIX"] = redis_prefix("test")
+    # The session's tests share one database, and many leave queued jobs whose messages they purged on
+    # purpose: a sweep must not send those again. test_sweeper checks the lost-message rule with its own bound.
+    os.environ["PROMPTLAB_LOST_MESSAGE_SECONDS"] = "86400"
     stack = LocalRunner(
         template=ROOT / "template.yaml",
         serve_http=False,

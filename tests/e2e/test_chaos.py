@@ -64,6 +64,8 @@ class Stack:
             "PROMPTLAB_RETRY_BACKOFF_SECONDS": "[0]",
             "PROMPTLAB_PROVIDER_TIMEOUT_SECONDS": "1",
             "PROMPTLAB_LEASE_MARGIN_SECONDS": "1",
+            # Time runs 60× faster for the schedules here; a lost message is sent again after 15 s, not 5 min.
+            "PROMPTLAB_LOST_MESSAGE_SECONDS": "15",
             "POWERTOOLS_LOG_LEVEL": "WARNING",
         }
         self.database_url = self.env["DATABASE_URL"]  # until the runner says which it uses (maybe embedded)

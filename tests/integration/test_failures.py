@@ -192,6 +192,7 @@ def test_the_committed_sample_events_run_through_their_handlers(runner: LocalRun
         "sent",
         "recovered",
         "expired",
+        "resent_lost",
     }
 
 

@@ -120,6 +120,43 @@ def test_a_lease_that_expires_on_the_last_attempt_fails_the_job(
     assert failed["status"] == "failed" and failed["error"]["code"] == "interrupted"
 
 
+def test_a_message_lost_with_a_worker_that_received_it_is_sent_again_once_per_period(
+    clean_queues: LocalRunner, template: dict[str, Any]
+) -> None:
+    """A worker received the job's message and died before claiming it (or just after a 429 gave the job
+    back): SQS hides that copy for the visibility timeout (30 min on AWS). The sweep sends another."""
+    made = generate(clean_queues, template)
+    sqs = clean_queues.sqs_client()
+    assert clean_queues.stack is not None
+    url = clean_queues.stack.queue_urls["JobQueueNormal"]
+    taken = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=1800).get("Messages", [])
+    assert [m["Body"] for m in taken] == [f'{{"jobId":"{made["id"]}","v":1}}']  # held by the dead worker
+    rows("UPDATE jobs SET enqueued_at = enqueued_at - interval '50 seconds' WHERE id = %s RETURNING id", made["id"])
+    assert sweep(lost_after_seconds=60).resent_lost == 0  # not yet overdue
+    rows("UPDATE jobs SET enqueued_at = enqueued_at - interval '20 seconds' WHERE id = %s RETURNING id", made["id"])
+    assert sweep(lost_after_seconds=60).resent_lost == 1
+    assert sweep(lost_after_seconds=60).resent_lost == 0  # once per period, not once per sweep
+    assert drain_queues(clean_queues) == 1
+    done = call_api(clean_queues, "GET", f"/jobs/{made['id']}").body
+    assert done["status"] == "completed" and done["attempts"] == 1
+
+
+def test_a_job_waiting_out_a_long_retry_delay_is_not_taken_for_lost(
+    clean_queues: LocalRunner, template: dict[str, Any], set_env: SetEnv
+) -> None:
+    # Every call fails with a 503 and the retry waits 10 minutes: its message is delayed, not lost.
+    set_env(PROMPTLAB_FAKE_FAIL_STATUS="503", PROMPTLAB_FAKE_FAIL_RATE="1", PROMPTLAB_RETRY_BACKOFF_SECONDS="[600]")
+    made = generate(clean_queues, template)
+    assert drain_queues(clean_queues, rounds=1) == 1
+    waiting = rows("SELECT status, message_due_at > now() + interval '9 minutes' AS later FROM jobs WHERE id = %s",
+                   made["id"])  # fmt: skip
+    assert waiting == [{"status": "queued", "later": True}]
+    rows("UPDATE jobs SET enqueued_at = enqueued_at - interval '1 hour' WHERE id = %s RETURNING id", made["id"])
+    assert sweep(lost_after_seconds=60).resent_lost == 0
+    rows("UPDATE jobs SET message_due_at = now() - interval '61 seconds' WHERE id = %s RETURNING id", made["id"])
+    assert sweep(lost_after_seconds=60).resent_lost == 1
+
+
 def test_an_overdue_job_ends_failed_expired(clean_queues: LocalRunner, template: dict[str, Any]) -> None:
     made = generate(clean_queues, template)
     with connection() as conn:

@@ -144,6 +144,11 @@ class Settings(BaseSettings):
     max_chat_waits_per_key: int = Field(
         default=100, ge=1, le=10_000, description="Chat completions one API key may have waiting at once."
     )
+    lost_message_seconds: int = Field(
+        default=300, ge=5, le=86_400,
+        description="A queued job whose message is this far past due is sent again by the sweeper (at most once"
+        " per this period): a worker that died holding it would otherwise hide it for the visibility timeout.",
+    )  # fmt: skip
     max_throttles: int = Field(
         default=20,
         ge=0,

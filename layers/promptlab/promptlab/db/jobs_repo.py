@@ -126,6 +126,15 @@ def claim_job(
     )
 
 
+def expect_message(conn: Connection, *, job_id: str, seconds: int) -> None:
+    """Record when a queued job's delayed message is due back on the queue (a retry's backoff, a parked job):
+    until then plus `lost_message_seconds`, the sweeper does not take it for lost."""
+    conn.execute(
+        "UPDATE jobs SET message_due_at = now() + make_interval(secs => %s) WHERE id = %s AND status = 'queued'",
+        (seconds, job_id),
+    )
+
+
 def mark_unsent(conn: Connection, *, job_id: str) -> bool:
     """Record that a queued job has no message on the queue (one could not be put back): the sweeper sends it."""
     cur = conn.execute(

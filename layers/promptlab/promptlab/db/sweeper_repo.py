@@ -22,6 +22,19 @@ def unsent_jobs(conn: Connection, *, older_than_seconds: int, limit: int) -> lis
     ).fetchall()
 
 
+def lost_messages(conn: Connection, *, overdue_seconds: int, limit: int) -> list[Row]:
+    """Queued jobs whose message was sent (or due back from a delay) `overdue_seconds` ago and never claimed:
+    a worker that received it died before the claim (or after a 429 gave the job back), so SQS hides it for
+    the visibility timeout. Locked for this transaction; the caller sends each once more and marks it sent,
+    so a job waiting in a long backlog gets at most one extra copy per period (the claim drops copies)."""
+    return conn.execute(
+        "SELECT id, priority FROM jobs WHERE status = 'queued' AND enqueued_at IS NOT NULL AND lane = 'standard'"
+        " AND greatest(enqueued_at, message_due_at) < now() - make_interval(secs => %s)"
+        " ORDER BY enqueued_at LIMIT %s FOR UPDATE SKIP LOCKED",
+        (overdue_seconds, limit),
+    ).fetchall()
+
+
 @dataclass(frozen=True)
 class LapsedLease:
     """A `processing` job whose worker vanished: its lease ran out with an attempt still open."""

@@ -15,7 +15,7 @@ from promptlab.core.settings import get_settings
 from promptlab.infra import provider_throttle
 from promptlab.infra.job_queue import JobQueue
 from promptlab.jobs.provider_calls import lease_seconds
-from promptlab.jobs.store_faults import RetryLater
+from promptlab.jobs.store_faults import RetryLater, expect_back
 from promptlab.models.jobs import JobRoute
 
 SLOT_POLL_SECONDS = 0.1  # how often a record waiting for a place asks again (slots freed by other workers)
@@ -137,6 +137,7 @@ def hold_slot(route: JobRoute, job_id: str, delivery: Delivery, queue: JobQueue)
     if reservation.held:
         return Slot(provider=provider, model=model, token=token, invocation=delivery.invocation)
     seconds = max(1, math.ceil(reservation.wait_seconds))
+    expect_back(job_id, seconds)
     try:
         queue.park(source_arn=delivery.source_arn, body=delivery.body, seconds=seconds)
     except DependencyUnavailable as exc:  # cannot re-send: wait on this copy instead (one receive counted)

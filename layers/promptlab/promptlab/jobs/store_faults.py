@@ -97,6 +97,17 @@ def _keep_received_copy(*, job_id: str, source_arn: str, receipt_handle: str, qu
     logger.warning("the queue refuses the job's message; the sweeper sends it", job_id=job_id, marked=unsent)
 
 
+def expect_back(job_id: str, seconds: int) -> None:
+    """Record when the queued job's message, about to be delayed, is due back, so the sweeper does not take a
+    long delay for a lost message. Best effort: without it the sweeper may send one early copy, which the
+    claim absorbs."""
+    try:
+        with connection() as conn:
+            jobs_repo.expect_message(conn, job_id=job_id, seconds=seconds)
+    except DependencyUnavailable:
+        logger.warning("could not record when the delayed job is due; the sweeper may send a copy", job_id=job_id)
+
+
 def persist(write: Callable[[bool], T]) -> T:
     """Run a write that saves what a provider call produced, trying again while the database is unreachable
     (up to `store_write_wait_seconds`): the answer exists only in this process, and it was paid for.

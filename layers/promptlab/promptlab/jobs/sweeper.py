@@ -1,4 +1,5 @@
-"""The sweeper's use case: send jobs that never reached the queue, recover dead leases, expire old jobs."""
+"""The sweeper's use case: send jobs that never reached the queue or whose message was lost, recover dead
+leases, expire old jobs."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ class SweepReport:
     recovered: int
     expired: int
     purged: int = 0
+    resent_lost: int = 0
 
 
 def _recover_lapsed(conn: Connection, *, grace_seconds: int, limit: int) -> tuple[list[LapsedLease], list[LapsedLease]]:
@@ -56,10 +58,13 @@ def sweep(
     queue: JobQueue | None = None,
     unsent_after_seconds: int = UNSENT_AFTER_SECONDS,
     lease_grace_seconds: int = 0,
+    lost_after_seconds: int | None = None,
     limit: int = 500,
 ) -> SweepReport:
     """One bounded, idempotent pass; safe to run twice at once (row locks skip what the other holds)."""
     queue = queue or get_queue()
+    settings = get_settings()
+    lost_after = settings.lost_message_seconds if lost_after_seconds is None else lost_after_seconds
     with connection() as conn:
         expired = sweeper_repo.expire_jobs(conn, limit=limit)
         requeued, failed = _recover_lapsed(conn, grace_seconds=lease_grace_seconds, limit=limit)
@@ -69,6 +74,8 @@ def sweep(
             unsent_ids = {u["id"] for u in unsent}
             to_send = [(u["id"], u["priority"]) for u in unsent]
             to_send += [(lease.id, lease.priority) for lease in requeued if lease.id not in unsent_ids]
+            lost = sweeper_repo.lost_messages(conn, overdue_seconds=lost_after, limit=limit)
+            to_send += [(row["id"], row["priority"]) for row in lost]
             for job_id, priority in to_send:
                 try:
                     queue.send_job(job_id=job_id, priority=priority)
@@ -79,15 +86,22 @@ def sweep(
                 sent += 1
         purged = sweeper_repo.purge_past_retention(conn, limit=limit)
         sweeper_repo.release_ended_reservations(conn, limit=limit)
-        audit_repo.purge_older_than(conn, days=get_settings().audit_retention_days)
+        audit_repo.purge_older_than(conn, days=settings.audit_retention_days)
     sent += job_hooks.sweep_steps()  # the use cases above jobs that send jobs of their own (experiments)
     recovered = requeued + failed
     for job_id in expired + [lease.id for lease in failed]:
         announce(job_id)
     for hash_of_input in {row["input_hash"] for row in purged}:
         result_cache.forget(hash_of_input)
-    report = SweepReport(sent=sent, recovered=len(recovered), expired=len(expired), purged=len(purged))
+    report = SweepReport(
+        sent=sent, recovered=len(recovered), expired=len(expired), purged=len(purged), resent_lost=len(lost)
+    )
     logger.info(
-        "sweep done", sent=report.sent, recovered=report.recovered, expired=report.expired, purged=report.purged
+        "sweep done",
+        sent=report.sent,
+        recovered=report.recovered,
+        expired=report.expired,
+        purged=report.purged,
+        resent_lost=report.resent_lost,
     )
     return report

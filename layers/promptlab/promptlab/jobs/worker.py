@@ -19,7 +19,7 @@ from promptlab.jobs import job_hooks
 from promptlab.jobs.lifecycle import announce
 from promptlab.jobs.provider_calls import build_call, lease_seconds, spend
 from promptlab.jobs.route_slots import Delivery, Parked, Slot, hold_slot
-from promptlab.jobs.store_faults import Claim, RetryLater, give_back, persist
+from promptlab.jobs.store_faults import Claim, RetryLater, expect_back, give_back, persist
 from promptlab.models.jobs import CachedResult, Job, JobRoute, job_error, parse_job_message
 from promptlab.models.templates import TemplateVersion
 from promptlab.providers import json_output
@@ -163,6 +163,7 @@ def _give_back_throttled(job: Job, exc: ProviderError, error: JsonObject, delive
             logger.info("provider throttled the call; no attempt spent, asking again", job_id=job.id)
             raise ThrottledHere(str(exc))
     delay = max(1, math.ceil(wait))
+    expect_back(job.id, delay)
     try:
         queue.park(source_arn=delivery.source_arn, body=delivery.body, seconds=delay)
     except DependencyUnavailable as send_failed:  # cannot re-send: wait on this copy instead (one receive)
@@ -226,6 +227,7 @@ def _handle_failure(
             # for the pause, so that the next probe is another job's and one job does not spend all its
             # attempts probing an outage (its backoff would end just as the pause does, first in line).
             delay = max(delay, math.ceil(paused_route_for) + 1)
+        expect_back(job.id, delay)
         try:
             queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=delay)
         except DependencyUnavailable as delay_failed:

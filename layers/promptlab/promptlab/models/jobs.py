@@ -204,6 +204,7 @@ class Job:
     send_claimed_at: datetime | None = None
     holder: str | None = None
     tool_calls: list[JsonObject] | None = None
+    message_due_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
