@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from decimal import Decimal
@@ -9,8 +10,11 @@ from typing import Any
 
 import pytest
 
+from promptlab.jobs import openai_batches, openai_files
 from promptlab.local.runner import LocalRunner
+from promptlab.models.openai_batches import BatchCreate
 from promptlab.tenancy import auth
+from promptlab.tenancy.auth import Principal
 from tests.support import SetEnv, call_api, drain_queues, rows, unique
 
 
@@ -126,6 +130,25 @@ def test_a_second_tenant_sees_nothing_of_the_first_on_any_route(runner: LocalRun
     chat = expect("POST", "/v1/chat/completions", "/v1/chat/completions", 404, body={"model": tid, "messages": []})
     assert chat.body["error"]["code"] == "model_not_found"
     expect("GET", "/v1/models", "/v1/models", 200)
+    # Their files and batches: another tenant's ids are unknown (404), their lists hold none of ours
+    line = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": "fake/fake-1", "messages": [{"role": "user", "content": "hi"}]}}  # fmt: skip
+    mine = Principal(tenant_id="default")
+    fid = openai_files.create_file(
+        principal=mine, filename="in.jsonl", purpose="batch", content=json.dumps(line).encode()
+    ).id
+    bid = openai_batches.create_batch(principal=mine, request=BatchCreate(
+        input_file_id=fid, endpoint="/v1/chat/completions", completion_window="24h")).id  # fmt: skip
+    expect("GET", "/v1/files/{file_id}", f"/v1/files/{fid}", 404)
+    expect("GET", "/v1/files/{file_id}/content", f"/v1/files/{fid}/content", 404)
+    expect("DELETE", "/v1/files/{file_id}", f"/v1/files/{fid}", 404)
+    assert fid not in {f["id"] for f in expect("GET", "/v1/files", "/v1/files", 200).body["data"]}
+    expect("POST", "/v1/files", "/v1/files", 400, body={"purpose": "batch"})  # a form is needed; nothing of ours
+    batch = {"input_file_id": fid, "endpoint": "/v1/chat/completions", "completion_window": "24h"}
+    expect("POST", "/v1/batches", "/v1/batches", 404, body=batch)
+    expect("GET", "/v1/batches/{batch_id}", f"/v1/batches/{bid}", 404)
+    expect("POST", "/v1/batches/{batch_id}/cancel", f"/v1/batches/{bid}/cancel", 404)
+    assert bid not in {b["id"] for b in expect("GET", "/v1/batches", "/v1/batches", 200).body["data"]}
     # Keys and the audit log: their own only; the first tenant's key is unknown to them
     mine_key = rows("SELECT id FROM api_keys WHERE tenant_id = 'default' ORDER BY created_at LIMIT 1")[0]["id"]
     expect("POST", "/keys", "/keys", 201, body={"name": unique("theirs")})

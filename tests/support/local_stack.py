@@ -51,7 +51,7 @@ def request(
 
 
 @contextmanager
-def running_stack(data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+def running_stack(data_dir: Path, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Iterator[str]:
     """`promptlab local --http-workers 2` on a free port with its own database; yields the base URL."""
     port = free_port()
     base_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/promptlab")
@@ -72,7 +72,7 @@ def running_stack(data_dir: Path, extra_env: dict[str, str] | None = None) -> It
     with log.open("w") as out:
         process = subprocess.Popen(
             # Two processes serve HTTP on the port, as `--http-workers 2` does for users.
-            [sys.executable, "-m", "promptlab.cli", "local", "--port", str(port), "--http-workers", "2"],
+            [sys.executable, "-m", "promptlab.cli", "local", "--port", str(port), "--http-workers", "2", *args],
             cwd=ROOT,
             env=env,
             stdout=out,

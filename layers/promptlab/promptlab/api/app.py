@@ -9,7 +9,17 @@ from promptlab.api.docs import enable_docs
 from promptlab.api.fast_chat import chat_fast, prepare_chat
 from promptlab.api.fast_generate import generate_fast, prepare_generate
 from promptlab.api.resolver import PromptLabResolver, register_error_handlers
-from promptlab.api.routes import admin, datasets, experiments, generation, jobs, openai, operations, templates
+from promptlab.api.routes import (
+    admin,
+    datasets,
+    experiments,
+    generation,
+    jobs,
+    openai,
+    openai_batches,
+    operations,
+    templates,
+)
 from promptlab.core.json_types import JsonObject
 
 API_TITLE = "PromptLab API"
@@ -17,7 +27,7 @@ API_VERSION = "0.1.0"
 
 app = PromptLabResolver(enable_validation=True)
 register_error_handlers(app)
-for module in (templates, generation, jobs, operations, datasets, experiments, openai, admin):
+for module in (templates, generation, jobs, operations, datasets, experiments, openai, openai_batches, admin):
     app.include_router(module.router)
 app.fast_path("POST", "/generate", prepare=prepare_generate)(generate_fast)
 app.fast_path("POST", "/v1/chat/completions", prepare=prepare_chat)(chat_fast)

@@ -8,34 +8,20 @@ for a rate limit and for a spent budget (`insufficient_quota`), 5xx for failures
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
-from pydantic import ValidationError
 
-from promptlab.core.errors import ValidationFailed
 from promptlab.core.json_types import JsonObject, LambdaEvent
-from promptlab.core.validation import validation_fields
+from promptlab.jobs import openai_answers
+from promptlab.jobs.openai_answers import completion
 from promptlab.models.jobs import JobPublic
 from promptlab.models.openai_chat import (
-    AssistantMessage,
     ChatCompletion,
     ChatRequest,
-    Choice,
-    CompletionUsage,
-    PromptTokensDetails,
-    ToolCallOut,
 )
 
 PREFIX = "/v1/"
 JOB_HEADER = "x-promptlab-job-id"
-# Each provider's stop reasons as OpenAI's `finish_reason`.
-FINISH_REASONS = {
-    "stop": "stop", "end_turn": "stop", "stop_sequence": "stop", "complete": "stop",
-    "length": "length", "max_tokens": "length",
-    "content_filter": "content_filter", "content_filtered": "content_filter", "refusal": "content_filter",
-    "tool_use": "tool_calls", "tool_calls": "tool_calls",
-}  # fmt: skip
 # PromptLab's error code → (OpenAI status, type, code).
 _ERRORS: dict[str, tuple[int, str, str | None]] = {
     "bad_request": (400, "invalid_request_error", None),
@@ -51,22 +37,6 @@ _ERRORS: dict[str, tuple[int, str, str | None]] = {
     "rate_limited": (429, "requests", "rate_limit_exceeded"),
     "dependency_unavailable": (503, "server_error", "service_unavailable"),
 }
-
-
-def parse_chat(body: Any) -> ChatRequest:
-    """The request, or a 400 naming the first bad parameter (an unknown one as OpenAI words it)."""
-    try:
-        return ChatRequest.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = validation_fields([dict(first)])[0]
-        if first["type"] == "extra_forbidden":
-            refused = ValidationFailed.single(
-                field["field"], f"Unrecognized request argument supplied: {field['field']} (not supported here)"
-            )
-            refused.details["openaiCode"] = "unsupported_parameter"
-            raise refused from None
-        raise ValidationFailed.single(field["field"], f"{field['field']}: {field['message']}") from None
 
 
 def error_body(message: str, kind: str, code: str | None, param: str | None = None) -> str:
@@ -93,33 +63,6 @@ def openai_error(answer: LambdaEvent) -> LambdaEvent:
         "statusCode": mapped_status,
         "body": error_body(error.get("message", ""), kind, details.get("openaiCode") or code, param),
     }
-
-
-def completion(job: JobPublic) -> ChatCompletion:
-    """The finished job as OpenAI's `chat.completion`."""
-    finish = "length" if job.truncated and job.finish_reason in (None, "max_tokens", "length") else job.finish_reason
-    cached = job.cache_read_tokens or 0
-    prompt = (job.input_tokens or 0) + cached + (job.cache_write_tokens or 0)
-    answered_by = (job.answered_by or "").partition("/")[2]
-    calls = [ToolCallOut(id=c.id, function={"name": c.name, "arguments": c.arguments}) for c in job.tool_calls or ()]
-    reason = "tool_calls" if calls else FINISH_REASONS.get(finish or "stop", "stop")
-    return ChatCompletion(
-        id=f"chatcmpl-{job.id}",
-        created=int(job.created_at.timestamp()),
-        model=answered_by or job.model,
-        choices=[
-            Choice(
-                message=AssistantMessage(content=job.output or (None if calls else ""), tool_calls=calls or None),
-                finish_reason=reason,
-            )
-        ],
-        usage=CompletionUsage(
-            prompt_tokens=prompt,
-            completion_tokens=job.output_tokens or 0,
-            total_tokens=prompt + (job.output_tokens or 0),
-            prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
-        ),
-    )
 
 
 def event_stream(answer: ChatCompletion, *, include_usage: bool) -> str:
@@ -169,20 +112,9 @@ def proxy_answer(response: Response[str]) -> LambdaEvent:
 
 
 def ended_badly(job: JobPublic) -> Response[str]:
-    """A job that failed or was cancelled, as OpenAI's error: the provider's own refusal of the request (400,
-    404) as such, anything worth another try as 502 (an SDK retries it as a new job)."""
-    error = job.error
-    headers = {JOB_HEADER: job.id}
-    if job.status == "cancelled" or error is None:
-        return _error(409, f"job {job.id} was cancelled", "invalid_request_error", "job_cancelled", headers)
-    message = f"{error.message} (job {job.id})"
-    if error.provider_status in (400, 413, 422):
-        return _error(400, message, "invalid_request_error", error.code, headers)
-    if error.provider_status == 404 or error.code == "model_not_found":
-        return _error(404, message, "invalid_request_error", "model_not_found", headers, param="model")
-    if error.code == "rate_limited":
-        return _error(429, message, "requests", "rate_limit_exceeded", headers)
-    return _error(502, message, "api_error", error.code, headers)
+    """A job that failed or was cancelled, as OpenAI's error (`openai_answers.failure`)."""
+    status, error = openai_answers.failure(job)
+    return _error(status, error["message"], error["type"], error["code"], {JOB_HEADER: job.id}, param=error["param"])
 
 
 def still_running(job: JobPublic) -> Response[str]:

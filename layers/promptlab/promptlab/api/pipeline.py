@@ -25,12 +25,14 @@ from promptlab.core.errors import (
 )
 from promptlab.core.json_types import LambdaEvent
 from promptlab.core.observability import count
+from promptlab.core.settings import get_settings
 from promptlab.core.validation import unsafe_json
 from promptlab.infra import request_limits
 from promptlab.tenancy import auth
 from promptlab.tenancy.auth import Principal
 
 MAX_BODY_BYTES = 1_048_576
+FILE_UPLOAD_PATH = "/v1/files"
 PUBLIC_PATHS = frozenset(
     {"/health", "/openapi.json", "/docs", "/docs/swagger-ui-bundle.min.js", "/docs/swagger-ui.min.css"}
 )
@@ -81,6 +83,15 @@ def client_ip(event: Event) -> str:
     return str(identity.get("sourceIp") or "unknown")
 
 
+def is_file_upload(event: Event, content_type: str | None) -> bool:
+    """`POST /v1/files` with a multipart form: the one route whose body is not JSON."""
+    return (
+        event.get("path") == FILE_UPLOAD_PATH
+        and event.get("httpMethod", "").upper() == "POST"
+        and (content_type or "").lower().startswith("multipart/form-data")
+    )
+
+
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
@@ -103,9 +114,15 @@ def check_request(event: Event) -> Any:
     body = event.get("body")
     if event.get("httpMethod", "").upper() not in _BODY_METHODS or not body:
         return None
-    if len(body) > MAX_BODY_BYTES * (4 / 3 if event.get("isBase64Encoded") else 1):
-        raise PayloadTooLarge(f"the request body is larger than {MAX_BODY_BYTES} bytes")
     content_type = header(event, "content-type")
+    inflation = 4 / 3 if event.get("isBase64Encoded") else 1
+    if is_file_upload(event, content_type):  # the route reads the multipart body itself
+        most = get_settings().openai_file_max_bytes
+        if len(body) > most * inflation + 64 * 1024:  # the form's own parts and boundaries on top
+            raise PayloadTooLarge(f"a file sent in the request body is at most {most:,} bytes")
+        return None
+    if len(body) > MAX_BODY_BYTES * inflation:
+        raise PayloadTooLarge(f"the request body is larger than {MAX_BODY_BYTES} bytes")
     if content_type is not None and not _is_json(content_type):
         raise UnsupportedMediaType(f"send JSON (Content-Type: application/json), not {content_type!r}")
     try:

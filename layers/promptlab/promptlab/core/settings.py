@@ -216,6 +216,14 @@ class Settings(BaseSettings):
         default=None, description="S3 bucket for dataset files larger than a request body (presigned PUTs)."
     )
     dataset_upload_max_bytes: int = Field(default=100_000_000, ge=1, description="The largest dataset file taken.")
+    openai_file_max_bytes: int = Field(
+        default=5_000_000, ge=1, le=5_500_000,
+        description="The largest file `POST /v1/files` takes in its body (a Lambda request is 6 MB at most).",
+    )  # fmt: skip
+    openai_file_retention_days: int = Field(
+        default=30, ge=1, le=3650, description="Batch input, output and error files are deleted this long after."
+    )
+    openai_batch_max_lines: int = Field(default=50_000, ge=1, le=50_000, description="Requests one batch takes.")
     dataset_max_versions: int = Field(default=100, ge=1, description="Versions one dataset keeps at most.")
     dataset_tenant_max_bytes: int = Field(
         default=1_000_000_000, ge=1, description="What a tenant's datasets hold at most, every version's rows counted."

@@ -14,6 +14,7 @@ GROUP_KEYS = {
     "model": "provider || ':' || model",
     "template": "template_id",
     "experiment": "coalesce(experiment_id, '-')",
+    "batch": "coalesce(openai_batch_id, '-')",
 }
 
 _MEASURES = """

@@ -1,6 +1,7 @@
-"""S3 adapter for dataset files too large for a request body: a presigned PUT, then the API reads it once.
+"""S3 adapter for the stack's uploads bucket: dataset files too large for a request body (a presigned PUT,
+then the API reads it once) and the OpenAI-style files of batches (`files/<tenant>/<file id>`).
 
-An upload's key names its tenant (`uploads/<tenant>/<upload id>`), so another tenant's id finds nothing.
+A key names its tenant (`uploads/<tenant>/<upload id>`), so another tenant's id finds nothing.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def chunks(*, key: str, max_bytes: int) -> Iterator[bytes]:
         size = int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
         if size > max_bytes:
             raise PayloadTooLarge(
-                f"the uploaded file is {size:,} bytes; a dataset file is at most {max_bytes:,}",
+                f"the file is {size:,} bytes; at most {max_bytes:,} are taken here",
                 details={"bytes": size, "maxBytes": max_bytes},
             )
         body = s3.get_object(Bucket=bucket, Key=key)["Body"]
@@ -88,6 +89,35 @@ def chunks(*, key: str, max_bytes: int) -> Iterator[bytes]:
         raise DependencyUnavailable("the uploads bucket cannot be read now") from exc
     except BotoCoreError as exc:
         raise DependencyUnavailable("the uploads bucket cannot be read now") from exc
+
+
+def file_key(tenant_id: str, file_id: str) -> str:
+    return f"files/{tenant_id}/{file_id}"
+
+
+def put(*, key: str, body: Any) -> None:
+    """Store an object (bytes or a file object, read in parts by boto3), encrypted at rest by the bucket."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        _client().upload_fileobj(body, _bucket(), key) if hasattr(body, "read") else _client().put_object(
+            Bucket=_bucket(), Key=key, Body=body
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise DependencyUnavailable("the files bucket cannot store the file now") from exc
+
+
+def download_url(*, key: str, expires_seconds: int = 300) -> str:
+    """A URL that reads the object for `expires_seconds` (for a file too large for an API answer)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        url: str = _client().generate_presigned_url(
+            "get_object", Params={"Bucket": _bucket(), "Key": key}, ExpiresIn=expires_seconds
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise DependencyUnavailable("the files bucket cannot sign a download now") from exc
+    return url
 
 
 def forget(*, key: str) -> None:

@@ -13,7 +13,7 @@ from promptlab.db.connection import Connection, connection
 from promptlab.db.sweeper_repo import LapsedLease
 from promptlab.infra import result_cache
 from promptlab.infra.job_queue import JobQueue, get_queue
-from promptlab.jobs import job_hooks
+from promptlab.jobs import job_hooks, openai_batches
 from promptlab.jobs.lifecycle import announce
 from promptlab.models.jobs import job_error
 
@@ -87,6 +87,7 @@ def sweep(
         purged = sweeper_repo.purge_past_retention(conn, limit=limit)
         sweeper_repo.release_ended_reservations(conn, limit=limit)
         audit_repo.purge_older_than(conn, days=settings.audit_retention_days)
+    openai_batches.sweep()  # batches whose last line ended get their files; expired files go
     sent += job_hooks.sweep_steps()  # the use cases above jobs that send jobs of their own (experiments)
     recovered = requeued + failed
     for job_id in expired + [lease.id for lease in failed]:

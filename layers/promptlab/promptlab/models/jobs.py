@@ -205,6 +205,9 @@ class Job:
     holder: str | None = None
     tool_calls: list[JsonObject] | None = None
     message_due_at: datetime | None = None
+    openai_batch_id: str | None = None
+    custom_id: str | None = None
+    batch_line: int | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:

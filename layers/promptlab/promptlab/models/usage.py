@@ -8,11 +8,11 @@ from pydantic import Field
 
 from promptlab.models.wire import Money, UtcDatetime, WireModel
 
-UsageGroup = Literal["day", "provider", "model", "template", "experiment"]
+UsageGroup = Literal["day", "provider", "model", "template", "experiment", "batch"]
 
 
 class UsageRow(WireModel):
-    """What one group (a day, a provider, a model, a template or an experiment, `-` for none) used."""
+    """What one group (a day, a provider, a model, a template, an experiment or a batch, `-` for none) used."""
 
     key: str
     requests: int

@@ -21,7 +21,7 @@ from promptlab.infra import webhook_targets
 from promptlab.infra.job_queue import get_queue
 from promptlab.tenancy import webhook_signing
 
-EVENTS = ("template.label.moved",)
+EVENTS = ("template.label.moved", "batch.completed", "batch.failed", "batch.cancelled", "batch.expired")
 
 
 def set_url(*, tenant_id: str, url: str | None) -> None:

@@ -14,7 +14,7 @@ from promptlab.api.answers import doc
 from promptlab.api.declared import route
 from promptlab.api.resolver import current_principal
 from promptlab.api.routes.generation import CacheControl, IdempotencyKey, uses_cache
-from promptlab.jobs import chat
+from promptlab.jobs import chat, openai_answers
 from promptlab.models.openai_chat import ChatCompletion, ModelCard, ModelList
 from promptlab.providers.registry import PROVIDERS, is_configured, known_models
 
@@ -46,7 +46,7 @@ _CHAT_EXAMPLE = {
     tags=["openai"],
 )
 def chat_completions(idempotency_key: IdempotencyKey = None, cache_control: CacheControl = None) -> Response[str]:
-    request = openai_door.parse_chat(router.current_event.json_body)
+    request = openai_answers.parse_chat(router.current_event.json_body)
     principal = current_principal()
     accepted = chat.accept_chat(
         principal=principal, chat=request, use_cache=uses_cache(cache_control), idempotency_key=idempotency_key

@@ -1,0 +1,202 @@
+"""The OpenAI Batch API end to end: the pinned official `openai` SDK against `promptlab local`, the lines going
+through the economy lane to stand-ins speaking Anthropic's and OpenAI's batch wire formats (and the fake's)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import openai
+import psycopg
+import pytest
+
+from tests.support import ROOT, redis_prefix
+from tests.support.local_stack import KEYS, request, running_stack
+from tests.support.provider_server import ProviderServer
+
+pytestmark = pytest.mark.e2e
+MODELS = ["claude-haiku-4-5", "gpt-4.1-mini", "fake/fake-1"]
+
+
+class Stack:
+    def __init__(self, base: str, data: Path, env: dict[str, str]) -> None:
+        self.base, self.data, self.env = base, data, env
+
+    def client(self, key: str | None = None) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.base + "/v1", api_key=key or KEYS[self.base], max_retries=0)
+
+    def new_key(self, *flags: str) -> str:
+        settings = json.loads((self.data / "local-stack.json").read_text())
+        made = subprocess.run(
+            [sys.executable, "-m", "promptlab.cli", "keys", "create", "--name", uuid.uuid4().hex[:8], *flags, "--json"],
+            cwd=ROOT, env={**os.environ, **self.env, **settings}, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        key: str = json.loads(made.stdout)["key"]
+        return key
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    server = ProviderServer().start()
+    data = tmp_path_factory.mktemp("openai-batches")
+    env = {
+        "ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": server.url,
+        "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": server.url + "/v1",
+        "PROMPTLAB_ECONOMY_MIN_JOBS": "1", "PROMPTLAB_ECONOMY_MAX_WAIT_SECONDS": "0",
+        "PROMPTLAB_REDIS_PREFIX": redis_prefix("openai-batches"),
+    }  # fmt: skip
+    try:
+        with running_stack(data, env, args=("--schedule-speedup", "30")) as base:
+            yield Stack(base, data, env)
+    finally:
+        server.stop()
+
+
+def line(custom_id: str, model: str, text: str, **extra: Any) -> dict[str, Any]:
+    body = {"model": model, "messages": [{"role": "user", "content": text}], "max_tokens": 50, **extra}
+    return {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": body}
+
+
+def upload(client: openai.OpenAI, lines: list[dict[str, Any]] | bytes) -> str:
+    content = lines if isinstance(lines, bytes) else "\n".join(json.dumps(x) for x in lines).encode() + b"\n"
+    made = client.files.create(file=("input.jsonl", io.BytesIO(content)), purpose="batch")
+    assert made.object == "file" and made.purpose == "batch" and made.bytes == len(content)
+    return made.id
+
+
+def wait_until_ended(client: openai.OpenAI, batch_id: str, seconds: float = 150) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        batch = client.batches.retrieve(batch_id)
+        if batch.status in {"completed", "failed", "expired", "cancelled"}:
+            return batch
+        assert time.monotonic() < deadline, batch
+        time.sleep(0.5)
+
+
+def test_a_file_of_mixed_providers_runs_through_their_batch_apis_and_comes_back_line_for_line(stack: Stack) -> None:
+    client = stack.client()
+    tag = uuid.uuid4().hex[:8]
+    # One request answered earlier through the chat door: its line is a cache hit, free
+    cached = {"model": "fake/fake-1", "messages": [{"role": "user", "content": f"cached {tag}"}], "max_tokens": 50}
+    client.chat.completions.create(**cached)  # type: ignore[call-overload]
+    lines = [line(f"req-{n}", MODELS[n % 3], f"question {n} {tag}") for n in range(1_000)]
+    lines[7] = {"custom_id": "req-7", "method": "POST", "url": "/v1/chat/completions", "body": cached}
+    lines[11] = line("req-11", "claude-haiku-4-5", "batch-error-permanent")  # the provider refuses this request
+    file_id = upload(client, lines)
+    # When the batch is created and run to its end
+    created = client.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions",
+                                    completion_window="24h", metadata={"team": "support"})  # fmt: skip
+    assert created.status == "in_progress" and created.request_counts is not None
+    assert created.request_counts.total == 1_000 and created.metadata == {"team": "support"}
+    ended = wait_until_ended(client, created.id)
+    # Then every line is answered once: 999 in the output file, the refused one in the error file
+    assert ended.status == "completed" and ended.request_counts is not None
+    assert (ended.request_counts.completed, ended.request_counts.failed) == (999, 1)
+    assert ended.completed_at and ended.finalizing_at and ended.in_progress_at
+    output = [json.loads(x) for x in client.files.content(ended.output_file_id or "").text.splitlines()]
+    errors = [json.loads(x) for x in client.files.content(ended.error_file_id or "").text.splitlines()]
+    assert [o["custom_id"] for o in output] == [f"req-{n}" for n in range(1_000) if n != 11]
+    assert [e["custom_id"] for e in errors] == ["req-11"]
+    assert errors[0]["response"]["status_code"] == 400 and errors[0]["response"]["body"]["error"]["message"]
+    answers = {o["custom_id"]: o["response"] for o in output}
+    assert all(r["status_code"] == 200 and r["body"]["object"] == "chat.completion" for r in answers.values())
+    assert answers["req-0"]["body"]["model"].startswith("claude-haiku-4-5")
+    assert answers["req-1"]["body"]["model"].startswith("gpt-4.1-mini")
+    # Each line is a job of its own (the request id), through the economy lane at batch prices
+    status, _, job = request(stack.base, "GET", f"/jobs/{answers['req-0']['request_id']}")
+    assert status == 200 and job["lane"] == "economy" and Decimal(job["savedCostUSD"]) > 0
+    status, _, hit = request(stack.base, "GET", f"/jobs/{answers['req-7']['request_id']}")
+    assert hit["cacheHit"] is True and Decimal(hit["estimatedCostUSD"]) == 0
+    # And usage grouped by batch is what the lines cost
+    status, _, usage = request(stack.base, "GET", "/usage?groupBy=batch")
+    group = next(g for g in usage["items"] if g["key"] == created.id)
+    assert group["requests"] == 1_000 and group["completed"] == 999
+    database = json.loads((stack.data / "local-stack.json").read_text())["DATABASE_URL"]
+    with psycopg.connect(database) as conn:
+        ids = [r["request_id"] for r in answers.values()] + [errors[0]["response"]["request_id"]]
+        row = conn.execute("SELECT sum(estimated_cost_usd) FROM jobs WHERE id = ANY(%s)", (ids,)).fetchone()
+    assert row is not None and Decimal(group["costUSD"]) == row[0] > 0
+    # The files are listed, and a deleted one is gone
+    assert file_id in {f.id for f in client.files.list()}
+    assert client.files.delete(file_id).deleted is True
+    with pytest.raises(openai.NotFoundError):
+        client.files.retrieve(file_id)
+
+
+def test_bad_lines_fail_the_batch_at_validation_naming_line_and_custom_id(stack: Stack) -> None:
+    client = stack.client()
+    bad = b"\n".join([
+        json.dumps(line("a", "fake/fake-1", "fine")).encode(),
+        b"{not json",
+        json.dumps(line("a", "fake/fake-1", "same id")).encode(),
+        json.dumps(line("c", "fake/fake-1", "x", logit_bias={"50256": -100})).encode(),
+        json.dumps({**line("d", "fake/fake-1", "x"), "url": "/v1/embeddings"}).encode(),
+    ])  # fmt: skip
+    batch = client.batches.create(input_file_id=upload(client, bad), endpoint="/v1/chat/completions",
+                                  completion_window="24h")  # fmt: skip
+    assert batch.status == "failed" and batch.failed_at and batch.errors and batch.errors.data
+    found = {(e.line, e.code) for e in batch.errors.data}
+    expected = {(2, "invalid_json_line"), (3, "duplicate_custom_id"), (4, "unsupported_parameter"), (5, "invalid_url")}
+    assert found == expected
+    assert "custom_id 'c'" in (batch.errors.data[2].message or "") and batch.errors.data[2].param == "body.logit_bias"
+    # Nothing ran
+    assert batch.request_counts is not None and batch.request_counts.total == 0
+    # An unknown file, endpoint or window: OpenAI's errors
+    with pytest.raises(openai.NotFoundError):
+        client.batches.create(input_file_id="file-nope", endpoint="/v1/chat/completions", completion_window="24h")
+    with pytest.raises(openai.BadRequestError) as wrong:
+        client.batches.create(input_file_id="file-nope", endpoint="/v1/embeddings", completion_window="24h")  # type: ignore[arg-type]
+    assert wrong.value.param == "endpoint"
+
+
+def test_a_batch_over_the_budget_starts_nothing_and_names_the_shortfall(stack: Stack) -> None:
+    key = stack.new_key("--monthly-budget-usd", "0.01")
+    client = stack.client(key)
+    lines = [line(f"r{n}", "claude-haiku-4-5", "x" * 2_000, max_tokens=4_000) for n in range(50)]
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.batches.create(input_file_id=upload(client, lines), endpoint="/v1/chat/completions",
+                              completion_window="24h")  # fmt: skip
+    assert refused.value.code == "insufficient_quota" and "short" in refused.value.message
+    assert client.batches.list().data == []
+
+
+def test_cancel_midway_keeps_what_finished_and_releases_the_rest(stack: Stack) -> None:
+    client = stack.client()
+    lines = [line(f"r{n}", "claude-haiku-4-5", f"cancel me {n} {uuid.uuid4().hex}") for n in range(300)]
+    batch = client.batches.create(input_file_id=upload(client, lines), endpoint="/v1/chat/completions",
+                                  completion_window="24h")  # fmt: skip
+    cancelling = client.batches.cancel(batch.id)
+    assert cancelling.status in {"cancelling", "cancelled"} and cancelling.cancelling_at
+    ended = wait_until_ended(client, batch.id)
+    assert ended.status == "cancelled" and ended.cancelled_at and ended.request_counts is not None
+    done = ended.request_counts.completed
+    assert done + ended.request_counts.failed == 300 and ended.error_file_id
+    errors = [json.loads(x) for x in client.files.content(ended.error_file_id).text.splitlines()]
+    assert {e["error"]["code"] for e in errors if e["error"]} == {"batch_cancelled"}
+    with pytest.raises(openai.ConflictError):
+        client.batches.cancel(batch.id)
+
+
+def test_another_tenant_sees_no_file_and_no_batch(stack: Stack) -> None:
+    mine = stack.client()
+    file_id = upload(mine, [line("only", "fake/fake-1", "mine")])
+    batch = mine.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h")
+    other = stack.client(stack.new_key())
+    for call in (lambda: other.files.retrieve(file_id), lambda: other.files.content(file_id),
+                 lambda: other.files.delete(file_id), lambda: other.batches.retrieve(batch.id),
+                 lambda: other.batches.cancel(batch.id),
+                 lambda: other.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions",
+                                              completion_window="24h")):  # fmt: skip
+        with pytest.raises(openai.NotFoundError):
+            call()
+    assert batch.id not in {b.id for b in other.batches.list()} and file_id not in {f.id for f in other.files.list()}
