@@ -155,7 +155,7 @@ def test_bad_lines_fail_the_batch_at_validation_naming_line_and_custom_id(stack:
     with pytest.raises(openai.NotFoundError):
         client.batches.create(input_file_id="file-nope", endpoint="/v1/chat/completions", completion_window="24h")
     with pytest.raises(openai.BadRequestError) as wrong:
-        client.batches.create(input_file_id="file-nope", endpoint="/v1/embeddings", completion_window="24h")  # type: ignore[arg-type]
+        client.batches.create(input_file_id="file-nope", endpoint="/v1/embeddings", completion_window="24h")
     assert wrong.value.param == "endpoint"
 
 

@@ -133,11 +133,11 @@ def test_a_second_tenant_sees_nothing_of_the_first_on_any_route(runner: LocalRun
     # Their files and batches: another tenant's ids are unknown (404), their lists hold none of ours
     line = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
             "body": {"model": "fake/fake-1", "messages": [{"role": "user", "content": "hi"}]}}  # fmt: skip
-    mine = Principal(tenant_id="default")
+    owner = Principal(tenant_id="default")
     fid = openai_files.create_file(
-        principal=mine, filename="in.jsonl", purpose="batch", content=json.dumps(line).encode()
+        principal=owner, filename="in.jsonl", purpose="batch", content=json.dumps(line).encode()
     ).id
-    bid = openai_batches.create_batch(principal=mine, request=BatchCreate(
+    bid = openai_batches.create_batch(principal=owner, request=BatchCreate(
         input_file_id=fid, endpoint="/v1/chat/completions", completion_window="24h")).id  # fmt: skip
     expect("GET", "/v1/files/{file_id}", f"/v1/files/{fid}", 404)
     expect("GET", "/v1/files/{file_id}/content", f"/v1/files/{fid}/content", 404)

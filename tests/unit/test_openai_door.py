@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from promptlab.api.openai_door import completion, event_stream, openai_error
+from promptlab.api.openai_door import event_stream, openai_error
 from promptlab.core.errors import ValidationFailed
 from promptlab.jobs.chat import parameter
+from promptlab.jobs.openai_answers import completion
 from promptlab.jobs.openai_turns import turns_of
 from promptlab.models.jobs import JobPublic
 from promptlab.models.openai_chat import ChatRequest

@@ -83,6 +83,15 @@ def client_ip(event: Event) -> str:
     return str(identity.get("sourceIp") or "unknown")
 
 
+def file_limit() -> int:
+    return get_settings().openai_file_max_bytes
+
+
+def body_limit(path: str) -> int:
+    """The largest request body a path takes: a file upload's form (the file, its parts and boundaries), else 1 MB."""
+    return file_limit() + 64 * 1024 if path == FILE_UPLOAD_PATH else MAX_BODY_BYTES
+
+
 def is_file_upload(event: Event, content_type: str | None) -> bool:
     """`POST /v1/files` with a multipart form: the one route whose body is not JSON."""
     return (
@@ -117,9 +126,8 @@ def check_request(event: Event) -> Any:
     content_type = header(event, "content-type")
     inflation = 4 / 3 if event.get("isBase64Encoded") else 1
     if is_file_upload(event, content_type):  # the route reads the multipart body itself
-        most = get_settings().openai_file_max_bytes
-        if len(body) > most * inflation + 64 * 1024:  # the form's own parts and boundaries on top
-            raise PayloadTooLarge(f"a file sent in the request body is at most {most:,} bytes")
+        if len(body) > body_limit(FILE_UPLOAD_PATH) * inflation:
+            raise PayloadTooLarge(f"a file sent in the request body is at most {file_limit():,} bytes")
         return None
     if len(body) > MAX_BODY_BYTES * inflation:
         raise PayloadTooLarge(f"the request body is larger than {MAX_BODY_BYTES} bytes")

@@ -81,6 +81,28 @@ def recent_result(conn: Connection, *, tenant_id: str, input_hash: str, max_age_
     )
 
 
+def recent_results(conn: Connection, *, tenant_id: str, input_hashes: list[str], max_age_seconds: int) -> list[Job]:
+    """`recent_result` for many inputs at once: the newest such job of each."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (input_hash) * FROM jobs WHERE input_hash = ANY(%s) AND status = 'completed'"
+        " AND tenant_id = %s AND NOT cache_hit AND route_index = 0 AND output IS NOT NULL"
+        " AND completed_at > now() - make_interval(secs => %s) ORDER BY input_hash, completed_at DESC",
+        (input_hashes, tenant_id, max_age_seconds),
+    ).fetchall()
+    return [Job.from_row(row) for row in rows]
+
+
+def insert_new_jobs(conn: Connection, jobs: list[Job]) -> None:
+    """Insert many new jobs as given (no single flight, no intake message: nothing to join), in a pipeline."""
+    by_statement: dict[bytes, list[list[Any]]] = {}
+    for job in jobs:
+        sql, values = _insert(job)
+        by_statement.setdefault(sql, []).append(values)
+    with conn.cursor() as cur:
+        for sql, rows in by_statement.items():
+            cur.executemany(sql, rows)
+
+
 def insert_cache_hit(conn: Connection, job: Job) -> None:
     """Store a job answered from the cache (on a connection that does not wait for the WAL flush).
 

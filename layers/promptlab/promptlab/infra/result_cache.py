@@ -41,6 +41,23 @@ def get_result(input_hash: str) -> CachedResult | None:
     return decode(raw)
 
 
+def get_results(input_hashes: list[str]) -> dict[str, CachedResult]:
+    """The cached results of many inputs in one round trip (a pipeline: cluster slots are fine); Redis
+    unavailable: none."""
+    if not input_hashes:
+        return {}
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        for input_hash in input_hashes:
+            pipe.get(_key(input_hash))
+        raws = pipe.execute()
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("result cache unavailable; treated as misses", error=type(exc).__name__)
+        return {}
+    found = {h: decode(raw) for h, raw in zip(input_hashes, raws, strict=True)}
+    return {h: result for h, result in found.items() if result is not None}
+
+
 def put_result(input_hash: str, result: CachedResult, *, ttl_seconds: int) -> bool:
     """Cache a result for `ttl_seconds`; skipped (False) when too large, TTL 0, or Redis unavailable."""
     if ttl_seconds <= 0:

@@ -78,6 +78,38 @@ def cached_result(
     return result
 
 
+def cached_results(conn: Connection, *, jobs: list[tuple[Job, int]]) -> dict[str, CachedResult]:
+    """`cached_result` for many jobs of one tenant at once ((job, its template's TTL) pairs); by job id."""
+    if not jobs:
+        return {}
+    hashes = sorted({job.input_hash for job, _ in jobs})
+    cached = result_cache.get_results(hashes)
+    missing = [h for h in hashes if h not in cached]
+    done = {
+        j.input_hash: j
+        for j in (
+            jobs_repo.recent_results(
+                conn, tenant_id=jobs[0][0].tenant_id, input_hashes=missing, max_age_seconds=max(ttl for _, ttl in jobs)
+            )  # fmt: skip
+            if missing
+            else []
+        )
+    }
+    found: dict[str, CachedResult] = {}
+    for job, ttl in jobs:
+        if job.input_hash in cached:
+            found[job.id] = cached[job.input_hash]
+            continue
+        earlier = done.get(job.input_hash)
+        if earlier is None or earlier.completed_at is None:
+            continue
+        remaining = ttl - int((utc_now() - earlier.completed_at).total_seconds())
+        if remaining > 0:
+            found[job.id] = result = CachedResult.of(earlier)
+            result_cache.put_result(job.input_hash, result, ttl_seconds=remaining)
+    return found
+
+
 def _store(
     conn: Connection,
     *,

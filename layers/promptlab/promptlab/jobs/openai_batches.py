@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -31,7 +31,7 @@ from promptlab.db import openai_batches_repo as repo
 from promptlab.db.connection import Connection, connection
 from promptlab.infra import request_limits
 from promptlab.jobs import chat, openai_batch_results, openai_files
-from promptlab.jobs.accept import cache_hit_job, cached_result
+from promptlab.jobs.accept import cache_hit_job, cached_results
 from promptlab.jobs.lifecycle import send_then_mark
 from promptlab.jobs.openai_answers import parse_chat
 from promptlab.models.jobs import Job
@@ -51,6 +51,7 @@ from promptlab.tenancy import budgets, tenant_events
 from promptlab.tenancy.auth import Principal
 
 MAX_REPORTED_ERRORS = 100  # a file's first errors; checking stops there
+STORE_CHUNK = 500  # lines stored at once
 STALE_FINALIZING = timedelta(minutes=5)  # a finalizer that died: the next look writes the files again
 
 
@@ -98,7 +99,12 @@ def _parse_line(number: int, raw: bytes, seen: set[str]) -> BatchLine | BatchErr
 
 
 def _job_of(
-    principal: Principal, line: BatchLine, request: ChatRequest, number: int, targets: dict[str, chat.ChatTarget]
+    principal: Principal,
+    line: BatchLine,
+    request: ChatRequest,
+    number: int,
+    targets: dict[str, chat.ChatTarget],
+    batch: StoredBatch,
 ) -> tuple[Job, chat.ChatTarget, bool]:
     """The line's job as the chat door would make it, in the economy lane where its provider has a batch API;
     with its template and whether it may be answered from the cache."""
@@ -108,7 +114,8 @@ def _job_of(
     generation, job = chat.chat_job(principal=principal, chat=request, target=target)
     economy = batch_takes(job.provider, job.model)
     job = replace(job, priority="economy" if economy else "low", lane="economy" if economy else "standard",
-                  single_flight=False, custom_id=line.custom_id, batch_line=number)  # fmt: skip
+                  single_flight=False, custom_id=line.custom_id, batch_line=number, openai_batch_id=batch.id,
+                  expires_at=batch.expires_at)  # fmt: skip
     return job, target, generation.cache
 
 
@@ -154,6 +161,39 @@ def create_batch(*, principal: Principal, request: BatchCreate) -> Batch:
     return get_batch(tenant_id=principal.tenant_id, batch_id=batch.id)
 
 
+@dataclass
+class _Pending:
+    """Checked lines waiting to be stored, a chunk at a time (one cache round trip and one insert pipeline)."""
+
+    conn: Connection
+    month: date | None
+    jobs: list[tuple[Job, int, bool, Decimal | None]] = field(default_factory=list)
+    fresh: list[tuple[str, str]] = field(default_factory=list)
+    total: Decimal = Decimal(0)
+
+    def add(self, job: Job, ttl: int, caching: bool, amount: Decimal | None) -> None:
+        self.jobs.append((job, ttl, caching, amount))
+        if len(self.jobs) >= STORE_CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        """Store the chunk: cache hits answered (free), the others carrying their share of the reservation."""
+        hits = cached_results(self.conn, jobs=[(job, ttl) for job, ttl, caching, _ in self.jobs if caching])
+        rows = []
+        for job, _, _, amount in self.jobs:
+            if job.id in hits:
+                rows.append(cache_hit_job(job, hits[job.id]))
+                continue
+            rows.append(budgets.Reservation(api_key_id=job.api_key_id, amount=amount, month=self.month).on(job))
+            self.total += amount or Decimal(0)
+            if job.lane == "standard":
+                self.fresh.append((job.id, job.priority))
+        jobs_repo.insert_new_jobs(self.conn, rows)
+        if hits:
+            count("CacheHits", len(hits))
+        self.jobs = []
+
+
 def _store_lines(
     conn: Connection, principal: Principal, batch: StoredBatch, source: StoredFile, max_lines: int
 ) -> tuple[StoredBatch, list[tuple[str, str]]]:
@@ -161,10 +201,9 @@ def _store_lines(
     errors: list[BatchError] = []
     seen: set[str] = set()
     targets: dict[str, chat.ChatTarget] = {}
-    fresh: list[tuple[str, str]] = []
     budgeted = principal.monthly_budget_usd is not None and principal.key_id is not None
-    month = budgets.month_of_now() if budgeted else None
-    total, lines = Decimal(0), 0
+    pending = _Pending(conn, budgets.month_of_now() if budgeted else None)
+    lines = 0
     repo.insert_batch(conn, batch)
     for number, raw in openai_files.lines(source.object_key, max_bytes=max(source.bytes, 1)):
         if len(errors) >= MAX_REPORTED_ERRORS:
@@ -177,54 +216,33 @@ def _store_lines(
         parsed = _parse_line(number, raw, seen)
         if isinstance(parsed, BatchError):
             errors.append(parsed)
-        else:
-            try:
-                request = parse_chat(parsed.body)
-            except ValidationFailed as exc:
-                errors.append(_refusal(number, parsed.custom_id, exc))
-                continue
-            if errors:  # after the first bad line, only what needs no lookup is checked (cheap)
-                continue
-            try:
-                job, target, caching = _job_of(principal, parsed, request, number, targets)
-                amount = budgets.worst_case_or_refuse(template=target.template, job=job, budgeted=budgeted)
-            except PromptLabError as exc:
-                errors.append(_refusal(number, parsed.custom_id, exc))
-            else:
-                job = replace(job, openai_batch_id=batch.id, expires_at=batch.expires_at)
-                total += _store_line(conn, job, target, caching, amount if budgeted else None, month, fresh)
+            continue
+        try:
+            request = parse_chat(parsed.body)
+        except ValidationFailed as exc:
+            errors.append(_refusal(number, parsed.custom_id, exc))
+            continue
+        if errors:  # after the first bad line, only what needs no lookup is checked (cheap)
+            continue
+        try:
+            job, target, caching = _job_of(principal, parsed, request, number, targets, batch)
+            amount = budgets.worst_case_or_refuse(template=target.template, job=job, budgeted=budgeted)
+        except PromptLabError as exc:
+            errors.append(_refusal(number, parsed.custom_id, exc))
+            continue
+        pending.add(job, target.template.cache_ttl_seconds, caching, amount if budgeted else None)
     if lines == 0:
         errors.append(BatchError(code="empty_file", message=f"the input file {source.id} has no requests"))
     if errors:
         raise _BadLines(json.dumps([e.model_dump() for e in errors]))
-    reservation = budgets.reserve_total(conn, principal=principal, amount=total,
+    pending.flush()
+    reservation = budgets.reserve_total(conn, principal=principal, amount=pending.total,
                                         what=f"this batch ({lines:,} requests)")  # fmt: skip
     _charge_lines(principal, lines)
+    held = pending.total if reservation.amount is not None else 0
     conn.execute("UPDATE openai_batches SET total = %s, reserved_usd = %s, budget_month = %s WHERE id = %s",
-                 (lines, total if reservation.amount is not None else 0, reservation.month, batch.id))  # fmt: skip
-    return replace(batch, total=lines), fresh
-
-
-def _store_line(
-    conn: Connection,
-    job: Job,
-    target: chat.ChatTarget,
-    caching: bool,
-    amount: Decimal | None,
-    month: date | None,
-    fresh: list[tuple[str, str]],
-) -> Decimal:
-    """Store one line's job (answered from the cache when it can be); what it reserves of the budget."""
-    found = cached_result(conn, job=job, ttl_seconds=target.template.cache_ttl_seconds) if caching else None
-    if found is not None:
-        jobs_repo.insert_cache_hit(conn, cache_hit_job(job, found))
-        count("CacheHits")
-        return Decimal(0)
-    held = budgets.Reservation(api_key_id=job.api_key_id, amount=amount, month=month)
-    stored = jobs_repo.insert_job(conn, held.on(job))
-    if stored.lane == "standard":
-        fresh.append((stored.id, stored.priority))
-    return amount or Decimal(0)
+                 (lines, held, reservation.month, batch.id))  # fmt: skip
+    return replace(batch, total=lines), pending.fresh
 
 
 def _charge_lines(principal: Principal, lines: int) -> None:

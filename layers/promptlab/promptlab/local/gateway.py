@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from promptlab.api.errors import CODE_BY_STATUS, error_payload, status_of
-from promptlab.api.pipeline import MAX_BODY_BYTES
+from promptlab.api.pipeline import body_limit
 from promptlab.core.json_types import LambdaEvent
 from promptlab.core.observability import logger
 from promptlab.local.stack import ACCOUNT_ID, Route, Stack
@@ -165,12 +165,12 @@ class GatewayHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._error("bad_request", "the Content-Length header is not a number of bytes")
             return
-        if size > MAX_BODY_BYTES:  # refused before reading: a huge body never reaches memory
+        path = urlsplit(self.path).path
+        if size > (limit := body_limit(path)):  # refused before reading: a huge body never reaches memory
             self.close_connection = True
-            self._error("payload_too_large", f"the request body is larger than {MAX_BODY_BYTES} bytes")
+            self._error("payload_too_large", f"the request body is larger than {limit} bytes")
             return
         body = self.rfile.read(size) if size else b""
-        path = urlsplit(self.path).path
         found = self.server.stack.route_for(self.command, path)
         if found is None:
             self._error("not_found", f"no route for {self.command} {path}")
