@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -168,6 +169,26 @@ def test_a_batch_over_the_budget_starts_nothing_and_names_the_shortfall(stack: S
                               completion_window="24h")  # fmt: skip
     assert refused.value.code == "insufficient_quota" and "short" in refused.value.message
     assert client.batches.list().data == []
+    # A batch that fits is reserved whole, then settles line by line: the ledger ends at what the lines cost
+    fits = [line(f"f{n}", "claude-haiku-4-5", f"short {n} {uuid.uuid4().hex}") for n in range(20)]
+    batch = client.batches.create(input_file_id=upload(client, fits), endpoint="/v1/chat/completions",
+                                  completion_window="24h")  # fmt: skip
+    database = json.loads((stack.data / "local-stack.json").read_text())["DATABASE_URL"]
+    with psycopg.connect(database) as conn:
+        held = conn.execute("SELECT sum(reserved_usd) FROM key_budgets").fetchone()
+        assert held is not None and held[0] > 0
+    assert wait_until_ended(client, batch.id).status == "completed"
+    with psycopg.connect(database) as conn:
+        key_id = conn.execute("SELECT api_key_id FROM openai_batches WHERE id = %s", (batch.id,)).fetchone()
+        assert key_id is not None
+        ledger = conn.execute(
+            "SELECT spent_usd, reserved_usd FROM key_budgets WHERE key_id = %s", (key_id[0],)
+        ).fetchone()
+        lines_cost = conn.execute(
+            "SELECT sum(estimated_cost_usd) FROM jobs WHERE openai_batch_id = %s", (batch.id,)
+        ).fetchone()
+    assert ledger is not None and lines_cost is not None
+    assert ledger[0] == lines_cost[0] > 0 and ledger[1] == 0
 
 
 def test_cancel_midway_keeps_what_finished_and_releases_the_rest(stack: Stack) -> None:
@@ -200,3 +221,15 @@ def test_another_tenant_sees_no_file_and_no_batch(stack: Stack) -> None:
         with pytest.raises(openai.NotFoundError):
             call()
     assert batch.id not in {b.id for b in other.batches.list()} and file_id not in {f.id for f in other.files.list()}
+
+
+def test_the_guides_example_runs_as_pasted(stack: Stack) -> None:
+    section = (ROOT / "docs" / "guides" / "openai-batches.md").read_text(encoding="utf-8")
+    example = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)[0]
+    env = {**os.environ, "PROMPTLAB_URL": stack.base, "PROMPTLAB_API_KEY": KEYS[stack.base]}
+    ran = subprocess.run([sys.executable, "-c", example], env=env, capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    status, *answers = ran.stdout.splitlines()
+    assert status.startswith("completed") and "completed=3" in status
+    assert [a.split()[0] for a in answers] == ["ticket-0", "ticket-1", "ticket-2"]
+    assert all(a.split()[1].startswith("job_") and int(a.split()[2]) > 0 for a in answers)

@@ -10,7 +10,7 @@ from tests.support import SetEnv, call_api, drain_queues, generate, queued_messa
 
 def test_job_inserts_may_leave_out_null_columns(runner: LocalRunner) -> None:
     """Inserts name only the non-NULL values of a job; that stores the same row only while no nullable column
-    of `jobs` has a default (a migration adding one must also change `jobs_repo._insert`)."""
+    of `jobs` has a default (a migration adding one must also change `jobs_repo.insert_statement`)."""
     found = rows(
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'jobs'"
         " AND table_schema = current_schema() AND is_nullable = 'YES' AND column_default IS NOT NULL"

@@ -271,3 +271,34 @@ def test_a_label_move_is_a_signed_tenant_event(clean_queues: LocalRunner, receiv
     assert event["type"] == "template.label.moved" and event["tenantId"] == "default"
     assert event["data"] == {"templateId": made["id"], "label": "production", "fromVersion": None, "toVersion": 2,
                              "movedBy": event["data"]["movedBy"]}  # fmt: skip
+
+
+def test_a_batch_that_ends_is_a_signed_tenant_event(
+    clean_queues: LocalRunner, receiver: Receiver, economy_now: SetEnv
+) -> None:
+    from promptlab.jobs import economy, openai_batches, openai_files
+    from promptlab.models.openai_batches import BatchCreate
+    from promptlab.tenancy.auth import Principal
+
+    economy_now(PROMPTLAB_WEBHOOK_BACKOFF_SECONDS="[0]")
+    assert call_api(clean_queues, "PUT", "/webhooks", body={"url": receiver.url}).status == 200
+    owner = Principal(tenant_id="default")
+    line = {"custom_id": "one", "method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": "fake/fake-1", "messages": [{"role": "user", "content": uuid.uuid4().hex}]}}  # fmt: skip
+    try:
+        # Given a batch of one line, run through the fake provider's batch API to its end
+        made = openai_files.create_file(principal=owner, filename="in.jsonl", purpose="batch",
+                                        content=json.dumps(line).encode())  # fmt: skip
+        batch = openai_batches.create_batch(principal=owner, request=BatchCreate(
+            input_file_id=made.id, endpoint="/v1/chat/completions", completion_window="24h"))  # fmt: skip
+        for _ in range(3):
+            economy.run()
+        ended = openai_batches.get_batch(tenant_id="default", batch_id=batch.id)
+        assert ended.status == "completed" and ended.output_file_id is not None
+        drain_queues(clean_queues, function="NotifierFunction")
+    finally:
+        call_api(clean_queues, "PUT", "/webhooks", body={"url": None})
+    # Then the tenant's events URL receives `batch.completed` naming it, signed as Standard Webhooks
+    headers, body = receiver.received[-1]
+    event = Webhook(webhook_signing.signing_keys("default").current).verify(body, headers)
+    assert event["type"] == "batch.completed" and event["data"] == {"id": batch.id}

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
 
 from pydantic import AliasChoices, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from promptlab.core.errors import ConfigurationError
+from promptlab.core.provider_settings import ProviderSettings
 
 Mode = Literal["local", "aws"]
 
@@ -18,17 +18,19 @@ DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/promptlab"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-class Settings(BaseSettings):
+class Settings(ProviderSettings):
     """Every knob PromptLab reads; `PROMPTLAB_*` unless a standard name exists."""
 
     model_config = SettingsConfigDict(env_prefix="PROMPTLAB_", extra="ignore", populate_by_name=True)
 
     mode: Mode = Field(default="local", description="`local` allows the offline fake provider by default.")
     database_url: str = Field(
+        description="Postgres (15+).",
         default=DEFAULT_DATABASE_URL,
         validation_alias=AliasChoices("DATABASE_URL", "PROMPTLAB_DATABASE_URL"),
     )
     redis_url: str = Field(
+        description="Redis (6.2+); `rediss://` for TLS, `unix://` for a socket.",
         default=DEFAULT_REDIS_URL,
         validation_alias=AliasChoices("REDIS_URL", "PROMPTLAB_REDIS_URL"),
     )
@@ -44,19 +46,45 @@ class Settings(BaseSettings):
     )
     redis_prefix: str = Field(default="pl:", description="Prefix of every Redis key PromptLab writes.")
     aws_endpoint_url: str | None = Field(
+        description="SQS endpoint (moto locally, AWS in Lambda): any SQS-compatible server.",
         default=None,
         validation_alias=AliasChoices("AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL"),
     )
     aws_region: str = Field(
+        description="The region for SQS and the other AWS clients.",
         default="us-east-1",
         validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"),
     )
-    job_queue_high_url: str = Field(default="", validation_alias="JOB_QUEUE_HIGH_URL")
-    job_queue_normal_url: str = Field(default="", validation_alias="JOB_QUEUE_NORMAL_URL")
-    job_queue_low_url: str = Field(default="", validation_alias="JOB_QUEUE_LOW_URL")
-    job_dlq_url: str = Field(default="", validation_alias="JOB_DLQ_URL")
-    intake_dlq_url: str = Field(default="", validation_alias="INTAKE_DLQ_URL")
-    notify_queue_url: str = Field(default="", validation_alias="NOTIFY_QUEUE_URL")
+    job_queue_high_url: str = Field(
+        description="The high-priority job queue (set by the template and the local runner).",
+        default="",
+        validation_alias="JOB_QUEUE_HIGH_URL",
+    )
+    job_queue_normal_url: str = Field(
+        description="The normal-priority job queue (set by the template and the local runner).",
+        default="",
+        validation_alias="JOB_QUEUE_NORMAL_URL",
+    )
+    job_queue_low_url: str = Field(
+        description="The low-priority job queue (set by the template and the local runner).",
+        default="",
+        validation_alias="JOB_QUEUE_LOW_URL",
+    )
+    job_dlq_url: str = Field(
+        description="The job dead-letter queue (set by the template and the local runner).",
+        default="",
+        validation_alias="JOB_DLQ_URL",
+    )
+    intake_dlq_url: str = Field(
+        description="The intake queue's dead-letter queue (set by the template and the local runner).",
+        default="",
+        validation_alias="INTAKE_DLQ_URL",
+    )
+    notify_queue_url: str = Field(
+        description="The queue of webhook and tenant-event deliveries (set by the template).",
+        default="",
+        validation_alias="NOTIFY_QUEUE_URL",
+    )
     event_bus_name: str = Field(default="", description="EventBridge bus for promptlab.job.* events; empty: none.")
     job_events_topic_arn: str = Field(default="", description="SNS topic for finished jobs; empty: none.")
     webhook_block_private: bool = Field(
@@ -67,15 +95,33 @@ class Settings(BaseSettings):
         description="Local mode only: webhooks may go to loopback addresses (a receiver on this machine).",
     )
     webhook_allowed_hosts: str = Field(default="", description="Comma-separated hosts webhooks may reach; empty: any.")
-    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
-    webhook_max_attempts: int = Field(default=6, ge=1, le=20)
-    webhook_backoff_seconds: tuple[int, ...] = (5, 30, 120, 600, 1800)
+    webhook_timeout_seconds: float = Field(
+        description="How long one webhook delivery may take.", default=5.0, gt=0, le=30
+    )
+    webhook_max_attempts: int = Field(
+        description="Deliveries of one webhook before it is given up.", default=6, ge=1, le=20
+    )
+    webhook_backoff_seconds: tuple[int, ...] = Field(
+        default=(5, 30, 120, 600, 1800), description="Delay before each webhook retry (JSON list; the last repeats)."
+    )
 
-    default_provider: str = "fake"
-    default_model: str | None = None
-    default_max_tokens: int = Field(default=1024, ge=1, le=64_000)
-    max_attempts: int = Field(default=3, ge=1, le=20)
-    retry_backoff_seconds: tuple[int, ...] = (1, 3, 10)
+    default_provider: str = Field(
+        default="fake",
+        description="Provider when neither request nor template names one (template parameter `DefaultProvider`).",
+    )
+    default_model: str | None = Field(
+        default=None, description="Model for the default provider; empty: that provider's default."
+    )
+    default_max_tokens: int = Field(
+        description="Output token cap when neither request nor template sets one.", default=1024, ge=1, le=64_000
+    )
+    max_attempts: int = Field(
+        description="Provider attempts per job (template parameter `MaxAttempts`).", default=3, ge=1, le=20
+    )
+    retry_backoff_seconds: tuple[int, ...] = Field(
+        default=(1, 3, 10),
+        description="Delay before each retry (JSON list; the last repeats); a larger `retry-after` wins.",
+    )
     store_backoff_seconds: tuple[int, ...] = Field(
         default=(1, 2, 4, 8, 15),
         min_length=1,
@@ -87,10 +133,17 @@ class Settings(BaseSettings):
         le=240,
         description="How long the worker keeps trying to save a provider's answer while the database is down.",
     )
-    provider_timeout_seconds: float = Field(default=30.0, gt=0, le=240)
+    provider_timeout_seconds: float = Field(
+        description="Base provider timeout; a job gets min(base + 0.05 s × maxTokens, 240 s).",
+        default=30.0,
+        gt=0,
+        le=240,
+    )
     lease_margin_seconds: float = Field(default=60.0, ge=0, le=600, description="Lease = provider timeout + this.")
-    job_ttl_seconds: int = Field(default=86_400, ge=60)
-    default_cache_ttl_seconds: int = Field(default=3600, ge=0)
+    job_ttl_seconds: int = Field(description="A job's deadline (`expiresAt`).", default=86_400, ge=60)
+    default_cache_ttl_seconds: int = Field(
+        description="A template's result-cache TTL unless it sets one.", default=3600, ge=0
+    )
     throttle: bool = Field(default=True, description="Flow control: adaptive concurrency per provider and model.")
     flow_initial_concurrency: int = Field(default=4, ge=1, le=1000, description="A route's first concurrency limit.")
     flow_max_concurrency: int = Field(default=64, ge=1, le=10_000, description="A route's limit grows to this.")
@@ -101,13 +154,15 @@ class Settings(BaseSettings):
         default=1, ge=1, le=900, description="How long a job waits for a free slot; the longest retry-after sat out."
     )
     throttle_min_remaining: int = Field(default=0, ge=0, description="Pause a model when this few calls are left.")
-    throttle_max_pause_seconds: float = Field(default=60.0, gt=0, le=900)
+    throttle_max_pause_seconds: float = Field(
+        description="The longest wait a provider's reset header can cause.", default=60.0, gt=0, le=900
+    )
     worker_concurrency: int = Field(default=10, ge=1, le=100, description="Records of a batch run at once.")
     db_pool_size: int = Field(default=1, ge=1, le=64, description="Connections per process (1 in Lambda).")
     db_max_connections: int = Field(
         default=0, ge=0, le=1000, description="Connections a process may hold at once (0: no bound; the worker: 2)."
     )
-    db_connect_timeout_seconds: int = Field(default=5, ge=1, le=60)
+    db_connect_timeout_seconds: int = Field(description="Postgres connect timeout.", default=5, ge=1, le=60)
     db_connect_wait_seconds: float = Field(
         default=0.0,
         ge=0,
@@ -115,22 +170,22 @@ class Settings(BaseSettings):
         description="How long a new connection waits for a database that is restarting, resuming or failing over"
         " (0: one try, as the CLI does; the template's functions and the local runner wait).",
     )
-    db_statement_timeout_ms: int = Field(default=10_000, ge=100)
+    db_statement_timeout_ms: int = Field(description="Postgres statement timeout.", default=10_000, ge=100)
     db_prepared_statements: bool = Field(
         default=True,
         description="Prepare statements used repeatedly on the server; turn off behind RDS Proxy or PgBouncer.",
     )
-    redis_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
+    redis_timeout_seconds: float = Field(description="Redis connect and read timeout.", default=0.25, gt=0, le=10)
     rate_limit_generate: int = Field(default=100, ge=0, description="Generate requests per client IP per window.")
     rate_limit_reads: int = Field(default=600, ge=0, description="Other requests per client IP per window.")
-    rate_limit_window_seconds: int = Field(default=60, ge=1, le=3600)
+    rate_limit_window_seconds: int = Field(description="The rate limits' sliding window.", default=60, ge=1, le=3600)
     rate_limit_auth_failures: int = Field(
         default=20, ge=0, description="Unknown API keys an address may send per window before its lookups stop."
     )
     rate_limit_fail_open: bool = Field(default=False, description="Redis down: let requests through (uncounted).")
     cache_max_value_bytes: int = Field(default=262_144, ge=1024, description="Larger results are not cached in Redis.")
     template_cache_seconds: float = Field(default=1.0, ge=0, le=60, description="In-process template cache.")
-    idempotency_ttl_seconds: int = Field(default=86_400, ge=60)
+    idempotency_ttl_seconds: int = Field(description="How long an `Idempotency-Key` replays.", default=86_400, ge=60)
     max_waits_per_key: int = Field(
         default=10, ge=1, le=1000, description="Long polls (`GET /jobs/{id}?wait=`) one API key may hold at once."
     )
@@ -159,58 +214,12 @@ class Settings(BaseSettings):
         default=200_000, ge=1000, le=10_000_000, description="Longest rendered prompt (body, system, messages)."
     )
 
-    anthropic_api_key: str | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY", repr=False)
-    anthropic_base_url: str | None = Field(default=None, validation_alias="ANTHROPIC_BASE_URL")
-    anthropic_api_key_parameter: str | None = Field(default=None, description="SSM name of the key (AWS mode).")
-    anthropic_models: tuple[str, ...] = Field(default=(), description="Allowed models; empty: any.")
-    anthropic_default_model: str | None = None
-    openai_api_key: str | None = Field(default=None, validation_alias="OPENAI_API_KEY", repr=False)
-    openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
-    openai_api_key_parameter: str | None = Field(default=None, description="SSM name of the key (AWS mode).")
-    openai_models: tuple[str, ...] = Field(default=(), description="Allowed models; empty: any.")
-    openai_default_model: str | None = None
-    openai_compatible_base_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:11434/v1")
-    openai_compatible_api_key: str | None = Field(default=None, repr=False)
-    openai_compatible_models: tuple[str, ...] = Field(default=(), description="Allowed models; empty: any.")
-    openai_compatible_default_model: str | None = None
-
-    bedrock_enabled: bool = Field(
-        default=False, description="Amazon Bedrock may be used (IAM credentials: no key; the template turns it on)."
-    )
-    bedrock_region: str | None = Field(default=None, description="Bedrock's region; default: the function's.")
-    bedrock_model_arns: str = Field(
-        default="",
-        description="Comma-separated model and inference-profile ARNs the worker may invoke; their ids are the"
-        " allowed models (empty: any the role may call).",
-    )
-    bedrock_default_model: str | None = None
-    bedrock_batch_bucket: str | None = Field(default=None, description="S3 bucket of batch inference files.")
-    bedrock_batch_role_arn: str | None = Field(default=None, description="The role batch inference jobs run as.")
-    bedrock_batch_min_records: int = Field(
-        default=100, ge=1, description="Records Bedrock requires in one batch inference job (its quota)."
-    )
     economy_small_group_max_wait_seconds: int = Field(
         default=3600,
         ge=0,
         description="A group too small for its provider's batch minimum goes to the normal lane after this long.",
     )
 
-    fake_enabled: bool | None = Field(
-        default=None, description="The offline fake provider may be used (default: locally yes; never in AWS mode)."
-    )
-    fake_rate_limit_rpm: int | None = Field(
-        default=None, ge=1, description="The fake reports a per-minute request budget in Anthropic's headers."
-    )
-    fake_latency_ms: int = Field(default=0, ge=0, le=600_000)
-    fake_fail_status: str | None = Field(
-        default=None, pattern=r"^\s*[45]\d\d(\s*,\s*[45]\d\d)*\s*$", description="A status, or several: `429,500,529`."
-    )
-    fake_retry_after_seconds: float = Field(default=1.0, ge=0, le=600, description="The fake's 429s ask this long.")
-    fake_fail_rate: Decimal = Field(default=Decimal("1"), ge=0, le=1)
-    fake_timeout_rate: Decimal = Field(default=Decimal("0"), ge=0, le=1)
-    fake_batch_delay_seconds: float = Field(default=0, ge=0, description="Fake batches end this long after submit.")
-    fake_batch_error_rate: Decimal = Field(default=Decimal("0"), ge=0, le=1)
-    fake_batch_expire: bool = False
     economy_max_jobs: int = Field(default=1000, ge=1, le=100_000, description="Jobs per provider batch at most.")
     dataset_uploads_bucket: str | None = Field(
         default=None, description="S3 bucket for dataset files larger than a request body (presigned PUTs)."
@@ -238,13 +247,6 @@ class Settings(BaseSettings):
     )  # fmt: skip
     economy_min_jobs: int = Field(default=100, ge=1, description="A batch goes out at this many waiting jobs...")
     economy_max_wait_seconds: int = Field(default=300, ge=0, description="...or when its oldest job waited this long.")
-    fake_outage_file: str | None = Field(
-        default=None, description="While this file exists, every fake call fails with 529 (outage benchmarks)."
-    )
-    fake_call_log: str | None = Field(default=None, description="File the fake provider appends a line to per call.")
-    fake_answer_log: str | None = Field(
-        default=None, description="File the fake provider appends a line to per answer."
-    )
 
     @model_validator(mode="after")
     def _safe_in_aws(self) -> Settings:

@@ -30,7 +30,7 @@ def _job(row: Row | None) -> Job | None:
     return Job.from_row(row) if row is not None else None
 
 
-def _insert(job: Job) -> tuple[bytes, list[Any]]:
+def insert_statement(job: Job) -> tuple[bytes, list[Any]]:
     # NULL columns are left out (every column that has a default is NOT NULL, so the row is the same; a test
     # checks it): a cache hit's insert binds ~36 values instead of ~52, which takes ~80 µs off it.
     given = [(c, getattr(job, c)) for c in _COLUMNS]
@@ -45,7 +45,7 @@ def insert_job(conn: Connection, job: Job) -> Job:
     When the job would duplicate one already stored (the same intake message, or the same input while
     a single-flight job is in flight), that earlier job is returned instead.
     """
-    sql, values = _insert(job)
+    sql, values = insert_statement(job)
     stored = _job(conn.execute(sql + b" ON CONFLICT DO NOTHING RETURNING *", values).fetchone())
     if stored is None and job.source_message_id:
         row = conn.execute("SELECT * FROM jobs WHERE source_message_id = %s", (job.source_message_id,)).fetchone()
@@ -81,34 +81,12 @@ def recent_result(conn: Connection, *, tenant_id: str, input_hash: str, max_age_
     )
 
 
-def recent_results(conn: Connection, *, tenant_id: str, input_hashes: list[str], max_age_seconds: int) -> list[Job]:
-    """`recent_result` for many inputs at once: the newest such job of each."""
-    rows = conn.execute(
-        "SELECT DISTINCT ON (input_hash) * FROM jobs WHERE input_hash = ANY(%s) AND status = 'completed'"
-        " AND tenant_id = %s AND NOT cache_hit AND route_index = 0 AND output IS NOT NULL"
-        " AND completed_at > now() - make_interval(secs => %s) ORDER BY input_hash, completed_at DESC",
-        (input_hashes, tenant_id, max_age_seconds),
-    ).fetchall()
-    return [Job.from_row(row) for row in rows]
-
-
-def insert_new_jobs(conn: Connection, jobs: list[Job]) -> None:
-    """Insert many new jobs as given (no single flight, no intake message: nothing to join), in a pipeline."""
-    by_statement: dict[bytes, list[list[Any]]] = {}
-    for job in jobs:
-        sql, values = _insert(job)
-        by_statement.setdefault(sql, []).append(values)
-    with conn.cursor() as cur:
-        for sql, rows in by_statement.items():
-            cur.executemany(sql, rows)
-
-
 def insert_cache_hit(conn: Connection, job: Job) -> None:
     """Store a job answered from the cache (on a connection that does not wait for the WAL flush).
 
     The row is complete as given (timestamps included), so nothing is read back.
     """
-    sql, values = _insert(job)
+    sql, values = insert_statement(job)
     conn.execute(sql, values)
 
 

@@ -12,7 +12,7 @@ from promptlab.core.errors import FieldProblem, PromptLabError, ValidationFailed
 from promptlab.core.json_types import JsonObject
 from promptlab.core.observability import count, logger
 from promptlab.core.validation import validation_fields
-from promptlab.db import jobs_repo
+from promptlab.db import job_bulk_repo, jobs_repo
 from promptlab.db.connection import Connection, connection
 from promptlab.infra import result_cache
 from promptlab.jobs.lifecycle import dispatch, dispatch_many, job_public
@@ -88,7 +88,7 @@ def cached_results(conn: Connection, *, jobs: list[tuple[Job, int]]) -> dict[str
     done = {
         j.input_hash: j
         for j in (
-            jobs_repo.recent_results(
+            job_bulk_repo.recent_results(
                 conn, tenant_id=jobs[0][0].tenant_id, input_hashes=missing, max_age_seconds=max(ttl for _, ttl in jobs)
             )  # fmt: skip
             if missing

@@ -26,7 +26,7 @@ from promptlab.core.clock import utc_now
 from promptlab.core.errors import Conflict, NotFound, PromptLabError, RateLimited, ValidationFailed
 from promptlab.core.observability import count, logger
 from promptlab.core.settings import get_settings
-from promptlab.db import jobs_repo
+from promptlab.db import job_bulk_repo
 from promptlab.db import openai_batches_repo as repo
 from promptlab.db.connection import Connection, connection
 from promptlab.infra import request_limits
@@ -188,7 +188,7 @@ class _Pending:
             self.total += amount or Decimal(0)
             if job.lane == "standard":
                 self.fresh.append((job.id, job.priority))
-        jobs_repo.insert_new_jobs(self.conn, rows)
+        job_bulk_repo.insert_new_jobs(self.conn, rows)
         if hits:
             count("CacheHits", len(hits))
         self.jobs = []
