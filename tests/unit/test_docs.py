@@ -62,3 +62,36 @@ def test_no_module_grows_past_350_lines() -> None:
         for path in (ROOT / "layers" / "promptlab" / "promptlab").rglob("*.py")
     }
     assert {name: size for name, size in sizes.items() if size > 350} == {}
+
+
+def test_every_example_is_run_by_a_test_or_says_why_not() -> None:
+    """A shell or Python block in the README or the docs sits under an `<!-- examples: run by <file> -->` line
+    (that file runs the page's blocks, and names the page) or an `<!-- examples: not run (why) -->` line; a
+    heading ends a marker's reach."""
+    import re
+
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    problems = []
+    for page in pages:
+        marker: str | None = None
+        fenced = False
+        for number, text in enumerate(page.read_text(encoding="utf-8").splitlines(), start=1):
+            opening = not fenced and text.startswith("```")
+            fenced = fenced != text.startswith("```")
+            if fenced and not opening:
+                continue
+            if text.startswith("#"):
+                marker = None
+            elif found := re.match(r"<!-- examples: (.*) -->$", text):
+                marker = found.group(1)
+            elif opening and re.match(r"^```(bash|sh|python|console)\s*$", text):
+                where = f"{page.relative_to(ROOT)}:{number}"
+                if marker is None:
+                    problems.append(f"{where}: no `<!-- examples: … -->` line says which test runs it")
+                elif marker.startswith("run by "):
+                    runner = ROOT / marker.removeprefix("run by ")
+                    if not runner.is_file() or page.name not in runner.read_text(encoding="utf-8"):
+                        problems.append(f"{where}: {runner.relative_to(ROOT)} does not run {page.name}")
+                elif not re.match(r"not run \(.+\)$", marker):
+                    problems.append(f"{where}: say `run by <file>` or `not run (why)`")
+    assert problems == []
