@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -54,6 +55,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": server.url + "/v1",
         "PROMPTLAB_ECONOMY_MIN_JOBS": "1", "PROMPTLAB_ECONOMY_MAX_WAIT_SECONDS": "0",
         "PROMPTLAB_REDIS_PREFIX": redis_prefix("openai-batches"),
+        # Small, so a file past it takes the upload path here without a many-megabyte test file
+        "PROMPTLAB_OPENAI_FILE_MAX_BYTES": "400000",
     }  # fmt: skip
     try:
         with running_stack(data, env, args=("--schedule-speedup", "30")) as base:
@@ -233,3 +236,34 @@ def test_the_guides_example_runs_as_pasted(stack: Stack) -> None:
     assert status.startswith("completed") and "completed=3" in status
     assert [a.split()[0] for a in answers] == ["ticket-0", "ticket-1", "ticket-2"]
     assert all(a.split()[1].startswith("job_") and int(a.split()[2]) > 0 for a in answers)
+
+
+def test_a_file_too_large_for_a_request_body_goes_through_a_presigned_upload(stack: Stack) -> None:
+    client = stack.client()
+    lines = [line(f"big-{n}", "fake/fake-1", f"{n} {'long ticket text ' * 20}") for n in range(1_200)]
+    content = "\n".join(json.dumps(x) for x in lines).encode()
+    assert len(content) > 400_000
+    # The body path refuses it, naming the limit
+    with pytest.raises(openai.APIStatusError) as refused:
+        client.files.create(file=("big.jsonl", io.BytesIO(content)), purpose="batch")
+    assert refused.value.status_code == 413
+    # Through an upload: PUT to the presigned URL, then name the upload
+    upload: Any = client.post("/files/uploads", body={}, cast_to=object)
+    put = urllib.request.Request(upload["url"], data=content, method="PUT", headers=upload["headers"])
+    with urllib.request.urlopen(put, timeout=30) as answer:
+        assert answer.status == 200
+    made = client.post("/files", body={"upload_id": upload["id"], "filename": "big.jsonl", "purpose": "batch"},
+                       cast_to=openai.types.FileObject)  # fmt: skip
+    assert made.bytes == len(content) and made.purpose == "batch"
+    # The same upload cannot be used twice, and an unknown one is named
+    with pytest.raises(openai.BadRequestError) as again:
+        client.post("/files", body={"upload_id": upload["id"], "filename": "x", "purpose": "batch"}, cast_to=object)
+    assert again.value.param == "upload_id"
+    # Its batch runs, and an output file past the body limit downloads through a redirect the SDK follows
+    batch = client.batches.create(input_file_id=made.id, endpoint="/v1/chat/completions", completion_window="24h")
+    ended = wait_until_ended(client, batch.id)
+    assert ended.status == "completed" and ended.output_file_id
+    assert client.files.retrieve(ended.output_file_id).bytes > 400_000
+    assert client.files.content(made.id).content == content
+    output = client.files.content(ended.output_file_id).text.splitlines()
+    assert [json.loads(o)["custom_id"] for o in output] == [f"big-{n}" for n in range(1_200)]

@@ -144,6 +144,8 @@ def test_a_second_tenant_sees_nothing_of_the_first_on_any_route(runner: LocalRun
     expect("DELETE", "/v1/files/{file_id}", f"/v1/files/{fid}", 404)
     assert fid not in {f["id"] for f in expect("GET", "/v1/files", "/v1/files", 200).body["data"]}
     expect("POST", "/v1/files", "/v1/files", 400, body={"purpose": "batch"})  # a form is needed; nothing of ours
+    upload = expect("POST", "/v1/files/uploads", "/v1/files/uploads", 201).body  # its own key prefix
+    assert "/uploads/" in upload["url"] and "/uploads/default/" not in upload["url"]
     batch = {"input_file_id": fid, "endpoint": "/v1/chat/completions", "completion_window": "24h"}
     expect("POST", "/v1/batches", "/v1/batches", 404, body=batch)
     expect("GET", "/v1/batches/{batch_id}", f"/v1/batches/{bid}", 404)

@@ -229,6 +229,10 @@ class Settings(ProviderSettings):
         default=5_000_000, ge=1, le=5_500_000,
         description="The largest file `POST /v1/files` takes in its body (a Lambda request is 6 MB at most).",
     )  # fmt: skip
+    openai_upload_max_bytes: int = Field(
+        default=200_000_000, ge=1, le=5_000_000_000,
+        description="The largest batch file taken through `POST /v1/files/uploads` (a presigned PUT).",
+    )  # fmt: skip
     openai_file_retention_days: int = Field(
         default=30, ge=1, le=3650, description="Batch input, output and error files are deleted this long after."
     )

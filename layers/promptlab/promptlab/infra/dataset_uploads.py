@@ -107,6 +107,30 @@ def put(*, key: str, body: Any) -> None:
         raise DependencyUnavailable("the files bucket cannot store the file now") from exc
 
 
+def move(*, source: str, target: str, max_bytes: int) -> int:
+    """Move an uploaded object to its lasting key (a copy inside the bucket, then the upload is dropped);
+    its size. 422 naming `upload_id` when nothing was put there, 413 past `max_bytes` (nothing moved)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    s3, bucket = _client(), _bucket()
+    try:
+        size = int(s3.head_object(Bucket=bucket, Key=source)["ContentLength"])
+        if size > max_bytes:
+            raise PayloadTooLarge(f"the file is {size:,} bytes; at most {max_bytes:,} are taken here",
+                                  details={"bytes": size, "maxBytes": max_bytes})  # fmt: skip
+        s3.copy({"Bucket": bucket, "Key": source}, bucket, target)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            raise ValidationFailed.single(
+                "upload_id", "nothing was uploaded under this id (or it expired): PUT the file to its URL first"
+            ) from None
+        raise DependencyUnavailable("the files bucket cannot be written now") from exc
+    except BotoCoreError as exc:
+        raise DependencyUnavailable("the files bucket cannot be written now") from exc
+    forget(key=source)
+    return size
+
+
 def download_url(*, key: str, expires_seconds: int = 300) -> str:
     """A URL that reads the object for `expires_seconds` (for a file too large for an API answer)."""
     from botocore.exceptions import BotoCoreError, ClientError

@@ -5,6 +5,7 @@ write, their bytes private and encrypted in the stack's bucket (`files/<tenant>/
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import IO
 
@@ -16,7 +17,14 @@ from promptlab.core.settings import get_settings
 from promptlab.db import openai_batches_repo as repo
 from promptlab.db.connection import connection
 from promptlab.infra import dataset_uploads as bucket
-from promptlab.models.openai_batches import FileDeleted, FileList, FileObject, StoredFile
+from promptlab.models.openai_batches import (
+    FileDeleted,
+    FileFromUpload,
+    FileList,
+    FileObject,
+    FileUpload,
+    StoredFile,
+)
 from promptlab.tenancy.auth import Principal
 
 
@@ -37,6 +45,37 @@ def create_file(*, principal: Principal, filename: str, purpose: str, content: b
     with connection() as conn:
         repo.insert_file(conn, stored)
     logger.info("file stored", file_id=stored.id, bytes=stored.bytes)
+    return FileObject.of(stored)
+
+
+UPLOAD_SECONDS = 900  # how long an upload's URL takes a PUT
+
+
+def create_upload(*, principal: Principal) -> FileUpload:
+    """A presigned URL (15 minutes) for one batch file larger than a request body may be."""
+    upload_id = f"upload-{ids.ulid()}"
+    headers = {"Content-Type": "application/octet-stream"}
+    url = bucket.upload_url(key=bucket.key_of(principal.tenant_id, upload_id), content_type=headers["Content-Type"],
+                            expires_seconds=UPLOAD_SECONDS)  # fmt: skip
+    expires = int((utc_now() + timedelta(seconds=UPLOAD_SECONDS)).timestamp())
+    return FileUpload(id=upload_id, url=url, headers=headers, max_bytes=get_settings().openai_upload_max_bytes,
+                      expires_at=expires)  # fmt: skip
+
+
+def create_file_from_upload(*, principal: Principal, request: FileFromUpload) -> FileObject:
+    """The file PUT to an upload's URL, kept as a batch input file (the upload itself is dropped)."""
+    settings = get_settings()
+    stored = new_file(tenant_id=principal.tenant_id, purpose="batch", filename=request.filename, size=0,
+                      retention_days=settings.openai_file_retention_days)  # fmt: skip
+    size = bucket.move(source=bucket.key_of(principal.tenant_id, request.upload_id), target=stored.object_key,
+                       max_bytes=settings.openai_upload_max_bytes)  # fmt: skip
+    if size == 0:
+        bucket.forget(key=stored.object_key)
+        raise ValidationFailed.single("upload_id", "the uploaded file is empty")
+    stored = replace(stored, bytes=size)
+    with connection() as conn:
+        repo.insert_file(conn, stored)
+    logger.info("file stored from an upload", file_id=stored.id, bytes=size)
     return FileObject.of(stored)
 
 

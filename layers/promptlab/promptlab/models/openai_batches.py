@@ -86,6 +86,28 @@ class FileObject(BaseModel):
         )  # fmt: skip
 
 
+class FileUpload(BaseModel):
+    """Where to PUT the file (with these headers) before `POST /v1/files` names `upload_id`."""
+
+    id: str
+    object: Literal["file.upload"] = "file.upload"
+    url: str
+    method: Literal["PUT"] = "PUT"
+    headers: dict[str, str]
+    max_bytes: int
+    expires_at: int
+
+
+class FileFromUpload(BaseModel):
+    """`POST /v1/files` with a JSON body: the file PUT to an upload's URL becomes a file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    upload_id: Annotated[str, Field(min_length=1, max_length=100)]
+    filename: Annotated[str, Field(min_length=1, max_length=255)]
+    purpose: Literal["batch"]
+
+
 class FileList(BaseModel):
     object: Literal["list"] = "list"
     data: list[FileObject]

@@ -15,13 +15,24 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from pydantic import ValidationError
 
 from promptlab.api.answers import doc
 from promptlab.api.declared import route
 from promptlab.api.resolver import current_principal
 from promptlab.core.errors import BadRequest, ValidationFailed
+from promptlab.core.validation import validation_fields
 from promptlab.jobs import openai_batches, openai_files
-from promptlab.models.openai_batches import Batch, BatchCreate, BatchList, FileDeleted, FileList, FileObject
+from promptlab.models.openai_batches import (
+    Batch,
+    BatchCreate,
+    BatchList,
+    FileDeleted,
+    FileFromUpload,
+    FileList,
+    FileObject,
+    FileUpload,
+)
 
 router = Router()  # type: ignore[no-untyped-call]
 
@@ -35,8 +46,16 @@ def _tenant() -> str:
     return current_principal().tenant_id
 
 
-def _answer(status: int, body: FileObject | FileList | FileDeleted | Batch | BatchList) -> Response[str]:
+def _answer(status: int, body: FileObject | FileList | FileDeleted | FileUpload | Batch | BatchList) -> Response[str]:
     return Response(status_code=status, content_type="application/json", body=body.model_dump_json())
+
+
+def _parsed(model: type[FileFromUpload], body: object) -> FileFromUpload:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        field = validation_fields([dict(exc.errors()[0])])[0]
+        raise ValidationFailed.single(field["field"], field["message"]) from None
 
 
 def _form_parts() -> dict[str, Message]:
@@ -61,10 +80,17 @@ def _form_parts() -> dict[str, Message]:
     summary="Upload a batch input file (OpenAI-compatible)",
     description="A JSONL file of requests for `POST /v1/batches` (`purpose=batch`), as a multipart form the way"
     " `client.files.create(file=…, purpose=\"batch\")` sends it; up to `PROMPTLAB_OPENAI_FILE_MAX_BYTES` (5 MB)."
-    " Stored private and encrypted in the stack's bucket; deleted after `PROMPTLAB_OPENAI_FILE_RETENTION_DAYS`.",
+    " Stored private and encrypted in the stack's bucket; deleted after `PROMPTLAB_OPENAI_FILE_RETENTION_DAYS`."
+    " A larger file (up to 200 MB): `POST /v1/files/uploads`, PUT the file to its `url`, then send"
+    " `{\"upload_id\", \"filename\", \"purpose\": \"batch\"}` here as JSON.",
     responses=doc(200, FileObject, "The stored file", 400, 413), tags=["openai"],
 )  # fmt: skip
 def create_file() -> Response[str]:
+    event = router.current_event
+    content_type = (event.headers.get("content-type") or event.headers.get("Content-Type") or "").lower()
+    if content_type.startswith("application/json"):  # a large file PUT to an upload's URL
+        request = _parsed(FileFromUpload, event.json_body)
+        return _answer(200, openai_files.create_file_from_upload(principal=current_principal(), request=request))
     parts = _form_parts()
     upload, purpose = parts.get("file"), parts.get("purpose")
     if upload is None:
@@ -80,6 +106,18 @@ def create_file() -> Response[str]:
         content=content if isinstance(content, bytes) else b"",
     )
     return _answer(200, stored)
+
+
+@route(
+    router, "POST", "/v1/files/uploads", scope="generate", event="OpenAICreateFileUpload",
+    summary="Upload a large batch file (PromptLab)",
+    description="A presigned URL (15 minutes) to PUT one batch input file of up to"
+    " `PROMPTLAB_OPENAI_UPLOAD_MAX_BYTES` (200 MB) into the stack's bucket; then `POST /v1/files` with"
+    " `{\"upload_id\", \"filename\", \"purpose\": \"batch\"}` makes it a file. For files larger than a request body.",
+    responses=doc(201, FileUpload, "Where to PUT the file", 503), tags=["openai"],
+)  # fmt: skip
+def create_file_upload() -> Response[str]:
+    return _answer(201, openai_files.create_upload(principal=current_principal()))
 
 
 @route(
