@@ -14,7 +14,6 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -23,27 +22,14 @@ import pytest
 
 from tests.support import ROOT, redis_prefix
 from tests.support.local_stack import KEYS, request, running_stack
+from tests.support.openai_stack import OpenAIStack
 from tests.support.provider_server import ProviderServer
 
 pytestmark = pytest.mark.e2e
 MODELS = ["claude-haiku-4-5", "gpt-4.1-mini", "fake/fake-1"]
 
 
-class Stack:
-    def __init__(self, base: str, data: Path, env: dict[str, str]) -> None:
-        self.base, self.data, self.env = base, data, env
-
-    def client(self, key: str | None = None) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.base + "/v1", api_key=key or KEYS[self.base], max_retries=0)
-
-    def new_key(self, *flags: str) -> str:
-        settings = json.loads((self.data / "local-stack.json").read_text())
-        made = subprocess.run(
-            [sys.executable, "-m", "promptlab.cli", "keys", "create", "--name", uuid.uuid4().hex[:8], *flags, "--json"],
-            cwd=ROOT, env={**os.environ, **self.env, **settings}, capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        key: str = json.loads(made.stdout)["key"]
-        return key
+Stack = OpenAIStack
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +46,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     }  # fmt: skip
     try:
         with running_stack(data, env, args=("--schedule-speedup", "30")) as base:
-            yield Stack(base, data, env)
+            yield Stack(base, data, server, env)
     finally:
         server.stop()
 

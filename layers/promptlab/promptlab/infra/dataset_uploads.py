@@ -61,6 +61,27 @@ def upload_url(*, key: str, content_type: str, expires_seconds: int) -> str:
 CHUNK_BYTES = 1 << 20  # read a file a megabyte at a time
 
 
+def _size(s3: Any, bucket: str, key: str, *, max_bytes: int, field: str) -> int:
+    """The object's size, from a HEAD before a byte is read: 422 naming `field` when nothing was put there,
+    413 when it is over `max_bytes`. Raises boto's other errors for the caller."""
+    from botocore.exceptions import ClientError
+
+    try:
+        size = int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            raise ValidationFailed.single(
+                field, "nothing was uploaded under this id (or it expired): PUT the file to its URL first"
+            ) from None
+        raise
+    if size > max_bytes:
+        raise PayloadTooLarge(
+            f"the file is {size:,} bytes; at most {max_bytes:,} are taken here",
+            details={"bytes": size, "maxBytes": max_bytes},
+        )
+    return size
+
+
 def chunks(*, key: str, max_bytes: int) -> Iterator[bytes]:
     """The uploaded file, a megabyte at a time (never whole in memory); 422 naming `upload` when nothing was
     put there, 413 when it is over `max_bytes` (checked before a byte is read)."""
@@ -68,12 +89,7 @@ def chunks(*, key: str, max_bytes: int) -> Iterator[bytes]:
 
     s3, bucket = _client(), _bucket()
     try:
-        size = int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
-        if size > max_bytes:
-            raise PayloadTooLarge(
-                f"the file is {size:,} bytes; at most {max_bytes:,} are taken here",
-                details={"bytes": size, "maxBytes": max_bytes},
-            )
+        _size(s3, bucket, key, max_bytes=max_bytes, field="upload")
         body = s3.get_object(Bucket=bucket, Key=key)["Body"]
         read = 0
         while chunk := body.read(CHUNK_BYTES):
@@ -82,10 +98,6 @@ def chunks(*, key: str, max_bytes: int) -> Iterator[bytes]:
                 raise PayloadTooLarge(f"the uploaded file is over {max_bytes:,} bytes", details={"maxBytes": max_bytes})
             yield chunk
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
-            raise ValidationFailed.single(
-                "upload", "nothing was uploaded under this id (or it expired): PUT the file to its URL first"
-            ) from None
         raise DependencyUnavailable("the uploads bucket cannot be read now") from exc
     except BotoCoreError as exc:
         raise DependencyUnavailable("the uploads bucket cannot be read now") from exc
@@ -114,18 +126,9 @@ def move(*, source: str, target: str, max_bytes: int) -> int:
 
     s3, bucket = _client(), _bucket()
     try:
-        size = int(s3.head_object(Bucket=bucket, Key=source)["ContentLength"])
-        if size > max_bytes:
-            raise PayloadTooLarge(f"the file is {size:,} bytes; at most {max_bytes:,} are taken here",
-                                  details={"bytes": size, "maxBytes": max_bytes})  # fmt: skip
+        size = _size(s3, bucket, source, max_bytes=max_bytes, field="upload_id")
         s3.copy({"Bucket": bucket, "Key": source}, bucket, target)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
-            raise ValidationFailed.single(
-                "upload_id", "nothing was uploaded under this id (or it expired): PUT the file to its URL first"
-            ) from None
-        raise DependencyUnavailable("the files bucket cannot be written now") from exc
-    except BotoCoreError as exc:
+    except (BotoCoreError, ClientError) as exc:
         raise DependencyUnavailable("the files bucket cannot be written now") from exc
     forget(key=source)
     return size
