@@ -16,17 +16,20 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import boto3
 import openai
 import psycopg
 import pytest
 
 from tests.support import ROOT, redis_prefix
+from tests.support.bedrock_server import BedrockServer
 from tests.support.local_stack import KEYS, request, running_stack
 from tests.support.openai_stack import OpenAIStack
 from tests.support.provider_server import ProviderServer
 
 pytestmark = pytest.mark.e2e
-MODELS = ["claude-haiku-4-5", "gpt-4.1-mini", "fake/fake-1"]
+MODELS = ["claude-haiku-4-5", "gpt-4.1-mini", "bedrock/anthropic.claude-3-haiku-20240307-v1:0", "fake/fake-1"]
+BEDROCK_BUCKET = f"promptlab-e2e-openai-batches-{uuid.uuid4().hex[:8]}"
 
 
 Stack = OpenAIStack
@@ -34,9 +37,13 @@ Stack = OpenAIStack
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    server = ProviderServer().start()
+    server, bedrock = ProviderServer().start(), BedrockServer().start()
     data = tmp_path_factory.mktemp("openai-batches")
     env = {
+        "PROMPTLAB_BEDROCK_ENABLED": "true", "PROMPTLAB_BEDROCK_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock.url, "AWS_ENDPOINT_URL_BEDROCK": bedrock.url,
+        "PROMPTLAB_BEDROCK_BATCH_BUCKET": BEDROCK_BUCKET,
+        "PROMPTLAB_BEDROCK_BATCH_ROLE_ARN": "arn:aws:iam::123456789012:role/promptlab-bedrock-batch",
         "ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": server.url,
         "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": server.url + "/v1",
         "PROMPTLAB_ECONOMY_MIN_JOBS": "1", "PROMPTLAB_ECONOMY_MAX_WAIT_SECONDS": "0",
@@ -46,9 +53,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     }  # fmt: skip
     try:
         with running_stack(data, env, args=("--schedule-speedup", "30")) as base:
+            endpoint = json.loads((data / "local-stack.json").read_text())["AWS_ENDPOINT_URL"]
+            s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="local",
+                              aws_secret_access_key="local")  # fmt: skip
+            s3.create_bucket(Bucket=BEDROCK_BUCKET)
+            bedrock.s3_endpoint = endpoint  # the stand-in reads and writes batch files in the stack's S3
             yield Stack(base, data, server, env)
     finally:
         server.stop()
+        bedrock.stop()
 
 
 def line(custom_id: str, model: str, text: str, **extra: Any) -> dict[str, Any]:
@@ -79,7 +92,7 @@ def test_a_file_of_mixed_providers_runs_through_their_batch_apis_and_comes_back_
     # One request answered earlier through the chat door: its line is a cache hit, free
     cached = {"model": "fake/fake-1", "messages": [{"role": "user", "content": f"cached {tag}"}], "max_tokens": 50}
     client.chat.completions.create(**cached)  # type: ignore[call-overload]
-    lines = [line(f"req-{n}", MODELS[n % 3], f"question {n} {tag}") for n in range(1_000)]
+    lines = [line(f"req-{n}", MODELS[n % 4], f"question {n} {tag}") for n in range(1_000)]
     lines[7] = {"custom_id": "req-7", "method": "POST", "url": "/v1/chat/completions", "body": cached}
     lines[11] = line("req-11", "claude-haiku-4-5", "batch-error-permanent")  # the provider refuses this request
     file_id = upload(client, lines)
@@ -102,9 +115,12 @@ def test_a_file_of_mixed_providers_runs_through_their_batch_apis_and_comes_back_
     assert all(r["status_code"] == 200 and r["body"]["object"] == "chat.completion" for r in answers.values())
     assert answers["req-0"]["body"]["model"].startswith("claude-haiku-4-5")
     assert answers["req-1"]["body"]["model"].startswith("gpt-4.1-mini")
+    assert "claude-3-haiku" in answers["req-2"]["body"]["model"]  # 250 lines: past Bedrock's 100-record minimum
     # Each line is a job of its own (the request id), through the economy lane at batch prices
-    status, _, job = request(stack.base, "GET", f"/jobs/{answers['req-0']['request_id']}")
-    assert status == 200 and job["lane"] == "economy" and Decimal(job["savedCostUSD"]) > 0
+    for custom_id in ("req-0", "req-1", "req-2", "req-3"):  # Anthropic, OpenAI, Bedrock, the fake
+        status, _, job = request(stack.base, "GET", f"/jobs/{answers[custom_id]['request_id']}")
+        assert status == 200 and job["lane"] == "economy" and job["batchId"], job
+    assert Decimal(request(stack.base, "GET", f"/jobs/{answers['req-0']['request_id']}")[2]["savedCostUSD"]) > 0
     status, _, hit = request(stack.base, "GET", f"/jobs/{answers['req-7']['request_id']}")
     assert hit["cacheHit"] is True and Decimal(hit["estimatedCostUSD"]) == 0
     # And usage grouped by batch is what the lines cost
@@ -253,3 +269,13 @@ def test_a_file_too_large_for_a_request_body_goes_through_a_presigned_upload(sta
     assert client.files.content(made.id).content == content
     output = client.files.content(ended.output_file_id).text.splitlines()
     assert [json.loads(o)["custom_id"] for o in output] == [f"big-{n}" for n in range(1_200)]
+
+
+def test_a_keys_rate_limit_counts_every_line(stack: Stack) -> None:
+    client = stack.client(stack.new_key("--rpm", "10"))
+    file_id = upload(client, [line(f"r{n}", "fake/fake-1", f"rpm {n}") for n in range(20)])
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h")
+    assert refused.value.code == "rate_limit_exceeded" and "20 requests" in refused.value.message
+    assert refused.value.response.headers["retry-after"]
+    assert client.batches.list().data == []  # nothing was stored

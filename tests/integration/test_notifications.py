@@ -302,3 +302,10 @@ def test_a_batch_that_ends_is_a_signed_tenant_event(
     headers, body = receiver.received[-1]
     event = Webhook(webhook_signing.signing_keys("default").current).verify(body, headers)
     assert event["type"] == "batch.completed" and event["data"] == {"id": batch.id}
+
+
+@pytest.mark.parametrize("url", ["http://[", "http://[::1", "https://exa mple.com:99999/x"])
+def test_a_malformed_events_url_is_a_422_naming_it(runner: LocalRunner, url: str) -> None:
+    answer = call_api(runner, "PUT", "/webhooks", body={"url": url})
+    assert answer.status == 422, answer.body
+    assert answer.body["error"]["details"]["fields"][0]["field"] == "url"

@@ -24,10 +24,10 @@ from tests.support import (
 
 @pytest.fixture(autouse=True)
 def no_other_tests_stragglers(runner: LocalRunner) -> None:
-    """A sweep acts on the whole database: jobs other tests left unsent or with a lapsed lease are ended
-    first, so each test here sees only what it made."""
+    """A sweep acts on the whole database: jobs other tests left queued (unsent, or with messages they purged)
+    or with a lapsed lease are ended first, so each test here sees only what it made."""
     rows(
-        "UPDATE jobs SET status = 'cancelled', completed_at = now() WHERE (status = 'queued' AND enqueued_at IS NULL)"
+        "UPDATE jobs SET status = 'cancelled', completed_at = now() WHERE status = 'queued'"
         " OR (status = 'processing' AND lease_until < now() + interval '5 minutes') RETURNING id"
     )
 
@@ -167,3 +167,22 @@ def test_an_overdue_job_ends_failed_expired(clean_queues: LocalRunner, template:
     # Its message is still on the queue; the worker acknowledges it without a call.
     assert drain_queues(clean_queues) == 1
     assert rows("SELECT n FROM job_attempts WHERE job_id = %s", made["id"]) == []
+
+
+def test_openai_files_past_their_retention_are_deleted_with_their_bytes(clean_queues: LocalRunner) -> None:
+    from promptlab.core.errors import NotFound, ValidationFailed
+    from promptlab.infra import dataset_uploads
+    from promptlab.jobs import openai_files
+    from promptlab.tenancy.auth import Principal
+
+    made = openai_files.create_file(principal=Principal(tenant_id="default"), filename="old.jsonl", purpose="batch",
+                                    content=b'{"custom_id": "a"}\n')  # fmt: skip
+    kept = openai_files.create_file(principal=Principal(tenant_id="default"), filename="new.jsonl", purpose="batch",
+                                    content=b'{"custom_id": "b"}\n')  # fmt: skip
+    rows("UPDATE openai_files SET expires_at = now() - interval '1 second' WHERE id = %s RETURNING id", made.id)
+    sweep()
+    with pytest.raises(NotFound):
+        openai_files.get_file(tenant_id="default", file_id=made.id)
+    with pytest.raises(ValidationFailed):  # its bytes are gone from the bucket too
+        list(dataset_uploads.chunks(key=dataset_uploads.file_key("default", made.id), max_bytes=100))
+    assert openai_files.file_content(tenant_id="default", file_id=kept.id) == b'{"custom_id": "b"}\n'

@@ -77,7 +77,10 @@ def _loopback(address: str) -> bool:
 def vet(url: str) -> Target:
     """The target of a webhook URL, or `TargetRefused`."""
     settings = get_settings()
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # `http://[`: a bracket that opens no IPv6 address
+        raise TargetRefused(f"not a valid URL: {exc}") from exc
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise TargetRefused("only http and https URLs with a host can receive webhooks")
     if parts.scheme != "https" and settings.mode != "local":
