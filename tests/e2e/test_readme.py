@@ -85,3 +85,29 @@ def test_the_experiments_example_runs_from_the_examples_folder(local_stack: str,
     assert done.returncode == 0, done.stdout + done.stderr
     assert "200 rows · fields ticket" in done.stdout and "contains=1.000" in done.stdout
     assert "score (contains) +1.000" in done.stdout and (tmp_path / "examples" / "results.csv").exists()
+
+
+def test_the_integrations_example_submits_a_job_over_sqs(tmp_path: Path) -> None:
+    import sys
+    import time
+
+    from tests.support.local_stack import request, running_stack
+
+    section = (ROOT / "docs" / "guides" / "integrations.md").read_text(encoding="utf-8")
+    example = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)[0]
+    (tmp_path / "data").mkdir()
+    with running_stack(tmp_path / "data") as base:
+        state = json.loads((tmp_path / "data" / "local-stack.json").read_text())
+        status, _, made = request(base, "POST", "/templates", {"name": "intake-example", "body": "{{ input }}"})
+        assert status == 201, made
+        env = {**os.environ, "PROMPTLAB_SQS_URL": state["AWS_ENDPOINT_URL"], "PROMPTLAB_API_KEY": KEYS[base],
+               "TEMPLATE_ID": made["id"], "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}  # fmt: skip
+        ran = subprocess.run([sys.executable, "-c", example], env=env, capture_output=True, text=True, timeout=60)
+        assert ran.returncode == 0, ran.stderr
+        deadline = time.monotonic() + 30
+        while True:  # the intake function makes the message a job of the key's tenant
+            jobs = request(base, "GET", "/jobs")[2]["items"]
+            if any(j["templateId"] == made["id"] for j in jobs):
+                break
+            assert time.monotonic() < deadline, jobs
+            time.sleep(0.5)

@@ -19,6 +19,17 @@ from promptlab.tenancy import webhook_signing
 from tests.support import SetEnv, call_api, drain_queues, generate
 
 
+def guide_verifier() -> Any:
+    """The webhooks guide's `verified` function, run from the page as printed."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "guides" / "webhooks.md").read_text(encoding="utf-8")
+    scope: dict[str, Any] = {}
+    exec(re.findall(r"```python\n(.*?)```", page, flags=re.DOTALL)[0], scope)  # noqa: S102 - our own page
+    return scope["verified"]
+
+
 class Receiver(ThreadingHTTPServer):
     """A webhook endpoint that answers the statuses it is given, then 200, and keeps what it got."""
 
@@ -267,7 +278,7 @@ def test_a_label_move_is_a_signed_tenant_event(clean_queues: LocalRunner, receiv
     assert len(receiver.received) == 2
     (first, _), (headers, body) = receiver.received
     assert headers["x-promptlab-event"] == "template.label.moved" and first["webhook-id"] == headers["webhook-id"]
-    event = Webhook(webhook_signing.signing_keys("default").current).verify(body, headers)
+    event = guide_verifier()(webhook_signing.signing_keys("default").current, body, headers)  # as the guide does
     assert event["type"] == "template.label.moved" and event["tenantId"] == "default"
     assert event["data"] == {"templateId": made["id"], "label": "production", "fromVersion": None, "toVersion": 2,
                              "movedBy": event["data"]["movedBy"]}  # fmt: skip
