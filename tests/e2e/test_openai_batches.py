@@ -95,6 +95,21 @@ def test_a_file_of_mixed_providers_runs_through_their_batch_apis_and_comes_back_
     lines = [line(f"req-{n}", MODELS[n % 4], f"question {n} {tag}") for n in range(1_000)]
     lines[7] = {"custom_id": "req-7", "method": "POST", "url": "/v1/chat/completions", "body": cached}
     lines[11] = line("req-11", "claude-haiku-4-5", "batch-error-permanent")  # the provider refuses this request
+    # A template by label with its variables, a tool, a JSON schema: what the chat door takes, a line takes
+    status, _, template = request(
+        stack.base, "POST", "/templates", {"name": f"reply-{tag}", "body": "Reply to {{ t }}."}
+    )
+    request(stack.base, "PUT", f"/templates/{template['id']}/labels/production", {"version": 1})
+    lines[13]["body"] = {
+        "model": f"{template['id']}@production",
+        "messages": [],
+        "promptlab": {"variables": {"t": tag}},
+    }
+    lines[17]["body"]["tools"] = [
+        {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    ]
+    lines[19]["body"]["response_format"] = {"type": "json_schema", "json_schema": {"name": "a", "schema": {
+        "type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}}}  # fmt: skip
     file_id = upload(client, lines)
     # When the batch is created and run to its end
     created = client.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions",
@@ -116,6 +131,13 @@ def test_a_file_of_mixed_providers_runs_through_their_batch_apis_and_comes_back_
     assert answers["req-0"]["body"]["model"].startswith("claude-haiku-4-5")
     assert answers["req-1"]["body"]["model"].startswith("gpt-4.1-mini")
     assert "claude-3-haiku" in answers["req-2"]["body"]["model"]  # 250 lines: past Bedrock's 100-record minimum
+    templated = request(stack.base, "GET", f"/jobs/{answers['req-13']['request_id']}")[2]
+    assert (
+        templated["templateId"] == template["id"]
+        and tag in answers["req-13"]["body"]["choices"][0]["message"]["content"]
+    )
+    assert json.loads(answers["req-19"]["body"]["choices"][0]["message"]["content"])["answer"]
+    assert request(stack.base, "GET", f"/jobs/{answers['req-17']['request_id']}")[2]["params"]["tools"]
     # Each line is a job of its own (the request id), through the economy lane at batch prices
     for custom_id in ("req-0", "req-1", "req-2", "req-3"):  # Anthropic, OpenAI, Bedrock, the fake
         status, _, job = request(stack.base, "GET", f"/jobs/{answers[custom_id]['request_id']}")
@@ -197,7 +219,7 @@ def test_a_batch_over_the_budget_starts_nothing_and_names_the_shortfall(stack: S
 
 
 def test_cancel_midway_keeps_what_finished_and_releases_the_rest(stack: Stack) -> None:
-    client = stack.client()
+    client = stack.client(stack.new_key("--monthly-budget-usd", "50"))
     lines = [line(f"r{n}", "claude-haiku-4-5", f"cancel me {n} {uuid.uuid4().hex}") for n in range(300)]
     batch = client.batches.create(input_file_id=upload(client, lines), endpoint="/v1/chat/completions",
                                   completion_window="24h")  # fmt: skip
@@ -211,6 +233,16 @@ def test_cancel_midway_keeps_what_finished_and_releases_the_rest(stack: Stack) -
     assert {e["error"]["code"] for e in errors if e["error"]} == {"batch_cancelled"}
     with pytest.raises(openai.ConflictError):
         client.batches.cancel(batch.id)
+    # The key's budget holds nothing more, and has spent exactly what the finished lines cost
+    database = json.loads((stack.data / "local-stack.json").read_text())["DATABASE_URL"]
+    with psycopg.connect(database) as conn:
+        ledger = conn.execute(
+            "SELECT b.spent_usd, b.reserved_usd, (SELECT coalesce(sum(estimated_cost_usd), 0) FROM jobs"
+            " WHERE openai_batch_id = %s) FROM key_budgets b JOIN openai_batches o ON o.api_key_id = b.key_id"
+            " WHERE o.id = %s",
+            (batch.id, batch.id),
+        ).fetchone()
+    assert ledger is not None and ledger[1] == 0 and ledger[0] == ledger[2]
 
 
 def test_another_tenant_sees_no_file_and_no_batch(stack: Stack) -> None:

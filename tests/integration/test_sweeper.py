@@ -186,3 +186,29 @@ def test_openai_files_past_their_retention_are_deleted_with_their_bytes(clean_qu
     with pytest.raises(ValidationFailed):  # its bytes are gone from the bucket too
         list(dataset_uploads.chunks(key=dataset_uploads.file_key("default", made.id), max_bytes=100))
     assert openai_files.file_content(tenant_id="default", file_id=kept.id) == b'{"custom_id": "b"}\n'
+
+
+def test_a_batch_whose_lines_never_started_within_its_window_ends_expired(clean_queues: LocalRunner) -> None:
+    import json
+
+    from promptlab.jobs import openai_batches, openai_files
+    from promptlab.models.openai_batches import BatchCreate
+    from promptlab.tenancy.auth import Principal
+
+    owner = Principal(tenant_id="default")
+    lines = [{"custom_id": f"l{n}", "method": "POST", "url": "/v1/chat/completions",
+              "body": {"model": "fake/fake-1", "messages": [{"role": "user", "content": unique("late")}]}}
+             for n in range(3)]  # fmt: skip
+    made = openai_files.create_file(principal=owner, filename="late.jsonl", purpose="batch",
+                                    content="\n".join(json.dumps(x) for x in lines).encode())  # fmt: skip
+    batch = openai_batches.create_batch(principal=owner, request=BatchCreate(
+        input_file_id=made.id, endpoint="/v1/chat/completions", completion_window="24h"))  # fmt: skip
+    # The 24 hours pass with its lines still waiting for a provider batch
+    rows("UPDATE jobs SET expires_at = now() - interval '1 second' WHERE openai_batch_id = %s RETURNING id", batch.id)
+    sweep()
+    ended = openai_batches.get_batch(tenant_id="default", batch_id=batch.id)
+    assert ended.status == "expired" and ended.expired_at is not None and ended.output_file_id is None
+    assert ended.request_counts.failed == 3 and ended.error_file_id is not None
+    errors = openai_files.file_content(tenant_id="default", file_id=ended.error_file_id)
+    assert isinstance(errors, bytes)
+    assert [json.loads(x)["error"]["code"] for x in errors.splitlines()] == ["batch_expired"] * 3
