@@ -36,7 +36,9 @@ def assert_every_job_ended_once(result: FaultRun, capsys: pytest.CaptureFixture[
     figures = result.figures()
     with capsys.disabled():  # how long the jobs took to end after the store came back, in every run's output
         print("\nstore fault figures: " + json.dumps(figures))
-    assert set(result.answers) <= {202, 503}, figures
+    # 200: the database failed after a request's job was written, so the request ran again and was answered
+    # from that job's result (a free cache hit: `billed_twice` below stays 0)
+    assert set(result.answers) <= {200, 202, 503}, figures
     assert figures["no_answer"] == 0 and figures["without_retry_after"] == 0, figures
     assert figures["ended_within_s_of_last_store_back"] is not None, figures
     assert figures["jobs"] == {"completed": figures["accepted"]}, figures

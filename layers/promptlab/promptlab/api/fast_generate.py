@@ -72,7 +72,9 @@ def generate_fast(event: Event, principal: Principal, prefetch: Prefetch | None)
                 principal=principal, request=request, use_cache=uses_cache(headers.get("cache-control"))
             )
     except PromptLabError:
-        return None  # nothing was written: the full route answers with the proper error
+        # The full route answers: with the proper error when nothing was written, or, when a store failed after
+        # the job was written, with that job (joined in flight) or its result (a free cache hit)
+        return None
     headers = {"Content-Type": "application/json", **job_location(public.id)}
     return {
         "statusCode": generation_status(public),
