@@ -226,8 +226,9 @@ class Settings(ProviderSettings):
     )
     dataset_upload_max_bytes: int = Field(default=100_000_000, ge=1, description="The largest dataset file taken.")
     openai_file_max_bytes: int = Field(
-        default=5_000_000, ge=1, le=5_500_000,
-        description="The largest file `POST /v1/files` takes in its body (a Lambda request is 6 MB at most).",
+        default=4_000_000, ge=1, le=20_000_000,
+        description="The largest file `POST /v1/files` takes in its body: API Gateway passes the form to Lambda"
+        " base64-encoded (a third larger), and a Lambda request is 6 MB at most.",
     )  # fmt: skip
     openai_upload_max_bytes: int = Field(
         default=200_000_000, ge=1, le=5_000_000_000,

@@ -79,7 +79,7 @@ def _form_parts() -> dict[str, Message]:
     router, "POST", "/v1/files", scope="generate", event="OpenAICreateFile",
     summary="Upload a batch input file (OpenAI-compatible)",
     description="A JSONL file of requests for `POST /v1/batches` (`purpose=batch`), as a multipart form the way"
-    " `client.files.create(file=…, purpose=\"batch\")` sends it; up to `PROMPTLAB_OPENAI_FILE_MAX_BYTES` (5 MB)."
+    " `client.files.create(file=…, purpose=\"batch\")` sends it; up to `PROMPTLAB_OPENAI_FILE_MAX_BYTES` (4 MB)."
     " Stored private and encrypted in the stack's bucket; deleted after `PROMPTLAB_OPENAI_FILE_RETENTION_DAYS`."
     " A larger file (up to 200 MB): `POST /v1/files/uploads`, PUT the file to its `url`, then send"
     " `{\"upload_id\", \"filename\", \"purpose\": \"batch\"}` here as JSON.",
