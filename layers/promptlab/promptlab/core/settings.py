@@ -234,6 +234,9 @@ class Settings(ProviderSettings):
         default=200_000_000, ge=1, le=5_000_000_000,
         description="The largest batch file taken through `POST /v1/files/uploads` (a presigned PUT).",
     )  # fmt: skip
+    openai_tenant_max_file_bytes: int = Field(
+        default=10_000_000_000, ge=1, description="What one tenant's batch input files may hold at once, in bytes."
+    )
     openai_file_retention_days: int = Field(
         default=30, ge=1, le=3650, description="Batch input, output and error files are deleted this long after."
     )

@@ -20,6 +20,15 @@ def insert_file(conn: Connection, stored: StoredFile) -> None:
     )  # fmt: skip
 
 
+def tenant_input_bytes(conn: Connection, *, tenant_id: str) -> int:
+    """What the tenant's batch input files hold (the output files are PromptLab's own)."""
+    row = conn.execute(
+        "SELECT coalesce(sum(bytes), 0) AS held FROM openai_files WHERE tenant_id = %s AND purpose = 'batch'",
+        (tenant_id,),
+    ).fetchone()
+    return int(row["held"]) if row is not None else 0
+
+
 def get_file(conn: Connection, *, tenant_id: str, file_id: str) -> StoredFile | None:
     row = conn.execute("SELECT * FROM openai_files WHERE id = %s AND tenant_id = %s", (file_id, tenant_id)).fetchone()
     return StoredFile(**row) if row is not None else None

@@ -137,11 +137,16 @@ def get_limiter() -> SlidingWindowLimiter:
     return SlidingWindowLimiter(get_redis())
 
 
+# POSTs that make jobs or store files: the generate limit (a batch's lines also count against a key's --rpm).
+GENERATE_PATHS = frozenset({"/generate", "/generate/batch", "/v1/chat/completions", "/v1/batches", "/v1/files",
+                            "/v1/files/uploads"})  # fmt: skip
+
+
 def route_class(method: str, path: str) -> str | None:
     """`generate`, `read`, or None for routes that are never limited (health checks)."""
     if path == "/health":
         return None
-    if method.upper() == "POST" and path in {"/generate", "/generate/batch", "/v1/chat/completions"}:
+    if method.upper() == "POST" and path in GENERATE_PATHS:
         return "generate"
     return "read"
 

@@ -41,11 +41,23 @@ def create_file(*, principal: Principal, filename: str, purpose: str, content: b
         raise ValidationFailed.single("file", "the file is empty")
     stored = new_file(tenant_id=principal.tenant_id, purpose="batch", filename=filename[:255] or "input.jsonl",
                        size=len(content), retention_days=settings.openai_file_retention_days)  # fmt: skip
+    _check_room(principal.tenant_id, len(content))
     bucket.put(key=stored.object_key, body=content)
     with connection() as conn:
         repo.insert_file(conn, stored)
     logger.info("file stored", file_id=stored.id, bytes=stored.bytes)
     return FileObject.of(stored)
+
+
+def _check_room(tenant_id: str, size: int) -> None:
+    """A 400 naming `file` when the tenant's input files would hold more than their cap with this one."""
+    cap = get_settings().openai_tenant_max_file_bytes
+    with connection() as conn:
+        held = repo.tenant_input_bytes(conn, tenant_id=tenant_id)
+    if held + size > cap:
+        raise ValidationFailed.single(
+            "file", f"this tenant's batch files hold {held:,} bytes of {cap:,}: delete some (DELETE /v1/files/{{id}})"
+        )
 
 
 UPLOAD_SECONDS = 900  # how long an upload's URL takes a PUT
@@ -69,9 +81,13 @@ def create_file_from_upload(*, principal: Principal, request: FileFromUpload) ->
                       retention_days=settings.openai_file_retention_days)  # fmt: skip
     size = bucket.move(source=bucket.key_of(principal.tenant_id, request.upload_id), target=stored.object_key,
                        max_bytes=settings.openai_upload_max_bytes)  # fmt: skip
-    if size == 0:
+    try:
+        if size == 0:
+            raise ValidationFailed.single("upload_id", "the uploaded file is empty")
+        _check_room(principal.tenant_id, size)
+    except ValidationFailed:
         bucket.forget(key=stored.object_key)
-        raise ValidationFailed.single("upload_id", "the uploaded file is empty")
+        raise
     stored = replace(stored, bytes=size)
     with connection() as conn:
         repo.insert_file(conn, stored)
