@@ -118,11 +118,23 @@ def open_batches(conn: Connection, *, limit: int) -> list[StoredBatch]:
 
 def move(conn: Connection, *, batch_id: str, before: tuple[str, ...], after: str, stamp: str) -> StoredBatch | None:
     """Change the batch's status from one of `before` (and set its `stamp` time); None when another did it."""
-    assert stamp in {"finalizing_at", "completed_at", "expired_at", "cancelling_at", "cancelled_at", "failed_at"}
+    assert stamp in {"completed_at", "expired_at", "cancelling_at", "cancelled_at", "failed_at"}
     row = conn.execute(
         f"UPDATE openai_batches SET status = %s, {stamp} = now() WHERE id = %s AND status = ANY(%s)"
         " RETURNING *".encode(),
         (after, batch_id, list(before)),
+    ).fetchone()
+    return StoredBatch(**row) if row is not None else None
+
+
+def take_for_finalizing(conn: Connection, *, batch_id: str, stale_seconds: int) -> StoredBatch | None:
+    """Make the batch `finalizing` for this caller alone: from `in_progress` or `cancelling`, or from a
+    `finalizing` whose writer stopped more than `stale_seconds` ago; None when another has it."""
+    row = conn.execute(
+        "UPDATE openai_batches SET status = 'finalizing', finalizing_at = now() WHERE id = %s"
+        " AND (status IN ('in_progress', 'cancelling')"
+        " OR (status = 'finalizing' AND finalizing_at < now() - make_interval(secs => %s))) RETURNING *",
+        (batch_id, stale_seconds),
     ).fetchone()
     return StoredBatch(**row) if row is not None else None
 

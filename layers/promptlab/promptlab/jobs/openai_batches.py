@@ -287,7 +287,7 @@ def cancel_batch(*, tenant_id: str, batch_id: str) -> Batch:
     already running finish and are kept. `cancelling` until the last one ends, then `cancelled`."""
     with connection() as conn, conn.transaction():
         stored = _stored_batch(conn, tenant_id, batch_id)
-        moved = repo.move(conn, batch_id=batch_id, before=("validating", "in_progress"), after="cancelling",
+        moved = repo.move(conn, batch_id=batch_id, before=("in_progress",), after="cancelling",
                           stamp="cancelling_at")  # fmt: skip
         if moved is None and stored.status != "cancelling":
             raise Conflict(
@@ -310,9 +310,8 @@ def _refresh(stored: StoredBatch) -> Batch:
 
 def _finalize(stored: StoredBatch) -> StoredBatch:
     with connection() as conn:
-        moved = repo.move(conn, batch_id=stored.id, before=("in_progress", "cancelling", "finalizing"),
-                          after="finalizing", stamp="finalizing_at")  # fmt: skip
-    if moved is None:
+        taken = repo.take_for_finalizing(conn, batch_id=stored.id, stale_seconds=int(STALE_FINALIZING.total_seconds()))
+    if taken is None:  # another reader or the sweeper is writing its files
         return stored
     output_id, error_id, expired = openai_batch_results.write_files(stored)
     ending = "cancelled" if stored.cancelling_at is not None else "expired" if expired else "completed"

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import base64
 from email.message import Message
-from email.parser import BytesParser
-from email.policy import HTTP
 from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler import Response
@@ -60,6 +58,9 @@ def _parsed(model: type[FileFromUpload], body: object) -> FileFromUpload:
 
 def _form_parts() -> dict[str, Message]:
     """The multipart form's parts by name (`file`, `purpose`); 400 when the body is not one."""
+    from email.parser import BytesParser  # only an upload pays for the email package's parser
+    from email.policy import HTTP
+
     event = router.current_event
     content_type = event.headers.get("content-type") or event.headers.get("Content-Type") or ""
     raw = event.body or ""
