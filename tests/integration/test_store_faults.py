@@ -43,9 +43,13 @@ def database_down(runner: LocalRunner, set_env: SetEnv) -> Iterator[Any]:
     down(False)
 
 
-def wait_for_messages(runner: LocalRunner, queue: str, seconds: float = 5) -> list[dict[str, Any]]:
+def wait_for_messages(
+    runner: LocalRunner, queue: str, seconds: float = 5, job_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The queue's visible messages once there are some (only `job_id`'s, when given: a message another test
+    delayed may come back on the same queue meanwhile)."""
     deadline = time.monotonic() + seconds
-    while not (found := queued_messages(runner, queue)):
+    while not (found := [m for m in queued_messages(runner, queue) if job_id is None or job_id in m["Body"]]):
         assert time.monotonic() < deadline, f"nothing came back on {queue}"
         time.sleep(0.1)
     return found
@@ -75,7 +79,7 @@ def test_a_record_whose_database_is_down_comes_back_in_seconds_without_spending_
     assert normal_poller(clean_queues).poll_once(wait_seconds=0) == 1
     # Then the job's message is back on the queue within seconds, a new message (received once: by this
     # look), carrying how often it waited
-    back = wait_for_messages(clean_queues, "JobQueueNormal")
+    back = wait_for_messages(clean_queues, "JobQueueNormal", job_id=made["id"])
     assert len(back) == 1 and back[0]["Attributes"]["ApproximateReceiveCount"] == "1"
     message = JobMessage.model_validate_json(back[0]["Body"])
     assert message.job_id == made["id"] and message.handback == Handback(waits=1)
@@ -104,7 +108,9 @@ def test_a_job_claimed_just_before_its_database_failed_is_taken_over_on_the_same
     assert held["status"] == "processing" and held["leased"]
     # Then the message that comes back names the claim, and the next delivery takes the job over at once
     # (not after its lease), on the same attempt: the provider was never called
-    back = JobMessage.model_validate_json(wait_for_messages(clean_queues, "JobQueueNormal")[0]["Body"])
+    back = JobMessage.model_validate_json(
+        wait_for_messages(clean_queues, "JobQueueNormal", job_id=made["id"])[0]["Body"]
+    )
     assert back.handback == Handback(holder=held["holder"], called=False, waits=1)
     done = run_until_ended(clean_queues, made["id"], seconds=10)
     assert done["status"] == "completed" and done["attempts"] == 1
@@ -239,7 +245,7 @@ def test_when_sqs_refuses_the_new_message_the_received_copy_waits_seconds_instea
     monkeypatch.setattr(worker, "get_queue", lambda: refusing)
     assert normal_poller(clean_queues).poll_once(wait_seconds=0) == 1
     # Then the received copy itself is visible again within seconds (one receive counted)
-    back = wait_for_messages(clean_queues, "JobQueueNormal")
+    back = wait_for_messages(clean_queues, "JobQueueNormal", job_id=made["id"])
     assert len(back) == 1 and back[0]["Attributes"]["ApproximateReceiveCount"] == "2"
     assert json.loads(back[0]["Body"]) == {"jobId": made["id"], "v": 1}
     database_down(False)

@@ -195,12 +195,13 @@ def requeue_throttled(conn: Connection, *, job_id: str, attempt: int, error: Row
     return cur.rowcount == 1
 
 
-def requeue_job(conn: Connection, *, job_id: str, attempt: int, error: Row) -> bool:
-    """Hand the job back to the queue after a retryable failure."""
+def requeue_job(conn: Connection, *, job_id: str, attempt: int, error: Row, due_in_seconds: int) -> bool:
+    """Hand the job back to the queue after a retryable failure; its message is due back in `due_in_seconds`."""
     cur = conn.execute(
-        "UPDATE jobs SET status = 'queued', error = %s, lease_until = NULL, updated_at = now()"
+        "UPDATE jobs SET status = 'queued', error = %s, lease_until = NULL, updated_at = now(),"
+        " message_due_at = now() + make_interval(secs => %s)"
         " WHERE id = %s AND status = 'processing' AND attempts = %s",
-        (Jsonb(error), job_id, attempt),
+        (Jsonb(error), due_in_seconds, job_id, attempt),
     )
     return cur.rowcount == 1
 

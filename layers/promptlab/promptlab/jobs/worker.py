@@ -196,6 +196,13 @@ def _handle_failure(
         # Sent before the job is failed: if this process dies here, the redelivery ends the job the same way.
         queue.dead_letter(body=delivery.body, job_id=job.id, reason=reason, attempts=attempt)
 
+    delay = backoff_seconds(attempt - job.throttles, exc.retry_after)  # throttled calls do not escalate it
+    if paused_route_for > 0:
+        # This call's failure paused the route (a failed probe): the job comes back after the jobs parked
+        # for the pause, so that the next probe is another job's and one job does not spend all its
+        # attempts probing an outage (its backoff would end just as the pause does, first in line).
+        delay = max(delay, math.ceil(paused_route_for) + 1)
+
     def write(_retried: bool) -> None:  # each statement is guarded, so a second try after a commit changes nothing
         with connection() as conn, conn.transaction():
             attempts_repo.end_attempt(
@@ -206,7 +213,7 @@ def _handle_failure(
                     conn, job_id=job.id, attempt=attempt, extra_attempts=get_settings().max_attempts, error=error
                 )
             elif retry:
-                jobs_repo.requeue_job(conn, job_id=job.id, attempt=attempt, error=error)
+                jobs_repo.requeue_job(conn, job_id=job.id, attempt=attempt, error=error, due_in_seconds=delay)
             else:
                 jobs_repo.fail_job(conn, job_id=job.id, error=error)
 
@@ -221,13 +228,6 @@ def _handle_failure(
         logger.info("job moves to its next fallback", job_id=job.id, code=exc.code)
         return
     if retry:
-        delay = backoff_seconds(attempt - job.throttles, exc.retry_after)  # throttled calls do not escalate it
-        if paused_route_for > 0:
-            # This call's failure paused the route (a failed probe): the job comes back after the jobs parked
-            # for the pause, so that the next probe is another job's and one job does not spend all its
-            # attempts probing an outage (its backoff would end just as the pause does, first in line).
-            delay = max(delay, math.ceil(paused_route_for) + 1)
-        expect_back(job.id, delay)
         try:
             queue.delay(source_arn=delivery.source_arn, receipt_handle=delivery.receipt_handle, seconds=delay)
         except DependencyUnavailable as delay_failed:

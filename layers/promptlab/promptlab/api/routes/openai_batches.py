@@ -48,9 +48,10 @@ def _answer(status: int, body: FileObject | FileList | FileDeleted | FileUpload 
     return Response(status_code=status, content_type="application/json", body=body.model_dump_json())
 
 
-def _parsed(model: type[FileFromUpload], body: object) -> FileFromUpload:
+def _from_upload(body: object) -> FileFromUpload:
+    """`POST /v1/files` with a JSON body; 400 naming the first bad field."""
     try:
-        return model.model_validate(body)
+        return FileFromUpload.model_validate(body)
     except ValidationError as exc:
         field = validation_fields([dict(exc.errors()[0])])[0]
         raise ValidationFailed.single(field["field"], field["message"]) from None
@@ -90,7 +91,7 @@ def create_file() -> Response[str]:
     event = router.current_event
     content_type = (event.headers.get("content-type") or event.headers.get("Content-Type") or "").lower()
     if content_type.startswith("application/json"):  # a large file PUT to an upload's URL
-        request = _parsed(FileFromUpload, event.json_body)
+        request = _from_upload(event.json_body)
         return _answer(200, openai_files.create_file_from_upload(principal=current_principal(), request=request))
     parts = _form_parts()
     upload, purpose = parts.get("file"), parts.get("purpose")
